@@ -1,0 +1,260 @@
+"""Immutable containers over columnar frames: ``Interactions``, ``Items`` and their ``Dataset``."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from shortlist.data.ids import IdMap
+from shortlist.data.report import CleaningReport
+from shortlist.data.validate import DuplicatePolicy, TimestampUnit, validate_interactions
+from shortlist.errors import DataValidationError, EmptyInputError, MissingColumnError
+from shortlist.schema import ID_DTYPE, ITEM, ITEM_ID, TIMESTAMP, USER, USER_ID, WEIGHT
+
+
+class Interactions:
+    """A read-only log of (user, item, timestamp, weight, ...) with dense internal ids.
+
+    ``frame`` has Int32 ``user``/``item`` columns indexing :attr:`users` / :attr:`items`, Int64
+    ``timestamp`` (epoch seconds), Float32 ``weight`` and any optional canonical columns, in input
+    order. Subsets made by :meth:`with_frame` / :meth:`filter` share the id maps, so indices stay
+    comparable across splits.
+    """
+
+    __slots__ = ("_frame", "items", "users")
+
+    def __init__(self, frame: pl.DataFrame, users: IdMap, items: IdMap) -> None:
+        for col in (USER, ITEM, TIMESTAMP, WEIGHT):
+            if col not in frame.columns:
+                raise MissingColumnError("Interactions", col, frame.columns)
+        self._frame = frame
+        self.users = users
+        self.items = items
+
+    # --- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_frame(
+        cls,
+        df: pl.DataFrame,
+        *,
+        source: str = "<interactions>",
+        columns: Mapping[str, str] | None = None,
+        timestamp_unit: TimestampUnit = "auto",
+        drop_invalid: bool = False,
+        duplicates: DuplicatePolicy = "drop",
+        items: IdMap | None = None,
+        users: IdMap | None = None,
+    ) -> Interactions:
+        """Validate a raw frame with external ids and map it to internal ids.
+
+        Pass ``items``/``users`` to extend existing id maps (ids already known keep their index).
+        """
+        clean, _ = validate_interactions(
+            df,
+            source=source,
+            columns=columns,
+            timestamp_unit=timestamp_unit,
+            drop_invalid=drop_invalid,
+            duplicates=duplicates,
+        )
+        return cls.from_clean(clean, users=users, items=items)
+
+    @classmethod
+    def from_clean(
+        cls, clean: pl.DataFrame, *, users: IdMap | None = None, items: IdMap | None = None
+    ) -> Interactions:
+        """Map an already validated frame (external ``user_id``/``item_id``) to internal ids."""
+        u = clean.get_column(USER_ID)
+        i = clean.get_column(ITEM_ID)
+        users = users.extend(u.unique(maintain_order=True)) if users else IdMap.from_values(u)
+        items = items.extend(i.unique(maintain_order=True)) if items else IdMap.from_values(i)
+        frame = clean.with_columns(users.index(u).alias(USER), items.index(i).alias(ITEM)).drop(USER_ID, ITEM_ID)
+        ordered = [USER, ITEM, TIMESTAMP, WEIGHT]
+        return cls(frame.select(ordered + [c for c in frame.columns if c not in ordered]), users, items)
+
+    def with_frame(self, frame: pl.DataFrame) -> Interactions:
+        """Same id maps over another frame (a subset, re-weighted copy, ...)."""
+        return Interactions(frame, self.users, self.items)
+
+    def filter(self, predicate: pl.Expr | pl.Series) -> Interactions:
+        return self.with_frame(self._frame.filter(predicate))
+
+    # --- views ---------------------------------------------------------------------------------
+    @property
+    def frame(self) -> pl.DataFrame:
+        return self._frame
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def __len__(self) -> int:
+        return self._frame.height
+
+    def __repr__(self) -> str:
+        return (
+            f"Interactions({len(self):,} rows, {self.n_users:,} users, {self.n_items:,} items, "
+            f"columns={self._frame.columns})"
+        )
+
+    def column(self, name: str) -> np.ndarray:
+        return self._frame.get_column(name).to_numpy()
+
+    def time_span(self) -> tuple[int, int]:
+        """(first, last) timestamp in epoch seconds."""
+        if not len(self):
+            raise EmptyInputError("Interactions", "interactions")
+        ts = self._frame.get_column(TIMESTAMP)
+        return int(ts.min()), int(ts.max())  # type: ignore[arg-type]
+
+    def active_users(self) -> np.ndarray:
+        """Internal ids of users with at least one interaction, sorted."""
+        return np.unique(self.column(USER)).astype(np.int32)
+
+    def to_csr(self, *, values: str | None = None, binary: bool = False) -> sp.csr_matrix:
+        """A (n_users × n_items) CSR matrix; repeated pairs are summed (counts, or ``values``)."""
+        rows, cols = self.column(USER), self.column(ITEM)
+        data = np.ones(len(rows), np.float32) if values is None else self.column(values).astype(np.float32)
+        m = sp.csr_matrix((data, (rows, cols)), shape=(self.n_users, self.n_items), dtype=np.float32)
+        m.sum_duplicates()
+        if binary:
+            m.data[:] = 1.0
+        return m
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the canonical columns and id maps: identical data ⇒ identical fingerprint."""
+        h = hashlib.sha256()
+        for col in (USER, ITEM, TIMESTAMP, WEIGHT):
+            h.update(np.ascontiguousarray(self.column(col)).tobytes())
+        for ids in (self.users.ids, self.items.ids):
+            h.update("\x1f".join(ids.to_list()).encode())
+        return h.hexdigest()
+
+
+class Items:
+    """An item catalogue aligned to an interactions id map: one row per catalogued item.
+
+    ``frame`` has the Int32 ``item`` column plus any of title, description, category, brand, price
+    and free attributes. Items in the id map without a catalogue row have no row here.
+    """
+
+    __slots__ = ("_frame", "ids")
+
+    def __init__(self, frame: pl.DataFrame, ids: IdMap) -> None:
+        if ITEM not in frame.columns:
+            raise MissingColumnError("Items", ITEM, frame.columns)
+        self._frame = frame.sort(ITEM)
+        self.ids = ids
+
+    @classmethod
+    def from_frame(cls, df: pl.DataFrame, ids: IdMap, *, source: str = "<items>") -> Items:
+        """Map a catalogue with an external ``item_id`` column onto ``ids`` (which must hold every id)."""
+        if df.height == 0:
+            raise EmptyInputError(source, "items")
+        if ITEM_ID not in df.columns:
+            raise MissingColumnError(source, ITEM_ID, df.columns)
+        idx = ids.index(df.get_column(ITEM_ID).cast(pl.Utf8))
+        if idx.null_count():
+            raise DataValidationError(f"{source}: {idx.null_count()} catalogue ids are not in the id map")
+        return cls(df.with_columns(idx.alias(ITEM)).drop(ITEM_ID), ids)
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        return self._frame
+
+    def __len__(self) -> int:
+        return self._frame.height
+
+    def __repr__(self) -> str:
+        return f"Items({len(self):,} rows, columns={self._frame.columns})"
+
+    def has(self, column: str) -> bool:
+        return column in self._frame.columns
+
+    def aligned(self, column: str) -> pl.Series:
+        """``column`` as a Series of length ``len(ids)`` indexed by internal item id (null where absent)."""
+        full = pl.DataFrame({ITEM: pl.int_range(len(self.ids), eager=True, dtype=ID_DTYPE)})
+        return full.join(self._frame.select(ITEM, column), on=ITEM, how="left").sort(ITEM).get_column(column)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Interactions, an optional item catalogue, and what loading removed."""
+
+    interactions: Interactions
+    items: Items | None = None
+    name: str = "dataset"
+    report: CleaningReport = field(default_factory=lambda: CleaningReport("dataset"))
+    repeats: bool = False  # whether re-consuming an item is normal in this domain (retail: yes)
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r}, {self.interactions!r}, items={self.items!r})"
+
+
+def build_dataset(
+    interactions: pl.DataFrame,
+    items: pl.DataFrame | None = None,
+    *,
+    name: str = "dataset",
+    source: str = "<interactions>",
+    items_source: str = "<items>",
+    report: CleaningReport | None = None,
+    repeats: bool = False,
+    columns: Mapping[str, str] | None = None,
+    timestamp_unit: TimestampUnit = "auto",
+    drop_invalid: bool = False,
+    duplicates: DuplicatePolicy = "drop",
+) -> Dataset:
+    """Validate raw frames and build a :class:`Dataset` with one shared item id map.
+
+    Items seen in interactions come first (order of first appearance), then catalogue-only items,
+    so a catalogue never changes the indices of interacted items.
+    """
+    clean, report = validate_interactions(
+        interactions,
+        source=source,
+        columns=columns,
+        timestamp_unit=timestamp_unit,
+        drop_invalid=drop_invalid,
+        duplicates=duplicates,
+        report=report,
+    )
+    cat: Items | None = None
+    item_map = IdMap.from_values(clean.get_column(ITEM_ID))
+    if items is not None:
+        items = _clean_items(items, source=items_source, report=report)
+        item_map = item_map.extend(items.get_column(ITEM_ID).to_list())
+    inter = Interactions.from_clean(clean, items=item_map)
+    if items is not None:
+        cat = Items.from_frame(items, inter.items, source=items_source)
+    return Dataset(inter, cat, name=name, report=report, repeats=repeats)
+
+
+def _clean_items(df: pl.DataFrame, *, source: str, report: CleaningReport) -> pl.DataFrame:
+    if df.height == 0:
+        raise EmptyInputError(source, "items")
+    if ITEM_ID not in df.columns:
+        raise MissingColumnError(source, ITEM_ID, df.columns)
+    ids = df.get_column(ITEM_ID)
+    if ids.dtype.is_float():
+        ids = ids.cast(pl.Int64)
+    ids = ids.cast(pl.Utf8).str.strip_chars()
+    df = df.with_columns(ids.alias(ITEM_ID))
+    bad = ids.is_null() | (ids == "")
+    if bad.any():
+        report.drop(f"{source}: catalogue rows with null or empty item_id", int(bad.sum()))
+        df = df.filter(~bad)
+    dup = df.get_column(ITEM_ID).is_duplicated() & ~df.get_column(ITEM_ID).is_first_distinct()
+    if dup.any():
+        report.note(f"{source}: {int(dup.sum())} repeated catalogue rows for the same item_id; kept the first")
+        df = df.filter(~dup)
+    return df

@@ -1,0 +1,147 @@
+"""Leak-free splits: leave-last-out and global time windows, with warm-user filtering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from shortlist.data.containers import Interactions
+from shortlist.errors import ConfigError, DataValidationError
+from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
+
+_ROW = "__row"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Train interactions and test targets over the same id maps, plus what the split removed."""
+
+    train: Interactions
+    test: Interactions
+    protocol: str
+    repeats: bool
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def test_users(self) -> np.ndarray:
+        """Users with at least one target, sorted."""
+        return self.test.active_users()
+
+    def targets(self) -> sp.csr_matrix:
+        """Binary (n_users × n_items) matrix of test targets."""
+        return self.test.to_csr(binary=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"Split({self.protocol}, train={len(self.train):,} rows, test={len(self.test):,} rows over "
+            f"{len(self.test_users):,} users, repeats={self.repeats}, removed={self.counts})"
+        )
+
+
+def leave_last_out(
+    data: Interactions, *, n_last: int = 1, repeats: bool = False, min_train: int = 1
+) -> Split:
+    """Hold out each user's last ``n_last`` interactions (stable by timestamp; ties keep input order).
+
+    Users with fewer than ``min_train`` training interactions keep all their rows in train and get
+    no target. With ``repeats=False`` targets the user already had in train are removed (counted).
+    """
+    if n_last < 1 or min_train < 0:
+        raise ConfigError(f"leave_last_out needs n_last >= 1 and min_train >= 0, got {n_last}, {min_train}")
+    f = data.frame.with_row_index(_ROW).sort([USER, TIMESTAMP, _ROW])
+    pos_from_end = f.select(pl.int_range(pl.len()).reverse().over(USER).alias("p")).to_series()
+    n_user = f.select(pl.len().over(USER).alias("n")).to_series()
+    warm = (n_user - n_last) >= max(min_train, 1)
+    is_test = (pos_from_end < n_last) & warm
+    train = f.filter(~is_test)
+    test = f.filter(is_test)
+    counts = {"users_too_short": int(f.filter(~warm).get_column(USER).n_unique())}
+    return _finish(data, train, test, repeats=repeats, protocol=f"llo:{n_last}", counts=counts)
+
+
+def time_window_split(
+    data: Interactions,
+    *,
+    days: float | None = None,
+    quantile: float | None = None,
+    repeats: bool = True,
+    warm_users_only: bool = True,
+) -> Split:
+    """Everything at or after a global cut-off is test: the last ``days`` days or a time ``quantile``.
+
+    Test targets are de-duplicated to one row per (user, item). Cold users (no training rows) are
+    removed when ``warm_users_only``; items the user had in train are removed unless ``repeats``.
+    """
+    if (days is None) == (quantile is None):
+        raise ConfigError("time_window_split needs exactly one of days=N or quantile=q")
+    ts = data.frame.get_column(TIMESTAMP)
+    if days is not None:
+        if days <= 0:
+            raise ConfigError(f"days must be positive, got {days}")
+        cutoff = int(ts.max()) - int(days * SECONDS_PER_DAY)  # type: ignore[arg-type]
+        protocol = f"days:{days:g}"
+    else:
+        assert quantile is not None
+        if not 0.0 < quantile < 1.0:
+            raise ConfigError(f"quantile must be in (0, 1), got {quantile}")
+        cutoff = int(ts.quantile(quantile, interpolation="lower"))  # type: ignore[arg-type]
+        protocol = f"quantile:{quantile:g}"
+    f = data.frame.with_row_index(_ROW)
+    train = f.filter(pl.col(TIMESTAMP) <= cutoff)
+    test = f.filter(pl.col(TIMESTAMP) > cutoff)
+    counts: dict[str, int] = {"cutoff": cutoff}
+    if train.height == 0 or test.height == 0:
+        raise DataValidationError(
+            f"the {protocol} split leaves an empty {'train' if train.height == 0 else 'test'} set "
+            f"(cut-off {cutoff}); choose a smaller window"
+        )
+    if warm_users_only:
+        cold = ~test.get_column(USER).is_in(train.get_column(USER).unique().implode())
+        counts["cold_user_rows"] = int(cold.sum())
+        test = test.filter(~cold)
+    n_before = test.height
+    test = test.sort([USER, ITEM, TIMESTAMP, _ROW]).unique([USER, ITEM], keep="first", maintain_order=True)
+    counts["duplicate_target_rows"] = n_before - test.height
+    return _finish(data, train, test.sort(_ROW), repeats=repeats, protocol=protocol, counts=counts)
+
+
+def _finish(
+    data: Interactions,
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    *,
+    repeats: bool,
+    protocol: str,
+    counts: dict[str, int],
+) -> Split:
+    if not repeats:
+        seen = train.select(USER, ITEM).unique().with_columns(pl.lit(True).alias("_seen"))
+        test = test.join(seen, on=[USER, ITEM], how="left", maintain_order="left")
+        rep = test.get_column("_seen").fill_null(False)
+        counts["repeat_targets"] = int(rep.sum())
+        test = test.filter(~rep).drop("_seen")
+    if test.height == 0:
+        raise DataValidationError(f"the {protocol} split has no test targets left; check repeats / the window")
+    train = train.sort(_ROW).drop(_ROW)
+    test = test.sort(_ROW).drop(_ROW)
+    return Split(data.with_frame(train), data.with_frame(test), protocol, repeats, counts)
+
+
+def split_by_protocol(data: Interactions, protocol: str, *, repeats: bool) -> Split:
+    """``llo`` / ``llo:N`` → leave-last-out; ``days:N`` → last N days; ``quantile:q`` → time quantile."""
+    name, _, arg = protocol.partition(":")
+    try:
+        if name == "llo":
+            return leave_last_out(data, n_last=int(arg or 1), repeats=repeats)
+        if name == "days":
+            return time_window_split(data, days=float(arg), repeats=repeats)
+        if name == "quantile":
+            return time_window_split(data, quantile=float(arg), repeats=repeats)
+    except ValueError as e:
+        if isinstance(e, DataValidationError | ConfigError):
+            raise
+        raise ConfigError(f"bad protocol {protocol!r}: {e}") from e
+    raise ConfigError(f"unknown protocol {protocol!r}; use llo, llo:N, days:N or quantile:Q")

@@ -1,0 +1,121 @@
+"""Typed exceptions. Each message says what was wrong, in which input, and how to fix it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from difflib import get_close_matches
+
+
+class ShortlistError(Exception):
+    """Base class of every error shortlist raises on purpose."""
+
+
+class DataValidationError(ShortlistError, ValueError):
+    """Input data does not have the shape or content shortlist needs."""
+
+
+class EmptyInputError(DataValidationError):
+    def __init__(self, source: str, what: str = "interactions") -> None:
+        super().__init__(f"{source}: the {what} input has no rows; pass a file with at least one row.")
+
+
+class MissingColumnError(DataValidationError):
+    def __init__(self, source: str, column: str, available: Sequence[str], *, hint: str = "") -> None:
+        near = get_close_matches(column, list(available), n=1, cutoff=0.5)
+        did_you_mean = f" Did you mean {near[0]!r}?" if near else ""
+        fix = hint or (
+            f"rename the column to {column!r} or pass a column mapping "
+            f"(e.g. --map {column}=<your column>)"
+        )
+        super().__init__(
+            f"{source}: required column {column!r} is missing (found: {', '.join(map(repr, available))})."
+            f"{did_you_mean} Fix: {fix}."
+        )
+        self.source, self.column = source, column
+
+
+class ColumnTypeError(DataValidationError):
+    def __init__(self, source: str, column: str, expected: str, got: str, examples: Sequence[object] = ()) -> None:
+        ex = f" Offending values: {list(examples)[:5]!r}." if examples else ""
+        super().__init__(
+            f"{source}: column {column!r} must be {expected}, got {got}.{ex} "
+            f"Fix: convert the column to {expected} or drop the bad rows."
+        )
+        self.source, self.column = source, column
+
+
+class InvalidIdError(DataValidationError):
+    def __init__(self, source: str, column: str, n_bad: int, rows: Sequence[int]) -> None:
+        super().__init__(
+            f"{source}: column {column!r} has {n_bad} null or empty id(s) (first rows: {list(rows)[:5]}). "
+            f"Fix: remove those rows or fill the ids (pass drop_invalid=True / --drop-invalid to drop "
+            f"them with a count)."
+        )
+        self.source, self.column, self.n_bad = source, column, n_bad
+
+
+class TimestampParseError(DataValidationError):
+    def __init__(self, source: str, column: str, n_bad: int, examples: Sequence[object]) -> None:
+        super().__init__(
+            f"{source}: column {column!r} has {n_bad} value(s) that are not timestamps "
+            f"(examples: {list(examples)[:5]!r}). Fix: use epoch seconds (integer) or ISO 8601 "
+            f"date-times such as '2011-12-09 12:50:00'."
+        )
+        self.source, self.column, self.n_bad = source, column, n_bad
+
+
+class DuplicateRowsError(DataValidationError):
+    def __init__(self, source: str, n_dup: int, keys: Sequence[str]) -> None:
+        super().__init__(
+            f"{source}: {n_dup} duplicate row(s) on ({', '.join(keys)}). "
+            f"Fix: de-duplicate the file, or use duplicates='drop' (the default) to drop them with a count."
+        )
+        self.source, self.n_dup = source, n_dup
+
+
+class UnsupportedFormatError(DataValidationError):
+    def __init__(self, source: str, suffix: str, supported: Sequence[str]) -> None:
+        super().__init__(
+            f"{source}: unsupported file type {suffix!r}; supported: {', '.join(supported)}. "
+            f"Fix: convert the file or give it the right extension."
+        )
+
+
+class ConfigError(ShortlistError, ValueError):
+    """A configuration value or option is invalid."""
+
+
+class NotFittedError(ShortlistError, RuntimeError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is not fitted yet; call fit(...) first.")
+
+
+class UnknownDatasetError(ShortlistError, KeyError):
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        near = get_close_matches(name, list(known), n=1)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        super().__init__(f"unknown dataset {name!r}; known: {', '.join(known)}.{hint}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class DatasetNotFoundError(ShortlistError, FileNotFoundError):
+    def __init__(self, name: str, looked_in: Sequence[str], fix: str) -> None:
+        super().__init__(f"dataset {name!r} not found (looked in: {', '.join(looked_in)}). Fix: {fix}.")
+
+
+class DownloadError(ShortlistError, OSError):
+    """A download failed or its checksum did not match."""
+
+
+class ModelLoadError(ShortlistError, OSError):
+    """A saved model directory is missing files, corrupt, or from an incompatible version."""
+
+
+class DependencyMissingError(ShortlistError, ImportError):
+    def __init__(self, package: str, extra: str, what: str) -> None:
+        super().__init__(
+            f"{what} needs the optional package {package!r}. Fix: pip install 'shortlist[{extra}]'."
+        )
+        self.package, self.extra = package, extra

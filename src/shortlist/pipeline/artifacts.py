@@ -1,0 +1,146 @@
+"""Model directories: atomic writes, a JSON manifest with versions and checksums, verified loads.
+
+Arrays are ``.npy`` (loaded with ``allow_pickle=False``), tables Parquet, models in their own text
+formats. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from shortlist import __version__
+from shortlist.errors import ModelLoadError
+
+MANIFEST = "manifest.json"
+FORMAT = "shortlist-model"
+FORMAT_VERSION = 1
+_LIBRARIES = ("numpy", "scipy", "polars", "pyarrow", "lightgbm", "implicit", "faiss-cpu", "torch",
+              "sentence-transformers", "scikit-learn")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a model may depend on."""
+    out = {}
+    for name in _LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success it replaces ``target`` in one rename.
+
+    On error the temporary directory is removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_manifest(directory: Path, *, kind: str, config: Mapping[str, Any], extra: Mapping[str, Any]) -> dict:
+    """Checksum every file in ``directory`` and write the manifest (call last)."""
+    files = {
+        str(p.relative_to(directory)): sha256_file(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "shortlist_version": __version__,
+        "libraries": library_versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": dict(config),
+        **dict(extra),
+        "files": files,
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False))
+    return manifest
+
+
+def read_manifest(directory: Path, *, verify: bool = True) -> dict:
+    """Read and (by default) verify a model directory's manifest and file checksums."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise ModelLoadError(f"{directory}: no {MANIFEST}; this is not a shortlist model directory "
+                             f"(create one with `shortlist fit ... --out {directory}`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"{path}: corrupt manifest ({e}); re-run `shortlist fit`") from e
+    if manifest.get("format") != FORMAT:
+        raise ModelLoadError(f"{path}: not a shortlist model manifest")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelLoadError(f"{path}: model format {manifest['format_version']} is newer than this "
+                             f"shortlist ({__version__}) supports; upgrade shortlist")
+    if verify:
+        for rel, digest in manifest.get("files", {}).items():
+            f = directory / rel
+            if not f.is_file():
+                raise ModelLoadError(f"{directory}: file {rel!r} listed in the manifest is missing")
+            if sha256_file(f) != digest:
+                raise ModelLoadError(f"{directory}: checksum mismatch for {rel!r}; the model is corrupt "
+                                     f"or was modified — re-run `shortlist fit`")
+    return manifest
+
+
+def save_arrays(directory: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        np.save(directory / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def load_arrays(directory: Path) -> dict[str, np.ndarray]:
+    return {p.stem: np.load(p, allow_pickle=False) for p in sorted(Path(directory).glob("*.npy"))}
+
+
+def save_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2))
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def save_ids(path: Path, ids: pl.Series) -> None:
+    pl.DataFrame({"id": ids}).write_parquet(path)
+
+
+def load_ids(path: Path) -> pl.Series:
+    return pl.read_parquet(path).get_column("id")

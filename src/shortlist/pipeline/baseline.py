@@ -1,0 +1,136 @@
+"""A fitted, saveable baseline recommender (popularity, or repurchase-then-popular)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import numpy as np
+import polars as pl
+
+from shortlist.data.containers import Interactions
+from shortlist.data.ids import IdMap
+from shortlist.errors import ConfigError, NotFittedError
+from shortlist.pipeline.artifacts import (
+    atomic_directory,
+    load_ids,
+    read_manifest,
+    save_ids,
+    write_manifest,
+)
+from shortlist.retrieval.base import CandidateSource, check_k
+from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.chain import Chain, chain_candidates
+from shortlist.retrieval.popularity import Popularity
+from shortlist.retrieval.registry import load_source, save_source
+from shortlist.retrieval.repurchase import Repurchase
+from shortlist.schema import ITEM, ITEM_ID, RANK, SCORE, USER, USER_ID
+
+BaselineKind = Literal["auto", "popular", "popular_recent", "repurchase_then_popular"]
+KIND = "baseline"
+
+
+def make_baseline(kind: str) -> CandidateSource:
+    """The baseline source named ``kind``."""
+    if kind == "popular":
+        return Popularity()
+    if kind == "popular_recent":
+        return Popularity(window_days="auto")
+    if kind == "repurchase_then_popular":
+        return Chain([Repurchase(), Popularity()], name="repurchase_then_popular")
+    raise ConfigError(f"unknown baseline {kind!r}; use popular, popular_recent or repurchase_then_popular")
+
+
+class BaselineRecommender:
+    """Recommend with one baseline source; unknown users get the all-time popularity fallback.
+
+    ``kind="auto"`` picks repurchase-then-popular when repeats are allowed, popularity otherwise.
+    """
+
+    def __init__(self, *, kind: BaselineKind = "auto", allow_repeats: bool = False) -> None:
+        self.kind = kind
+        self.allow_repeats = allow_repeats
+        self.source_: CandidateSource | None = None
+        self.fallback_: Popularity | None = None
+        self.users_: IdMap | None = None
+        self.items_: IdMap | None = None
+        self.fingerprint_: str | None = None
+
+    @property
+    def resolved_kind(self) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return "repurchase_then_popular" if self.allow_repeats else "popular"
+
+    def fit(self, data: Interactions, *, rng: np.random.Generator | None = None) -> Self:
+        self.source_ = make_baseline(self.resolved_kind).fit(data, rng=rng)
+        self.fallback_ = Popularity(name="fallback_popular").fit(data)
+        self.users_, self.items_ = data.users, data.items
+        self.fingerprint_ = data.fingerprint()
+        return self
+
+    def _check(self) -> tuple[CandidateSource, Popularity, IdMap, IdMap]:
+        if self.source_ is None or self.fallback_ is None or self.users_ is None or self.items_ is None:
+            raise NotFittedError(type(self).__name__)
+        return self.source_, self.fallback_, self.users_, self.items_
+
+    def recommend(self, user_ids: Sequence[str] | pl.Series, k: int) -> pl.DataFrame:
+        """``user_id, item_id, rank, score`` rows: at most ``k`` per user, every user present.
+
+        Users unknown at fit time get the popularity fallback; lists are topped up from it too.
+        """
+        check_k(k)
+        source, fallback, users, items = self._check()
+        ext = pl.Series(USER_ID, list(user_ids) if not isinstance(user_ids, pl.Series) else user_ids, pl.Utf8)
+        ext = ext.unique(maintain_order=True)
+        idx = users.index(ext)
+        # Unknown users get a row index past the fitted users: sources treat them as history-less.
+        internal = idx.fill_null(pl.int_range(len(users), len(users) + len(ext), eager=True).cast(pl.Int32))
+        u = internal.to_numpy().astype(np.int64)
+        exclude = not self.allow_repeats
+        cands = chain_candidates(
+            [source.retrieve(u, k, exclude_seen=exclude), fallback.retrieve(u, k, exclude_seen=exclude)],
+            k, source.name,
+        )
+        return self._to_external(cands, internal, ext, items)
+
+    @staticmethod
+    def _to_external(cands: Candidates, internal: pl.Series, ext: pl.Series, items: IdMap) -> pl.DataFrame:
+        lookup = pl.DataFrame({USER: internal, USER_ID: ext})
+        f = cands.frame.join(lookup, on=USER, how="inner")
+        f = f.with_columns(items.external(f.get_column(ITEM)).alias(ITEM_ID))
+        order = pl.DataFrame({USER_ID: ext, "_o": pl.int_range(len(ext), eager=True)})
+        return (
+            f.join(order, on=USER_ID).sort(["_o", RANK]).select(USER_ID, ITEM_ID, RANK, SCORE)
+        )
+
+    # --- persistence -------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "allow_repeats": self.allow_repeats}
+
+    def save(self, directory: Path | str) -> Path:
+        source, fallback, users, items = self._check()
+        directory = Path(directory)
+        with atomic_directory(directory) as tmp:
+            save_source(source, tmp / "source")
+            save_source(fallback, tmp / "fallback")
+            save_ids(tmp / "users.parquet", users.ids)
+            save_ids(tmp / "items.parquet", items.ids)
+            write_manifest(tmp, kind=KIND, config=self.config(),
+                           extra={"data_fingerprint": self.fingerprint_, "source": source.name})
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path | str) -> BaselineRecommender:
+        directory = Path(directory)
+        manifest = read_manifest(directory)
+        obj = cls(**manifest["config"])
+        obj.source_ = load_source(directory / "source")
+        fallback = load_source(directory / "fallback")
+        assert isinstance(fallback, Popularity)
+        obj.fallback_ = fallback
+        obj.users_ = IdMap(load_ids(directory / "users.parquet"))
+        obj.items_ = IdMap(load_ids(directory / "items.parquet"))
+        obj.fingerprint_ = manifest.get("data_fingerprint")
+        return obj

@@ -1,0 +1,68 @@
+"""The ``CandidateSource`` protocol and the pieces every source shares."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+
+from shortlist.data.containers import Interactions
+from shortlist.errors import ConfigError, NotFittedError
+from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.topk import rows_of
+
+State = tuple[dict[str, Any], dict[str, np.ndarray]]
+
+
+@runtime_checkable
+class CandidateSource(Protocol):
+    """Stage 1: propose up to ``k`` scored items per user.
+
+    ``fit`` learns from a history and returns ``self``; ``retrieve`` never returns more than ``k``
+    rows per user, never a seen item when ``exclude_seen``, and handles users unknown at fit time.
+    ``get_state``/``from_state`` give JSON params + numpy arrays for saving without pickle.
+    """
+
+    name: str
+
+    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self: ...
+
+    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates: ...
+
+    def get_state(self) -> State: ...
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self: ...
+
+
+def check_k(k: int) -> None:
+    if not isinstance(k, int | np.integer) or k <= 0:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+
+
+def require_fitted(obj: object, attr: str) -> None:
+    if getattr(obj, attr, None) is None:
+        raise NotFittedError(type(obj).__name__)
+
+
+def csr_to_arrays(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A CSR matrix as plain arrays (for ``.npy`` artifacts)."""
+    return {
+        f"{prefix}_data": m.data,
+        f"{prefix}_indices": m.indices,
+        f"{prefix}_indptr": m.indptr,
+        f"{prefix}_shape": np.asarray(m.shape, dtype=np.int64),
+    }
+
+
+def csr_from_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
+    shape = tuple(int(x) for x in arrays[f"{prefix}_shape"])
+    return sp.csr_matrix(
+        (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]), shape=shape
+    )
+
+
+def seen_rows(seen: sp.csr_matrix, users: np.ndarray, exclude_seen: bool) -> sp.csr_matrix | None:
+    """The seen-item rows for ``users`` when exclusion is on (unknown users have none)."""
+    return rows_of(seen, users) if exclude_seen else None

@@ -1,0 +1,70 @@
+"""``Candidates``: the one value type between stages — (user, item, score, rank, source) rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from shortlist.schema import ID_DTYPE, ITEM, RANK, SCORE, SOURCE, USER
+
+CANDIDATE_SCHEMA: dict[str, pl.DataType] = {
+    USER: ID_DTYPE,
+    ITEM: ID_DTYPE,
+    SCORE: pl.Float32(),
+    RANK: pl.Int32(),
+    SOURCE: pl.Utf8(),
+}
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Ranked candidates of one or more sources; ``rank`` is 1-based within (user, source)."""
+
+    frame: pl.DataFrame
+
+    @classmethod
+    def empty(cls, source: str = "") -> Candidates:
+        return cls(pl.DataFrame(schema=CANDIDATE_SCHEMA))
+
+    @classmethod
+    def from_topk(cls, users: np.ndarray, items: np.ndarray, scores: np.ndarray, source: str) -> Candidates:
+        """From (n_users × k) item and score matrices sorted best-first; item ``-1`` marks padding."""
+        users = np.asarray(users)
+        n, k = items.shape
+        valid = items.reshape(-1) >= 0
+        ranks = np.tile(np.arange(1, k + 1, dtype=np.int32), n)
+        frame = pl.DataFrame(
+            {
+                USER: np.repeat(users.astype(np.int32), k)[valid],
+                ITEM: items.reshape(-1)[valid].astype(np.int32),
+                SCORE: scores.reshape(-1)[valid].astype(np.float32),
+                RANK: ranks[valid],
+            }
+        ).with_columns(pl.lit(source, pl.Utf8).alias(SOURCE))
+        # Ranks are renumbered so padding holes never leave gaps.
+        frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(USER).alias(RANK))
+        return cls(frame)
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    @property
+    def sources(self) -> list[str]:
+        return self.frame.get_column(SOURCE).unique(maintain_order=True).to_list()
+
+    def to_matrix(self, users: np.ndarray, k: int) -> np.ndarray:
+        """(len(users) × k) item ids in rank order, padded with -1; rows follow ``users``."""
+        users = np.asarray(users, dtype=np.int64)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        if not len(self.frame) or not len(users):
+            return out
+        f = self.frame.filter(pl.col(RANK) <= k)
+        pos = np.full(int(max(users.max(), f.get_column(USER).max() or 0)) + 1, -1, dtype=np.int64)  # type: ignore[operator]
+        pos[users] = np.arange(len(users))
+        u = f.get_column(USER).to_numpy()
+        row = pos[u]
+        keep = row >= 0
+        out[row[keep], f.get_column(RANK).to_numpy()[keep] - 1] = f.get_column(ITEM).to_numpy()[keep]
+        return out

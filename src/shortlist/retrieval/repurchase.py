@@ -1,0 +1,90 @@
+"""Repurchase: a user's own past items, scored by recency-decayed frequency."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Self
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from shortlist.data.containers import Interactions
+from shortlist.errors import ConfigError
+from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
+from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.topk import rows_of
+from shortlist.schema import ITEM, RANK, SCORE, SECONDS_PER_DAY, SOURCE, TIMESTAMP, USER
+
+
+def default_half_life_days(history: Interactions) -> float:
+    """Half-life for repurchase decay: 1/8 of the time span, between 7 and 365 days."""
+    first, last = history.time_span()
+    return float(min(365.0, max(7.0, (last - first) / SECONDS_PER_DAY / 8.0)))
+
+
+class Repurchase:
+    """Score each item a user had by ``sum(exp(-ln2 · age / half_life))`` over their interactions.
+
+    Only meaningful where buying again is normal (``exclude_seen=False``); with exclusion on it
+    returns nothing, by definition.
+    """
+
+    def __init__(self, *, half_life_days: float | None = None, name: str = "repurchase") -> None:
+        if half_life_days is not None and half_life_days <= 0:
+            raise ConfigError(f"half_life_days must be positive, got {half_life_days}")
+        self.half_life_days = half_life_days
+        self.name = name
+        self.scores_: sp.csr_matrix | None = None
+        self.half_life_days_: float | None = None
+
+    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
+        hl = self.half_life_days or default_half_life_days(history)
+        now = history.time_span()[1]
+        age = (now - pl.col(TIMESTAMP)).clip(lower_bound=0) / SECONDS_PER_DAY
+        w = history.frame.select(USER, ITEM, (-(math.log(2.0) / hl) * age).exp().alias("w"))
+        m = sp.csr_matrix(
+            (w.get_column("w").to_numpy().astype(np.float32),
+             (w.get_column(USER).to_numpy(), w.get_column(ITEM).to_numpy())),
+            shape=(history.n_users, history.n_items),
+        )
+        m.sum_duplicates()
+        self.scores_, self.half_life_days_ = m, hl
+        return self
+
+    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        check_k(k)
+        require_fitted(self, "scores_")
+        assert self.scores_ is not None
+        users = np.asarray(users, dtype=np.int64)
+        if exclude_seen:
+            return Candidates.empty(self.name)
+        return sparse_rows_topk(rows_of(self.scores_, users), users, k, self.name)
+
+    def get_state(self) -> State:
+        require_fitted(self, "scores_")
+        assert self.scores_ is not None
+        params: dict[str, Any] = {"half_life_days": self.half_life_days, "name": self.name,
+                                  "half_life_days_": self.half_life_days_}
+        return params, csr_to_arrays("scores", self.scores_)
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
+        obj = cls(half_life_days=params["half_life_days"], name=params["name"])
+        obj.scores_, obj.half_life_days_ = csr_from_arrays("scores", arrays), params["half_life_days_"]
+        return obj
+
+
+def sparse_rows_topk(m: sp.csr_matrix, users: np.ndarray, k: int, source: str) -> Candidates:
+    """Top-``k`` stored entries per row of a sparse score matrix (rows aligned to ``users``)."""
+    coo = m.tocoo()
+    f = pl.DataFrame({"row": coo.row.astype(np.int32), ITEM: coo.col.astype(np.int32),
+                      SCORE: coo.data.astype(np.float32)})
+    f = (
+        f.sort(["row", SCORE, ITEM], descending=[False, True, False])
+        .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("row").alias(RANK))
+        .filter(pl.col(RANK) <= k)
+    )
+    user_col = pl.Series(USER, users.astype(np.int32)).gather(f.get_column("row"))
+    f = f.with_columns(user_col, pl.lit(source, pl.Utf8).alias(SOURCE))
+    return Candidates(f.select(USER, ITEM, SCORE, RANK, SOURCE))
