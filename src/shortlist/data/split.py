@@ -53,7 +53,7 @@ def leave_last_out(
         raise ConfigError(f"leave_last_out needs n_last >= 1 and min_train >= 0, got {n_last}, {min_train}")
     f = data.frame.with_row_index(_ROW).sort([USER, TIMESTAMP, _ROW])
     pos_from_end = f.select(pl.int_range(pl.len()).reverse().over(USER).alias("p")).to_series()
-    n_user = f.select(pl.len().over(USER).alias("n")).to_series()
+    n_user = f.select(pl.len().over(USER).cast(pl.Int64).alias("n")).to_series()
     warm = (n_user - n_last) >= max(min_train, 1)
     is_test = (pos_from_end < n_last) & warm
     train = f.filter(~is_test)

@@ -82,7 +82,8 @@ class BaselineRecommender:
         """
         check_k(k)
         source, fallback, users, items = self._check()
-        ext = pl.Series(USER_ID, list(user_ids) if not isinstance(user_ids, pl.Series) else user_ids, pl.Utf8)
+        ext = (user_ids.cast(pl.Utf8) if isinstance(user_ids, pl.Series)
+               else pl.Series(USER_ID, [str(u) for u in user_ids], pl.Utf8)).rename(USER_ID)
         ext = ext.unique(maintain_order=True)
         idx = users.index(ext)
         # Unknown users get a row index past the fitted users: sources treat them as history-less.

@@ -1,0 +1,288 @@
+"""Command-line interface: parse → call the library → write output. Nothing else lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import click
+import numpy as np
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shortlist import __version__
+from shortlist.config import load_config
+from shortlist.errors import ConfigError, MissingColumnError, ShortlistError
+from shortlist.schema import ITEM_ID, RANK, SCORE, USER_ID
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="shortlist: two-stage recommendations — fit, recommend, evaluate.",
+)
+console = Console(stderr=True)
+out = Console()
+
+DataDir = Annotated[list[Path] | None, typer.Option("--data-dir", help="Folder holding dataset folders (repeatable).")]
+ColumnMap = Annotated[
+    list[str] | None, typer.Option("--map", help="Column mapping canonical=theirs, e.g. --map user_id=CustomerID.")
+]
+
+
+def _columns(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    out_: dict[str, str] = {}
+    for p in pairs:
+        canonical, sep, theirs = p.partition("=")
+        if not sep or not canonical or not theirs:
+            raise ConfigError(f"--map {p!r} must look like canonical=their_column (e.g. user_id=CustomerID)")
+        out_[canonical.strip()] = theirs.strip()
+    return out_
+
+
+def _search_dirs(extra: list[Path] | None) -> list[Path]:
+    dirs = list(extra or [])
+    if env := os.environ.get("SHORTLIST_DATA_DIR"):
+        dirs.append(Path(env))
+    dirs += [Path.cwd() / "data", Path.home() / ".cache" / "shortlist" / "data"]
+    return dirs
+
+
+def _load(dataset: str | None, interactions: Path | None, items: Path | None, columns: dict[str, str] | None,
+          data_dir: list[Path] | None, repeats: bool | None):
+    from shortlist.data.loaders import load_dataset, load_named
+
+    if (dataset is None) == (interactions is None):
+        raise ConfigError("pass exactly one of --dataset NAME or --interactions PATH")
+    with console.status("loading data"):
+        if dataset is not None:
+            ds = load_named(dataset, search_dirs=_search_dirs(data_dir))
+        else:
+            assert interactions is not None
+            ds = load_dataset(interactions, items, columns=columns, repeats=bool(repeats))
+    console.print(f"[dim]{ds.report}[/dim]")
+    return ds
+
+
+def _print_table(table: pl.DataFrame, title: str) -> None:
+    t = Table(title=title, show_lines=False)
+    for col in table.columns:
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for row in table.iter_rows():
+        t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+    out.print(t)
+
+
+@app.command()
+def fit(
+    interactions: Annotated[Path, typer.Option(help="CSV or Parquet with user_id, item_id, timestamp.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+    items: Annotated[Path | None, typer.Option(help="Item catalogue (item_id, title, ...).")] = None,
+    allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Allow already-seen items.")] = False,
+    config: Annotated[Path | None, typer.Option(help="TOML file overriding defaults.")] = None,
+    column_map: ColumnMap = None,
+) -> None:
+    """Fit a model on interactions and save it to a directory."""
+    from shortlist.pipeline.baseline import BaselineRecommender
+
+    cfg = load_config(config)
+    ds = _load(None, interactions, items, _columns(column_map), None, allow_repeats)
+    t0 = time.perf_counter()
+    with console.status("fitting"):
+        model = BaselineRecommender(kind=cfg["model"]["kind"], allow_repeats=allow_repeats)
+        model.fit(ds.interactions, rng=np.random.default_rng(cfg["model"]["seed"]))
+        model.save(out_dir)
+    console.print(f"fitted {model.resolved_kind} in {time.perf_counter() - t0:.1f}s → {out_dir}")
+
+
+@app.command()
+def recommend(
+    model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`.")],
+    users: Annotated[Path, typer.Option(help="CSV with a user_id column.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output CSV: user_id,item_id,rank,score.")],
+    k: Annotated[int, typer.Option(help="Items per user.", min=1)] = 10,
+) -> None:
+    """Write the top-K recommendations for each listed user."""
+    from shortlist.pipeline.baseline import BaselineRecommender
+
+    rec = BaselineRecommender.load(model)
+    user_ids = _read_users(users)
+    with console.status(f"recommending for {len(user_ids):,} users"):
+        recs = rec.recommend(user_ids, k)
+    _write_csv_atomic(recs.select(USER_ID, ITEM_ID, RANK, SCORE), out_path)
+    console.print(f"wrote {recs.height:,} rows for {len(user_ids):,} users → {out_path}")
+
+
+def _read_users(path: Path) -> pl.Series:
+    try:
+        df = pl.read_csv(path, schema_overrides={USER_ID: pl.Utf8}, infer_schema_length=0)
+    except FileNotFoundError as e:
+        raise ConfigError(f"users file {path} does not exist") from e
+    if USER_ID not in df.columns:
+        raise MissingColumnError(str(path), USER_ID, df.columns)
+    return df.get_column(USER_ID).str.strip_chars().drop_nulls().unique(maintain_order=True)
+
+
+def _write_csv_atomic(df: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    df.write_csv(tmp)
+    os.replace(tmp, path)
+
+
+@app.command()
+def evaluate(
+    protocol: Annotated[str | None, typer.Option(help="llo | llo:N | days:N | quantile:Q (default: dataset's).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="A named dataset (see `shortlist datasets`).")] = None,
+    interactions: Annotated[Path | None, typer.Option(help="CSV or Parquet with canonical columns.")] = None,
+    items: Annotated[Path | None, typer.Option(help="Item catalogue.")] = None,
+    k: Annotated[int, typer.Option(help="Cut-off for the headline metrics.", min=1)] = 10,
+    report: Annotated[Path | None, typer.Option(help="Write report.md/.html and plots here.")] = None,
+    allow_repeats: Annotated[
+        bool | None, typer.Option("--allow-repeats/--no-repeats", help="Count re-consumed items (default: dataset's).")
+    ] = None,
+    data_dir: DataDir = None,
+    column_map: ColumnMap = None,
+) -> None:
+    """Split, fit every model on the training part, and print models × metrics."""
+    from shortlist.data.loaders import DATASETS
+
+    ds = _load(dataset, interactions, items, _columns(column_map), data_dir, allow_repeats)
+    spec = DATASETS.get(dataset) if dataset else None
+    repeats = allow_repeats if allow_repeats is not None else ds.repeats
+    protocol = protocol or (spec.protocol if spec else ("days:14" if repeats else "llo"))
+    _run_evaluation(ds, protocol=protocol, repeats=repeats, k=k, report=report)
+
+
+def _run_evaluation(ds, *, protocol: str, repeats: bool, k: int, report: Path | None) -> None:  # type: ignore[no-untyped-def]
+    from shortlist.data.split import split_by_protocol
+    from shortlist.evaluation.evaluate import evaluate as run
+    from shortlist.evaluation.report import write_report
+    from shortlist.pipeline.baseline import make_baseline
+
+    t0 = time.perf_counter()
+    split = split_by_protocol(ds.interactions, protocol, repeats=repeats)
+    console.print(f"[dim]{split}[/dim]")
+    names = ["popular", "popular_recent"] + (["repurchase_then_popular"] if repeats else [])
+    ks = sorted({5, k, 20})
+    with console.status("evaluating") as status:
+        result = run({n: (lambda n=n: make_baseline(n)) for n in names}, split, ks=ks,
+                     on_model=lambda n: status.update(f"evaluating {n}"))
+    headline = [c for c in result.table.columns if c.endswith(f"@{k}")] + ["fit_s", "rank_s"]
+    _print_table(result.table.select(["model", *headline]),
+                 f"{ds.name} · {split.protocol} · repeats={repeats} · {result.n_users:,} test users")
+    if report is not None:
+        meta = {**result.meta, "dataset": ds.name, "cleaning": str(ds.report),
+                "seconds": round(time.perf_counter() - t0, 2)}
+        path = write_report(report, title=f"shortlist evaluation: {ds.name}", tables={"results": result.table},
+                            curves=result.curves, meta=meta)
+        console.print(f"report → {path}")
+
+
+@app.command()
+def demo(
+    report: Annotated[Path, typer.Option(help="Where to write the report.")] = Path("reports/demo"),
+) -> None:
+    """End to end on the bundled UCI Online Retail data: load → split → models → table."""
+    from shortlist.data.loaders import load_online_retail_bundled
+
+    t0 = time.perf_counter()
+    with console.status("loading the bundled UCI Online Retail data"):
+        ds = load_online_retail_bundled()
+    console.print(f"[dim]{ds.report}[/dim]")
+    _run_evaluation(ds, protocol="days:14", repeats=True, k=10, report=report)
+    console.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
+
+
+@app.command()
+def split(
+    protocol: Annotated[str, typer.Option(help="llo | llo:N | days:N | quantile:Q")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for train.parquet, test.parquet, test_users.csv.")],
+    dataset: Annotated[str | None, typer.Option(help="A named dataset.")] = None,
+    interactions: Annotated[Path | None, typer.Option(help="CSV or Parquet with canonical columns.")] = None,
+    allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Keep re-consumed test items.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Write a leak-free train/test split with external ids (for `fit` / `recommend` / `score`)."""
+    from shortlist.data.export import export_interactions
+    from shortlist.data.split import split_by_protocol
+
+    ds = _load(dataset, interactions, None, None, data_dir, allow_repeats)
+    s = split_by_protocol(ds.interactions, protocol, repeats=allow_repeats)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    export_interactions(s.train).write_parquet(out_dir / "train.parquet")
+    export_interactions(s.test).write_parquet(out_dir / "test.parquet")
+    users = s.train.users.external(s.test_users)
+    _write_csv_atomic(pl.DataFrame({USER_ID: users}), out_dir / "test_users.csv")
+    console.print(f"{s} → {out_dir}")
+
+
+@app.command()
+def score(
+    recs: Annotated[Path, typer.Option(help="RECS.csv written by `shortlist recommend`.")],
+    test: Annotated[Path, typer.Option(help="Test interactions (CSV/Parquet with user_id, item_id).")],
+    k: Annotated[int, typer.Option(min=1)] = 10,
+) -> None:
+    """Score a recommendations file against held-out interactions (users without recs score 0)."""
+    from shortlist.evaluation.files import score_files
+
+    result = score_files(recs, test, ks=sorted({k, 5, 20}))
+    _print_table(pl.DataFrame([{"model": recs.name, **result}]).select(
+        ["model", *[c for c in result if c.endswith(f"@{k}")]]), f"{recs.name} vs {test.name}")
+
+
+@app.command()
+def download(
+    name: Annotated[str, typer.Argument(help="ml-100k | ml-1m | ml-latest-small")],
+    data_dir: Annotated[Path, typer.Option(help="Destination folder.")] = Path.home() / ".cache/shortlist/data",
+) -> None:
+    """Download a public dataset (checksum-verified) into the data folder."""
+    from shortlist.data.download import download_dataset
+
+    path = download_dataset(name, data_dir)
+    console.print(f"{name} → {path}")
+
+
+@app.command()
+def datasets() -> None:
+    """List the named datasets."""
+    from shortlist.data.loaders import DATASETS
+
+    for name, spec in DATASETS.items():
+        out.print(f"{name:24s} {spec.protocol:10s} {spec.description}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    """Entry point: one clear line and a non-zero exit on errors, never a traceback."""
+    logging.basicConfig(level=os.environ.get("SHORTLIST_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except (ShortlistError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Experiment configuration: defaults live in code; a TOML file only overrides them.
+
+Unknown sections or keys, and values of the wrong type, are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from shortlist.errors import ConfigError
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "model": {
+        "kind": "auto",  # baseline until the two-stage model exists: auto | popular | popular_recent | ...
+        "seed": 0,
+    },
+    "evaluate": {
+        "k": 10,
+        "ks": [5, 10, 20],
+        "depth": 100,
+    },
+}
+
+
+def merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any], *, where: str = "config") -> dict[str, Any]:
+    """A deep copy of ``defaults`` with ``overrides`` applied, checking every key and type."""
+    out = copy.deepcopy(dict(defaults))
+    for key, value in overrides.items():
+        if key not in out:
+            raise ConfigError(f"{where}: unknown key {key!r}; valid keys: {', '.join(sorted(out))}")
+        base = out[key]
+        if isinstance(base, dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: [{key}] must be a table, got {type(value).__name__}")
+            out[key] = merge(base, value, where=f"{where}.{key}")
+        elif base is not None and not _compatible(base, value):
+            raise ConfigError(
+                f"{where}: {key} must be {type(base).__name__}, got {type(value).__name__} ({value!r})"
+            )
+        else:
+            out[key] = value
+    return out
+
+
+def _compatible(base: Any, value: Any) -> bool:
+    if isinstance(base, bool) or isinstance(value, bool):
+        return isinstance(base, bool) and isinstance(value, bool)
+    if isinstance(base, int | float) and isinstance(value, int | float):
+        return True
+    return isinstance(value, type(base))
+
+
+def load_config(path: Path | str | None, *, defaults: Mapping[str, Any] = DEFAULTS) -> dict[str, Any]:
+    """Defaults, overridden by the TOML file at ``path`` when given."""
+    if path is None:
+        return copy.deepcopy(dict(defaults))
+    path = Path(path)
+    try:
+        overrides = tomllib.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {path} does not exist") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML ({e})") from e
+    return merge(defaults, overrides, where=str(path))

@@ -1,0 +1,31 @@
+import numpy as np
+import scipy.sparse as sp
+
+from shortlist.retrieval.topk import rows_of, topk_dense, topk_global
+
+
+def test_topk_dense_ties_exclusion_and_padding():
+    scores = np.array([[0.5, 0.9, 0.9, 0.1], [1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
+    excl = sp.csr_matrix(np.array([[0, 0, 1, 0], [1, 1, 1, 0]]))
+    items, vals = topk_dense(scores, 3, exclude=excl)
+    assert items.tolist() == [[1, 0, 3], [3, -1, -1]]
+    assert vals[0].tolist() == [np.float32(0.9), 0.5, np.float32(0.1)] and np.isneginf(vals[1, 1:]).all()
+    items, _ = topk_dense(scores, 2)
+    assert items.tolist() == [[1, 2], [3, 2]]  # tie 0.9/0.9 → lower id first
+
+
+def test_topk_global_masks_each_rows_seen_items():
+    ranking = np.array([5, 3, 1, 0])
+    rscores = np.array([4.0, 3.0, 2.0, 1.0], dtype=np.float32)
+    excl = sp.csr_matrix(([1, 1, 1], ([0, 0, 1], [5, 1, 3])), shape=(3, 6))
+    items, vals = topk_global(ranking, rscores, 3, 2, exclude=excl)
+    assert items.tolist() == [[3, 0], [5, 1], [5, 3]]
+    assert vals.tolist() == [[3.0, 1.0], [4.0, 2.0], [4.0, 3.0]]
+    items, _ = topk_global(ranking, rscores, 1, 6)
+    assert items.tolist() == [[5, 3, 1, 0, -1, -1]]
+
+
+def test_rows_of_gives_empty_rows_for_unknown_users():
+    m = sp.csr_matrix(np.array([[1, 0], [0, 1]], dtype=np.float32))
+    r = rows_of(m, np.array([1, 5, 0]))
+    assert r.toarray().tolist() == [[0, 1], [0, 0], [1, 0]]

@@ -1,0 +1,43 @@
+import pytest
+
+from shortlist.config import DEFAULTS, load_config, merge
+from shortlist.errors import ConfigError
+
+
+def test_defaults_returned_as_copy():
+    cfg = load_config(None)
+    cfg["model"]["kind"] = "x"
+    assert DEFAULTS["model"]["kind"] == "auto"
+
+
+def test_toml_overrides(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[model]\nkind = "popular"\n[evaluate]\nk = 20\n')
+    cfg = load_config(p)
+    assert cfg["model"] == {"kind": "popular", "seed": 0} and cfg["evaluate"]["k"] == 20
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[modle]\nkind='x'\n", "unknown key 'modle'"),
+        ("[model]\nknd='x'\n", "unknown key 'knd'"),
+        ("[model]\nseed='one'\n", "seed must be int"),
+        ("[model]\nseed=true\n", "seed must be int"),
+        ("[model\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, text, match):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(p)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("/nonexistent/c.toml")
+
+
+def test_merge_allows_int_for_float():
+    assert merge({"a": 1.5}, {"a": 2}) == {"a": 2}
