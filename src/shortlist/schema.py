@@ -66,3 +66,6 @@ EVENT_STRENGTH: dict[str, float] = {
 }
 
 SECONDS_PER_DAY = 86_400
+
+#: Rank given to an item a source did not propose, in a candidate union (its score is null/NaN).
+MISSING_RANK = 100_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,14 @@ from shortlist.retrieval.popularity import Popularity
 from shortlist.retrieval.repurchase import Repurchase
 
 SOURCE_TYPES: dict[str, Any] = {"Popularity": Popularity, "Repurchase": Repurchase}
+#: Sources in modules with heavier imports, loaded on first use.
+LAZY_SOURCES: dict[str, tuple[str, str]] = {
+    "CoVisitation": ("shortlist.retrieval.covisit", "CoVisitation"),
+    "EASE": ("shortlist.retrieval.ease", "EASE"),
+    "ALS": ("shortlist.retrieval.als", "ALS"),
+    "TwoTower": ("shortlist.retrieval.two_tower", "TwoTower"),
+    "ContentSource": ("shortlist.retrieval.content", "ContentSource"),
+}
 
 
 def register_source(cls: Any) -> Any:
@@ -39,6 +48,9 @@ def load_source(directory: Path) -> CandidateSource:
     if kind == "Chain":
         parts = [load_source(directory / f"part_{i}") for i in range(int(meta["parts"]))]
         return Chain(parts, name=meta["name"])
+    if kind in LAZY_SOURCES and kind not in SOURCE_TYPES:
+        module, attr = LAZY_SOURCES[kind]
+        SOURCE_TYPES[kind] = getattr(importlib.import_module(module), attr)
     if kind not in SOURCE_TYPES:
         raise ModelLoadError(f"{directory}: unknown source type {kind!r}; known: {sorted(SOURCE_TYPES)}")
     source: CandidateSource = SOURCE_TYPES[kind].from_state(meta["params"], load_arrays(directory))

@@ -61,6 +61,26 @@ class Repurchase:
             return Candidates.empty(self.name)
         return sparse_rows_topk(rows_of(self.scores_, users), users, k, self.name)
 
+    def retrieve_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> Candidates:
+        """The given history's own items, most recent (last, or latest timestamp) first."""
+        check_k(k)
+        require_fitted(self, "scores_")
+        items = np.asarray(items, dtype=np.int64)
+        if exclude_seen or not len(items):
+            return Candidates.empty(self.name)
+        assert self.half_life_days_ is not None
+        if timestamps is None:
+            age_days = np.arange(len(items))[::-1].astype(np.float64)  # one step per position
+        else:
+            ts = np.asarray(timestamps, dtype=np.float64)
+            age_days = (ts.max() - ts) / SECONDS_PER_DAY
+        w = np.exp(-(math.log(2.0) / self.half_life_days_) * age_days).astype(np.float32)
+        row = sp.csr_matrix((w, (np.zeros(len(items)), items)), shape=(1, int(items.max()) + 1))
+        row.sum_duplicates()
+        return sparse_rows_topk(row, np.array([-1]), k, self.name)
+
     def get_state(self) -> State:
         require_fitted(self, "scores_")
         assert self.scores_ is not None

@@ -1,0 +1,274 @@
+"""``TwoTower``: a user tower over recent history and an item tower over id + content, searched by vector."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal, Self, get_args
+
+import numpy as np
+import scipy.sparse as sp
+
+from shortlist.data.containers import Interactions, Items
+from shortlist.errors import ConfigError, DependencyMissingError
+from shortlist.index import VectorIndex
+from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted, seen_rows
+from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.two_tower import data
+
+if TYPE_CHECKING:
+    from shortlist.retrieval.two_tower.model import TwoTowerNet
+
+logger = logging.getLogger(__name__)
+
+Loss = Literal["softmax", "bpr"]
+Pooling = Literal["mean", "recency", "attention"]
+_MAX_DEFAULT_THREADS = 8
+_WEIGHT = "w."
+
+
+def import_torch() -> ModuleType:
+    """torch, imported on first use so that the package imports without the optional extra."""
+    try:
+        return importlib.import_module("torch")
+    except ImportError as exc:
+        raise DependencyMissingError("torch", "torch", "the two-tower source") from exc
+
+
+class TwoTower:
+    """Two-tower retrieval: ``user_tower(last items) · item_tower(item)``, trained on next-item pairs.
+
+    The item tower embeds the item id plus, when ``fit`` gets an ``Items`` catalogue, its category
+    and log-price bucket, plus optional precomputed ``item_features`` (e.g. text embeddings). The
+    user tower pools the same item inputs over the user's last ``max_history`` items (``"mean"``,
+    learned ``"recency"`` weights, or ``"attention"`` = recency + content scores), optionally adding
+    a user-id embedding. ``loss="softmax"`` is in-batch sampled softmax with logQ correction;
+    ``"bpr"`` uses ``n_negatives`` uniform negatives. Vectors are L2-normalised when ``normalize``
+    (then ``metric == "cosine"``, else ``"ip"``) and searched with :class:`VectorIndex`.
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int = 64,
+        hidden: int = 128,
+        max_history: int = 50,
+        pooling: Pooling = "attention",
+        use_user_id: bool = False,
+        loss: Loss = "softmax",
+        temperature: float = 0.05,
+        logq: bool = True,
+        n_negatives: int = 4,
+        normalize: bool = True,
+        epochs: int = 10,
+        batch_size: int = 512,
+        lr: float = 2e-3,
+        weight_decay: float = 0.0,
+        dropout: float = 0.0,
+        last_per_user: int | None = 100,
+        n_price_buckets: int = 10,
+        device: str = "auto",
+        n_threads: int | None = None,
+        name: str = "two_tower",
+    ) -> None:
+        if loss not in get_args(Loss):
+            raise ConfigError(f"loss must be one of {get_args(Loss)}, got {loss!r}")
+        if pooling not in get_args(Pooling):
+            raise ConfigError(f"pooling must be one of {get_args(Pooling)}, got {pooling!r}")
+        for label, v in (("dim", dim), ("hidden", hidden), ("max_history", max_history), ("epochs", epochs),
+                         ("batch_size", batch_size), ("n_negatives", n_negatives),
+                         ("last_per_user", last_per_user or 1), ("n_threads", n_threads or 1)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{label} must be a positive integer, got {v!r}")
+        if temperature <= 0 or lr <= 0 or weight_decay < 0 or not 0 <= dropout < 1 or n_price_buckets < 0:
+            raise ConfigError("temperature and lr must be > 0, weight_decay and n_price_buckets >= 0, "
+                              "dropout in [0, 1)")
+        self.dim, self.hidden, self.max_history, self.pooling = dim, hidden, max_history, pooling
+        self.use_user_id, self.loss, self.temperature, self.logq = use_user_id, loss, temperature, logq
+        self.n_negatives, self.normalize, self.epochs = n_negatives, normalize, epochs
+        self.batch_size, self.lr, self.weight_decay, self.dropout = batch_size, lr, weight_decay, dropout
+        self.last_per_user, self.n_price_buckets = last_per_user, n_price_buckets
+        self.device, self.n_threads, self.name = device, n_threads, name
+        self.item_vectors_: np.ndarray | None = None
+        self.user_vectors_: np.ndarray | None = None
+        self.has_history_: np.ndarray | None = None
+        self.seen_: sp.csr_matrix | None = None
+        self.features_: data.ItemFeatures | None = None
+        self.weights_: dict[str, np.ndarray] | None = None
+        self.losses_: list[float] = []
+        self.index_: VectorIndex | None = None
+        self._net: TwoTowerNet | None = None
+
+    @property
+    def metric(self) -> Literal["ip", "cosine"]:
+        """The similarity the vectors were trained with (and are searched by)."""
+        return "cosine" if self.normalize else "ip"
+
+    def _hyper(self) -> dict[str, Any]:
+        names = ("dim", "hidden", "max_history", "pooling", "use_user_id", "loss", "temperature", "logq",
+                 "n_negatives", "normalize", "epochs", "batch_size", "lr", "weight_decay", "dropout",
+                 "last_per_user", "n_price_buckets", "device", "n_threads", "name")
+        return {n: getattr(self, n) for n in names}
+
+    # -- fit ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        history: Interactions,
+        *,
+        items: Items | None = None,
+        item_features: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> Self:
+        """Train both towers on ``history`` (with an optional catalogue / per-item feature matrix)."""
+        torch = import_torch()
+        from shortlist.retrieval.two_tower import train
+
+        rng = rng if rng is not None else np.random.default_rng(0)
+        seqs = data.Sequences.from_interactions(history)
+        self.features_ = data.item_features(history.n_items, items, item_features,
+                                            n_price_buckets=self.n_price_buckets)
+        device = self._device(torch)
+        threads = self.n_threads or min(torch.get_num_threads(), _MAX_DEFAULT_THREADS)
+        cfg = train.TrainConfig(
+            self.loss, self.temperature, self.logq, self.n_negatives, self.epochs, self.batch_size, self.lr,
+            self.weight_decay, self.last_per_user, self.max_history, self.use_user_id,
+        )
+        seed = int(rng.integers(2**62))
+        with train.torch_session(seed=seed, n_threads=threads, deterministic=device.type == "cpu"):
+            net = self._build(history.n_items, history.n_users).to(device)
+            self.losses_ = train.train(net, seqs, cfg, rng, device)
+            self.item_vectors_ = train.encode_items(net, device)
+            lengths = np.diff(seqs.indptr)
+            active = np.flatnonzero(lengths > 0)
+            hist = seqs.last_histories(active, self.max_history, history.n_items)
+            self.user_vectors_ = np.zeros((history.n_users, self.dim), np.float32)
+            if len(active):
+                ids = active if self.use_user_id else None
+                self.user_vectors_[active] = train.encode_histories(net, hist, ids, device)
+        self.has_history_ = lengths > 0
+        self.weights_ = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+        self.seen_ = history.to_csr(binary=True)
+        self._net = net
+        self._build_index()
+        return self
+
+    def _device(self, torch: ModuleType) -> Any:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            return torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            msg = f"device {self.device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'"
+            raise ConfigError(msg) from exc
+
+    def _build(self, n_items: int, n_users: int) -> TwoTowerNet:
+        from shortlist.retrieval.two_tower.model import TwoTowerNet
+
+        assert self.features_ is not None
+        return TwoTowerNet(
+            n_items=n_items, n_users=n_users if self.use_user_id else 0, features=self.features_,
+            dim=self.dim, hidden=self.hidden, max_history=self.max_history, pooling=self.pooling,
+            normalize=self.normalize, dropout=self.dropout,
+        )
+
+    def _build_index(self) -> None:
+        assert self.item_vectors_ is not None
+        self.index_ = VectorIndex(metric=self.metric).build(self.item_vectors_)
+
+    def _network(self) -> TwoTowerNet:
+        """The trained network, rebuilt from the saved weights after ``from_state``."""
+        if self._net is None:
+            torch = import_torch()
+            assert self.weights_ is not None and self.user_vectors_ is not None
+            assert self.item_vectors_ is not None
+            net = self._build(len(self.item_vectors_), len(self.user_vectors_))
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights_.items()})
+            self._net = net.to(self._device(torch)).eval()
+        return self._net
+
+    # -- retrieve ----------------------------------------------------------------------------
+    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        """Top-``k`` items by the trained similarity; users without history at fit time get nothing."""
+        check_k(k)
+        require_fitted(self, "item_vectors_")
+        assert self.has_history_ is not None and self.user_vectors_ is not None and self.seen_ is not None
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
+        known = (users >= 0) & (users < len(self.has_history_))
+        known[known] = self.has_history_[users[known]]
+        q = users[known]
+        if not len(q):
+            return Candidates.empty(self.name)
+        return self._search(self.user_vectors_[q], q, k, seen_rows(self.seen_, q, exclude_seen))
+
+    def retrieve_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> Candidates:
+        """Run the user tower on an ad-hoc history (user id -1 in the result)."""
+        check_k(k)
+        require_fitted(self, "item_vectors_")
+        assert self.item_vectors_ is not None
+        from shortlist.retrieval.two_tower.train import encode_histories
+
+        n_items = len(self.item_vectors_)
+        hist = data.adhoc_history(items, timestamps, self.max_history, n_items, n_items)
+        if (hist == n_items).all():
+            return Candidates.empty(self.name)
+        net = self._network()
+        vec = encode_histories(net, hist, None, next(net.parameters()).device)
+        known = np.unique(hist[hist < n_items])
+        row = sp.csr_matrix((np.ones(len(known), np.float32), (np.zeros(len(known), np.int64), known)),
+                            shape=(1, n_items))
+        return self._search(vec, np.array([-1]), k, row if exclude_seen else None)
+
+    def _search(
+        self, vectors: np.ndarray, users: np.ndarray, k: int, exclude: sp.csr_matrix | None
+    ) -> Candidates:
+        assert self.index_ is not None
+        ids, scores = self.index_.search(vectors, k, exclude=exclude)
+        return Candidates.from_topk(users, ids, scores, self.name)
+
+    # -- embeddings ----------------------------------------------------------------------------
+    def item_embeddings(self) -> np.ndarray:
+        """(n_items × dim) float32 item-tower vectors, compared with :attr:`metric`."""
+        require_fitted(self, "item_vectors_")
+        assert self.item_vectors_ is not None
+        return self.item_vectors_
+
+    def user_embeddings(self, users: np.ndarray) -> np.ndarray:
+        """(len(users) × dim) user-tower vectors from fit-time histories; zeros for unknown users."""
+        require_fitted(self, "user_vectors_")
+        assert self.user_vectors_ is not None
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
+        known = (users >= 0) & (users < len(self.user_vectors_))
+        out = np.zeros((len(users), self.dim), np.float32)
+        out[known] = self.user_vectors_[users[known]]
+        return out
+
+    # -- state ---------------------------------------------------------------------------------
+    def get_state(self) -> State:
+        require_fitted(self, "item_vectors_")
+        f, w = self.features_, self.weights_
+        assert f is not None and w is not None and self.seen_ is not None and self.has_history_ is not None
+        assert self.item_vectors_ is not None and self.user_vectors_ is not None
+        params = {**self._hyper(), "n_categories": f.n_categories, "n_price_buckets_": f.n_price_buckets,
+                  "losses_": self.losses_}
+        arrays = {"item_vectors": self.item_vectors_, "user_vectors": self.user_vectors_,
+                  "has_history": self.has_history_, "category": f.category, "price_bucket": f.price_bucket,
+                  **({"text": f.text} if f.text is not None else {}), **csr_to_arrays("seen", self.seen_),
+                  **{_WEIGHT + k: v for k, v in w.items()}}
+        return params, arrays
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
+        hyper = {k: v for k, v in params.items() if k not in ("n_categories", "n_price_buckets_", "losses_")}
+        obj = cls(**hyper)
+        obj.features_ = data.ItemFeatures(arrays["category"], arrays["price_bucket"], arrays.get("text"),
+                                     int(params["n_categories"]), int(params["n_price_buckets_"]))
+        obj.weights_ = {k[len(_WEIGHT):]: v for k, v in arrays.items() if k.startswith(_WEIGHT)}
+        obj.item_vectors_, obj.user_vectors_ = arrays["item_vectors"], arrays["user_vectors"]
+        obj.has_history_ = arrays["has_history"].astype(bool)
+        obj.seen_ = csr_from_arrays("seen", arrays)
+        obj.losses_ = list(params.get("losses_", []))
+        obj._build_index()
+        return obj

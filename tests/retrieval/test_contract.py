@@ -1,0 +1,107 @@
+"""The contract every candidate source satisfies (shared; add new sources to SOURCES)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+import pytest
+
+from shortlist.data.synthetic import make_synthetic
+from shortlist.retrieval.base import CandidateSource
+from shortlist.retrieval.registry import load_source, save_source
+from shortlist.schema import ITEM, RANK, SCORE, SOURCE, USER
+
+
+def _lazy(module: str, cls: str, **kwargs) -> Callable[[], CandidateSource]:
+    def make() -> CandidateSource:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:  # pragma: no cover - optional extras
+            pytest.skip(f"{module} unavailable: {e}")
+        return getattr(mod, cls)(**kwargs)
+
+    return make
+
+
+SOURCES: dict[str, Callable[[], CandidateSource]] = {
+    "popular": _lazy("shortlist.retrieval.popularity", "Popularity"),
+    "popular_recent": _lazy("shortlist.retrieval.popularity", "Popularity", window_days="auto", half_life_days=7.0),
+    "repurchase": _lazy("shortlist.retrieval.repurchase", "Repurchase"),
+    "itemknn": _lazy("shortlist.retrieval.covisit", "CoVisitation", kind="user"),
+    "covisit": _lazy("shortlist.retrieval.covisit", "CoVisitation", kind="session"),
+    "transition": _lazy("shortlist.retrieval.covisit", "CoVisitation", kind="transition"),
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(n_users=120, n_items=60, n_interactions=2500, seed=11).interactions
+
+
+@pytest.fixture(scope="module", params=sorted(SOURCES))
+def fitted(request, data):
+    src = SOURCES[request.param]().fit(data, rng=np.random.default_rng(0))
+    return request.param, src
+
+
+USERS = np.array([0, 3, 5, 17, 40])
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_at_most_k_rows_ranked_and_typed(fitted, exclude):
+    _, src = fitted
+    c = src.retrieve(USERS, 7, exclude_seen=exclude)
+    f = c.frame
+    assert f.columns == [USER, ITEM, SCORE, RANK, SOURCE]
+    assert f.schema[USER] == pl.Int32 and f.schema[ITEM] == pl.Int32 and f.schema[RANK] == pl.Int32
+    if len(f):
+        per_user = f.group_by(USER).agg(pl.len(), pl.col(RANK).sort(), pl.col(ITEM).n_unique().alias("u"))
+        assert per_user["len"].max() <= 7
+        assert all(r == list(range(1, len(r) + 1)) for r in per_user[RANK].to_list())
+        assert (per_user["u"] == per_user["len"]).all()
+        assert set(f[USER].unique().to_list()) <= set(USERS.tolist())
+        # scores never increase down a user's list
+        ok = f.sort([USER, RANK]).group_by(USER, maintain_order=True).agg((pl.col(SCORE).diff() <= 1e-6).all())
+        assert ok[SCORE].fill_null(True).all()
+
+
+def test_no_seen_items_when_excluded(fitted, data):
+    _, src = fitted
+    f = src.retrieve(USERS, 20, exclude_seen=True).frame
+    seen = data.frame.select(USER, ITEM).unique()
+    assert f.join(seen, on=[USER, ITEM], how="inner").height == 0
+
+
+def test_deterministic_for_a_seed(fitted, data):
+    name, src = fitted
+    again = SOURCES[name]().fit(data, rng=np.random.default_rng(0))
+    assert src.retrieve(USERS, 10).frame.equals(again.retrieve(USERS, 10).frame)
+
+
+def test_save_load_identical(fitted, tmp_path):
+    _, src = fitted
+    save_source(src, tmp_path / "src")
+    loaded = load_source(tmp_path / "src")
+    for excl in (True, False):
+        assert src.retrieve(USERS, 10, exclude_seen=excl).frame.equals(
+            loaded.retrieve(USERS, 10, exclude_seen=excl).frame)
+
+
+def test_unknown_users_handled(fitted, data):
+    _, src = fitted
+    unknown = np.array([data.n_users + 5, data.n_users + 1000])
+    f = src.retrieve(unknown, 5).frame
+    assert f.height <= 10 and set(f[USER].to_list()) <= set(unknown.tolist())
+
+
+def test_retrieve_for_ad_hoc_history(fitted, data):
+    _, src = fitted
+    if not hasattr(src, "retrieve_for_history"):
+        pytest.fail("every source must support retrieve_for_history")
+    history = np.array([1, 2, 3])
+    f = src.retrieve_for_history(history, 5, exclude_seen=True).frame
+    assert f.height <= 5 and (f[USER] == -1).all()
+    assert not set(f[ITEM].to_list()) & {1, 2, 3}
