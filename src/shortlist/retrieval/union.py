@@ -49,14 +49,47 @@ def union(
         f = f.filter(limit.is_null() | (pl.col(RANK) <= limit))
     if exclude is not None and exclude.nnz:
         f = drop_pairs(f, exclude)
-    f = f.sort([USER, ITEM, SOURCE, RANK]).unique([USER, ITEM, SOURCE], keep="first", maintain_order=True)
-    aggs: list[pl.Expr] = [pl.len().alias(N_SOURCES).cast(pl.UInt32), pl.col(RANK).min().alias("_best")]
-    for s in names:
-        is_s = pl.col(SOURCE) == s
-        aggs.append(pl.col(SCORE).filter(is_s).first().alias(score_col(s)))
-        aggs.append(pl.col(RANK).filter(is_s).first().fill_null(MISSING_RANK).alias(rank_col(s)))
-    out = f.group_by([USER, ITEM]).agg(aggs).sort([USER, "_best", ITEM]).drop("_best")
-    return out
+    # Vectorised outer join on a (user, item) key: each source scatters into its own columns.
+    f = f.filter(pl.col(SOURCE).is_in(names))
+    user = f.get_column(USER).to_numpy().astype(np.int64)
+    item = f.get_column(ITEM).to_numpy().astype(np.int64)
+    rank = f.get_column(RANK).to_numpy()
+    src = f.get_column(SOURCE).replace_strict(
+        {s: j for j, s in enumerate(names)}, default=-1, return_dtype=pl.Int32
+    ).to_numpy()
+    keys = (user << np.int64(32)) | item
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], sk[1:] != sk[:-1]])) if len(sk) else np.zeros(0, np.int64)
+    uniq = sk[starts]
+    inv = np.empty(len(keys), dtype=np.int64)
+    inv[order] = np.cumsum(np.concatenate([[False], sk[1:] != sk[:-1]])) if len(sk) else inv
+    n = len(uniq)
+    best = np.minimum.reduceat(rank[order].astype(np.int64), starts) if n else np.zeros(0, np.int64)
+    cols: dict[str, np.ndarray] = {
+        USER: (uniq >> np.int64(32)).astype(np.int32),
+        ITEM: (uniq & np.int64(0xFFFFFFFF)).astype(np.int32),
+    }
+    n_src = np.zeros(n, dtype=np.uint32)
+    score = f.get_column(SCORE).to_numpy()
+    for j, s in enumerate(names):
+        sc = np.full(n, np.nan, dtype=np.float32)
+        rk = np.full(n, MISSING_RANK, dtype=np.int32)
+        sel = src == j
+        if sel.any():
+            # reversed assignment: where a source repeats a pair, its best (first) rank wins
+            idx = inv[sel][::-1]
+            sc[idx] = score[sel][::-1]
+            rk[idx] = rank[sel][::-1]
+            mark = np.zeros(n, dtype=bool)
+            mark[idx] = True
+            n_src += mark
+        cols[score_col(s)], cols[rank_col(s)] = sc, rk
+    order = np.lexsort((cols[ITEM], best, cols[USER]))  # user, then best rank, then item
+    out = pl.DataFrame({USER: cols[USER][order], ITEM: cols[ITEM][order], N_SOURCES: n_src[order]})
+    return out.with_columns(
+        [pl.Series(c, cols[c][order]) for s in names for c in (score_col(s), rank_col(s))]
+    ).with_columns(pl.col(score_col(s)).fill_nan(None) for s in names)
 
 
 def drop_pairs(frame: pl.DataFrame, exclude: sp.csr_matrix) -> pl.DataFrame:
