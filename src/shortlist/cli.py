@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import click
 import numpy as np
 import polars as pl
 import typer
@@ -28,7 +27,8 @@ app = typer.Typer(
     help="shortlist: two-stage recommendations — fit, recommend, evaluate.",
 )
 console = Console(stderr=True)
-out = Console()
+# Tables stay readable when piped (rich would otherwise assume 80 columns).
+out = Console(width=None if sys.stdout.isatty() else 200)
 
 DataDir = Annotated[list[Path] | None, typer.Option("--data-dir", help="Folder holding dataset folders (repeatable).")]
 ColumnMap = Annotated[
@@ -192,11 +192,11 @@ def demo(
     report: Annotated[Path, typer.Option(help="Where to write the report.")] = Path("reports/demo"),
 ) -> None:
     """End to end on the bundled UCI Online Retail data: load → split → models → table."""
-    from shortlist.data.loaders import load_online_retail_bundled
+    from shortlist.data.loaders import load_named
 
     t0 = time.perf_counter()
     with console.status("loading the bundled UCI Online Retail data"):
-        ds = load_online_retail_bundled()
+        ds = load_named("online-retail", search_dirs=[])
     console.print(f"[dim]{ds.report}[/dim]")
     _run_evaluation(ds, protocol="days:14", repeats=True, k=10, report=report)
     console.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
@@ -242,12 +242,12 @@ def score(
 @app.command()
 def download(
     name: Annotated[str, typer.Argument(help="ml-100k | ml-1m | ml-latest-small")],
-    data_dir: Annotated[Path, typer.Option(help="Destination folder.")] = Path.home() / ".cache/shortlist/data",
+    data_dir: Annotated[Path | None, typer.Option(help="Destination (default ~/.cache/shortlist/data).")] = None,
 ) -> None:
     """Download a public dataset (checksum-verified) into the data folder."""
     from shortlist.data.download import download_dataset
 
-    path = download_dataset(name, data_dir)
+    path = download_dataset(name, cache_dir=data_dir or Path.home() / ".cache" / "shortlist" / "data")
     console.print(f"{name} → {path}")
 
 
@@ -269,19 +269,20 @@ def version() -> None:
 def main() -> None:
     """Entry point: one clear line and a non-zero exit on errors, never a traceback."""
     logging.basicConfig(level=os.environ.get("SHORTLIST_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    debug = bool(os.environ.get("SHORTLIST_DEBUG"))
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        console.print("aborted")
-        sys.exit(130)
+        app()  # standalone: usage errors print their own message and exit 2
     except (ShortlistError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        if debug:
+            raise
         console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except Exception as e:  # anything unexpected: still one line, with the way to see more
+        if debug:
+            raise
+        console.print(f"[red]error:[/red] {type(e).__name__}: {e} (set SHORTLIST_DEBUG=1 for the traceback)",
+                      highlight=False, soft_wrap=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

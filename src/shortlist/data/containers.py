@@ -251,7 +251,7 @@ def _clean_items(df: pl.DataFrame, *, source: str, report: CleaningReport) -> pl
     df = df.with_columns(ids.alias(ITEM_ID))
     bad = ids.is_null() | (ids == "")
     if bad.any():
-        report.drop(f"{source}: catalogue rows with null or empty item_id", int(bad.sum()))
+        report.note(f"{source}: dropped {int(bad.sum())} catalogue rows with a null or empty item_id")
         df = df.filter(~bad)
     dup = df.get_column(ITEM_ID).is_duplicated() & ~df.get_column(ITEM_ID).is_first_distinct()
     if dup.any():

@@ -25,10 +25,14 @@ from shortlist.schema import (
     USER_ID,
 )
 
-_ADJ = np.array("red blue green classic vintage modern small large soft bright wooden metal silver golden "
-                "retro rustic floral striped glass paper".split())
-_NOUN = np.array("mug lantern candle frame cushion bag bottle clock tin box card notebook vase tray "
-                 "jar garland basket light ornament blanket".split())
+_ADJ = np.array([
+    "red", "blue", "green", "classic", "vintage", "modern", "small", "large", "soft", "bright",
+    "wooden", "metal", "silver", "golden", "retro", "rustic", "floral", "striped", "glass", "paper",
+])
+_NOUN = np.array([
+    "mug", "lantern", "candle", "frame", "cushion", "bag", "bottle", "clock", "tin", "box", "card",
+    "notebook", "vase", "tray", "jar", "garland", "basket", "light", "ornament", "blanket",
+])
 _EVENTS = np.array(["view", "cart", "purchase"])
 
 

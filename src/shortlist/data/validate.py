@@ -91,7 +91,7 @@ def parse_timestamps(s: pl.Series, *, unit: TimestampUnit = "auto") -> pl.Series
     if s.dtype == pl.Date:
         return s.cast(pl.Datetime("us")).dt.epoch("s").cast(pl.Int64)
     if isinstance(s.dtype, pl.Datetime):
-        if s.dtype.time_zone is None:  # type: ignore[union-attr]
+        if s.dtype.time_zone is None:
             s = s.dt.replace_time_zone("UTC")
         return s.dt.epoch("s").cast(pl.Int64)
     if s.dtype.is_numeric():

@@ -1,0 +1,155 @@
+"""Generic loaders: any CSV / TSV / Parquet / JSON(L) file (or folder of part files), gzipped or not."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+
+from shortlist.data.containers import Dataset, build_dataset
+from shortlist.data.validate import DuplicatePolicy, TimestampUnit, apply_column_map
+from shortlist.errors import ColumnTypeError, EmptyInputError, MissingColumnError
+from shortlist.schema import ITEM_ID, ITEM_TEXT_COLUMNS, PRICE, USER_ID
+
+from ._io import (
+    SUFFIX_FORMATS,
+    InputNotFoundError,
+    UnreadableFileError,
+    base_suffix,
+    read_table,
+    require_path,
+)
+
+
+def read_frame(
+    path: Path | str,
+    *,
+    format: str | None = None,
+    string_columns: tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """Read a table file, or every part file of one format in a folder (Spark/Hive style), as-is."""
+    p = require_path(path, what="input")
+    if p.is_file():
+        return read_table(p, fmt=format, string_columns=string_columns)
+    parts = sorted(
+        f
+        for f in p.iterdir()
+        if f.is_file() and not f.name.startswith((".", "_")) and base_suffix(f) in SUFFIX_FORMATS
+    )
+    if not parts:
+        raise InputNotFoundError(
+            p, "the folder has no table files", fix=f"put files ending in {', '.join(SUFFIX_FORMATS)} there"
+        )
+    kinds = {SUFFIX_FORMATS[base_suffix(f)] for f in parts}
+    if len(kinds) > 1 and format is None:
+        raise UnreadableFileError(
+            p, f"the folder mixes formats {sorted(kinds)}", fix="keep one format per folder"
+        )
+    frames = [read_table(f, fmt=format, string_columns=string_columns) for f in parts]
+    try:
+        return pl.concat(frames, how="vertical_relaxed")
+    except pl.exceptions.PolarsError as exc:
+        raise UnreadableFileError(p, f"the part files have different columns ({exc})") from exc
+
+
+def load_items(
+    path: Path | str,
+    *,
+    columns: Mapping[str, str] | None = None,
+    format: str | None = None,
+) -> pl.DataFrame:
+    """Read an item catalogue into canonical columns (``item_id`` + title/description/... + attributes).
+
+    ``columns`` maps canonical → source names, e.g. ``{"item_id": "sku", "title": "name"}``.
+    The frame is ready for :func:`~shortlist.data.build_dataset`.
+    """
+    source = str(path)
+    id_col = (columns or {}).get(ITEM_ID, ITEM_ID)
+    df = read_frame(path, format=format, string_columns=(id_col,))
+    if df.height == 0:
+        raise EmptyInputError(source, "items")
+    df = apply_column_map(df, columns, source=source)
+    if ITEM_ID not in df.columns:
+        raise MissingColumnError(source, ITEM_ID, df.columns)
+    casts = [pl.col(c).cast(pl.Utf8) for c in ITEM_TEXT_COLUMNS if c in df.columns and df[c].dtype != pl.Utf8]
+    if PRICE in df.columns:
+        raw = df.get_column(PRICE)
+        price = raw.cast(pl.Float64, strict=False)
+        bad = price.is_null() & raw.is_not_null()
+        if bad.any():
+            raise ColumnTypeError(
+                source, PRICE, "a number", str(raw.dtype), raw.filter(bad).head(5).to_list()
+            )
+        casts.append(pl.col(PRICE).cast(pl.Float64, strict=False))
+    return df.with_columns(casts).with_columns(pl.col(ITEM_ID).cast(pl.Utf8))
+
+
+def load_dataset(
+    interactions_path: Path | str,
+    items_path: Path | str | None = None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    items_columns: Mapping[str, str] | None = None,
+    format: str | None = None,
+    items_format: str | None = None,
+    name: str | None = None,
+    repeats: bool = False,
+    timestamp_unit: TimestampUnit = "auto",
+    drop_invalid: bool = False,
+    duplicates: DuplicatePolicy = "drop",
+) -> Dataset:
+    """Load an interactions file (+ optional item catalogue) in any supported format into a Dataset.
+
+    ``columns`` / ``items_columns`` map canonical → source names. Ids are read as text so
+    ``"007"`` stays ``"007"``; every removed row is counted in ``dataset.report``.
+    """
+    path = require_path(interactions_path)
+    cmap = dict(columns or {})
+    ids = (cmap.get(USER_ID, USER_ID), cmap.get(ITEM_ID, ITEM_ID))
+    raw = read_frame(path, format=format, string_columns=ids)
+    items = None if items_path is None else load_items(items_path, columns=items_columns, format=items_format)
+    return build_dataset(
+        raw,
+        items,
+        name=name or _dataset_name(path),
+        source=str(path),
+        items_source=str(items_path) if items_path is not None else "<items>",
+        repeats=repeats,
+        columns=cmap or None,
+        timestamp_unit=timestamp_unit,
+        drop_invalid=drop_invalid,
+        duplicates=duplicates,
+    )
+
+
+def load_interactions(
+    path: Path | str,
+    *,
+    columns: Mapping[str, str] | None = None,
+    format: str | None = None,
+    name: str | None = None,
+    repeats: bool = False,
+    timestamp_unit: TimestampUnit = "auto",
+    drop_invalid: bool = False,
+    duplicates: DuplicatePolicy = "drop",
+) -> Dataset:
+    """Load an interactions file (no catalogue); see :func:`load_dataset`."""
+    return load_dataset(
+        path,
+        None,
+        columns=columns,
+        format=format,
+        name=name,
+        repeats=repeats,
+        timestamp_unit=timestamp_unit,
+        drop_invalid=drop_invalid,
+        duplicates=duplicates,
+    )
+
+
+def _dataset_name(path: Path) -> str:
+    name = path.name
+    for suffix in reversed(path.suffixes):
+        name = name.removesuffix(suffix)
+    return name or path.name
