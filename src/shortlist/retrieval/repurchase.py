@@ -14,7 +14,7 @@ from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.topk import rows_of, topk_dense
-from shortlist.schema import ITEM, RANK, SCORE, SECONDS_PER_DAY, SOURCE, TIMESTAMP, USER
+from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 
 def default_half_life_days(history: Interactions) -> float:
