@@ -1,0 +1,122 @@
+"""Deterministic top-k over score blocks and per-query exclusion lists, shared by all backends.
+
+Order contract: higher score first; on equal scores the lower position (= lower item id, since
+the index stores items sorted by id) comes first. Missing results are position -1, score -inf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+# Below this many items per top-k slot, the candidate pre-filter of `topk_block` does not pay off.
+_MIN_GROUPS = 8
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Per-query excluded item positions, CSR-style (`indptr` over queries, `indices` are positions)."""
+
+    indptr: I64
+    indices: I64
+
+    def block(self, start: int, stop: int) -> tuple[I64, I64]:
+        """(row-in-block, position) pairs for queries `start:stop`."""
+        lo, hi = int(self.indptr[start]), int(self.indptr[stop])
+        counts = np.diff(self.indptr[start : stop + 1])
+        rows = np.repeat(np.arange(stop - start, dtype=np.int64), counts)
+        return rows, self.indices[lo:hi]
+
+    def max_count(self, start: int, stop: int) -> int:
+        """Largest number of exclusions of any query in `start:stop` (how much to over-fetch)."""
+        if stop <= start:
+            return 0
+        return int(np.diff(self.indptr[start : stop + 1]).max())
+
+
+def order_topk(pos: I64, scores: F32, k: int) -> tuple[I64, F32]:
+    """Sort each row by (score desc, position asc), keep `k` columns, turn -inf entries into -1."""
+    neg = -scores
+    # invalid slots (pos < 0) must sort after every real item, including real -inf ones
+    tie = np.where(pos < 0, np.iinfo(np.int64).max, pos)
+    order = np.lexsort((tie, neg), axis=-1)[:, :k]
+    pos = np.take_along_axis(pos, order, axis=1)
+    scores = np.take_along_axis(scores, order, axis=1)
+    missing = ~np.isfinite(scores) | (pos < 0)
+    pos = np.where(missing, -1, pos)
+    scores = np.where(missing, np.float32(-np.inf), scores).astype(np.float32, copy=False)
+    return pos, scores
+
+
+def topk_block(scores: F32, k: int) -> tuple[I64, F32]:
+    """Exact top-`k` of each row of a dense (m, n) score block, with deterministic tie-breaking."""
+    m, n = scores.shape
+    k = min(k, n)
+    n_groups = n // k
+    if n_groups < _MIN_GROUPS or m == 0:
+        return _topk_dense(scores, k)
+    # Lower bound on each row's k-th score: the smallest of k maxima over disjoint (interleaved)
+    # item groups. Everything at or above it is a candidate: ~k*ln(k) items instead of n, so the
+    # slow introselect runs on a small matrix. A row whose bound is useless (heavy exclusion)
+    # only makes the candidate matrix wider, never the result wrong.
+    bound = scores[:, : n_groups * k].reshape(m, n_groups, k).max(axis=1).min(axis=1)
+    # flatnonzero on a bool array is ~10x faster than 2-D nonzero; row-major order keeps each
+    # row's candidates in ascending position order, which the tie rule relies on
+    flat = np.flatnonzero(scores >= bound[:, None])
+    rows = flat // n
+    cols = flat - rows * n
+    counts = np.bincount(rows, minlength=m)
+    width = int(counts.max())
+    if width > n // 4:
+        return _topk_dense(scores, k)
+    slot = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    cand_pos = np.full((m, width), -1, dtype=np.int64)
+    cand_scores = np.full((m, width), -np.inf, dtype=np.float32)
+    cand_pos[rows, slot] = cols
+    cand_scores[rows, slot] = scores[rows, cols]
+    col, top = _topk_dense(cand_scores, k)
+    pos = np.where(col >= 0, np.take_along_axis(cand_pos, np.maximum(col, 0), axis=1), -1)
+    return pos, top
+
+
+def _topk_dense(scores: F32, k: int) -> tuple[I64, F32]:
+    """Top-k by argpartition over whole rows; rows with ties at the k-th score are redone exactly."""
+    m, n = scores.shape
+    if k == n:
+        pos = np.broadcast_to(np.arange(n, dtype=np.int64), (m, n)).copy()
+        return order_topk(pos, scores, k)
+    # partition at the (k+1)-th largest: the k after it are the top k, and it tells whether the
+    # k-th score is tied with an item left out (argpartition keeps an arbitrary one of those)
+    part = np.argpartition(scores, n - k - 1, axis=1)[:, n - k - 1 :].astype(np.int64, copy=False)
+    vals = np.take_along_axis(scores, part, axis=1)
+    pos, next_best, vals = part[:, 1:], vals[:, 0], vals[:, 1:]
+    kth = vals.min(axis=1)
+    tied = np.flatnonzero(kth == next_best)
+    if tied.size:
+        pos[tied] = _lowest_positions_on_ties(scores[tied], kth[tied], k)
+        vals[tied] = np.take_along_axis(scores[tied], pos[tied], axis=1)
+    return order_topk(pos, vals, k)
+
+
+def _lowest_positions_on_ties(scores: F32, kth: F32, k: int) -> I64:
+    """Top-k positions per row when several items share the k-th score: keep the lowest positions."""
+    above = scores > kth[:, None]
+    equal = scores == kth[:, None]
+    need = k - np.count_nonzero(above, axis=1)
+    keep = above | (equal & (np.cumsum(equal, axis=1) <= need[:, None]))
+    # every row keeps exactly k columns, so the row-major nonzero list reshapes cleanly
+    return np.nonzero(keep)[1].astype(np.int64).reshape(-1, k)
+
+
+def mask_candidates(pos: I64, scores: F32, rows: I64, cols: I64, n_items: int) -> F32:
+    """Set the score of every (row, position) candidate that is in the exclusion pairs to -inf."""
+    if rows.size == 0:
+        return scores
+    cand = np.arange(pos.shape[0], dtype=np.int64)[:, None] * n_items + pos
+    hit = np.isin(cand, rows * n_items + cols) & (pos >= 0)
+    return np.where(hit, np.float32(-np.inf), scores).astype(np.float32, copy=False)
