@@ -33,6 +33,8 @@ SOURCES: dict[str, Callable[[], CandidateSource]] = {
     "itemknn": _lazy("shortlist.retrieval.covisit", "CoVisitation", kind="user"),
     "covisit": _lazy("shortlist.retrieval.covisit", "CoVisitation", kind="session"),
     "transition": _lazy("shortlist.retrieval.covisit", "CoVisitation", kind="transition"),
+    "ease": _lazy("shortlist.retrieval.ease", "EASE"),
+    "als": _lazy("shortlist.retrieval.als", "ALS", factors=16, iterations=5),
 }
 
 

@@ -1,0 +1,285 @@
+"""ALS: implicit-feedback matrix factorisation (Hu, Koren & Volinsky 2008) via the ``implicit`` library.
+
+Scores are inner products of user and item factors. Confidence per (user, item) is built here from
+the summed interaction weight (times :data:`~shortlist.schema.EVENT_STRENGTH` when an event column
+is present) and handed to ``implicit`` as ``C``; ``implicit``'s own ``alpha`` stays 1.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal, Self
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from shortlist.data.containers import Interactions
+from shortlist.errors import ConfigError
+from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
+from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.topk import rows_of, topk_dense
+from shortlist.schema import EVENT, EVENT_STRENGTH, ITEM, USER, WEIGHT
+
+logger = logging.getLogger(__name__)
+
+Confidence = Literal["bm25", "log", "linear"]
+_CHUNK_CELLS = 1 << 24  # scores per retrieval chunk (64 MB of float32)
+_FOLD_CELLS = 1 << 24  # (rows × factors²) floats per fold-in chunk
+
+
+def interaction_strength(history: Interactions, *, event_weights: bool) -> sp.csr_matrix:
+    """Summed weight per (user, item); each row's weight times its event's strength when asked."""
+    f = history.frame
+    w = pl.col(WEIGHT).cast(pl.Float64)
+    if event_weights and EVENT in f.columns:
+        strength = pl.col(EVENT).str.to_lowercase().replace_strict(EVENT_STRENGTH, default=1.0,
+                                                                   return_dtype=pl.Float64)
+        w = w * strength.fill_null(1.0)
+    pairs = f.group_by(USER, ITEM).agg(w.sum().alias("c"))
+    m = sp.csr_matrix(
+        (pairs.get_column("c").to_numpy().astype(np.float32),
+         (pairs.get_column(USER).to_numpy(), pairs.get_column(ITEM).to_numpy())),
+        shape=(history.n_users, history.n_items),
+    )
+    m.sort_indices()
+    return m
+
+
+def bm25_values(counts: sp.csr_matrix, *, idf: np.ndarray, avg_len: float, k1: float = 100.0,
+                b: float = 0.8) -> np.ndarray:
+    """BM25 of each stored (user, item) count: items are 'terms', users are 'documents'."""
+    lengths = np.diff(counts.indptr)
+    norm = (1.0 - b) + b * lengths / max(avg_len, 1e-12)
+    tf = counts.data.astype(np.float64)
+    return tf * (k1 + 1.0) / (k1 * np.repeat(norm, lengths) + tf) * idf[counts.indices]
+
+
+def fold_in(conf: sp.csr_matrix, item_factors: np.ndarray, regularization: float) -> np.ndarray:
+    """Exact user factors for confidence rows: ``(YᵀY + Yᵀ(C−I)Y + λI)⁻¹ YᵀC·1`` (batched solves)."""
+    y = item_factors.astype(np.float64)
+    d = y.shape[1]
+    base = y.T @ y + regularization * np.eye(d)
+    out = np.zeros((conf.shape[0], d), dtype=np.float32)
+    chunk = max(1, _FOLD_CELLS // (d * d * 8))
+    for start in range(0, conf.shape[0], chunk):
+        c = conf[start:start + chunk]
+        cols = np.unique(c.indices)
+        sub = c[:, cols]
+        # Σ_i (c_ui − 1) y_i y_iᵀ for all rows at once: a sparse (rows × items) times (items × d²).
+        outer = np.einsum("if,ig->ifg", y[cols], y[cols]).reshape(len(cols), d * d)
+        extra = sp.csr_matrix((sub.data - 1.0, sub.indices, sub.indptr), shape=sub.shape) @ outer
+        a = base[None] + extra.reshape(-1, d, d)
+        rhs = sub @ y[cols]
+        out[start:start + c.shape[0]] = np.linalg.solve(a, rhs[..., None])[..., 0]
+    return out
+
+
+class ALS:
+    """Implicit ALS candidates: top inner products ``u · v``, seen items excluded.
+
+    ``confidence``: ``"log"`` is ``1 + alpha·log1p(c / eps)``, ``"linear"`` is ``1 + alpha·c``,
+    ``"bm25"`` is ``1 + alpha·bm25(c)``, where ``c`` is the summed (event-weighted) count. Users
+    without history at fit time get no candidates; :meth:`retrieve_for_history` folds a new history
+    in by an exact least-squares solve. Uses the GPU when ``implicit`` was built with CUDA.
+    """
+
+    metric = "ip"
+
+    def __init__(
+        self,
+        *,
+        factors: int = 128,
+        regularization: float = 30.0,
+        alpha: float = 10.0,
+        iterations: int = 15,
+        confidence: Confidence = "log",
+        eps: float = 1.0,
+        event_weights: bool = True,
+        num_threads: int = 0,
+        use_gpu: bool | None = None,
+        name: str = "als",
+    ) -> None:
+        if confidence not in ("bm25", "log", "linear"):
+            raise ConfigError(f"confidence must be 'bm25', 'log' or 'linear', got {confidence!r}")
+        for label, v in (("factors", factors), ("iterations", iterations)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{label} must be a positive integer, got {v!r}")
+        for label, x in (("regularization", regularization), ("alpha", alpha), ("eps", eps)):
+            if not x > 0:
+                raise ConfigError(f"{label} must be positive, got {x!r}")
+        if num_threads < 0:
+            raise ConfigError(f"num_threads must be >= 0 (0 = all cores), got {num_threads}")
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.confidence = confidence
+        self.eps = eps
+        self.event_weights = event_weights
+        self.num_threads = num_threads
+        self.use_gpu = use_gpu
+        self.name = name
+        self.user_factors_: np.ndarray | None = None
+        self.item_factors_: np.ndarray | None = None
+        self.seen_: sp.csr_matrix | None = None
+        self.counts_: sp.csr_matrix | None = None
+        self.active_items_: np.ndarray | None = None
+        self._items64: np.ndarray | None = None
+        self.idf_: np.ndarray | None = None
+        self.avg_len_: float = 0.0
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _confidence(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        if self.confidence == "linear":
+            v = counts.data.astype(np.float64)
+        elif self.confidence == "log":
+            v = np.log1p(counts.data / self.eps)
+        else:
+            assert self.idf_ is not None
+            v = bm25_values(counts, idf=self.idf_, avg_len=self.avg_len_)
+        conf = sp.csr_matrix(((1.0 + self.alpha * v).astype(np.float32), counts.indices, counts.indptr),
+                             shape=counts.shape)
+        return conf
+
+    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
+        counts = interaction_strength(history, event_weights=self.event_weights)
+        df = np.diff(counts.tocsc().indptr)
+        self.idf_ = np.log(max(counts.shape[0], 1)) - np.log1p(df)
+        self.avg_len_ = float(np.diff(counts.indptr).mean()) if counts.shape[0] else 0.0
+        conf = self._confidence(counts)
+        seed = int((rng if rng is not None else np.random.default_rng(0)).integers(2**31 - 1))
+        users, items = _train(conf, factors=self.factors, regularization=self.regularization,
+                              iterations=self.iterations, seed=seed, num_threads=self.num_threads,
+                              use_gpu=self.use_gpu)
+        self._set(users, items, counts)
+        return self
+
+    def _set(self, users: np.ndarray, items: np.ndarray, counts: sp.csr_matrix) -> None:
+        # Users and items without interactions keep zero vectors, so they never score.
+        active_u = np.diff(counts.indptr) > 0
+        active_i = np.diff(counts.tocsc().indptr) > 0
+        self.user_factors_ = np.where(active_u[:, None], users, 0).astype(np.float32)
+        self.item_factors_ = np.where(active_i[:, None], items, 0).astype(np.float32)
+        self.seen_ = sp.csr_matrix((np.ones(counts.nnz, np.float32), counts.indices, counts.indptr),
+                                   shape=counts.shape)
+        self.counts_ = counts
+        self.active_items_ = active_i
+        self._items64 = self.item_factors_.astype(np.float64)
+
+    # -- retrieval -------------------------------------------------------------------------
+    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        check_k(k)
+        require_fitted(self, "user_factors_")
+        assert self.seen_ is not None
+        users = np.asarray(users, dtype=np.int64)
+        seen = rows_of(self.seen_, users)
+        return self._search(self.user_embeddings(users), np.diff(seen.indptr) > 0, seen, users, k,
+                            exclude_seen)
+
+    def retrieve_for_history(
+        self,
+        items: np.ndarray,
+        k: int,
+        *,
+        timestamps: np.ndarray | None = None,
+        exclude_seen: bool = True,
+    ) -> Candidates:
+        """Fold an ad-hoc history into a user vector (user id -1); each occurrence counts 1.
+
+        ``timestamps`` is accepted for the common source interface and ignored (ALS has no recency).
+        """
+        check_k(k)
+        require_fitted(self, "item_factors_")
+        assert self.item_factors_ is not None
+        n_items = self.item_factors_.shape[0]
+        items = np.asarray(items, dtype=np.int64)
+        items = items[(items >= 0) & (items < n_items)]
+        counts = sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items), np.int64), items)),
+                               shape=(1, n_items))
+        counts.sum_duplicates()
+        vec = fold_in(self._confidence(counts), self.item_factors_, self.regularization)
+        return self._search(vec, np.array([counts.nnz > 0]), counts, np.array([-1]), k, exclude_seen)
+
+    def _search(self, vecs: np.ndarray, has_history: np.ndarray, seen: sp.csr_matrix,
+                users: np.ndarray, k: int, exclude_seen: bool) -> Candidates:
+        assert self.item_factors_ is not None and self._items64 is not None and self.active_items_ is not None
+        n_items = self.item_factors_.shape[0]
+        chunk = max(1, _CHUNK_CELLS // max(n_items, 1))
+        tops, vals = [], []
+        for start in range(0, len(vecs), chunk):
+            stop = start + chunk
+            # float64 then rounded: a user's scores must not depend on the batch (BLAS blocking).
+            scores = (vecs[start:stop].astype(np.float64) @ self._items64.T).astype(np.float32)
+            scores[:, ~self.active_items_] = -np.inf
+            scores[~has_history[start:stop]] = -np.inf
+            t, v = topk_dense(scores, k, exclude=seen[start:stop] if exclude_seen else None)
+            tops.append(t)
+            vals.append(v)
+        if not tops:
+            return Candidates.empty(self.name)
+        return Candidates.from_topk(users, np.vstack(tops), np.vstack(vals), self.name)
+
+    # -- embeddings ------------------------------------------------------------------------
+    def item_embeddings(self) -> np.ndarray:
+        """(n_items × factors) float32 item factors, compared by inner product."""
+        require_fitted(self, "item_factors_")
+        assert self.item_factors_ is not None
+        return self.item_factors_
+
+    def user_embeddings(self, users: np.ndarray) -> np.ndarray:
+        """(len(users) × factors) float32 user factors; zeros for users unknown at fit time."""
+        require_fitted(self, "user_factors_")
+        assert self.user_factors_ is not None
+        users = np.asarray(users, dtype=np.int64)
+        inside = (users >= 0) & (users < self.user_factors_.shape[0])
+        out = np.zeros((len(users), self.user_factors_.shape[1]), dtype=np.float32)
+        out[inside] = self.user_factors_[users[inside]]
+        return out
+
+    # -- persistence -----------------------------------------------------------------------
+    def _params(self) -> dict[str, Any]:
+        return {"factors": self.factors, "regularization": self.regularization, "alpha": self.alpha,
+                "iterations": self.iterations, "confidence": self.confidence, "eps": self.eps,
+                "event_weights": self.event_weights, "num_threads": self.num_threads,
+                "use_gpu": self.use_gpu, "name": self.name}
+
+    def get_state(self) -> State:
+        require_fitted(self, "user_factors_")
+        assert self.user_factors_ is not None and self.item_factors_ is not None and self.idf_ is not None
+        arrays = {"user_factors": self.user_factors_, "item_factors": self.item_factors_, "idf": self.idf_,
+                  **csr_to_arrays("counts", self.counts_)}
+        return {**self._params(), "avg_len_": self.avg_len_}, arrays
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
+        obj = cls(**{k: v for k, v in params.items() if not k.endswith("_")})
+        obj.idf_, obj.avg_len_ = arrays["idf"], float(params["avg_len_"])
+        obj._set(arrays["user_factors"], arrays["item_factors"], csr_from_arrays("counts", arrays))
+        return obj
+
+
+def _train(conf: sp.csr_matrix, *, factors: int, regularization: float, iterations: int, seed: int,
+           num_threads: int, use_gpu: bool | None) -> tuple[np.ndarray, np.ndarray]:
+    """Fit ``implicit`` ALS on a confidence matrix; (user factors, item factors) as numpy."""
+    import implicit.gpu
+
+    gpu = implicit.gpu.HAS_CUDA if use_gpu is None else use_gpu
+    # implicit parallelises over users itself; a threaded BLAS underneath only oversubscribes.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if gpu:
+            from implicit.gpu.als import AlternatingLeastSquares as GpuALS
+
+            model: Any = GpuALS(factors=factors, regularization=regularization, alpha=1.0,
+                                iterations=iterations, random_state=seed)
+        else:
+            from implicit.cpu.als import AlternatingLeastSquares as CpuALS
+
+            model = CpuALS(factors=factors, regularization=regularization, alpha=1.0, iterations=iterations,
+                           num_threads=num_threads, random_state=seed)
+        model.fit(conf, show_progress=False)
+        if gpu:
+            model = model.to_cpu()
+    logger.info("ALS: %d users x %d items, %d factors, gpu=%s", *conf.shape, factors, gpu)
+    return np.asarray(model.user_factors), np.asarray(model.item_factors)
