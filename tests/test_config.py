@@ -7,14 +7,21 @@ from shortlist.errors import ConfigError
 def test_defaults_returned_as_copy():
     cfg = load_config(None)
     cfg["model"]["kind"] = "x"
-    assert DEFAULTS["model"]["kind"] == "auto"
+    assert DEFAULTS["model"]["kind"] == "two_stage"
 
 
 def test_toml_overrides(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text('[model]\nkind = "popular"\n[evaluate]\nk = 20\n')
     cfg = load_config(p)
-    assert cfg["model"] == {"kind": "popular", "seed": 0} and cfg["evaluate"]["k"] == 20
+    assert cfg["model"]["kind"] == "popular" and cfg["model"]["seed"] == 0 and cfg["evaluate"]["k"] == 20
+
+
+def test_free_form_tables(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[ranker]\nnum_leaves = 63\n[source_params.als]\nfactors = 32\n")
+    cfg = load_config(p)
+    assert cfg["ranker"] == {"num_leaves": 63} and cfg["source_params"] == {"als": {"factors": 32}}
 
 
 @pytest.mark.parametrize(

@@ -87,20 +87,41 @@ def fit(
     out_dir: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
     items: Annotated[Path | None, typer.Option(help="Item catalogue (item_id, title, ...).")] = None,
     allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Allow already-seen items.")] = False,
+    target: Annotated[str | None, typer.Option(help="last | days:N (default: the config's, 'last').")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file overriding defaults.")] = None,
     column_map: ColumnMap = None,
 ) -> None:
     """Fit a model on interactions and save it to a directory."""
-    from shortlist.pipeline.baseline import BaselineRecommender
-
     cfg = load_config(config)
     ds = _load(None, interactions, items, _columns(column_map), None, allow_repeats)
     t0 = time.perf_counter()
-    with console.status("fitting"):
-        model = BaselineRecommender(kind=cfg["model"]["kind"], allow_repeats=allow_repeats)
-        model.fit(ds.interactions, rng=np.random.default_rng(cfg["model"]["seed"]))
+    with console.status("fitting (candidate sources, features, ranker)"):
+        model = _make_model(cfg, allow_repeats=allow_repeats, target=target)
+        if hasattr(model, "resolved_kind"):
+            model.fit(ds.interactions, rng=np.random.default_rng(cfg["model"]["seed"]))
+        else:
+            model.fit(ds.interactions, items=ds.items, rng=np.random.default_rng(cfg["model"]["seed"]))
         model.save(out_dir)
-    console.print(f"fitted {model.resolved_kind} in {time.perf_counter() - t0:.1f}s → {out_dir}")
+    console.print(f"fitted {cfg['model']['kind']} in {time.perf_counter() - t0:.1f}s → {out_dir}")
+    metrics = getattr(model, "metrics_", {})
+    if "candidate_recall" in metrics:
+        console.print(f"[dim]candidate recall per label window: {metrics['candidate_recall']}; "
+                      f"ranker: {metrics.get('ranker', 'not trained (too little data)')}[/dim]")
+
+
+def _make_model(cfg: dict, *, allow_repeats: bool, target: str | None):  # type: ignore[no-untyped-def]
+    from shortlist.pipeline.baseline import BaselineRecommender
+    from shortlist.pipeline.two_stage import TwoStageRecommender
+
+    m = cfg["model"]
+    if m["kind"] != "two_stage":
+        return BaselineRecommender(kind=m["kind"], allow_repeats=allow_repeats)
+    return TwoStageRecommender(
+        target=target or m["target"], allow_repeats=allow_repeats, sources=m["sources"] or None,
+        source_params=cfg["source_params"], per_source=m["per_source"], max_candidates=m["max_candidates"],
+        n_windows=m["n_windows"], max_negatives=m["max_negatives"], hard_negatives=m["hard_negatives"],
+        ranker=m["ranker"], ranker_params=cfg["ranker"], seed=m["seed"],
+    )
 
 
 @app.command()
@@ -111,14 +132,39 @@ def recommend(
     k: Annotated[int, typer.Option(help="Items per user.", min=1)] = 10,
 ) -> None:
     """Write the top-K recommendations for each listed user."""
-    from shortlist.pipeline.baseline import BaselineRecommender
+    from shortlist.pipeline.load import load_model
 
-    rec = BaselineRecommender.load(model)
+    with console.status("loading the model"):
+        rec = load_model(model)
     user_ids = _read_users(users)
     with console.status(f"recommending for {len(user_ids):,} users"):
         recs = rec.recommend(user_ids, k)
     _write_csv_atomic(recs.select(USER_ID, ITEM_ID, RANK, SCORE), out_path)
     console.print(f"wrote {recs.height:,} rows for {len(user_ids):,} users → {out_path}")
+
+
+@app.command()
+def candidates(
+    model: Annotated[Path, typer.Option(help="Two-stage model directory written by `shortlist fit`.")],
+    users: Annotated[Path, typer.Option(help="CSV with a user_id column.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output CSV: the stage-1 candidate union.")],
+) -> None:
+    """Write stage 1's candidate union: user_id, item_id, n_sources, each source's score and rank."""
+    from shortlist.pipeline.external import internal_users
+    from shortlist.pipeline.two_stage import TwoStageRecommender
+
+    with console.status("loading the model"):
+        rec = TwoStageRecommender.load(model)
+    assert rec.history_ is not None and rec.generator_ is not None
+    ext, internal = internal_users(_read_users(users), rec.history_.users)
+    with console.status(f"retrieving candidates for {len(ext):,} users"):
+        union = rec.generator_.generate(internal.to_numpy().astype(np.int64), exclude_seen=not rec.allow_repeats)
+    lookup = pl.DataFrame({"user": internal, USER_ID: ext})
+    out_df = union.join(lookup, on="user", how="inner", maintain_order="left")
+    out_df = out_df.with_columns(rec.history_.items.external(out_df.get_column("item")).alias(ITEM_ID))
+    cols = [USER_ID, ITEM_ID, "n_sources", *[c for c in union.columns if c not in ("user", "item", "n_sources")]]
+    _write_csv_atomic(out_df.select(cols), out_path)
+    console.print(f"wrote {out_df.height:,} candidates for {len(ext):,} users → {out_path}")
 
 
 def _read_users(path: Path) -> pl.Series:
@@ -151,6 +197,7 @@ def evaluate(
     ] = None,
     data_dir: DataDir = None,
     column_map: ColumnMap = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file overriding defaults.")] = None,
 ) -> None:
     """Split, fit every model on the training part, and print models × metrics."""
     from shortlist.data.loaders import DATASETS
@@ -159,32 +206,44 @@ def evaluate(
     spec = DATASETS.get(dataset) if dataset else None
     repeats = allow_repeats if allow_repeats is not None else ds.repeats
     protocol = protocol or (spec.protocol if spec else ("days:14" if repeats else "llo"))
-    _run_evaluation(ds, protocol=protocol, repeats=repeats, k=k, report=report)
+    _run_evaluation(ds, protocol=protocol, repeats=repeats, k=k, report=report, config=config)
 
 
-def _run_evaluation(ds, *, protocol: str, repeats: bool, k: int, report: Path | None) -> None:  # type: ignore[no-untyped-def]
+def _run_evaluation(ds, *, protocol: str, repeats: bool, k: int, report: Path | None,  # type: ignore[no-untyped-def]
+                    config: Path | None = None) -> None:
     from shortlist.data.split import split_by_protocol
-    from shortlist.evaluation.evaluate import evaluate as run
+    from shortlist.evaluation.full import evaluate_full
     from shortlist.evaluation.report import write_report
-    from shortlist.pipeline.baseline import make_baseline
 
+    cfg = load_config(config)
     t0 = time.perf_counter()
     split = split_by_protocol(ds.interactions, protocol, repeats=repeats)
     console.print(f"[dim]{split}[/dim]")
-    names = ["popular", "popular_recent"] + (["repurchase_then_popular"] if repeats else [])
     ks = sorted({5, k, 20})
+    params = _model_params(cfg)
     with console.status("evaluating") as status:
-        result = run({n: (lambda n=n: make_baseline(n)) for n in names}, split, ks=ks,
-                     on_model=lambda n: status.update(f"evaluating {n}"))
-    headline = [c for c in result.table.columns if c.endswith(f"@{k}")] + ["fit_s", "rank_s"]
-    _print_table(result.table.select(["model", *headline]),
-                 f"{ds.name} · {split.protocol} · repeats={repeats} · {result.n_users:,} test users")
+        result, recall, model = evaluate_full(split, items=ds.items, ks=ks, model_params=params,
+                                              seed=cfg["model"]["seed"], on_step=lambda n: status.update(f"evaluating: {n}"))
+    headline = [c for c in result.table.columns if c.endswith(f"@{k}") and not c.startswith("mpr")]
+    headline += [c for c in ("fit_s", "rank_s") if c in result.table.columns]
+    title = f"{ds.name} · {split.protocol} · repeats={repeats} · {result.n_users:,} test users"
+    _print_table(result.table.select(["model", *headline]), title)
+    _print_table(recall.rename({"candidates": "model"}), "candidate recall@N (stage 1)")
+    seconds = round(time.perf_counter() - t0, 2)
     if report is not None:
-        meta = {**result.meta, "dataset": ds.name, "cleaning": str(ds.report),
-                "seconds": round(time.perf_counter() - t0, 2)}
-        path = write_report(report, title=f"shortlist evaluation: {ds.name}", tables={"results": result.table},
-                            curves=result.curves, meta=meta)
+        meta = {**result.meta, "dataset": ds.name, "cleaning": str(ds.report), "seconds": seconds,
+                "model_metrics": model.metrics_}
+        path = write_report(report, title=f"shortlist evaluation: {ds.name}",
+                            tables={"results": result.table, "candidate recall": recall},
+                            curves=result.curves, meta=meta, importances=model.importance())
         console.print(f"report → {path}")
+
+
+def _model_params(cfg: dict) -> dict:  # type: ignore[type-arg]
+    m = cfg["model"]
+    return {"sources": m["sources"] or None, "source_params": cfg["source_params"], "per_source": m["per_source"],
+            "max_candidates": m["max_candidates"], "n_windows": m["n_windows"], "max_negatives": m["max_negatives"],
+            "hard_negatives": m["hard_negatives"], "ranker": m["ranker"], "ranker_params": cfg["ranker"]}
 
 
 @app.command()

@@ -15,9 +15,19 @@ from shortlist.errors import ConfigError
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {
-        "kind": "auto",  # baseline until the two-stage model exists: auto | popular | popular_recent | ...
+        "kind": "two_stage",  # or a baseline: auto | popular | popular_recent | repurchase_then_popular
         "seed": 0,
+        "target": "last",  # last | days:N (the --target flag overrides)
+        "sources": [],  # empty: the default set for the data
+        "per_source": 300,
+        "max_candidates": 300,
+        "n_windows": 3,
+        "max_negatives": 150,
+        "hard_negatives": 50,
+        "ranker": "lightgbm",  # or xgboost
     },
+    "ranker": {},  # LightGBM/XGBoost ranker parameters, e.g. num_leaves = 63
+    "source_params": {},  # per-source constructor overrides, e.g. [source_params.als] factors = 128
     "evaluate": {
         "k": 10,
         "ks": [5, 10, 20],
@@ -36,7 +46,8 @@ def merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any], *, where: s
         if isinstance(base, dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}: [{key}] must be a table, got {type(value).__name__}")
-            out[key] = merge(base, value, where=f"{where}.{key}")
+            # An empty default table is free-form: its keys are checked by whoever consumes it.
+            out[key] = merge(base, value, where=f"{where}.{key}") if base else copy.deepcopy(dict(value))
         elif base is not None and not _compatible(base, value):
             raise ConfigError(
                 f"{where}: {key} must be {type(base).__name__}, got {type(value).__name__} ({value!r})"

@@ -12,6 +12,7 @@ import polars as pl
 from shortlist.data.containers import Interactions
 from shortlist.data.ids import IdMap
 from shortlist.errors import ConfigError, NotFittedError
+from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.artifacts import (
     atomic_directory,
     load_ids,
@@ -20,12 +21,10 @@ from shortlist.pipeline.artifacts import (
     write_manifest,
 )
 from shortlist.retrieval.base import CandidateSource, check_k
-from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.chain import Chain, chain_candidates
 from shortlist.retrieval.popularity import Popularity
 from shortlist.retrieval.registry import load_source, save_source
 from shortlist.retrieval.repurchase import Repurchase
-from shortlist.schema import ITEM, ITEM_ID, RANK, SCORE, USER, USER_ID
 
 BaselineKind = Literal["auto", "popular", "popular_recent", "repurchase_then_popular"]
 KIND = "baseline"
@@ -82,29 +81,14 @@ class BaselineRecommender:
         """
         check_k(k)
         source, fallback, users, items = self._check()
-        ext = (user_ids.cast(pl.Utf8) if isinstance(user_ids, pl.Series)
-               else pl.Series(USER_ID, [str(u) for u in user_ids], pl.Utf8)).rename(USER_ID)
-        ext = ext.unique(maintain_order=True)
-        idx = users.index(ext)
-        # Unknown users get a row index past the fitted users: sources treat them as history-less.
-        internal = idx.fill_null(pl.int_range(len(users), len(users) + len(ext), eager=True).cast(pl.Int32))
+        ext, internal = internal_users(user_ids, users)
         u = internal.to_numpy().astype(np.int64)
         exclude = not self.allow_repeats
         cands = chain_candidates(
             [source.retrieve(u, k, exclude_seen=exclude), fallback.retrieve(u, k, exclude_seen=exclude)],
             k, source.name,
         )
-        return self._to_external(cands, internal, ext, items)
-
-    @staticmethod
-    def _to_external(cands: Candidates, internal: pl.Series, ext: pl.Series, items: IdMap) -> pl.DataFrame:
-        lookup = pl.DataFrame({USER: internal, USER_ID: ext})
-        f = cands.frame.join(lookup, on=USER, how="inner")
-        f = f.with_columns(items.external(f.get_column(ITEM)).alias(ITEM_ID))
-        order = pl.DataFrame({USER_ID: ext, "_o": pl.int_range(len(ext), eager=True)})
-        return (
-            f.join(order, on=USER_ID).sort(["_o", RANK]).select(USER_ID, ITEM_ID, RANK, SCORE)
-        )
+        return to_external(cands, internal, ext, items)
 
     # --- persistence -------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:

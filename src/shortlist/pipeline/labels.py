@@ -1,0 +1,94 @@
+"""Label windows inside the training data: the fit discipline's history / label split.
+
+``last``: each user's d-th last interaction is the label and everything before it the history,
+for d = 1 .. n_windows (stacked label depths). ``days:N``: the interactions of a window of N days
+are the labels and everything before the window the history, for n_windows consecutive windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from shortlist.data.containers import Interactions
+from shortlist.data.split import leave_last_out, time_window_split
+from shortlist.errors import ConfigError, DataValidationError
+from shortlist.schema import EVENT, EVENT_STRENGTH, ITEM, LABEL, SECONDS_PER_DAY, TIMESTAMP, USER
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the ranker learns to predict: ``last`` interaction, or everything in the next ``days``."""
+
+    kind: str  # "last" | "days"
+    days: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        if text == "last":
+            return cls("last")
+        name, _, arg = text.partition(":")
+        if name == "days":
+            try:
+                days = float(arg)
+            except ValueError:
+                days = -1.0
+            if days > 0:
+                return cls("days", days)
+        raise ConfigError(f"target must be 'last' or 'days:N' with N > 0, got {text!r}")
+
+    @property
+    def reference(self) -> str:
+        """Feature reference time: the user's own last activity, or the end of the history."""
+        return "user" if self.kind == "last" else "global"
+
+    def __str__(self) -> str:
+        return "last" if self.kind == "last" else f"days:{self.days:g}"
+
+
+@dataclass(frozen=True)
+class LabelWindow:
+    name: str
+    history: Interactions
+    labels: pl.DataFrame  # user, item, label (graded: event strength, else 1)
+    n_seen_labels: int  # labels the user already had (dropped when repeats are not allowed)
+
+
+def label_windows(data: Interactions, target: Target, *, n_windows: int, repeats: bool) -> list[LabelWindow]:
+    """Up to ``n_windows`` (history, labels) pairs, most recent first; empty windows are skipped."""
+    out: list[LabelWindow] = []
+    for w in range(n_windows):
+        try:
+            if target.kind == "last":
+                split = leave_last_out(data, n_last=w + 1, repeats=True, min_train=1)
+                test = split.test.frame.sort([USER, TIMESTAMP], maintain_order=True).group_by(
+                    USER, maintain_order=True).first()
+                name = f"last-{w + 1}"
+            else:
+                end = data.time_span()[1] - int(w * target.days * SECONDS_PER_DAY)
+                part = data.filter(pl.col(TIMESTAMP) <= end)
+                split = time_window_split(part, days=target.days, repeats=True)
+                test = split.test.frame
+                name = f"days:{target.days:g}@-{w}"
+        except DataValidationError:
+            break
+        labels = _graded(test)
+        seen = split.train.frame.select(USER, ITEM).unique()
+        is_seen = labels.join(seen.with_columns(pl.lit(True).alias("_s")), on=[USER, ITEM], how="left")
+        n_seen = int(is_seen.get_column("_s").fill_null(False).sum())
+        if not repeats:
+            labels = is_seen.filter(pl.col("_s").is_null()).drop("_s")
+        if labels.height:
+            out.append(LabelWindow(name, split.train, labels, n_seen))
+    return out
+
+
+def _graded(test: pl.DataFrame) -> pl.DataFrame:
+    """One row per (user, item); label = strongest event (purchase > cart > view), else 1."""
+    if EVENT in test.columns:
+        strength = pl.col(EVENT).replace_strict(EVENT_STRENGTH, default=1.0, return_dtype=pl.Float32)
+    else:
+        strength = pl.lit(1.0, pl.Float32)
+    return test.with_columns(strength.alias(LABEL)).group_by([USER, ITEM], maintain_order=True).agg(
+        pl.col(LABEL).max())

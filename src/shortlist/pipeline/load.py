@@ -1,0 +1,29 @@
+"""Load any saved shortlist model by the kind its manifest names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import polars as pl
+
+from shortlist.errors import ModelLoadError
+from shortlist.pipeline.artifacts import read_manifest
+
+
+class Recommender(Protocol):
+    def recommend(self, user_ids: pl.Series, k: int) -> pl.DataFrame: ...
+
+
+def load_model(directory: Path | str) -> Recommender:
+    """A :class:`TwoStageRecommender` or :class:`BaselineRecommender`, checksums verified."""
+    kind = read_manifest(Path(directory), verify=False).get("kind")
+    if kind == "two_stage":
+        from shortlist.pipeline.two_stage import TwoStageRecommender
+
+        return TwoStageRecommender.load(directory)
+    if kind == "baseline":
+        from shortlist.pipeline.baseline import BaselineRecommender
+
+        return BaselineRecommender.load(directory)
+    raise ModelLoadError(f"{directory}: unknown model kind {kind!r}")

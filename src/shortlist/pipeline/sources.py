@@ -1,0 +1,125 @@
+"""Named candidate sources, the default set for a dataset, and the fitted stage-1 generator."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from shortlist.data.containers import Interactions, Items
+from shortlist.errors import ConfigError
+from shortlist.retrieval.base import CandidateSource
+from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.registry import load_source, save_source
+from shortlist.retrieval.union import fuse, union
+
+logger = logging.getLogger(__name__)
+
+#: name → (module, class, constructor kwargs). Every entry is a complete CandidateSource.
+SOURCE_CATALOGUE: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "popular": ("shortlist.retrieval.popularity", "Popularity", {}),
+    "popular_recent": ("shortlist.retrieval.popularity", "Popularity", {"window_days": "auto"}),
+    "repurchase": ("shortlist.retrieval.repurchase", "Repurchase", {}),
+    "itemknn": ("shortlist.retrieval.covisit", "CoVisitation", {"kind": "user"}),
+    "covisit": ("shortlist.retrieval.covisit", "CoVisitation", {"kind": "session"}),
+    "transition": ("shortlist.retrieval.covisit", "CoVisitation", {"kind": "transition"}),
+    "ease": ("shortlist.retrieval.ease", "EASE", {}),
+    "als": ("shortlist.retrieval.als", "ALS", {}),
+    "two_tower": ("shortlist.retrieval.two_tower", "TwoTower", {}),
+    "content": ("shortlist.retrieval.content", "ContentSource", {}),
+}
+EASE_MAX_ITEMS = 20_000
+
+
+def make_source(name: str, **overrides: Any) -> CandidateSource:
+    """A fresh source by catalogue name (``overrides`` update its constructor arguments)."""
+    if name not in SOURCE_CATALOGUE:
+        raise ConfigError(f"unknown source {name!r}; known: {', '.join(SOURCE_CATALOGUE)}")
+    module, cls, kwargs = SOURCE_CATALOGUE[name]
+    src: CandidateSource = getattr(importlib.import_module(module), cls)(**{**kwargs, "name": name, **overrides})
+    return src
+
+
+def default_source_names(*, n_items: int, repeats: bool) -> list[str]:
+    """The default stage-1 set: sequence- and co-occurrence-aware CF, linear and factor models,
+    popularity windows, and repurchase where re-consuming is normal."""
+    names = ["repurchase"] if repeats else []
+    names += ["transition", "itemknn", "covisit"]
+    if n_items <= EASE_MAX_ITEMS:
+        names.append("ease")
+    names += ["als", "popular_recent", "popular"]
+    return names
+
+
+@dataclass
+class CandidateGenerator:
+    """Fits a set of sources on one history and turns them into a budgeted candidate union."""
+
+    names: Sequence[str]
+    per_source: int = 300
+    max_candidates: int = 300
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    sources_: dict[str, CandidateSource] = field(default_factory=dict)
+    fit_seconds_: dict[str, float] = field(default_factory=dict)
+
+    def fit(self, history: Interactions, *, items: Items | None = None, rng: np.random.Generator | None = None) -> CandidateGenerator:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.sources_, self.fit_seconds_ = {}, {}
+        for name in self.names:
+            src = make_source(name, **self.overrides.get(name, {}))
+            t0 = time.perf_counter()
+            _fit_source(src, history, items, np.random.default_rng(rng.integers(2**32)))
+            self.fit_seconds_[name] = round(time.perf_counter() - t0, 3)
+            self.sources_[name] = src
+        logger.info("fitted sources: %s", self.fit_seconds_)
+        return self
+
+    def retrieve_all(self, users: np.ndarray, *, exclude_seen: bool) -> dict[str, Candidates]:
+        return {n: s.retrieve(users, self.per_source, exclude_seen=exclude_seen) for n, s in self.sources_.items()}
+
+    def generate(self, users: np.ndarray, *, exclude_seen: bool) -> pl.DataFrame:
+        """The candidate union for ``users``, at most ``max_candidates`` each (best rank first)."""
+        return self.combine(self.retrieve_all(users, exclude_seen=exclude_seen))
+
+    def combine(self, parts: Mapping[str, Candidates]) -> pl.DataFrame:
+        """Union, ordered by reciprocal-rank fusion (repurchase first), ``max_candidates`` per user."""
+        names = list(self.sources_)
+        u = union(list(parts.values()), sources=names)
+        return fuse(u, names, priority=("repurchase",), max_per_user=self.max_candidates)
+
+    def similarities(self) -> dict[str, sp.csr_matrix]:
+        """Item × item similarity matrices of the co-visitation sources (for pair features)."""
+        return {n: s.sim_ for n, s in self.sources_.items() if getattr(s, "sim_", None) is not None}  # type: ignore[attr-defined]
+
+    def embeddings(self) -> dict[str, np.ndarray]:
+        """Item vectors of the sources that learn them (for similarity features)."""
+        return {n: s.item_embeddings() for n, s in self.sources_.items() if hasattr(s, "item_embeddings")}  # type: ignore[attr-defined]
+
+    def save(self, directory: Path) -> None:
+        for name, src in self.sources_.items():
+            save_source(src, directory / name)
+
+    def load(self, directory: Path) -> CandidateGenerator:
+        self.sources_ = {name: load_source(directory / name) for name in self.names}
+        return self
+
+
+def _fit_source(src: CandidateSource, history: Interactions, items: Items | None, rng: np.random.Generator) -> None:
+    if hasattr(src, "with_items"):
+        src.with_items(items)  # type: ignore[attr-defined]
+        src.fit(history, rng=rng)
+    elif "items" in inspect.signature(src.fit).parameters:
+        src.fit(history, items=items, rng=rng)  # type: ignore[call-arg]
+    else:
+        src.fit(history, rng=rng)
+
+

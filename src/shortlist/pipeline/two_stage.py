@@ -1,0 +1,251 @@
+"""``TwoStageRecommender``: candidate sources → features → LightGBM lambdarank → top-k.
+
+Fit discipline: label windows are cut from the training data; for each, sources and feature
+statistics are fitted on the history before the window only, candidates are labelled from the
+window, and the ranker learns from them. Then sources and statistics are refitted on all the
+training data for inference. Nothing after a window's start is visible while building it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import polars as pl
+
+from shortlist.data.containers import Interactions, Items
+from shortlist.errors import NotFittedError
+from shortlist.features.pipeline import FeaturePipeline, with_reference_times
+from shortlist.pipeline.labels import LabelWindow, Target, label_windows
+from shortlist.pipeline.sources import CandidateGenerator, default_source_names
+from shortlist.ranking.dataset import (
+    BEST_RANK,
+    GROUP,
+    drop_groups_without_positives,
+    sample_negatives,
+    split_groups,
+    to_training_set,
+)
+from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
+from shortlist.pipeline.external import internal_users, to_external
+from shortlist.retrieval.base import check_k
+from shortlist.retrieval.chain import chain_candidates
+from shortlist.retrieval.popularity import Popularity
+from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.union import rank_col
+from shortlist.schema import ITEM, LABEL, RANK, SCORE, SOURCE, USER
+
+logger = logging.getLogger(__name__)
+MIN_RANKER_GROUPS = 20
+
+
+class TwoStageRecommender:
+    """The full model. ``fit(history, items=..., rng=...)`` then ``retrieve(users, k)``.
+
+    ``target``: ``"last"`` (predict each user's next interaction: stacked label depths) or
+    ``"days:N"`` (predict the next N days: stacked windows). ``sources=None`` picks the default set
+    for the data. ``n_windows`` label windows are stacked; ``max_negatives`` negatives per group
+    are kept (the ``hard_negatives`` best-ranked always).
+    """
+
+    name = "two_stage"
+
+    def __init__(
+        self,
+        *,
+        target: str = "last",
+        allow_repeats: bool = False,
+        sources: Sequence[str] | None = None,
+        source_params: Mapping[str, Mapping[str, Any]] | None = None,
+        per_source: int = 300,
+        max_candidates: int = 300,
+        n_windows: int = 3,
+        max_negatives: int | None = 150,
+        hard_negatives: int = 50,
+        valid_share: float = 0.15,
+        ranker: str = "lightgbm",
+        ranker_params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.target = Target.parse(target)
+        self.allow_repeats = allow_repeats
+        self.sources = list(sources) if sources is not None else None
+        self.source_params = {k: dict(v) for k, v in (source_params or {}).items()}
+        self.per_source, self.max_candidates = per_source, max_candidates
+        self.n_windows, self.max_negatives, self.hard_negatives = n_windows, max_negatives, hard_negatives
+        self.valid_share, self.ranker, self.ranker_params, self.seed = valid_share, ranker, dict(ranker_params or {}), seed
+        self.generator_: CandidateGenerator | None = None
+        self.features_: FeaturePipeline | None = None
+        self.ranker_: LGBMRanker | XGBRanker | None = None
+        self.metrics_: dict[str, Any] = {}
+        self.history_: Interactions | None = None
+        self.items_: Items | None = None
+        self.fingerprint_: str | None = None
+        self.fallback_: Popularity | None = None
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-able), saved in the manifest."""
+        return {
+            "target": str(self.target), "allow_repeats": self.allow_repeats, "sources": self.sources,
+            "source_params": self.source_params, "per_source": self.per_source,
+            "max_candidates": self.max_candidates, "n_windows": self.n_windows,
+            "max_negatives": self.max_negatives, "hard_negatives": self.hard_negatives,
+            "valid_share": self.valid_share, "ranker": self.ranker, "ranker_params": self.ranker_params,
+            "seed": self.seed,
+        }
+
+    # --- fit ---------------------------------------------------------------------------------------
+    def _generator(self, history: Interactions) -> CandidateGenerator:
+        names = self.sources or default_source_names(n_items=history.n_items, repeats=self.allow_repeats)
+        return CandidateGenerator(names, per_source=self.per_source, max_candidates=self.max_candidates,
+                                  overrides=self.source_params)
+
+    def _features(self, gen: CandidateGenerator, history: Interactions, items: Items | None) -> FeaturePipeline:
+        return FeaturePipeline(sources=list(gen.sources_), similarities=gen.similarities(),
+                               embeddings=gen.embeddings()).fit(history, items=items)
+
+    def fit(self, history: Interactions, *, items: Items | None = None, rng: np.random.Generator | None = None) -> Self:
+        t_start = time.perf_counter()
+        rng = np.random.default_rng(self.seed) if rng is None else rng
+        windows = label_windows(history, self.target, n_windows=self.n_windows, repeats=self.allow_repeats)
+        frames, recall = [], {}
+        names: list[str] = []
+        categorical: list[str] = []
+        for g, win in enumerate(windows):
+            frame, feats, window_recall = self._window_frame(win, g, items, rng)
+            frames.append(frame)
+            recall[win.name] = window_recall
+            names, categorical = feats.names, feats.categorical
+        self.metrics_ = {"target": str(self.target), "windows": [w.name for w in windows],
+                         "candidate_recall": recall}
+        self.ranker_ = self._train_ranker(frames, names, categorical, rng) if frames else None
+        if self.ranker_ is None:
+            warnings.warn("too little data to train the ranker: recommendations come from the candidate "
+                          "union in best-rank order", RuntimeWarning, stacklevel=2)
+        t_final = time.perf_counter()
+        self.generator_ = self._generator(history).fit(history, items=items, rng=rng)
+        self.features_ = self._features(self.generator_, history, items)
+        self.history_, self.items_, self.fingerprint_ = history, items, history.fingerprint()
+        self.fallback_ = Popularity(name="fallback_popular").fit(history)
+        self.metrics_["timings"] = {"label_windows_and_ranker_s": round(t_final - t_start, 2),
+                                    "final_refit_s": round(time.perf_counter() - t_final, 2),
+                                    "source_fit_s": dict(self.generator_.fit_seconds_)}
+        return self
+
+    def _window_frame(self, win: LabelWindow, g: int, items: Items | None,
+                      rng: np.random.Generator) -> tuple[pl.DataFrame, FeaturePipeline, float]:
+        gen = self._generator(win.history).fit(win.history, items=items, rng=rng)
+        users = np.unique(win.labels.get_column(USER).to_numpy())
+        cands = gen.generate(users, exclude_seen=not self.allow_repeats)
+        feats = self._features(gen, win.history, items)
+        cands = with_reference_times(cands, feats, mode=self.target.reference)
+        X = feats.transform(cands)
+        labelled = cands.select(USER, ITEM).join(win.labels, on=[USER, ITEM], how="left", maintain_order="left")
+        y = labelled.get_column(LABEL).fill_null(0.0)
+        best = cands.select(pl.min_horizontal([pl.col(rank_col(s)) for s in gen.sources_]).alias(BEST_RANK))
+        found = int((y > 0).sum())
+        recall = found / max(win.labels.height, 1)
+        logger.info("window %s: %d users, %d candidates, recall %.3f", win.name, len(users), len(cands), recall)
+        frame = pl.concat([X, best, pl.DataFrame({LABEL: y, GROUP: cands.get_column(USER).cast(pl.Int64) + g * (1 << 32)})],
+                          how="horizontal")
+        return frame, feats, recall
+
+    def _train_ranker(self, frames: list[pl.DataFrame], names: list[str], categorical: list[str],
+                      rng: np.random.Generator) -> LGBMRanker | XGBRanker | None:
+        data, dropped = drop_groups_without_positives(pl.concat(frames))
+        n_groups = data.get_column(GROUP).n_unique()
+        self.metrics_.update({"groups_kept": n_groups, "groups_dropped_no_positive": dropped})
+        if n_groups < MIN_RANKER_GROUPS:
+            return None
+        data = sample_negatives(data, max_negatives=self.max_negatives, hard=self.hard_negatives, rng=rng)
+        is_valid = split_groups(data.get_column(GROUP).to_numpy(), valid_share=self.valid_share, rng=rng)
+        train = to_training_set(data.filter(~pl.Series(is_valid)), names)
+        valid = to_training_set(data.filter(pl.Series(is_valid)), names) if is_valid.any() else None
+        ranker: LGBMRanker | XGBRanker
+        if self.ranker == "xgboost":
+            ranker = XGBRanker(seed=self.seed, **self.ranker_params)
+        else:
+            ranker = LGBMRanker(seed=self.seed, categorical=categorical, **self.ranker_params)
+        t0 = time.perf_counter()
+        ranker.fit(train.X, train.y, train.group_sizes, feature_names=names,
+                   valid=(valid.X, valid.y, valid.group_sizes) if valid is not None else None)
+        self.metrics_["ranker"] = {**ranker.metrics_, "train_rows": len(train.y),
+                                   "valid_rows": 0 if valid is None else len(valid.y),
+                                   "fit_s": round(time.perf_counter() - t0, 2)}
+        return ranker
+
+    # --- inference ---------------------------------------------------------------------------------
+    def _check(self) -> tuple[CandidateGenerator, FeaturePipeline]:
+        if self.generator_ is None or self.features_ is None:
+            raise NotFittedError(type(self).__name__)
+        return self.generator_, self.features_
+
+    def score_candidates(self, cands: pl.DataFrame) -> np.ndarray:
+        """Ranker scores for a candidate union (or, without a ranker, minus the best rank)."""
+        gen, feats = self._check()
+        if self.ranker_ is None:
+            ranks = cands.select(pl.min_horizontal([pl.col(rank_col(s)) for s in gen.sources_])).to_series()
+            return -ranks.to_numpy().astype(np.float32)
+        X = feats.transform(with_reference_times(cands, feats, mode=self.target.reference))
+        return self.ranker_.predict(X.to_numpy().astype(np.float32))
+
+    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool | None = None) -> Candidates:
+        """Top-``k`` re-ranked items per user (internal ids)."""
+        check_k(k)
+        gen, _ = self._check()
+        exclude = (not self.allow_repeats) if exclude_seen is None else exclude_seen
+        cands = gen.generate(np.asarray(users, dtype=np.int64), exclude_seen=exclude)
+        return rank_by_score(cands, self.score_candidates(cands), k, self.name)
+
+    def recommend(self, user_ids: Sequence[str | int] | pl.Series, k: int) -> pl.DataFrame:
+        """``user_id, item_id, rank, score`` rows: at most ``k`` per user, every user present.
+
+        Users unknown at fit time get the popularity fallback; short lists are topped up from it.
+        """
+        check_k(k)
+        if self.history_ is None or self.fallback_ is None:
+            raise NotFittedError(type(self).__name__)
+        ext, internal = internal_users(user_ids, self.history_.users)
+        u = internal.to_numpy().astype(np.int64)
+        exclude = not self.allow_repeats
+        ranked = self.retrieve(u, k)
+        chained = chain_candidates([ranked, self.fallback_.retrieve(u, k, exclude_seen=exclude)], k, self.name)
+        # chain_candidates scores by position; report the ranker's score where it ranked the item
+        # (fallback-only rows score NaN: they were never scored by the ranker).
+        merged = chained.frame.drop(SCORE).join(ranked.frame.select(USER, ITEM, SCORE), on=[USER, ITEM],
+                                                 how="left", maintain_order="left")
+        return to_external(Candidates(merged.select(USER, ITEM, SCORE, RANK, SOURCE)), internal, ext,
+                           self.history_.items)
+
+    def save(self, directory: Path | str) -> Path:
+        from shortlist.pipeline.persist import save_two_stage
+
+        return save_two_stage(self, directory)
+
+    @classmethod
+    def load(cls, directory: Path | str) -> TwoStageRecommender:
+        from shortlist.pipeline.persist import load_two_stage
+
+        return load_two_stage(directory)
+
+    def importance(self) -> pl.DataFrame:
+        if self.ranker_ is None:
+            return pl.DataFrame({"name": [], "gain": [], "split": []})
+        return self.ranker_.importance()
+
+
+def rank_by_score(cands: pl.DataFrame, scores: np.ndarray, k: int, name: str) -> Candidates:
+    """Top-``k`` rows per user by ``scores`` (ties: lower item id first)."""
+    f = (
+        cands.select(USER, ITEM).with_columns(pl.Series(SCORE, scores.astype(np.float32)))
+        .sort([USER, SCORE, ITEM], descending=[False, True, False])
+        .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(USER).alias(RANK))
+        .filter(pl.col(RANK) <= k)
+        .with_columns(pl.lit(name).alias(SOURCE))
+    )
+    return Candidates(f.select(USER, ITEM, SCORE, RANK, SOURCE))

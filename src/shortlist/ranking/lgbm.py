@@ -1,0 +1,225 @@
+"""LightGBM lambdarank re-ranker (and an XGBoost ``rank:ndcg`` alternative with the same interface)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import polars as pl
+
+from shortlist.errors import ConfigError, DependencyMissingError, ModelLoadError, NotFittedError
+
+logger = logging.getLogger(__name__)
+
+
+class LGBMRanker:
+    """LightGBM ``lambdarank`` with NDCG eval at 5/10/20 and early stopping on a user-grouped split.
+
+    ``group`` arrays are sizes of consecutive query groups (one group = one user × label window).
+    """
+
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 400,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 50,
+        feature_fraction: float = 0.8,
+        bagging_fraction: float = 0.8,
+        lambda_l2: float = 1.0,
+        truncation_level: int = 20,
+        label_gain: Sequence[float] | None = None,
+        eval_at: Sequence[int] = (5, 10, 20),
+        early_stopping_rounds: int = 40,
+        categorical: Sequence[str] = (),
+        n_jobs: int = 2,
+        seed: int = 0,
+    ) -> None:
+        if n_estimators < 1 or not 0 < learning_rate <= 1 or num_leaves < 2:
+            raise ConfigError("LGBMRanker needs n_estimators>=1, 0<learning_rate<=1, num_leaves>=2")
+        self.n_estimators, self.learning_rate, self.num_leaves = n_estimators, learning_rate, num_leaves
+        self.min_child_samples, self.feature_fraction = min_child_samples, feature_fraction
+        self.bagging_fraction, self.lambda_l2 = bagging_fraction, lambda_l2
+        self.truncation_level, self.label_gain = truncation_level, label_gain
+        self.eval_at, self.early_stopping_rounds = tuple(eval_at), early_stopping_rounds
+        self.categorical, self.n_jobs, self.seed = tuple(categorical), n_jobs, seed
+        self.booster_: Any = None
+        self.feature_names_: list[str] | None = None
+        self.metrics_: dict[str, Any] = {}
+
+    def params(self) -> dict[str, Any]:
+        p: dict[str, Any] = {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": list(self.eval_at),
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": 1 if self.bagging_fraction < 1 else 0,
+            "lambda_l2": self.lambda_l2,
+            "lambdarank_truncation_level": self.truncation_level,
+            "num_threads": self.n_jobs,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+        }
+        if self.label_gain is not None:
+            p["label_gain"] = list(self.label_gain)
+        return p
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        group: np.ndarray,
+        *,
+        feature_names: Sequence[str],
+        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> Self:
+        import lightgbm as lgb
+
+        names = list(feature_names)
+        cats = [c for c in self.categorical if c in names]
+        train = lgb.Dataset(X, y, group=group, feature_name=names, categorical_feature=cats, free_raw_data=True)
+        sets, labels = [train], ["train"]
+        if valid is not None and len(valid[2]):
+            sets.append(lgb.Dataset(valid[0], valid[1], group=valid[2], reference=train))
+            labels.append("valid")
+        evals: dict[str, Any] = {}
+        callbacks = [lgb.record_evaluation(evals)]
+        if len(sets) > 1 and self.early_stopping_rounds:
+            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, first_metric_only=False, verbose=False))
+        self.booster_ = lgb.train(self.params(), train, num_boost_round=self.n_estimators, valid_sets=sets,
+                                  valid_names=labels, callbacks=callbacks)
+        best = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        self.feature_names_ = names
+        self.metrics_ = {"best_iteration": best}
+        for split_name, per_metric in evals.items():
+            for metric, curve in per_metric.items():
+                self.metrics_[f"{split_name}_{metric}"] = float(curve[best - 1])
+        if "train_ndcg@10" in self.metrics_ and "valid_ndcg@10" in self.metrics_:
+            self.metrics_["ndcg@10_gap"] = self.metrics_["train_ndcg@10"] - self.metrics_["valid_ndcg@10"]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.booster_ is None:
+            raise NotFittedError("LGBMRanker")
+        return np.asarray(self.booster_.predict(X, num_iteration=self.metrics_.get("best_iteration")), np.float32)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Per-feature contributions (``pred_contrib``): (rows × (features + 1)), last column the bias."""
+        if self.booster_ is None:
+            raise NotFittedError("LGBMRanker")
+        return np.asarray(self.booster_.predict(X, num_iteration=self.metrics_.get("best_iteration"), pred_contrib=True))
+
+    def importance(self) -> pl.DataFrame:
+        """Feature importance by total gain and by split count, sorted by gain."""
+        if self.booster_ is None or self.feature_names_ is None:
+            raise NotFittedError("LGBMRanker")
+        it = self.metrics_.get("best_iteration")
+        return pl.DataFrame({
+            "name": self.feature_names_,
+            "gain": self.booster_.feature_importance("gain", iteration=it).astype(np.float64),
+            "split": self.booster_.feature_importance("split", iteration=it).astype(np.int64),
+        }).sort("gain", descending=True)
+
+    def save(self, path: Path) -> None:
+        if self.booster_ is None:
+            raise NotFittedError("LGBMRanker")
+        self.booster_.save_model(str(path), num_iteration=self.metrics_.get("best_iteration"))
+
+    def load_model(self, path: Path, *, feature_names: Sequence[str], metrics: dict[str, Any]) -> Self:
+        import lightgbm as lgb
+
+        try:
+            self.booster_ = lgb.Booster(model_file=str(path))
+        except lgb.basic.LightGBMError as e:
+            raise ModelLoadError(f"{path}: not a LightGBM text model ({e})") from e
+        self.feature_names_ = list(feature_names)
+        self.metrics_ = dict(metrics)
+        self.metrics_["best_iteration"] = None  # the saved model holds exactly the best iterations
+        return self
+
+
+class XGBRanker:
+    """XGBoost ``rank:ndcg`` with the same interface as :class:`LGBMRanker` (extra ``xgboost``)."""
+
+    def __init__(self, *, n_estimators: int = 400, learning_rate: float = 0.05, max_depth: int = 6,
+                 early_stopping_rounds: int = 40, eval_at: int = 10, n_jobs: int = 2, seed: int = 0) -> None:
+        self.n_estimators, self.learning_rate, self.max_depth = n_estimators, learning_rate, max_depth
+        self.early_stopping_rounds, self.eval_at, self.n_jobs, self.seed = early_stopping_rounds, eval_at, n_jobs, seed
+        self.booster_: Any = None
+        self.feature_names_: list[str] | None = None
+        self.metrics_: dict[str, Any] = {}
+
+    @staticmethod
+    def _xgb() -> Any:
+        try:
+            import xgboost
+        except ImportError as e:
+            raise DependencyMissingError("xgboost", "xgboost", "the XGBoost ranker") from e
+        return xgboost
+
+    def fit(self, X: np.ndarray, y: np.ndarray, group: np.ndarray, *, feature_names: Sequence[str],
+            valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Self:
+        xgb = self._xgb()
+        names = list(feature_names)
+        dtrain = xgb.DMatrix(X, label=y, feature_names=names)
+        dtrain.set_group(group)
+        evals = [(dtrain, "train")]
+        if valid is not None and len(valid[2]):
+            dvalid = xgb.DMatrix(valid[0], label=valid[1], feature_names=names)
+            dvalid.set_group(valid[2])
+            evals.append((dvalid, "valid"))
+        params = {"objective": "rank:ndcg", "eval_metric": f"ndcg@{self.eval_at}", "eta": self.learning_rate,
+                  "max_depth": self.max_depth, "nthread": self.n_jobs, "seed": self.seed, "tree_method": "hist"}
+        record: dict[str, Any] = {}
+        self.booster_ = xgb.train(params, dtrain, num_boost_round=self.n_estimators, evals=evals,
+                                  early_stopping_rounds=self.early_stopping_rounds if len(evals) > 1 else None,
+                                  evals_result=record, verbose_eval=False)
+        best = int(getattr(self.booster_, "best_iteration", self.n_estimators - 1)) + 1
+        self.feature_names_ = names
+        self.metrics_ = {"best_iteration": best}
+        for split_name, per_metric in record.items():
+            for metric, curve in per_metric.items():
+                self.metrics_[f"{split_name}_{metric}"] = float(curve[best - 1])
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.booster_ is None or self.feature_names_ is None:
+            raise NotFittedError("XGBRanker")
+        xgb = self._xgb()
+        best = self.metrics_.get("best_iteration") or 0
+        return np.asarray(self.booster_.predict(xgb.DMatrix(X, feature_names=self.feature_names_),
+                                                iteration_range=(0, best)), np.float32)
+
+    def importance(self) -> pl.DataFrame:
+        if self.booster_ is None or self.feature_names_ is None:
+            raise NotFittedError("XGBRanker")
+        gain = self.booster_.get_score(importance_type="total_gain")
+        split = self.booster_.get_score(importance_type="weight")
+        return pl.DataFrame({
+            "name": self.feature_names_,
+            "gain": [float(gain.get(n, 0.0)) for n in self.feature_names_],
+            "split": [int(split.get(n, 0)) for n in self.feature_names_],
+        }).sort("gain", descending=True)
+
+    def save(self, path: Path) -> None:
+        if self.booster_ is None:
+            raise NotFittedError("XGBRanker")
+        self.booster_.save_model(str(path))
+
+    def load_model(self, path: Path, *, feature_names: Sequence[str], metrics: dict[str, Any]) -> Self:
+        xgb = self._xgb()
+        self.booster_ = xgb.Booster()
+        self.booster_.load_model(str(path))
+        self.feature_names_ = list(feature_names)
+        self.metrics_ = dict(metrics)
+        return self

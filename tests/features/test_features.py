@@ -1,0 +1,130 @@
+"""Feature builders: exact values on a tiny hand-built history."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+
+from shortlist.data import build_dataset
+from shortlist.features.base import PairIndex, TimeScale, count_in_window, sorted_item_times
+from shortlist.features.item import ItemFeatures
+from shortlist.features.pair import PairFeatures
+from shortlist.features.pipeline import FeaturePipeline, with_reference_times
+from shortlist.features.similarity import SimilarityFeatures
+from shortlist.features.stats import HistoryStats, recent_items
+from shortlist.features.user import UserFeatures
+from shortlist.schema import SECONDS_PER_DAY
+
+DAY = SECONDS_PER_DAY
+
+
+@pytest.fixture(scope="module")
+def ds():
+    # user a: x(d0), y(d1), x(d10); user b: y(d2), z(d5). Items: x=0, y=1, z=2; users: a=0, b=1
+    inter = pl.DataFrame({
+        "user_id": ["a", "a", "b", "b", "a"],
+        "item_id": ["x", "y", "y", "z", "x"],
+        "timestamp": [0, 1 * DAY, 2 * DAY, 5 * DAY, 10 * DAY],
+        "price": [2.0, 4.0, 4.0, 10.0, 2.0],
+    })
+    items = pl.DataFrame({"item_id": ["x", "y", "z"], "title": ["ab", "abcd", ""], "category": ["c1", "c1", "c2"]})
+    return build_dataset(inter, items)
+
+
+def cands(users, items, ref):
+    return pl.DataFrame({"user": np.array(users, np.int32), "item": np.array(items, np.int32),
+                         "ref_ts": np.array(ref, np.int64)})
+
+
+def test_pair_index_matches_dense_lookup():
+    rng = np.random.default_rng(0)
+    m = sp.random(30, 40, density=0.2, format="csr", random_state=1, dtype=np.float32)
+    r, c = rng.integers(-2, 32, 500), rng.integers(-2, 42, 500)
+    dense = m.toarray()
+    expected = np.array([dense[i, j] if 0 <= i < 30 and 0 <= j < 40 else 0.0 for i, j in zip(r, c, strict=True)])
+    np.testing.assert_allclose(PairIndex(r, c).lookup(m), expected)
+
+
+def test_count_in_window(ds):
+    keys = sorted_item_times(ds.interactions)
+    # item x at days 0 and 10; window (day 0, day 10] → 1; (−1, 10] → 2
+    got = count_in_window(keys, np.array([0, 0, 1]), np.array([0, 0 - 1, 0]), np.array([10 * DAY, 10 * DAY, 10 * DAY]))
+    assert got.tolist() == [1.0, 2.0, 2.0]
+
+
+def test_time_scale_windows():
+    w = TimeScale(365.0).windows
+    assert w["short"] == pytest.approx(7.3) and w["medium"] == pytest.approx(365 / 12) and w["long"] == pytest.approx(365 / 3)
+
+
+def test_item_features_exact(ds):
+    f = ItemFeatures().fit(ds.interactions, items=ds.items)
+    out = f.transform(cands([0, 1, 0], [0, 1, 2], [10 * DAY, 3 * DAY, 4 * DAY]))
+    assert out.columns == ItemFeatures.names
+    assert out["item_cnt_all"].to_list() == [2.0, 2.0, 1.0]
+    assert out["item_users_all"].to_list() == [1.0, 2.0, 1.0]
+    assert out["item_age_days"].to_list() == [10.0, 2.0, -1.0]
+    assert out["item_days_since_last"].to_list()[:2] == [0.0, 1.0]
+    assert out["item_days_since_last"][2] is None or np.isnan(out["item_days_since_last"][2])
+    assert out["item_pop_rank"].to_list() == [2.0, 1.0, 3.0]
+    assert out["item_repeat_share"].to_list() == [1.0, 0.0, 0.0]
+    assert out["item_title_len"].to_list() == [2.0, 4.0, 0.0]
+    assert out["item_price_log"][2] == pytest.approx(np.log1p(10.0))
+    assert out["item_category"].to_list() == [0.0, 0.0, 1.0]
+
+
+def test_user_features_exact(ds):
+    f = UserFeatures().fit(ds.interactions, items=ds.items)
+    out = f.transform(cands([0, 1, 7], [0, 0, 0], [10 * DAY, 10 * DAY, 10 * DAY]))
+    assert out["user_n"].to_list()[:2] == [3.0, 2.0]
+    assert out["user_n_items"].to_list()[:2] == [2.0, 2.0]
+    assert out["user_span_days"].to_list()[:2] == [10.0, 3.0]
+    assert out["user_days_since_last"].to_list()[:2] == [0.0, 5.0]
+    assert out["user_repeat_rate"][0] == pytest.approx(1 / 3)
+    assert out["user_price_mean"][0] == pytest.approx(8 / 3)
+    assert out["user_top_cat_share"].to_list()[:2] == [1.0, 0.5]
+    assert out["user_cat_entropy"][1] == pytest.approx(np.log(2))
+    assert all(v is None or np.isnan(v) for v in out.row(2))  # unknown user: all missing
+
+
+def test_pair_features_exact(ds):
+    sim = sp.csr_matrix(np.array([[0, 1, 0], [0, 0, 2], [0, 0, 0]], dtype=np.float32))
+    f = PairFeatures(similarities={"s": sim}, last_n=(1, 3)).fit(ds.interactions, items=ds.items)
+    out = f.transform(cands([0, 0, 1], [0, 2, 0], [10 * DAY, 10 * DAY, 10 * DAY]))
+    assert out["pair_count"].to_list() == [2.0, 0.0, 0.0]
+    assert out["pair_days_since_last"][0] == 0.0 and out["pair_days_since_first"][0] == 10.0
+    assert out["pair_cat_affinity"].to_list() == [1.0, 0.0, 0.5]
+    # user a's recent items: x (day 10) then y; sim[x, z] = 0, sim[y, z] = 2
+    assert out["s_last1"].to_list() == [0.0, 0.0, 0.0]
+    assert out["s_last3"].to_list() == [0.0, 2.0, 0.0]
+    assert out["pair_price_ratio"][1] == pytest.approx(10.0 / 3.0)
+
+
+def test_recent_items_order(ds):
+    stats = HistoryStats.build(ds.interactions, ds.items)
+    assert recent_items(stats, 3).tolist() == [[0, 1, -1], [2, 1, -1]]
+
+
+def test_similarity_features(ds):
+    v = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
+    f = SimilarityFeatures(embeddings={"e": v}).fit(ds.interactions, items=ds.items)
+    out = f.transform(cands([0, 1], [2, 0], [0, 0]))
+    assert out["e_sim_last1"][0] == pytest.approx(1 / np.sqrt(2))  # a's last item x vs z
+    assert out["e_sim_max10"][1] == pytest.approx(1 / np.sqrt(2))  # b's items y, z vs x: best is z
+    assert out["e_sim_last1"][1] == pytest.approx(1 / np.sqrt(2))
+
+
+def test_pipeline_names_descriptions_and_one_code_path(ds):
+    p = FeaturePipeline(sources=["src"], similarities={}, embeddings={}).fit(ds.interactions, items=ds.items)
+    assert len(p.names) == len(set(p.names)) and set(p.descriptions()) == set(p.names)
+    c = pl.DataFrame({"user": np.array([0, 1], np.int32), "item": np.array([2, 0], np.int32),
+                      "n_sources": np.array([1, 1], np.uint32), "src_score": [0.5, None], "src_rank": [1, 100000],
+                      "fused_score": [1 / 31, 0.0]})
+    a = p.transform(with_reference_times(c, p, mode="user"))
+    b = FeaturePipeline(sources=["src"]).fit(ds.interactions, items=ds.items).transform(
+        with_reference_times(c, p, mode="user"))
+    assert a.columns == p.names and a.equals(b)
+    assert with_reference_times(c, p, mode="global")["ref_ts"].to_list() == [10 * DAY, 10 * DAY]
+    assert with_reference_times(c, p, mode="user")["ref_ts"].to_list() == [10 * DAY, 5 * DAY]

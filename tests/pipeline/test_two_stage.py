@@ -1,0 +1,107 @@
+"""The two-stage model end to end on small synthetic data."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+
+from shortlist.data import Interactions
+from shortlist.data.split import leave_last_out
+from shortlist.data.synthetic import make_synthetic
+from shortlist.errors import ModelLoadError
+from shortlist.evaluation.metrics import compute_metrics
+from shortlist.pipeline.load import load_model
+from shortlist.pipeline.two_stage import TwoStageRecommender
+
+FAST = ["transition", "itemknn", "covisit", "popular"]
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return make_synthetic(n_users=200, n_items=100, n_interactions=6000, repeat_share=0.0, seed=7)
+
+
+@pytest.fixture(scope="module")
+def fitted(ds):
+    split = leave_last_out(ds.interactions)
+    model = TwoStageRecommender(sources=FAST, n_windows=2, seed=1).fit(split.train, items=ds.items)
+    return split, model
+
+
+def test_fit_trains_a_ranker_and_records_metrics(fitted):
+    _, model = fitted
+    m = model.metrics_
+    assert m["windows"] == ["last-1", "last-2"] and model.ranker_ is not None
+    assert set(m["candidate_recall"]) == {"last-1", "last-2"}
+    assert m["ranker"]["best_iteration"] >= 1 and m["groups_kept"] > 20
+    imp = model.importance()
+    assert imp.columns == ["name", "gain", "split"] and imp.height == len(model.features_.names)
+
+
+def test_retrieve_contract_and_beats_popularity(fitted):
+    split, model = fitted
+    users = split.test_users
+    c = model.retrieve(users, 10)
+    f = c.frame
+    assert f.group_by("user").len()["len"].max() <= 10
+    seen = split.train.frame.select("user", "item").unique()
+    assert f.join(seen, on=["user", "item"], how="inner").height == 0
+    ndcg = compute_metrics(c.to_matrix(users, 10), split.targets()[users], metrics=("ndcg",))["ndcg@10"]
+    pop = model.fallback_.retrieve(users, 10)
+    ndcg_pop = compute_metrics(pop.to_matrix(users, 10), split.targets()[users], metrics=("ndcg",))["ndcg@10"]
+    assert ndcg > ndcg_pop
+
+
+def test_same_seed_same_recommendations(ds, fitted):
+    split, model = fitted
+    again = TwoStageRecommender(sources=FAST, n_windows=2, seed=1).fit(split.train, items=ds.items)
+    users = split.test_users[:50]
+    assert model.retrieve(users, 10).frame.equals(again.retrieve(users, 10).frame)
+
+
+def test_recommend_external_ids_with_fallback(fitted):
+    split, model = fitted
+    ids = [*split.train.users.ids.head(3).to_list(), "somebody-new"]
+    recs = model.recommend(ids, 5)
+    assert recs.columns == ["user_id", "item_id", "rank", "score"]
+    assert recs.group_by("user_id").len().sort("user_id")["len"].to_list() == [5, 5, 5, 5]
+    assert recs.filter(pl.col("user_id") == "somebody-new")["rank"].to_list() == [1, 2, 3, 4, 5]
+
+
+def test_save_load_identical_and_verified(tmp_path, fitted):
+    split, model = fitted
+    d = model.save(tmp_path / "m")
+    loaded = load_model(d)
+    ids = split.train.users.ids.head(40).to_list() + ["x"]
+    assert loaded.recommend(ids, 10).equals(model.recommend(ids, 10))
+    assert (d / "ranker.txt").exists() and (d / "importance.csv").exists()
+    (d / "ranker.txt").write_text("garbage")
+    with pytest.raises(ModelLoadError, match="checksum"):
+        load_model(d)
+
+
+def test_too_little_data_still_gives_a_model_with_a_warning():
+    df = pl.DataFrame({"user_id": ["a", "a", "b", "b", "c"], "item_id": ["1", "2", "2", "3", "1"],
+                       "timestamp": [1, 2, 3, 4, 5]})
+    inter = Interactions.from_frame(df)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        model = TwoStageRecommender(sources=["itemknn", "popular"]).fit(inter)
+    assert model.ranker_ is None and any("too little data" in str(x.message) for x in w)
+    recs = model.recommend(["a", "zz"], 2)
+    assert recs.filter(pl.col("user_id") == "a")["item_id"].to_list() == ["3"]  # the only unseen item
+    assert recs.filter(pl.col("user_id") == "zz").height == 2
+
+
+def test_days_target_with_repeats():
+    ds = make_synthetic(n_users=200, n_items=80, n_interactions=8000, repeat_share=0.3, seed=3)
+    model = TwoStageRecommender(target="days:10", allow_repeats=True, sources=["repurchase", "covisit", "popular"],
+                                n_windows=2).fit(ds.interactions, items=ds.items)
+    assert model.metrics_["windows"][0].startswith("days:10")
+    users = np.arange(20)
+    f = model.retrieve(users, 10).frame
+    seen = ds.interactions.frame.select("user", "item").unique()
+    assert f.join(seen, on=["user", "item"], how="inner").height > 0  # repeats are allowed

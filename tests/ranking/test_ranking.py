@@ -1,0 +1,76 @@
+import numpy as np
+import polars as pl
+import pytest
+
+from shortlist.ranking.dataset import (
+    BEST_RANK,
+    GROUP,
+    drop_groups_without_positives,
+    sample_negatives,
+    split_groups,
+    to_training_set,
+)
+from shortlist.ranking.lgbm import LGBMRanker
+from shortlist.schema import LABEL
+
+
+def frame() -> pl.DataFrame:
+    return pl.DataFrame({
+        GROUP: [1, 1, 1, 1, 1, 2, 2, 3],
+        BEST_RANK: [1, 2, 3, 4, 5, 1, 2, 1],
+        LABEL: [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+        "f": [0.1, 0.9, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+    })
+
+
+def test_groups_without_positives_dropped_and_counted():
+    f, dropped = drop_groups_without_positives(frame())
+    assert dropped == 1 and sorted(f[GROUP].unique().to_list()) == [1, 3]
+
+
+def test_sample_negatives_keeps_positives_and_hard_ones():
+    f = sample_negatives(frame(), max_negatives=2, hard=1, rng=np.random.default_rng(0))
+    g1 = f.filter(pl.col(GROUP) == 1)
+    assert g1[LABEL].sum() == 1 and g1.height == 3  # positive + hardest negative + 1 random
+    assert 1 in g1[BEST_RANK].to_list()
+    assert sample_negatives(frame(), max_negatives=None, hard=1, rng=np.random.default_rng(0)).height == 8
+
+
+def test_split_groups_never_splits_a_group():
+    groups = np.repeat(np.arange(20), 3)
+    mask = split_groups(groups, valid_share=0.25, rng=np.random.default_rng(1))
+    per_group = {g: set(mask[groups == g]) for g in range(20)}
+    assert all(len(v) == 1 for v in per_group.values()) and mask.sum() == 15
+
+
+def test_training_set_group_sizes():
+    ts = to_training_set(frame(), ["f"])
+    assert ts.group_sizes.tolist() == [5, 2, 1] and ts.X.shape == (8, 1)
+
+
+def test_lgbm_ranker_learns_a_clear_signal_and_saves(tmp_path):
+    rng = np.random.default_rng(0)
+    n_groups, size = 200, 20
+    X = rng.normal(size=(n_groups * size, 3)).astype(np.float32)
+    y = (X[:, 0] > 1.0).astype(np.float32)  # only feature 0 matters
+    group = np.full(n_groups, size)
+    r = LGBMRanker(n_estimators=50, min_child_samples=5, seed=0).fit(
+        X[:3000], y[:3000], group[:150], feature_names=["a", "b", "c"],
+        valid=(X[3000:], y[3000:], group[150:]))
+    assert r.importance()["name"][0] == "a"
+    assert r.metrics_["valid_ndcg@10"] > 0.9
+    r.save(tmp_path / "m.txt")
+    again = LGBMRanker().load_model(tmp_path / "m.txt", feature_names=["a", "b", "c"], metrics=r.metrics_)
+    np.testing.assert_allclose(again.predict(X[:50]), r.predict(X[:50]), rtol=1e-6)
+    assert r.contributions(X[:5]).shape == (5, 4)
+
+
+def test_xgb_ranker_same_interface():
+    pytest.importorskip("xgboost")
+    from shortlist.ranking.lgbm import XGBRanker
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 2)).astype(np.float32)
+    y = (X[:, 1] > 1.0).astype(np.float32)
+    r = XGBRanker(n_estimators=20).fit(X, y, np.full(100, 20), feature_names=["a", "b"])
+    assert r.importance()["name"][0] == "b" and r.predict(X[:3]).shape == (3,)
