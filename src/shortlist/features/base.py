@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self
 
@@ -81,9 +82,75 @@ class PairIndex:
         return out
 
 
+class RowGather:
+    """Values of ``(left @ right)[rows[i], cols[i]]`` for many pairs, through dense blocks.
+
+    Rows are processed in blocks whose dense product fits ``max_cells``; each block is one sparse ×
+    dense (or sparse → dense) product followed by a plain gather, which is several times faster
+    than searching sorted sparse keys. ``rows`` index ``left``'s rows; negative rows give 0.
+    """
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, *, max_cells: int = 16_000_000) -> None:
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.cols = np.asarray(cols, dtype=np.int64)
+        self.max_cells = max_cells
+        self.order = np.argsort(self.rows, kind="stable")
+        self.sorted_rows = self.rows[self.order]
+        self._dense_right: dict[int, np.ndarray] = {}
+
+    def gather(self, left: sp.csr_matrix, right: sp.csr_matrix | None = None) -> np.ndarray:
+        n_cols = left.shape[1] if right is None else right.shape[1]
+        dtype = left.dtype if right is None else np.result_type(left.dtype, right.dtype)
+        out = np.zeros(len(self.rows), dtype=dtype)
+        valid_from = int(np.searchsorted(self.sorted_rows, 0))
+        dense_right = None
+        if right is not None and right.shape[0] * right.shape[1] <= self.max_cells:
+            key = id(right)
+            if key not in self._dense_right:
+                self._dense_right[key] = right.toarray()
+            dense_right = self._dense_right[key]
+        block = max(1, self.max_cells // max(n_cols, 1))
+        n_left = left.shape[0]
+        for lo in range(0, n_left, block):
+            hi = min(lo + block, n_left)
+            a = int(np.searchsorted(self.sorted_rows, lo))
+            b = int(np.searchsorted(self.sorted_rows, hi))
+            a = max(a, valid_from)
+            if a >= b:
+                continue
+            part = left[lo:hi]
+            if right is None:
+                dense = part.toarray()
+            elif dense_right is not None:
+                dense = np.asarray(part @ dense_right)
+            else:
+                dense = (part @ right).toarray()
+            idx = self.order[a:b]
+            c = self.cols[idx]
+            ok = (c >= 0) & (c < n_cols)
+            out[idx] = np.where(ok, dense[self.rows[idx] - lo, np.where(ok, c, 0)], 0.0)
+        return out
+
+
 def pair_lookup(matrix: sp.csr_matrix, users: np.ndarray, items: np.ndarray) -> np.ndarray:
     """``matrix[users[i], items[i]]`` for every i, vectorised (0 where absent or out of range)."""
     return PairIndex(users, items).lookup(matrix)
+
+
+def counts_before(keys: np.ndarray, items: np.ndarray, ref: np.ndarray, widths: Sequence[int]) -> list[np.ndarray]:
+    """For each width w: interactions with ``items[i]`` in ``(ref[i] - w, ref[i]]`` (one sort for all)."""
+    it = np.asarray(items, dtype=np.int64)
+    ref = np.asarray(ref, dtype=np.int64)
+    end_k = item_time_key(it, ref)
+    order = np.argsort(end_k, kind="stable")
+    it_o, ref_o = it[order], ref[order]
+    hi = np.searchsorted(keys, end_k[order], side="right")
+    out = []
+    for w in widths:
+        c = np.empty(len(it), dtype=np.float32)
+        c[order] = hi - np.searchsorted(keys, item_time_key(it_o, ref_o - w), side="right")
+        out.append(c)
+    return out
 
 
 def count_in_window(keys: np.ndarray, items: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import polars as pl
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
-from shortlist.features.base import count_in_window, last_time_at_or_before
+from shortlist.features.base import counts_before, last_time_at_or_before
 from shortlist.features.stats import HistoryStats
 from shortlist.schema import DESCRIPTION, ITEM, SECONDS_PER_DAY, TIMESTAMP, TITLE, USER
 
@@ -89,10 +89,9 @@ class ItemFeatures:
             return np.where(known, a[it_safe], np.nan).astype(np.float32)
 
         w = st.scale.windows
-        counts = {
-            name: count_in_window(st.item_times, it_safe, ref - int(w[name] * SECONDS_PER_DAY), ref) * known
-            for name in ("short", "medium", "long")
-        }
+        names = ("short", "medium", "long")
+        widths = [int(w[n] * SECONDS_PER_DAY) for n in names]
+        counts = {n: c * known for n, c in zip(names, counts_before(st.item_times, it_safe, ref, widths), strict=True)}
         trend = (counts["short"] / w["short"] + 0.1) / (counts["medium"] / w["medium"] + 0.1)
         out = {
             "item_cnt_all": g(s["item_cnt_all"]),

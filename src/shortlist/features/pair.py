@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
-from shortlist.features.base import PairIndex, pair_lookup
+from shortlist.features.base import RowGather, pair_lookup
 from shortlist.features.stats import HistoryStats, recent_items
 from shortlist.features.user import _user_categories
 from shortlist.schema import ITEM, SECONDS_PER_DAY, USER
@@ -81,13 +81,12 @@ class PairFeatures:
         # Only the users present are looked at: index them locally so cost follows the candidates.
         uniq, local = np.unique(np.where(ku, u, -1), return_inverse=True)
         uniq_known = np.where(uniq >= 0, uniq, 0)
-        pairs = PairIndex(np.where(ku & ki, local, -1), is_)
-        rows = sp.csr_matrix(
-            (np.ones(len(uniq)), (np.arange(len(uniq)), uniq_known)), shape=(len(uniq), st.n_users)
-        ).multiply((uniq >= 0)[:, None]).tocsr()
-        out: dict[str, np.ndarray] = {"pair_count": pairs.lookup(rows @ st.counts)}
+        known_rows = uniq_known[uniq >= 0]
+        offset = int((uniq < 0).sum())  # the unknown-user row, if any, sorts first (index 0)
+        pairs = RowGather(np.where(ku & ki, local - offset, -1), is_)
+        out: dict[str, np.ndarray] = {"pair_count": pairs.gather(st.counts[known_rows])}
         for name, mat in (("pair_days_since_last", st.last_ts), ("pair_days_since_first", st.first_ts)):
-            rel = pairs.lookup(rows @ mat).astype(np.float64)
+            rel = pairs.gather(mat[known_rows])
             out[name] = np.where(rel > 0, (ref - (rel + st.origin_ts)) / SECONDS_PER_DAY, np.nan).astype(np.float32)
         cat = np.where(ki, st.item_category[is_], -1)
         total = np.asarray(self.user_cat_.sum(axis=1)).ravel()
@@ -96,11 +95,11 @@ class PairFeatures:
         price = np.where(ki, st.item_price[is_], np.nan)
         out["pair_price_ratio"] = np.where(ku, price / self.user_price_[us], np.nan).astype(np.float32)
         out["pair_pop_gap"] = np.where(ku & ki, self.item_pop_[is_] - self.user_pop_[us], np.nan).astype(np.float32)
-        recent = self.last_items_[uniq_known] * (uniq >= 0)[:, None] - (uniq < 0)[:, None]
+        recent = self.last_items_[known_rows]
         for n in self.last_n:
             h = _indicator(recent[:, :n], st.n_items)
             for sname, sim in self.similarities.items():
-                out[f"{sname}_last{n}"] = pairs.lookup(h @ sim)
+                out[f"{sname}_last{n}"] = pairs.gather(h, sim)
         return pl.DataFrame({name: out[name] for name in self.names})
 
 

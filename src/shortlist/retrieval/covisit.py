@@ -24,7 +24,7 @@ from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.repurchase import sparse_rows_topk
-from shortlist.retrieval.topk import rows_of
+from shortlist.retrieval.topk import rows_of, sparse_topk
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 Kind = Literal["user", "session", "transition"]
@@ -114,18 +114,13 @@ class CoVisitation:
 
     def _normalise(self, c: sp.csr_matrix, history: Interactions) -> sp.csr_matrix:
         pop = np.asarray(history.to_csr(binary=True).sum(axis=0)).ravel().astype(np.float64) + 1.0
-        coo = c.tocoo()
-        val = coo.data / (pop[coo.row] ** self.alpha * pop[coo.col] ** (1.0 - self.alpha))
-        top = (
-            pl.DataFrame({"r": coo.row.astype(np.int32), "c": coo.col.astype(np.int32), "v": val.astype(np.float32)})
-            .sort(["r", "v", "c"], descending=[False, True, False])
-            .with_columns(pl.int_range(pl.len()).over("r").alias("_n"))
-            .filter(pl.col("_n") < self.neighbours)
-        )
-        return sp.csr_matrix(
-            (top.get_column("v").to_numpy(), (top.get_column("r").to_numpy(), top.get_column("c").to_numpy())),
-            shape=c.shape,
-        )
+        c = sp.csr_matrix(c, dtype=np.float64)
+        rows = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
+        c.data = c.data / (pop[rows] ** self.alpha * pop[c.indices] ** (1.0 - self.alpha))
+        items, vals = sparse_topk(c.astype(np.float32), self.neighbours)
+        keep = items >= 0
+        r = np.nonzero(keep)[0]
+        return sp.csr_matrix((vals[keep], (r, items[keep])), shape=c.shape)
 
     def _history_weights(self, f: pl.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
         """Last ``last_n`` distinct items per user, weighted ``position_decay ** recency_position``."""

@@ -13,7 +13,7 @@ from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.topk import rows_of, topk_dense
+from shortlist.retrieval.topk import rows_of, sparse_topk
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 
@@ -96,20 +96,6 @@ class Repurchase:
 
 
 def sparse_rows_topk(m: sp.csr_matrix, users: np.ndarray, k: int, source: str) -> Candidates:
-    """Top-``k`` stored entries per row of a sparse score matrix (rows aligned to ``users``).
-
-    Rows are densified in chunks of bounded size (absent entries are -inf, never selected), then
-    ``topk_dense`` picks with ``argpartition``: far faster than sorting every stored entry.
-    """
-    m = sp.csr_matrix(m)
-    n_rows, n_cols = m.shape
-    chunk = max(1, min(n_rows, 8_000_000 // max(n_cols, 1)))
-    items = np.full((n_rows, k), -1, dtype=np.int64)
-    scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
-    for start in range(0, n_rows, chunk):
-        block = m[start : start + chunk]
-        dense = np.full(block.shape, -np.inf, dtype=np.float32)
-        r = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-        dense[r, block.indices] = block.data
-        items[start : start + chunk], scores[start : start + chunk] = topk_dense(dense, k)
+    """Top-``k`` stored entries per row of a sparse score matrix (rows aligned to ``users``)."""
+    items, scores = sparse_topk(m, k)
     return Candidates.from_topk(np.asarray(users), items, scores, source)

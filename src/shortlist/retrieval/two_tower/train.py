@@ -38,21 +38,21 @@ class TrainConfig:
 
 
 @contextmanager
-def torch_session(*, seed: int, n_threads: int, deterministic: bool) -> Iterator[None]:
-    """Seed torch without touching its global RNG state, cap threads; restore everything afterwards."""
+def torch_session(*, seed: int, n_threads: int) -> Iterator[None]:
+    """Seed torch without touching its global RNG state and cap its threads; restore both afterwards.
+
+    Every op used here is deterministic on CPU for a fixed thread count, so a seed gives identical
+    weights there without ``torch.use_deterministic_algorithms`` (whose first call imports
+    torch._dynamo, ~2 s). CUDA kernels (embedding backward) may add in a different order.
+    """
     prev_threads = torch.get_num_threads()
-    prev_det = torch.are_deterministic_algorithms_enabled()
-    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
         torch.manual_seed(seed)
         torch.set_num_threads(n_threads)
-        if deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
         try:
             yield
         finally:
             torch.set_num_threads(prev_threads)
-            torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
 
 
 def train(
@@ -99,13 +99,12 @@ def _softmax_loss(
     u: torch.Tensor, v: torch.Tensor, t: torch.Tensor, log_q: torch.Tensor | None, temperature: float
 ) -> torch.Tensor:
     """In-batch sampled softmax: the other rows' positives are the negatives."""
-    logits = u @ v.T / temperature
-    if log_q is not None:
-        logits = logits - log_q[t][None, :]
+    logits = (u / temperature) @ v.T
     # The same item as another row's positive is not a negative for this row.
     same = t[:, None] == t[None, :]
     same.fill_diagonal_(False)
-    logits = logits.masked_fill(same, _MASKED)
+    bias = -log_q[t] if log_q is not None else torch.zeros_like(t, dtype=logits.dtype)
+    logits = logits + torch.where(same, _MASKED, bias[None, :])
     return F.cross_entropy(logits, torch.arange(len(t), device=t.device))
 
 
