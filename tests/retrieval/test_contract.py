@@ -35,18 +35,32 @@ SOURCES: dict[str, Callable[[], CandidateSource]] = {
     "transition": _lazy("shortlist.retrieval.covisit", "CoVisitation", kind="transition"),
     "ease": _lazy("shortlist.retrieval.ease", "EASE"),
     "als": _lazy("shortlist.retrieval.als", "ALS", factors=16, iterations=5),
+    "content": _lazy("shortlist.retrieval.content", "ContentSource", encoder="tfidf", tfidf_dim=16, backend="numpy"),
+    "content_mean": _lazy("shortlist.retrieval.content", "ContentSource", encoder="tfidf", tfidf_dim=16,
+                          backend="numpy", aggregate="mean"),
 }
 
 
 @pytest.fixture(scope="module")
-def data():
-    return make_synthetic(n_users=120, n_items=60, n_interactions=2500, seed=11).interactions
+def dataset():
+    return make_synthetic(n_users=120, n_items=60, n_interactions=2500, seed=11)
+
+
+@pytest.fixture(scope="module")
+def data(dataset):
+    return dataset.interactions
+
+
+def make_fitted(name, dataset):
+    src = SOURCES[name]()
+    if hasattr(src, "with_items"):  # sources that read the catalogue get it before fit
+        src.with_items(dataset.items)
+    return src.fit(dataset.interactions, rng=np.random.default_rng(0))
 
 
 @pytest.fixture(scope="module", params=sorted(SOURCES))
-def fitted(request, data):
-    src = SOURCES[request.param]().fit(data, rng=np.random.default_rng(0))
-    return request.param, src
+def fitted(request, dataset):
+    return request.param, make_fitted(request.param, dataset)
 
 
 USERS = np.array([0, 3, 5, 17, 40])
@@ -77,9 +91,9 @@ def test_no_seen_items_when_excluded(fitted, data):
     assert f.join(seen, on=[USER, ITEM], how="inner").height == 0
 
 
-def test_deterministic_for_a_seed(fitted, data):
+def test_deterministic_for_a_seed(fitted, dataset):
     name, src = fitted
-    again = SOURCES[name]().fit(data, rng=np.random.default_rng(0))
+    again = make_fitted(name, dataset)
     assert src.retrieve(USERS, 10).frame.equals(again.retrieve(USERS, 10).frame)
 
 
