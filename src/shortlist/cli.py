@@ -119,7 +119,7 @@ def _make_model(cfg: dict, *, allow_repeats: bool, target: str | None):  # type:
     return TwoStageRecommender(
         target=target or m["target"], allow_repeats=allow_repeats, sources=m["sources"] or None,
         source_params=cfg["source_params"], per_source=m["per_source"], max_candidates=m["max_candidates"],
-        n_windows=m["n_windows"], max_negatives=m["max_negatives"], hard_negatives=m["hard_negatives"],
+        n_windows=m["n_windows"] or None, max_negatives=m["max_negatives"], hard_negatives=m["hard_negatives"],
         ranker=m["ranker"], ranker_params=cfg["ranker"], seed=m["seed"],
     )
 
@@ -242,7 +242,7 @@ def _run_evaluation(ds, *, protocol: str, repeats: bool, k: int, report: Path | 
 def _model_params(cfg: dict) -> dict:  # type: ignore[type-arg]
     m = cfg["model"]
     return {"sources": m["sources"] or None, "source_params": cfg["source_params"], "per_source": m["per_source"],
-            "max_candidates": m["max_candidates"], "n_windows": m["n_windows"], "max_negatives": m["max_negatives"],
+            "max_candidates": m["max_candidates"], "n_windows": m["n_windows"] or None, "max_negatives": m["max_negatives"],
             "hard_negatives": m["hard_negatives"], "ranker": m["ranker"], "ranker_params": cfg["ranker"]}
 
 

@@ -100,6 +100,9 @@ def test_pair_features_exact(ds):
     assert out["s_last1"].to_list() == [0.0, 0.0, 0.0]
     assert out["s_last3"].to_list() == [0.0, 2.0, 0.0]
     assert out["pair_price_ratio"][1] == pytest.approx(10.0 / 3.0)
+    assert out["pair_interval_days"][0] == 10.0 and out["pair_cycle_ratio"][0] == 0.0
+    assert out["pair_share"].to_list()[:2] == pytest.approx([2 / 3, 0.0])
+    assert np.isnan(out["pair_interval_days"][1])
 
 
 def test_recent_items_order(ds):

@@ -105,3 +105,15 @@ def test_days_target_with_repeats():
     f = model.retrieve(users, 10).frame
     seen = ds.interactions.frame.select("user", "item").unique()
     assert f.join(seen, on=["user", "item"], how="inner").height > 0  # repeats are allowed
+
+
+def test_recommend_for_history_uses_the_session(fitted):
+    split, model = fitted
+    ext_items = split.train.items.ids.head(5).to_list()
+    recs = model.recommend_for_history(ext_items + ["not-an-item"], 8)
+    assert recs.columns == ["item_id", "rank", "score"] and recs["rank"].to_list() == list(range(1, 9))
+    assert not set(recs["item_id"]) & set(ext_items)  # seen items excluded without repeats
+    other = model.recommend_for_history(split.train.items.ids.slice(50, 5).to_list(), 8)
+    assert recs["item_id"].to_list() != other["item_id"].to_list()  # the history matters
+    empty = model.recommend_for_history([], 4)
+    assert empty["rank"].to_list() == [1, 2, 3, 4]  # nothing known: popularity

@@ -119,5 +119,7 @@ def test_retrieve_for_ad_hoc_history(fitted, data):
         pytest.fail("every source must support retrieve_for_history")
     history = np.array([1, 2, 3])
     f = src.retrieve_for_history(history, 5, exclude_seen=True).frame
+    with_times = src.retrieve_for_history(history, 5, timestamps=np.array([10, 20, 30]), exclude_seen=True)
+    assert with_times.frame.height <= 5
     assert f.height <= 5 and (f[USER] == -1).all()
     assert not set(f[ITEM].to_list()) & {1, 2, 3}

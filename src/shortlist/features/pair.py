@@ -23,6 +23,9 @@ PAIR_FEATURES: dict[str, str] = {
     "pair_count": "times the user had the item (repurchase count)",
     "pair_days_since_last": "days since the user last had the item (NaN: never)",
     "pair_days_since_first": "days since the user first had the item (NaN: never)",
+    "pair_interval_days": "mean days between the user's interactions with the item (NaN: fewer than two)",
+    "pair_cycle_ratio": "days since last / the user's mean interval for the item (≈1: due again)",
+    "pair_share": "the item's share of the user's interactions",
     "pair_cat_affinity": "share of the user's interactions in the item's category",
     "pair_price_ratio": "item price / mean price of the user's items",
     "pair_pop_gap": "log(1 + item users) minus the user's mean of it (novelty for this user)",
@@ -88,6 +91,13 @@ class PairFeatures:
         for name, mat in (("pair_days_since_last", st.last_ts), ("pair_days_since_first", st.first_ts)):
             rel = pairs.gather(mat[known_rows])
             out[name] = np.where(rel > 0, (ref - (rel + st.origin_ts)) / SECONDS_PER_DAY, np.nan).astype(np.float32)
+        count = out["pair_count"].astype(np.float64)
+        span = (out["pair_days_since_first"] - out["pair_days_since_last"]).astype(np.float64)
+        interval = np.where(count > 1, span / np.maximum(count - 1, 1), np.nan)
+        out["pair_interval_days"] = interval.astype(np.float32)
+        out["pair_cycle_ratio"] = (out["pair_days_since_last"] / np.maximum(interval, 1.0 / 24)).astype(np.float32)
+        user_n = np.asarray(st.counts.sum(axis=1)).ravel()
+        out["pair_share"] = np.where(ku, count / np.maximum(user_n[us], 1), np.nan).astype(np.float32)
         cat = np.where(ki, st.item_category[is_], -1)
         total = np.asarray(self.user_cat_.sum(axis=1)).ravel()
         aff = pair_lookup(self.user_cat_, np.where(ku & (cat >= 0), u, -1), np.maximum(cat, 0))

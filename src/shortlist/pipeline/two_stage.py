@@ -38,7 +38,7 @@ from shortlist.retrieval.chain import chain_candidates
 from shortlist.retrieval.popularity import Popularity
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.union import rank_col
-from shortlist.schema import ITEM, LABEL, RANK, SCORE, SOURCE, USER
+from shortlist.schema import ITEM, ITEM_ID, LABEL, RANK, SCORE, SOURCE, TIMESTAMP, USER, WEIGHT
 
 logger = logging.getLogger(__name__)
 MIN_RANKER_GROUPS = 20
@@ -64,7 +64,7 @@ class TwoStageRecommender:
         source_params: Mapping[str, Mapping[str, Any]] | None = None,
         per_source: int = 300,
         max_candidates: int = 300,
-        n_windows: int = 3,
+        n_windows: int | None = None,
         max_negatives: int | None = 150,
         hard_negatives: int = 50,
         valid_share: float = 0.15,
@@ -87,6 +87,13 @@ class TwoStageRecommender:
         self.items_: Items | None = None
         self.fingerprint_: str | None = None
         self.fallback_: Popularity | None = None
+
+    @property
+    def windows_count(self) -> int:
+        """Label windows to stack: 3 label depths for ``last``, 2 windows for ``days:N`` (default)."""
+        if self.n_windows is not None:
+            return self.n_windows
+        return 3 if self.target.kind == "last" else 2
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-able), saved in the manifest."""
@@ -112,7 +119,7 @@ class TwoStageRecommender:
     def fit(self, history: Interactions, *, items: Items | None = None, rng: np.random.Generator | None = None) -> Self:
         t_start = time.perf_counter()
         rng = np.random.default_rng(self.seed) if rng is None else rng
-        windows = label_windows(history, self.target, n_windows=self.n_windows, repeats=self.allow_repeats)
+        windows = label_windows(history, self.target, n_windows=self.windows_count, repeats=self.allow_repeats)
         frames, recall = [], {}
         names: list[str] = []
         categorical: list[str] = []
@@ -187,12 +194,8 @@ class TwoStageRecommender:
 
     def score_candidates(self, cands: pl.DataFrame) -> np.ndarray:
         """Ranker scores for a candidate union (or, without a ranker, minus the best rank)."""
-        gen, feats = self._check()
-        if self.ranker_ is None:
-            ranks = cands.select(pl.min_horizontal([pl.col(rank_col(s)) for s in gen.sources_])).to_series()
-            return -ranks.to_numpy().astype(np.float32)
-        X = feats.transform(with_reference_times(cands, feats, mode=self.target.reference))
-        return self.ranker_.predict(X.to_numpy().astype(np.float32))
+        _, feats = self._check()
+        return self._score_with(feats, cands)
 
     def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool | None = None) -> Candidates:
         """Top-``k`` re-ranked items per user (internal ids)."""
@@ -222,6 +225,57 @@ class TwoStageRecommender:
         return to_external(Candidates(merged.select(USER, ITEM, SCORE, RANK, SOURCE)), internal, ext,
                            self.history_.items)
 
+    def recommend_for_history(
+        self, item_ids: Sequence[str | int], k: int, *, timestamps: Sequence[int] | None = None
+    ) -> pl.DataFrame:
+        """``item_id, rank, score`` for an ad-hoc history (an anonymous or new user's session).
+
+        Candidates come from each source's fold-in path (``retrieve_for_history``); features are
+        built by the same pipeline as in training, over the history extended with the session.
+        Items unknown to the model are ignored (logged).
+        """
+        check_k(k)
+        gen, feats = self._check()
+        assert self.history_ is not None and self.fallback_ is not None
+        hist = self.history_
+        idx = hist.items.index([str(i) for i in item_ids])
+        known = idx.is_not_null().to_numpy()
+        if not known.all():
+            logger.info("recommend_for_history: %d unknown item id(s) ignored", int((~known).sum()))
+        items = idx.drop_nulls().to_numpy().astype(np.int64)
+        end = hist.time_span()[1]
+        ts = (np.asarray(timestamps, dtype=np.int64)[known] if timestamps is not None
+              else end - np.arange(len(items))[::-1])  # oldest first, ending at the history's end
+        exclude = not self.allow_repeats
+        session = hist.n_users  # the session gets the next internal user id
+        parts = {}
+        for name, src in gen.sources_.items():
+            c = src.retrieve_for_history(items, gen.per_source, timestamps=ts, exclude_seen=exclude)  # type: ignore[attr-defined]
+            parts[name] = Candidates(c.frame.with_columns(pl.lit(session, pl.Int32).alias(USER)))
+        cands = gen.combine(parts)
+        if len(items) and len(cands):
+            extended = _with_session(hist, items, ts, session)
+            pipeline = FeaturePipeline(sources=feats.sources, similarities=gen.similarities(),
+                                       embeddings=gen.embeddings()).fit(extended, items=self.items_)
+            scores = self._score_with(pipeline, cands)
+            ranked = rank_by_score(cands, scores, k, self.name)
+        else:
+            ranked = Candidates.empty(self.name)
+        fb = self.fallback_.retrieve_for_history(items, k, exclude_seen=exclude)
+        fb = Candidates(fb.frame.with_columns(pl.lit(session, pl.Int32).alias(USER)))
+        merged = chain_candidates([ranked, fb], k, self.name).frame.drop(SCORE).join(
+            ranked.frame.select(USER, ITEM, SCORE), on=[USER, ITEM], how="left", maintain_order="left")
+        return merged.with_columns(hist.items.external(merged.get_column(ITEM)).alias(ITEM_ID)).select(
+            ITEM_ID, RANK, SCORE)
+
+    def _score_with(self, pipeline: FeaturePipeline, cands: pl.DataFrame) -> np.ndarray:
+        gen, _ = self._check()
+        if self.ranker_ is None:
+            ranks = cands.select(pl.min_horizontal([pl.col(rank_col(s)) for s in gen.sources_])).to_series()
+            return -ranks.to_numpy().astype(np.float32)
+        X = pipeline.transform(with_reference_times(cands, pipeline, mode=self.target.reference))
+        return self.ranker_.predict(X.to_numpy().astype(np.float32))
+
     def save(self, directory: Path | str) -> Path:
         from shortlist.pipeline.persist import save_two_stage
 
@@ -249,3 +303,12 @@ def rank_by_score(cands: pl.DataFrame, scores: np.ndarray, k: int, name: str) ->
         .with_columns(pl.lit(name).alias(SOURCE))
     )
     return Candidates(f.select(USER, ITEM, SCORE, RANK, SOURCE))
+
+
+def _with_session(history: Interactions, items: np.ndarray, ts: np.ndarray, session: int) -> Interactions:
+    """The history plus one extra user (internal id ``session``) who had ``items`` at ``ts``."""
+    rows = pl.DataFrame({USER: np.full(len(items), session, np.int32), ITEM: items.astype(np.int32),
+                         TIMESTAMP: ts.astype(np.int64), WEIGHT: np.ones(len(items), np.float32)})
+    frame = pl.concat([history.frame, rows], how="diagonal_relaxed")
+    users = history.users.extend(["\x00session"])
+    return Interactions(frame, users, history.items)

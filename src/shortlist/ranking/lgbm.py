@@ -25,8 +25,9 @@ class LGBMRanker:
         self,
         *,
         n_estimators: int = 400,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.1,
         num_leaves: int = 31,
+        max_bin: int = 63,
         min_child_samples: int = 50,
         feature_fraction: float = 0.8,
         bagging_fraction: float = 0.8,
@@ -34,7 +35,7 @@ class LGBMRanker:
         truncation_level: int = 20,
         label_gain: Sequence[float] | None = None,
         eval_at: Sequence[int] = (5, 10, 20),
-        early_stopping_rounds: int = 40,
+        early_stopping_rounds: int = 20,
         categorical: Sequence[str] = (),
         n_jobs: int = 2,
         seed: int = 0,
@@ -42,7 +43,7 @@ class LGBMRanker:
         if n_estimators < 1 or not 0 < learning_rate <= 1 or num_leaves < 2:
             raise ConfigError("LGBMRanker needs n_estimators>=1, 0<learning_rate<=1, num_leaves>=2")
         self.n_estimators, self.learning_rate, self.num_leaves = n_estimators, learning_rate, num_leaves
-        self.min_child_samples, self.feature_fraction = min_child_samples, feature_fraction
+        self.min_child_samples, self.feature_fraction, self.max_bin = min_child_samples, feature_fraction, max_bin
         self.bagging_fraction, self.lambda_l2 = bagging_fraction, lambda_l2
         self.truncation_level, self.label_gain = truncation_level, label_gain
         self.eval_at, self.early_stopping_rounds = tuple(eval_at), early_stopping_rounds
@@ -58,6 +59,7 @@ class LGBMRanker:
             "eval_at": list(self.eval_at),
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
+            "max_bin": self.max_bin,
             "min_data_in_leaf": self.min_child_samples,
             "feature_fraction": self.feature_fraction,
             "bagging_fraction": self.bagging_fraction,

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 #: 10% / 25% user subsamples of both, lies in 200-500 regardless of data size (Steck reports
 #: 200-1000 on ML-20M, Netflix, MSD), so the default is a constant, not a multiple of the Gram.
 DEFAULT_L2 = 400.0
-FLOAT64_MAX_ITEMS = 20_000  # above this the Gram is inverted in float32 to halve its memory
+FLOAT64_MAX_ITEMS = 1_000  # above this the Gram is inverted in float32: ~2x faster, same top-100 lists (Online Retail)
 _CHUNK_CELLS = 1 << 24  # scores per retrieval chunk (64 MB of float32)
 
 

@@ -115,8 +115,10 @@ class Popularity:
         )
         return Candidates.from_topk(users, items, vals, self.name)
 
-    def retrieve_for_history(self, items: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
-        """Popular items for an ad-hoc history (user id -1 in the result)."""
+    def retrieve_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> Candidates:
+        """Popular items for an ad-hoc history (user id -1 in the result); times do not matter."""
         require_fitted(self, "scores_")
         assert self.seen_ is not None
         row = sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items)), items)),
