@@ -48,3 +48,13 @@ def test_missing_file():
 
 def test_merge_allows_int_for_float():
     assert merge({"a": 1.5}, {"a": 2}) == {"a": 2}
+
+
+def test_shipped_configs_parse():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.glob("*.toml"))
+    assert files
+    for f in files:
+        load_config(f)

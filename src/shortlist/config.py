@@ -22,7 +22,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "per_source": 300,
         "max_candidates": 300,
         "n_windows": 0,  # 0: 3 label depths for target=last, 2 windows for days:N
-        "max_negatives": 150,
+        "max_negatives": 250,
         "hard_negatives": 50,
         "ranker": "lightgbm",  # or xgboost
     },

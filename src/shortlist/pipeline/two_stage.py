@@ -65,7 +65,7 @@ class TwoStageRecommender:
         per_source: int = 300,
         max_candidates: int = 300,
         n_windows: int | None = None,
-        max_negatives: int | None = 150,
+        max_negatives: int | None = 250,
         hard_negatives: int = 50,
         valid_share: float = 0.15,
         ranker: str = "lightgbm",

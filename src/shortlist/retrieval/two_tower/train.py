@@ -19,7 +19,6 @@ logger = logging.getLogger(__name__)
 
 Loss = Literal["softmax", "bpr"]
 _ENCODE_CHUNK = 4096
-_MASKED = -1e9
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def train(
             uid = torch.from_numpy(users[b]).to(device) if cfg.use_user_id else None
             u = net.users(h, uid)
             if cfg.loss == "softmax":
-                loss = _softmax_loss(u, net.items(t), t, log_q if cfg.logq else None, cfg.temperature)
+                loss = _softmax_loss(u, net, t, log_q if cfg.logq else None, cfg.temperature)
             else:
                 neg = torch.from_numpy(rng.integers(0, n_items, (len(b), cfg.n_negatives))).to(device)
                 loss = _bpr_loss(u, net.items(t), net.items(neg), cfg.temperature)
@@ -96,16 +95,18 @@ def train(
 
 
 def _softmax_loss(
-    u: torch.Tensor, v: torch.Tensor, t: torch.Tensor, log_q: torch.Tensor | None, temperature: float
+    u: torch.Tensor, net: TwoTowerNet, t: torch.Tensor, log_q: torch.Tensor | None, temperature: float
 ) -> torch.Tensor:
-    """In-batch sampled softmax: the other rows' positives are the negatives."""
-    logits = (u / temperature) @ v.T
-    # The same item as another row's positive is not a negative for this row.
-    same = t[:, None] == t[None, :]
-    same.fill_diagonal_(False)
-    bias = -log_q[t] if log_q is not None else torch.zeros_like(t, dtype=logits.dtype)
-    logits = logits + torch.where(same, _MASKED, bias[None, :])
-    return F.cross_entropy(logits, torch.arange(len(t), device=t.device))
+    """In-batch sampled softmax over the batch's distinct positives (the other rows' are negatives).
+
+    Scoring against distinct items means a row never treats its own item, repeated as another
+    row's positive, as a negative, with no (batch × batch) mask.
+    """
+    distinct, label = torch.unique(t, return_inverse=True)
+    logits = (u / temperature) @ net.items(distinct).T
+    if log_q is not None:
+        logits = logits - log_q[distinct]
+    return F.cross_entropy(logits, label)
 
 
 def _bpr_loss(u: torch.Tensor, v: torch.Tensor, neg: torch.Tensor, temperature: float) -> torch.Tensor:
