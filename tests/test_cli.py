@@ -75,7 +75,7 @@ def test_evaluate_on_a_file_with_report(files, capsys):
 def test_malformed_input_is_one_clear_line(files, capsys, content, needle):
     bad = files / "bad.csv"
     bad.write_text(content)
-    code, out, err = run(["fit", "--interactions", str(bad), "--out", str(files / "x")], capsys)
+    code, _out, err = run(["fit", "--interactions", str(bad), "--out", str(files / "x")], capsys)
     assert code == 2
     text = " ".join(err.split())
     assert needle in text and "bad.csv" in text and "Traceback" not in err

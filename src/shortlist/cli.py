@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import polars as pl
@@ -19,6 +19,9 @@ from shortlist import __version__
 from shortlist.config import load_config
 from shortlist.errors import ConfigError, MissingColumnError, ShortlistError
 from shortlist.schema import ITEM_ID, RANK, SCORE, USER_ID
+
+if TYPE_CHECKING:
+    from shortlist.data.containers import Dataset
 
 app = typer.Typer(
     add_completion=False,
@@ -109,7 +112,7 @@ def fit(
                       f"ranker: {metrics.get('ranker', 'not trained (too little data)')}[/dim]")
 
 
-def _make_model(cfg: dict, *, allow_repeats: bool, target: str | None):  # type: ignore[no-untyped-def]
+def _make_model(cfg: dict[str, Any], *, allow_repeats: bool, target: str | None) -> Any:
     from shortlist.pipeline.baseline import BaselineRecommender
     from shortlist.pipeline.two_stage import TwoStageRecommender
 
@@ -209,7 +212,7 @@ def evaluate(
     _run_evaluation(ds, protocol=protocol, repeats=repeats, k=k, report=report, config=config)
 
 
-def _run_evaluation(ds, *, protocol: str, repeats: bool, k: int, report: Path | None,  # type: ignore[no-untyped-def]
+def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report: Path | None,
                     config: Path | None = None) -> None:
     from shortlist.data.split import split_by_protocol
     from shortlist.evaluation.full import evaluate_full
@@ -239,7 +242,7 @@ def _run_evaluation(ds, *, protocol: str, repeats: bool, k: int, report: Path | 
         console.print(f"report → {path}")
 
 
-def _model_params(cfg: dict) -> dict:  # type: ignore[type-arg]
+def _model_params(cfg: dict[str, Any]) -> dict[str, Any]:
     m = cfg["model"]
     return {"sources": m["sources"] or None, "source_params": cfg["source_params"], "per_source": m["per_source"],
             "max_candidates": m["max_candidates"], "n_windows": m["n_windows"] or None, "max_negatives": m["max_negatives"],

@@ -42,7 +42,7 @@ def test_column_mapping_renames():
 
 
 def test_empty_input():
-    with pytest.raises(EmptyInputError, match="f.csv"):
+    with pytest.raises(EmptyInputError, match=r"f\.csv"):
         validate_interactions(frame().head(0), source="f.csv")
 
 

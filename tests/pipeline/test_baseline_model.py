@@ -40,7 +40,7 @@ def test_allow_repeats_uses_repurchase_first(data):
 def test_save_load_identical_and_checksum_verified(tmp_path, data):
     m = BaselineRecommender(allow_repeats=True).fit(data)
     d = m.save(tmp_path / "model")
-    users = data.users.ids.head(20).to_list() + ["nobody"]
+    users = [*data.users.ids.head(20).to_list(), "nobody"]
     assert BaselineRecommender.load(d).recommend(users, 10).equals(m.recommend(users, 10))
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["kind"] == "baseline" and "numpy" in manifest["libraries"]

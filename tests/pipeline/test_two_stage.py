@@ -75,7 +75,7 @@ def test_save_load_identical_and_verified(tmp_path, fitted):
     split, model = fitted
     d = model.save(tmp_path / "m")
     loaded = load_model(d)
-    ids = split.train.users.ids.head(40).to_list() + ["x"]
+    ids = [*split.train.users.ids.head(40).to_list(), "x"]
     assert loaded.recommend(ids, 10).equals(model.recommend(ids, 10))
     assert (d / "ranker.txt").exists() and (d / "importance.csv").exists()
     (d / "ranker.txt").write_text("garbage")
@@ -110,7 +110,7 @@ def test_days_target_with_repeats():
 def test_recommend_for_history_uses_the_session(fitted):
     split, model = fitted
     ext_items = split.train.items.ids.head(5).to_list()
-    recs = model.recommend_for_history(ext_items + ["not-an-item"], 8)
+    recs = model.recommend_for_history([*ext_items, "not-an-item"], 8)
     assert recs.columns == ["item_id", "rank", "score"] and recs["rank"].to_list() == list(range(1, 9))
     assert not set(recs["item_id"]) & set(ext_items)  # seen items excluded without repeats
     other = model.recommend_for_history(split.train.items.ids.slice(50, 5).to_list(), 8)

@@ -58,7 +58,8 @@ def score_rankings(
     users = split.test_users
     targets = split.targets()[users]
     n_items = split.train.n_items
-    rows, curves = [], {m: {} for m in CURVE_METRICS}  # type: dict[str, dict[str, list[float]]]
+    rows: list[dict[str, Any]] = []
+    curves: dict[str, dict[str, list[float]]] = {m: {} for m in CURVE_METRICS}
     for name, recs in rankings.items():
         row: dict[str, Any] = {MODEL: name, **compute_metrics(recs, targets, ks=ks, metrics=metrics, n_items=n_items)}
         row.update((extra or {}).get(name, {}))
@@ -96,7 +97,7 @@ def evaluate(
         t0 = time.perf_counter()
         model.fit(split.train, rng=np.random.default_rng(seed))  # type: ignore[union-attr]
         t1 = time.perf_counter()
-        cands = model.retrieve(users, depth, exclude_seen=exclude)  # type: ignore[union-attr]
+        cands = model.retrieve(users, depth, exclude_seen=exclude)
         t2 = time.perf_counter()
         rankings[name] = cands.to_matrix(users, depth)
         timings[name] = {"fit_s": round(t1 - t0, 3), "rank_s": round(t2 - t1, 3)}

@@ -40,7 +40,7 @@ def evaluate_full(
     depth = max(max(ks), 50)
     baselines = ["popular"] + (["repurchase_then_popular"] if split.repeats else [])
     step("baselines")
-    base = evaluate({f"baseline:{n}": (lambda n=n: make_baseline(n)) for n in baselines}, split, ks=ks, depth=depth)
+    base = evaluate({f"baseline:{n}": make_baseline(n) for n in baselines}, split, ks=ks, depth=depth)
 
     step("two-stage model")
     params = {"target": "last" if split.protocol.startswith("llo") else split.protocol,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -37,7 +37,7 @@ ITEM_FEATURES: dict[str, str] = {
 class ItemFeatures:
     """Per-item statistics of a history, plus windowed counts relative to each row's ``ref_ts``."""
 
-    names = list(ITEM_FEATURES)
+    names: ClassVar[list[str]] = list(ITEM_FEATURES)
 
     def __init__(self) -> None:
         self.stats_: HistoryStats | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -34,7 +34,7 @@ USER_FEATURES: dict[str, str] = {
 class UserFeatures:
     """Per-user statistics of a history, gathered for each candidate row."""
 
-    names = list(USER_FEATURES)
+    names: ClassVar[list[str]] = list(USER_FEATURES)
 
     def __init__(self) -> None:
         self.stats_: HistoryStats | None = None

@@ -12,7 +12,6 @@ import polars as pl
 from shortlist.data.containers import Interactions
 from shortlist.data.ids import IdMap
 from shortlist.errors import ConfigError, NotFittedError
-from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.artifacts import (
     atomic_directory,
     load_ids,
@@ -20,6 +19,7 @@ from shortlist.pipeline.artifacts import (
     save_ids,
     write_manifest,
 )
+from shortlist.pipeline.external import internal_users, to_external
 from shortlist.retrieval.base import CandidateSource, check_k
 from shortlist.retrieval.chain import Chain, chain_candidates
 from shortlist.retrieval.popularity import Popularity

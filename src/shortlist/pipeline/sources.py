@@ -71,7 +71,9 @@ class CandidateGenerator:
     sources_: dict[str, CandidateSource] = field(default_factory=dict)
     fit_seconds_: dict[str, float] = field(default_factory=dict)
 
-    def fit(self, history: Interactions, *, items: Items | None = None, rng: np.random.Generator | None = None) -> CandidateGenerator:
+    def fit(
+        self, history: Interactions, *, items: Items | None = None, rng: np.random.Generator | None = None
+    ) -> CandidateGenerator:
         rng = rng if rng is not None else np.random.default_rng(0)
         self.sources_, self.fit_seconds_ = {}, {}
         for name in self.names:
@@ -102,7 +104,7 @@ class CandidateGenerator:
 
     def embeddings(self) -> dict[str, np.ndarray]:
         """Item vectors of the sources that learn them (for similarity features)."""
-        return {n: s.item_embeddings() for n, s in self.sources_.items() if hasattr(s, "item_embeddings")}  # type: ignore[attr-defined]
+        return {n: s.item_embeddings() for n, s in self.sources_.items() if hasattr(s, "item_embeddings")}
 
     def save(self, directory: Path) -> None:
         for name, src in self.sources_.items():
@@ -115,7 +117,7 @@ class CandidateGenerator:
 
 def _fit_source(src: CandidateSource, history: Interactions, items: Items | None, rng: np.random.Generator) -> None:
     if hasattr(src, "with_items"):
-        src.with_items(items)  # type: ignore[attr-defined]
+        src.with_items(items)
         src.fit(history, rng=rng)
     elif "items" in inspect.signature(src.fit).parameters:
         src.fit(history, items=items, rng=rng)  # type: ignore[call-arg]

@@ -21,6 +21,7 @@ import polars as pl
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
 from shortlist.features.pipeline import FeaturePipeline, with_reference_times
+from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.labels import LabelWindow, Target, label_windows
 from shortlist.pipeline.sources import CandidateGenerator, default_source_names
 from shortlist.ranking.dataset import (
@@ -32,11 +33,10 @@ from shortlist.ranking.dataset import (
     to_training_set,
 )
 from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
-from shortlist.pipeline.external import internal_users, to_external
 from shortlist.retrieval.base import check_k
+from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.chain import chain_candidates
 from shortlist.retrieval.popularity import Popularity
-from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.union import rank_col
 from shortlist.schema import ITEM, ITEM_ID, LABEL, RANK, SCORE, SOURCE, TIMESTAMP, USER, WEIGHT
 

@@ -55,7 +55,7 @@ def sample_negatives(
 def split_groups(groups: np.ndarray, *, valid_share: float, rng: np.random.Generator) -> np.ndarray:
     """Boolean mask of rows whose group falls in the validation share (grouped: no user straddles)."""
     uniq = np.unique(groups)
-    n_valid = int(round(len(uniq) * valid_share))
+    n_valid = round(len(uniq) * valid_share)
     if n_valid < 2 or len(uniq) - n_valid < 2:
         return np.zeros(len(groups), dtype=bool)
     chosen = rng.choice(uniq, size=n_valid, replace=False)

@@ -61,7 +61,8 @@ class Candidates:
         if not len(self.frame) or not len(users):
             return out
         f = self.frame.filter(pl.col(RANK) <= k)
-        pos = np.full(int(max(users.max(), f.get_column(USER).max() or 0)) + 1, -1, dtype=np.int64)  # type: ignore[operator]
+        top = int(f.get_column(USER).max() or 0)  # type: ignore[arg-type]
+        pos = np.full(max(int(users.max()), top) + 1, -1, dtype=np.int64)
         pos[users] = np.arange(len(users))
         u = f.get_column(USER).to_numpy()
         row = pos[u]

@@ -95,7 +95,7 @@ def union(
 def drop_pairs(frame: pl.DataFrame, exclude: sp.csr_matrix) -> pl.DataFrame:
     """Rows of ``frame`` whose (user, item) is not stored in ``exclude`` (users beyond it are kept)."""
     coo = exclude.tocoo()
-    n_items = np.int64(exclude.shape[1])
+    n_items = int(exclude.shape[1])
     seen = pl.Series("_k", coo.row.astype(np.int64) * n_items + coo.col.astype(np.int64))
     key = pl.col(USER).cast(pl.Int64) * n_items + pl.col(ITEM).cast(pl.Int64)
     inside = pl.col(USER) < exclude.shape[0]
