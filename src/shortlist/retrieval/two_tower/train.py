@@ -40,9 +40,9 @@ class TrainConfig:
 def torch_session(*, seed: int, n_threads: int) -> Iterator[None]:
     """Seed torch without touching its global RNG state and cap its threads; restore both afterwards.
 
-    Every op used here is deterministic on CPU for a fixed thread count, so a seed gives identical
-    weights there without ``torch.use_deterministic_algorithms`` (whose first call imports
-    torch._dynamo, ~2 s). CUDA kernels (embedding backward) may add in a different order.
+    Every op used here is deterministic on CPU for a fixed thread count (tested), so a seed gives
+    identical weights there without flipping the process-wide ``torch.use_deterministic_algorithms``.
+    On CUDA, embedding backward may add in a different order between runs.
     """
     prev_threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
