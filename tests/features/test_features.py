@@ -131,3 +131,15 @@ def test_pipeline_names_descriptions_and_one_code_path(ds):
     assert a.columns == p.names and a.equals(b)
     assert with_reference_times(c, p, mode="global")["ref_ts"].to_list() == [10 * DAY, 10 * DAY]
     assert with_reference_times(c, p, mode="user")["ref_ts"].to_list() == [10 * DAY, 5 * DAY]
+
+
+def test_similarity_table_and_blocked_paths_agree(ds, monkeypatch):
+    import shortlist.features.similarity as simmod
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(3, 4)).astype(np.float32)
+    c = cands([0, 0, 1, 1, 5], [0, 2, 1, 2, 1], [0, 0, 0, 0, 0])
+    table = SimilarityFeatures(embeddings={"e": v}).fit(ds.interactions, items=ds.items).transform(c)
+    monkeypatch.setattr(simmod, "DENSE_ITEM_TABLE_CELLS", 0)
+    blocked = SimilarityFeatures(embeddings={"e": v}).fit(ds.interactions, items=ds.items).transform(c)
+    np.testing.assert_allclose(table.to_numpy(), blocked.to_numpy(), rtol=1e-5, atol=1e-6)

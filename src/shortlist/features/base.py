@@ -97,27 +97,40 @@ class RowGather:
         self.order = np.argsort(self.rows, kind="stable")
         self.sorted_rows = self.rows[self.order]
         self._dense_right: dict[int, np.ndarray] = {}
+        self._plans: dict[tuple[int, int], list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]] = {}
+
+    def _plan(self, n_left: int, n_cols: int) -> list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+        """Blocks of left rows with, per block, the output positions and flat offsets to take."""
+        key = (n_left, n_cols)
+        if key not in self._plans:
+            block = max(1, self.max_cells // max(n_cols, 1))
+            valid_from = int(np.searchsorted(self.sorted_rows, 0))
+            plan = []
+            for lo in range(0, n_left, block):
+                hi = min(lo + block, n_left)
+                a = max(int(np.searchsorted(self.sorted_rows, lo)), valid_from)
+                b = int(np.searchsorted(self.sorted_rows, hi))
+                if a >= b:
+                    continue
+                idx = self.order[a:b]
+                c = self.cols[idx]
+                ok = (c >= 0) & (c < n_cols)
+                flat = (self.rows[idx] - lo) * n_cols + np.where(ok, c, 0)
+                plan.append((lo, hi, idx, flat, ok))
+            self._plans[key] = plan
+        return self._plans[key]
 
     def gather(self, left: sp.csr_matrix, right: sp.csr_matrix | None = None) -> np.ndarray:
         n_cols = left.shape[1] if right is None else right.shape[1]
         dtype = left.dtype if right is None else np.result_type(left.dtype, right.dtype)
         out = np.zeros(len(self.rows), dtype=dtype)
-        valid_from = int(np.searchsorted(self.sorted_rows, 0))
         dense_right = None
         if right is not None and right.shape[0] * right.shape[1] <= self.max_cells:
             key = id(right)
             if key not in self._dense_right:
                 self._dense_right[key] = right.toarray()
             dense_right = self._dense_right[key]
-        block = max(1, self.max_cells // max(n_cols, 1))
-        n_left = left.shape[0]
-        for lo in range(0, n_left, block):
-            hi = min(lo + block, n_left)
-            a = int(np.searchsorted(self.sorted_rows, lo))
-            b = int(np.searchsorted(self.sorted_rows, hi))
-            a = max(a, valid_from)
-            if a >= b:
-                continue
+        for lo, hi, idx, flat, ok in self._plan(left.shape[0], n_cols):
             part = left[lo:hi]
             if right is None:
                 dense = part.toarray()
@@ -125,10 +138,8 @@ class RowGather:
                 dense = np.asarray(part @ dense_right)
             else:
                 dense = (part @ right).toarray()
-            idx = self.order[a:b]
-            c = self.cols[idx]
-            ok = (c >= 0) & (c < n_cols)
-            out[idx] = np.where(ok, dense[self.rows[idx] - lo, np.where(ok, c, 0)], 0.0)
+            vals = dense.ravel().take(flat)
+            out[idx] = np.where(ok, vals, 0.0) if not ok.all() else vals
         return out
 
 

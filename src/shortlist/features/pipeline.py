@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Self
 
 import numpy as np
@@ -94,7 +95,12 @@ class FeaturePipeline:
         if self.stats_ is None:
             raise NotFittedError("FeaturePipeline")
         parts = [candidates.select([pl.col(c).cast(pl.Float32) for c in self.source_names])]
-        parts += [b.transform(candidates) for b in (self.item, self.user, self.pair, self.sim)]
+        # Two threads (numpy and scipy release the GIL in their kernels): pair+user beside item+sim.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pair_user = pool.submit(lambda: [self.pair.transform(candidates), self.user.transform(candidates)])
+            item_sim = [self.item.transform(candidates), self.sim.transform(candidates)]
+            pair, user = pair_user.result()
+        parts += [item_sim[0], user, pair, item_sim[1]]
         out = pl.concat(parts, how="horizontal")
         return out.select(self.names)
 

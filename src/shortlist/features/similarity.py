@@ -38,6 +38,7 @@ class SimilarityFeatures:
         self.names = [f"{k}_{f}" for k in self.embeddings for f in SIMILARITY_FEATURES]
         self.recent_: np.ndarray | None = None
         self.user_mean_: dict[str, np.ndarray] | None = None
+        self._tables: dict[str, np.ndarray] = {}  # item × item cosine, built on first use
 
     def fit(self, history: Interactions, *, items: Items | None = None) -> Self:
         return self.fit_stats(HistoryStats.build(history, items), history, items=items)
@@ -65,12 +66,30 @@ class SimilarityFeatures:
             us, is_ = np.where(ok, u, 0), np.where(ok, i, 0)
             out[f"{name}_sim_mean"] = np.where(
                 ok, np.einsum("rd,rd->r", self.user_mean_[name][us], v[is_]), np.nan)
-            sims = _recent_similarities(v, self.recent_, us, is_)  # (rows × 10), NaN where no item
+            sims = self._recent(name, v, us, is_)  # (rows × 10), NaN where no item
             valid = ~np.isnan(sims)
             best = np.where(valid.any(axis=1), np.nanmax(np.where(valid, sims, -np.inf), axis=1), np.nan)
             out[f"{name}_sim_last1"] = np.where(ok, sims[:, 0], np.nan)
             out[f"{name}_sim_max10"] = np.where(ok, best, np.nan)
         return pl.DataFrame({k: v.astype(np.float32) for k, v in out.items()})
+
+
+    def _recent(self, name: str, v: np.ndarray, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Similarities to the recent items: a dense item × item table when it is small, else BLAS blocks."""
+        assert self.recent_ is not None
+        n = len(v)
+        if n * n > DENSE_ITEM_TABLE_CELLS:
+            return _recent_similarities(v, self.recent_, u, i)
+        if name not in self._tables:
+            self._tables[name] = (v @ v.T).astype(np.float32).ravel()
+        table = self._tables[name]
+        rec = self.recent_[u]  # (rows × n_recent)
+        out = table.take(np.maximum(rec, 0) * n + i[:, None])
+        out[rec < 0] = np.nan
+        return out
+
+
+DENSE_ITEM_TABLE_CELLS = 16_000_000
 
 
 def _recent_similarities(v: np.ndarray, recent: np.ndarray, u: np.ndarray, i: np.ndarray,

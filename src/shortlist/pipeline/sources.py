@@ -21,6 +21,7 @@ from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.registry import load_source, save_source
 from shortlist.retrieval.union import fuse, union
+from shortlist.schema import ITEM_TEXT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +50,31 @@ def make_source(name: str, **overrides: Any) -> CandidateSource:
     return src
 
 
-def default_source_names(*, n_items: int, repeats: bool) -> list[str]:
+#: Constructor defaults the two-stage model applies unless a config overrides them. The content
+#: source encodes with TF-IDF + SVD by default: it is refitted once per label window, and
+#: MiniLM's ~20 s per encoding of a 4k-item catalogue on 2 cores would dominate the fit.
+DEFAULT_SOURCE_PARAMS: dict[str, dict[str, Any]] = {"content": {"encoder": "tfidf"}}
+
+
+def default_source_names(*, n_items: int, repeats: bool, has_text: bool = False) -> list[str]:
     """The default stage-1 set: sequence- and co-occurrence-aware CF, linear and factor models,
-    popularity windows, and repurchase where re-consuming is normal."""
+    item text (when the catalogue has any), popularity windows, and repurchase where re-consuming
+    is normal. Measured with the content source on / off: MovieLens 100K NDCG@10 0.1358 / 0.1322,
+    Online Retail 0.3919 / 0.3871."""
     names = ["repurchase"] if repeats else []
     names += ["transition", "itemknn", "covisit"]
     if n_items <= EASE_MAX_ITEMS:
         names.append("ease")
-    names += ["als", "popular_recent", "popular"]
+    names.append("als")
+    if has_text:
+        names.append("content")
+    names += ["popular_recent", "popular"]
     return names
+
+
+def has_text(items: Items | None) -> bool:
+    """Whether a catalogue carries any text the content source can embed."""
+    return items is not None and any(items.has(c) for c in ITEM_TEXT_COLUMNS)
 
 
 @dataclass
@@ -77,7 +94,7 @@ class CandidateGenerator:
         rng = rng if rng is not None else np.random.default_rng(0)
         self.sources_, self.fit_seconds_ = {}, {}
         for name in self.names:
-            src = make_source(name, **self.overrides.get(name, {}))
+            src = make_source(name, **{**DEFAULT_SOURCE_PARAMS.get(name, {}), **self.overrides.get(name, {})})
             t0 = time.perf_counter()
             _fit_source(src, history, items, np.random.default_rng(rng.integers(2**32)))
             self.fit_seconds_[name] = round(time.perf_counter() - t0, 3)

@@ -23,7 +23,7 @@ from shortlist.errors import NotFittedError
 from shortlist.features.pipeline import FeaturePipeline, with_reference_times
 from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.labels import LabelWindow, Target, label_windows
-from shortlist.pipeline.sources import CandidateGenerator, default_source_names
+from shortlist.pipeline.sources import CandidateGenerator, default_source_names, has_text
 from shortlist.ranking.dataset import (
     BEST_RANK,
     GROUP,
@@ -107,8 +107,9 @@ class TwoStageRecommender:
         }
 
     # --- fit ---------------------------------------------------------------------------------------
-    def _generator(self, history: Interactions) -> CandidateGenerator:
-        names = self.sources or default_source_names(n_items=history.n_items, repeats=self.allow_repeats)
+    def _generator(self, history: Interactions, items: Items | None = None) -> CandidateGenerator:
+        names = self.sources or default_source_names(n_items=history.n_items, repeats=self.allow_repeats,
+                                                     has_text=has_text(items))
         return CandidateGenerator(names, per_source=self.per_source, max_candidates=self.max_candidates,
                                   overrides=self.source_params)
 
@@ -135,7 +136,7 @@ class TwoStageRecommender:
             warnings.warn("too little data to train the ranker: recommendations come from the candidate "
                           "union in best-rank order", RuntimeWarning, stacklevel=2)
         t_final = time.perf_counter()
-        self.generator_ = self._generator(history).fit(history, items=items, rng=rng)
+        self.generator_ = self._generator(history, items).fit(history, items=items, rng=rng)
         self.features_ = self._features(self.generator_, history, items)
         self.history_, self.items_, self.fingerprint_ = history, items, history.fingerprint()
         self.fallback_ = Popularity(name="fallback_popular").fit(history)
@@ -146,7 +147,7 @@ class TwoStageRecommender:
 
     def _window_frame(self, win: LabelWindow, g: int, items: Items | None,
                       rng: np.random.Generator) -> tuple[pl.DataFrame, FeaturePipeline, float]:
-        gen = self._generator(win.history).fit(win.history, items=items, rng=rng)
+        gen = self._generator(win.history, items).fit(win.history, items=items, rng=rng)
         users = np.unique(win.labels.get_column(USER).to_numpy())
         cands = gen.generate(users, exclude_seen=not self.allow_repeats)
         feats = self._features(gen, win.history, items)
