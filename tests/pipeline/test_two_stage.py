@@ -117,3 +117,24 @@ def test_recommend_for_history_uses_the_session(fitted):
     assert recs["item_id"].to_list() != other["item_id"].to_list()  # the history matters
     empty = model.recommend_for_history([], 4)
     assert empty["rank"].to_list() == [1, 2, 3, 4]  # nothing known: popularity
+
+
+def test_fusion_weights_learned_from_the_training_window(fitted):
+    _, model = fitted
+    w = model.source_weights_
+    assert w is not None and set(w) == set(FAST)
+    assert np.mean(list(w.values())) == pytest.approx(1.0, abs=1e-3)
+    assert model.generator_.weights == w and model.metrics_["source_weights"] == w
+
+
+def test_learn_weights_exact():
+    from shortlist.pipeline.sources import CandidateGenerator
+    from shortlist.retrieval.candidates import Candidates
+
+    gen = CandidateGenerator(["a", "b"])
+    a = Candidates.from_topk(np.array([0, 1]), np.array([[5, 6], [7, 8]]), np.ones((2, 2), np.float32), "a")
+    b = Candidates.from_topk(np.array([0, 1]), np.array([[9, 9 + 1], [11, 12]]), np.ones((2, 2), np.float32), "b")
+    labels = pl.DataFrame({"user": [0, 1], "item": [5, 8]}, schema={"user": pl.Int32, "item": pl.Int32})
+    w = gen.learn_weights({"a": a, "b": b}, labels)
+    # raw recall@100: a finds both labels (1.0), b none (floored at 1e-3); scaled to mean 1, rounded
+    assert w == {"a": pytest.approx(2 / 1.001, abs=1e-4), "b": pytest.approx(0.002 / 1.001, abs=1e-4)}

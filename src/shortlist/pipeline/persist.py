@@ -84,6 +84,8 @@ def load_two_stage(directory: Path | str) -> TwoStageRecommender:
     gen = model._generator(history)
     gen.names = list(manifest["sources"])
     model.generator_ = gen.load(directory / "sources")
+    model.source_weights_ = load_json(directory / "metrics.json").get("source_weights")
+    model.generator_.weights = model.source_weights_
     model.features_ = model._features(model.generator_, history, catalogue)
     saved = load_json(directory / "features.json")
     if saved["names"] != model.features_.names:

@@ -85,6 +85,7 @@ class CandidateGenerator:
     per_source: int = 300
     max_candidates: int = 300
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    weights: Mapping[str, float] | None = None  # per-source fusion weights (None: equal)
     sources_: dict[str, CandidateSource] = field(default_factory=dict)
     fit_seconds_: dict[str, float] = field(default_factory=dict)
 
@@ -113,7 +114,20 @@ class CandidateGenerator:
         """Union, ordered by reciprocal-rank fusion (repurchase first), ``max_candidates`` per user."""
         names = list(self.sources_)
         u = union(list(parts.values()), sources=names)
-        return fuse(u, names, priority=("repurchase",), max_per_user=self.max_candidates)
+        return fuse(u, names, priority=("repurchase",), max_per_user=self.max_candidates, weights=self.weights)
+
+    def learn_weights(self, parts: Mapping[str, Candidates], labels: pl.DataFrame, *, depth: int = 100) -> dict[str, float]:
+        """Fusion weights from a (training) label window: each source's recall@``depth`` on it,
+        scaled to mean 1 (a floor keeps every source in play). Sets and returns them."""
+        total = max(labels.height, 1)
+        pairs = labels.select("user", "item")
+        raw = {}
+        for name, c in parts.items():
+            top = c.frame.filter(pl.col("rank") <= depth).select("user", "item")
+            raw[name] = max(top.join(pairs, on=["user", "item"], how="inner").height / total, 1e-3)
+        mean = sum(raw.values()) / len(raw)
+        self.weights = {n: round(v / mean, 4) for n, v in raw.items()}
+        return dict(self.weights)
 
     def similarities(self) -> dict[str, sp.csr_matrix]:
         """Item × item similarity matrices of the co-visitation sources (for pair features)."""

@@ -87,6 +87,7 @@ class TwoStageRecommender:
         self.items_: Items | None = None
         self.fingerprint_: str | None = None
         self.fallback_: Popularity | None = None
+        self.source_weights_: dict[str, float] | None = None
 
     @property
     def windows_count(self) -> int:
@@ -121,6 +122,7 @@ class TwoStageRecommender:
         t_start = time.perf_counter()
         rng = np.random.default_rng(self.seed) if rng is None else rng
         windows = label_windows(history, self.target, n_windows=self.windows_count, repeats=self.allow_repeats)
+        self.source_weights_ = None
         frames, recall = [], {}
         names: list[str] = []
         categorical: list[str] = []
@@ -137,6 +139,8 @@ class TwoStageRecommender:
                           "union in best-rank order", RuntimeWarning, stacklevel=2)
         t_final = time.perf_counter()
         self.generator_ = self._generator(history, items).fit(history, items=items, rng=rng)
+        self.generator_.weights = self.source_weights_
+        self.metrics_["source_weights"] = self.source_weights_
         self.features_ = self._features(self.generator_, history, items)
         self.history_, self.items_, self.fingerprint_ = history, items, history.fingerprint()
         self.fallback_ = Popularity(name="fallback_popular").fit(history)
@@ -149,7 +153,11 @@ class TwoStageRecommender:
                       rng: np.random.Generator) -> tuple[pl.DataFrame, FeaturePipeline, float]:
         gen = self._generator(win.history, items).fit(win.history, items=items, rng=rng)
         users = np.unique(win.labels.get_column(USER).to_numpy())
-        cands = gen.generate(users, exclude_seen=not self.allow_repeats)
+        parts = gen.retrieve_all(users, exclude_seen=not self.allow_repeats)
+        if self.source_weights_ is None:  # the most recent window teaches the union its weights
+            self.source_weights_ = gen.learn_weights(parts, win.labels)
+        gen.weights = self.source_weights_
+        cands = gen.combine(parts)
         feats = self._features(gen, win.history, items)
         cands = with_reference_times(cands, feats, mode=self.target.reference)
         X = feats.transform(cands)

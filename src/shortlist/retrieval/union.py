@@ -112,15 +112,18 @@ def fuse(
     k0: float = 30.0,
     priority: Sequence[str] = (),
     max_per_user: int | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> pl.DataFrame:
     """Order a union by reciprocal-rank fusion and keep the best ``max_per_user`` per user.
 
-    ``fused_score = Σ_s 1 / (k0 + rank_s)`` rewards items several sources agree on; items proposed
+    ``fused_score = Σ_s w_s / (k0 + rank_s)`` rewards items several sources agree on (``weights``
+    default to 1; the two-stage model learns them from a training label window); items proposed
     by a ``priority`` source (e.g. repurchase, whose lists are the user's own items) come first.
     Measured on MovieLens 100K leave-last-out, RRF lifts union recall@300 from 0.838 (best-rank
     interleaving) to 0.854.
     """
-    fused = pl.sum_horizontal([1.0 / (k0 + pl.col(rank_col(s)).cast(pl.Float64)) for s in sources])
+    w = {s: float((weights or {}).get(s, 1.0)) for s in sources}
+    fused = pl.sum_horizontal([w[s] / (k0 + pl.col(rank_col(s)).cast(pl.Float64)) for s in sources])
     for s in priority:
         if s in sources:
             fused = fused + pl.when(pl.col(rank_col(s)) < MISSING_RANK).then(1.0).otherwise(0.0)
