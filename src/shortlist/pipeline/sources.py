@@ -86,6 +86,7 @@ class CandidateGenerator:
     max_candidates: int = 300
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     weights: Mapping[str, float] | None = None  # per-source fusion weights (None: equal)
+    priority: tuple[str, ...] = ("repurchase",)  # sources whose items come first in the union
     sources_: dict[str, CandidateSource] = field(default_factory=dict)
     fit_seconds_: dict[str, float] = field(default_factory=dict)
 
@@ -114,7 +115,7 @@ class CandidateGenerator:
         """Union, ordered by reciprocal-rank fusion (repurchase first), ``max_candidates`` per user."""
         names = list(self.sources_)
         u = union(list(parts.values()), sources=names)
-        return fuse(u, names, priority=("repurchase",), max_per_user=self.max_candidates, weights=self.weights)
+        return fuse(u, names, priority=self.priority, max_per_user=self.max_candidates, weights=self.weights)
 
     def learn_weights(self, parts: Mapping[str, Candidates], labels: pl.DataFrame, *, depth: int = 100) -> dict[str, float]:
         """Fusion weights from a (training) label window: each source's recall@``depth`` on it,
