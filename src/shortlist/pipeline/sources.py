@@ -91,14 +91,20 @@ class CandidateGenerator:
     fit_seconds_: dict[str, float] = field(default_factory=dict)
 
     def fit(
-        self, history: Interactions, *, items: Items | None = None, rng: np.random.Generator | None = None
+        self,
+        history: Interactions,
+        *,
+        items: Items | None = None,
+        rng: np.random.Generator | None = None,
+        vector_cache: dict[str, np.ndarray] | None = None,
     ) -> CandidateGenerator:
+        """Fit every source; ``vector_cache`` carries catalogue-only item vectors across fits."""
         rng = rng if rng is not None else np.random.default_rng(0)
         self.sources_, self.fit_seconds_ = {}, {}
         for name in self.names:
             src = make_source(name, **{**DEFAULT_SOURCE_PARAMS.get(name, {}), **self.overrides.get(name, {})})
             t0 = time.perf_counter()
-            _fit_source(src, history, items, np.random.default_rng(rng.integers(2**32)))
+            _fit_source(src, history, items, np.random.default_rng(rng.integers(2**32)), vector_cache)
             self.fit_seconds_[name] = round(time.perf_counter() - t0, 3)
             self.sources_[name] = src
         logger.info("fitted sources: %s", self.fit_seconds_)
@@ -147,10 +153,16 @@ class CandidateGenerator:
         return self
 
 
-def _fit_source(src: CandidateSource, history: Interactions, items: Items | None, rng: np.random.Generator) -> None:
+def _fit_source(src: CandidateSource, history: Interactions, items: Items | None, rng: np.random.Generator,
+                vectors: dict[str, np.ndarray] | None = None) -> None:
     if hasattr(src, "with_items"):
-        src.with_items(items)
+        # Item text vectors depend on the catalogue only: encode once, reuse in every later fit.
+        cached = None if vectors is None else vectors.get(src.name)
+        src.with_items(items, item_vectors=cached)
         src.fit(history, rng=rng)
+        fitted = getattr(src, "item_vectors_", None)
+        if vectors is not None and cached is None and fitted is not None:
+            vectors[src.name] = fitted
     elif "items" in inspect.signature(src.fit).parameters:
         src.fit(history, items=items, rng=rng)  # type: ignore[call-arg]
     else:

@@ -88,6 +88,7 @@ class TwoStageRecommender:
         self.fingerprint_: str | None = None
         self.fallback_: Popularity | None = None
         self.source_weights_: dict[str, float] | None = None
+        self._vectors: dict[str, np.ndarray] = {}  # catalogue-only item vectors, shared by all fits
 
     @property
     def windows_count(self) -> int:
@@ -123,6 +124,7 @@ class TwoStageRecommender:
         rng = np.random.default_rng(self.seed) if rng is None else rng
         windows = label_windows(history, self.target, n_windows=self.windows_count, repeats=self.allow_repeats)
         self.source_weights_ = None
+        self._vectors = {}
         frames, recall = [], {}
         names: list[str] = []
         categorical: list[str] = []
@@ -138,7 +140,8 @@ class TwoStageRecommender:
             warnings.warn("too little data to train the ranker: recommendations come from the candidate "
                           "union in best-rank order", RuntimeWarning, stacklevel=2)
         t_final = time.perf_counter()
-        self.generator_ = self._generator(history, items).fit(history, items=items, rng=rng)
+        self.generator_ = self._generator(history, items).fit(history, items=items, rng=rng,
+                                                             vector_cache=self._vectors)
         self.generator_.weights = self.source_weights_
         self.metrics_["source_weights"] = self.source_weights_
         self.features_ = self._features(self.generator_, history, items)
@@ -151,7 +154,7 @@ class TwoStageRecommender:
 
     def _window_frame(self, win: LabelWindow, g: int, items: Items | None,
                       rng: np.random.Generator) -> tuple[pl.DataFrame, FeaturePipeline, float]:
-        gen = self._generator(win.history, items).fit(win.history, items=items, rng=rng)
+        gen = self._generator(win.history, items).fit(win.history, items=items, rng=rng, vector_cache=self._vectors)
         users = np.unique(win.labels.get_column(USER).to_numpy())
         parts = gen.retrieve_all(users, exclude_seen=not self.allow_repeats)
         if self.source_weights_ is None:  # the most recent window teaches the union its weights
