@@ -18,7 +18,7 @@ import numpy as np
 from shortlist.data.loaders import DATASETS, load_named
 from shortlist.data.split import split_by_protocol
 from shortlist.evaluation.metrics import compute_metrics
-from shortlist.pipeline.sources import CandidateGenerator, default_source_names
+from shortlist.pipeline.sources import CandidateGenerator, default_source_names, has_text
 from shortlist.retrieval.union import fuse, union
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     repeats = ds.repeats
     split = split_by_protocol(ds.interactions, protocol, repeats=repeats)
     names = args.sources.split(",") if args.sources else default_source_names(
-        n_items=split.train.n_items, repeats=repeats)
+        n_items=split.train.n_items, repeats=repeats, has_text=has_text(ds.items))
     gen = CandidateGenerator(names, per_source=args.k)
     gen.fit(split.train, items=ds.items, rng=np.random.default_rng(0))
     all_users = np.arange(split.train.n_users)
@@ -58,6 +58,7 @@ def main() -> None:
         print(f"{name:16s} {gen.fit_seconds_[name]:7.2f} {t_all:15.2f} "
               + " ".join(f"{m[f'recall@{n}']:6.3f}" for n in (50, 100, 200, 300)))
     t0 = time.perf_counter()
+    # Equal fusion weights here; the two-stage model learns them from a training label window.
     u = fuse(union(list(parts.values()), sources=names), names, priority=("repurchase",), max_per_user=300)
     t_union = time.perf_counter() - t0
     from shortlist.pipeline.two_stage import rank_by_score
