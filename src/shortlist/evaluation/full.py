@@ -17,7 +17,7 @@ from shortlist.evaluation.evaluate import DEFAULT_METRICS, MODEL, EvaluationResu
 from shortlist.evaluation.metrics import compute_metrics
 from shortlist.pipeline.baseline import make_baseline
 from shortlist.pipeline.two_stage import TwoStageRecommender, rank_by_score
-from shortlist.retrieval.union import rank_col
+from shortlist.retrieval.union import best_rank, rank_col
 
 logger = logging.getLogger(__name__)
 RECALL_AT = (50, 100, 200, 300)
@@ -90,7 +90,7 @@ def _recalls(matrix: np.ndarray, targets: Any) -> dict[str, float]:
 
 
 def _best_rank(cands: pl.DataFrame, sources: list[str]) -> np.ndarray:
-    return cands.select(pl.min_horizontal([pl.col(rank_col(s)) for s in sources])).to_series().to_numpy().astype(np.float32)
+    return best_rank(cands, sources).to_numpy().astype(np.float32)
 
 
 def _union_matrix(cands: pl.DataFrame, users: np.ndarray, width: int) -> np.ndarray:

@@ -37,7 +37,7 @@ from shortlist.retrieval.base import check_k
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.chain import chain_candidates
 from shortlist.retrieval.popularity import Popularity
-from shortlist.retrieval.union import rank_col
+from shortlist.retrieval.union import best_rank
 from shortlist.schema import ITEM, ITEM_ID, LABEL, RANK, SCORE, SOURCE, TIMESTAMP, USER, WEIGHT
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class TwoStageRecommender:
         X = feats.transform(cands)
         labelled = cands.select(USER, ITEM).join(win.labels, on=[USER, ITEM], how="left", maintain_order="left")
         y = labelled.get_column(LABEL).fill_null(0.0)
-        best = cands.select(pl.min_horizontal([pl.col(rank_col(s)) for s in gen.sources_]).alias(BEST_RANK))
+        best = best_rank(cands, list(gen.sources_)).alias(BEST_RANK).to_frame()
         found = int((y > 0).sum())
         recall = found / max(win.labels.height, 1)
         logger.info("window %s: %d users, %d candidates, recall %.3f", win.name, len(users), len(cands), recall)
@@ -283,8 +283,7 @@ class TwoStageRecommender:
     def _score_with(self, pipeline: FeaturePipeline, cands: pl.DataFrame) -> np.ndarray:
         gen, _ = self._check()
         if self.ranker_ is None:
-            ranks = cands.select(pl.min_horizontal([pl.col(rank_col(s)) for s in gen.sources_])).to_series()
-            return -ranks.to_numpy().astype(np.float32)
+            return -best_rank(cands, list(gen.sources_)).to_numpy().astype(np.float32)
         X = pipeline.transform(with_reference_times(cands, pipeline, mode=self.target.reference))
         return self.ranker_.predict(X.to_numpy().astype(np.float32))
 

@@ -23,8 +23,7 @@ from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.repurchase import sparse_rows_topk
-from shortlist.retrieval.topk import rows_of, sparse_topk
+from shortlist.retrieval.topk import rows_of, sparse_rows_topk, sparse_topk
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 Kind = Literal["user", "session", "transition"]

@@ -13,7 +13,7 @@ from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.topk import rows_of, sparse_topk
+from shortlist.retrieval.topk import rows_of, sparse_rows_topk
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 
@@ -93,9 +93,3 @@ class Repurchase:
         obj = cls(half_life_days=params["half_life_days"], name=params["name"])
         obj.scores_, obj.half_life_days_ = csr_from_arrays("scores", arrays), params["half_life_days_"]
         return obj
-
-
-def sparse_rows_topk(m: sp.csr_matrix, users: np.ndarray, k: int, source: str) -> Candidates:
-    """Top-``k`` stored entries per row of a sparse score matrix (rows aligned to ``users``)."""
-    items, scores = sparse_topk(m, k)
-    return Candidates.from_topk(np.asarray(users), items, scores, source)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from shortlist.retrieval.candidates import Candidates
+
 
 def topk_dense(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` columns per row of a dense score matrix, best first.
@@ -101,3 +103,9 @@ def sparse_topk(m: sp.csr_matrix, k: int, *, max_block: int = 8_000_000) -> tupl
         dense[r, block.indices] = block.data
         items[start : start + chunk], scores[start : start + chunk] = topk_dense(dense, k)
     return items, scores
+
+
+def sparse_rows_topk(m: sp.csr_matrix, users: np.ndarray, k: int, source: str) -> Candidates:
+    """Top-``k`` stored entries per row of a sparse score matrix (rows aligned to ``users``)."""
+    items, scores = sparse_topk(m, k)
+    return Candidates.from_topk(np.asarray(users), items, scores, source)

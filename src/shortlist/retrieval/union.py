@@ -133,3 +133,8 @@ def fuse(
     if max_per_user is not None:
         out = out.filter(pl.int_range(pl.len()).over(USER) < max_per_user)
     return out
+
+
+def best_rank(frame: pl.DataFrame, sources: Sequence[str]) -> pl.Series:
+    """The best (lowest) rank any of ``sources`` gave each row of a union."""
+    return frame.select(pl.min_horizontal([pl.col(rank_col(s)) for s in sources]).alias("best_rank")).to_series()

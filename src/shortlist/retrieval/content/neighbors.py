@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from shortlist.index import VectorIndex
 from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.repurchase import sparse_rows_topk
+from shortlist.retrieval.topk import sparse_rows_topk
 
 _ROWS_PER_CHUNK = 8192  # users scored per sparse product: bounds the memory of W @ S
 
