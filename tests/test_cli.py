@@ -101,3 +101,28 @@ def test_unknown_model_dir_and_users_without_column(files, capsys):
 def test_usage_error_exits_nonzero(capsys):
     code, _, _ = run(["fit"], capsys)
     assert code == 2
+
+
+def test_candidates_writes_the_stage1_union(files, capsys):
+    code, _, err = run(["candidates", "--model", str(files / "m"), "--users", str(files / "users.csv"),
+                        "--out", str(files / "cands.csv")], capsys)
+    assert code == 0, err
+    cands = pl.read_csv(files / "cands.csv", schema_overrides={"user_id": pl.Utf8, "item_id": pl.Utf8})
+    assert cands.columns[:3] == ["user_id", "item_id", "n_sources"]
+    assert any(c.endswith("_score") for c in cands.columns) and any(c.endswith("_rank") for c in cands.columns)
+    assert set(cands["user_id"]) <= {"u1", "u2", "never-seen"} and cands.group_by("user_id").len()["len"].max() <= 300
+
+
+def test_fit_with_days_target_and_popularity_config(files, capsys, tmp_path):
+    code, _, err = run(["fit", "--interactions", str(files / "train.csv"), "--allow-repeats", "--target", "days:20",
+                        "--out", str(tmp_path / "d")], capsys)
+    assert code == 0, err
+    assert '"target": "days:20"' in (tmp_path / "d" / "manifest.json").read_text()
+    cfg = tmp_path / "pop.toml"
+    cfg.write_text('[model]\nkind = "popular"\n')
+    code, _, err = run(["fit", "--interactions", str(files / "train.csv"), "--config", str(cfg),
+                        "--out", str(tmp_path / "p")], capsys)
+    assert code == 0 and '"kind": "baseline"' in (tmp_path / "p" / "manifest.json").read_text()
+    code, _, err = run(["fit", "--interactions", str(files / "train.csv"), "--target", "tomorrow",
+                        "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and "target must be" in " ".join(err.split())
