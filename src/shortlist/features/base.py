@@ -148,8 +148,11 @@ def pair_lookup(matrix: sp.csr_matrix, users: np.ndarray, items: np.ndarray) -> 
     return PairIndex(users, items).lookup(matrix)
 
 
-def counts_before(keys: np.ndarray, items: np.ndarray, ref: np.ndarray, widths: Sequence[int]) -> list[np.ndarray]:
-    """For each width w: interactions with ``items[i]`` in ``(ref[i] - w, ref[i]]`` (one sort for all)."""
+def counts_before(
+    keys: np.ndarray, items: np.ndarray, ref: np.ndarray, widths: Sequence[int]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """For each width w: interactions with ``items[i]`` in ``(ref[i] - w, ref[i]]``; and the time of
+    the item's last interaction at or before ``ref[i]`` (-1: none). One sort serves them all."""
     it = np.asarray(items, dtype=np.int64)
     ref = np.asarray(ref, dtype=np.int64)
     end_k = item_time_key(it, ref)
@@ -161,7 +164,11 @@ def counts_before(keys: np.ndarray, items: np.ndarray, ref: np.ndarray, widths: 
         c = np.empty(len(it), dtype=np.float32)
         c[order] = hi - np.searchsorted(keys, item_time_key(it_o, ref_o - w), side="right")
         out.append(c)
-    return out
+    prev = keys[np.maximum(hi - 1, 0)] if len(keys) else np.zeros(len(hi), np.int64)
+    found = (hi > 0) & ((prev // TS_BITS) == it_o)
+    last = np.empty(len(it), dtype=np.int64)
+    last[order] = np.where(found, (prev % TS_BITS) - TS_OFFSET, -1)
+    return out, last
 
 
 def count_in_window(keys: np.ndarray, items: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -184,15 +191,6 @@ TS_OFFSET = np.int64(1) << np.int64(35)
 
 def item_time_key(items: np.ndarray, ts: np.ndarray) -> np.ndarray:
     return items.astype(np.int64) * TS_BITS + np.clip(ts + TS_OFFSET, 0, TS_BITS - 1)
-
-
-def last_time_at_or_before(keys: np.ndarray, items: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Timestamp of each item's last interaction at or before ``ref`` (-1 where there is none)."""
-    items = np.asarray(items, dtype=np.int64)
-    pos = np.searchsorted(keys, item_time_key(items, np.asarray(ref, dtype=np.int64)), side="right") - 1
-    prev = keys[np.maximum(pos, 0)]
-    found = (pos >= 0) & ((prev // TS_BITS) == items)
-    return np.where(found, (prev % TS_BITS) - TS_OFFSET, -1)
 
 
 def sorted_item_times(history: Interactions) -> np.ndarray:

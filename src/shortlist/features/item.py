@@ -9,7 +9,7 @@ import polars as pl
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
-from shortlist.features.base import counts_before, last_time_at_or_before
+from shortlist.features.base import counts_before
 from shortlist.features.stats import HistoryStats
 from shortlist.schema import DESCRIPTION, ITEM, SECONDS_PER_DAY, TIMESTAMP, TITLE, USER
 
@@ -91,7 +91,8 @@ class ItemFeatures:
         w = st.scale.windows
         names = ("short", "medium", "long")
         widths = [int(w[n] * SECONDS_PER_DAY) for n in names]
-        counts = {n: c * known for n, c in zip(names, counts_before(st.item_times, it_safe, ref, widths), strict=True)}
+        windowed, last_ts = counts_before(st.item_times, it_safe, ref, widths)
+        counts = {n: c * known for n, c in zip(names, windowed, strict=True)}
         trend = (counts["short"] / w["short"] + 0.1) / (counts["medium"] / w["medium"] + 0.1)
         out = {
             "item_cnt_all": g(s["item_cnt_all"]),
@@ -101,7 +102,8 @@ class ItemFeatures:
             "item_cnt_long": counts["long"],
             "item_trend": trend.astype(np.float32),
             "item_age_days": ((ref - g(s["first"]).astype(np.float64)) / SECONDS_PER_DAY).astype(np.float32),
-            "item_days_since_last": _days_since_last(st, it_safe, ref, known),
+            "item_days_since_last": np.where(known & (last_ts >= 0), (ref - last_ts) / SECONDS_PER_DAY,
+                                             np.nan).astype(np.float32),
             "item_pop_rank": g(s["item_pop_rank"]),
             "item_repeat_share": g(s["item_repeat_share"]),
             "item_price_log": g(s["item_price_log"]),
@@ -110,12 +112,6 @@ class ItemFeatures:
             "item_category": np.where(known, s["item_category"][it_safe], -1).astype(np.float32),
         }
         return pl.DataFrame(out)
-
-
-def _days_since_last(st: HistoryStats, it: np.ndarray, ref: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Days between the item's last interaction at or before ``ref`` and ``ref`` (NaN: none)."""
-    ts = last_time_at_or_before(st.item_times, it, ref)
-    return np.where(known & (ts >= 0), (ref - ts) / SECONDS_PER_DAY, np.nan).astype(np.float32)
 
 
 def _text_len(items: Items | None, column: str, n: int) -> np.ndarray:
