@@ -38,7 +38,7 @@ from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.chain import chain_candidates
 from shortlist.retrieval.popularity import Popularity
 from shortlist.retrieval.union import best_rank
-from shortlist.schema import ITEM, ITEM_ID, LABEL, RANK, SCORE, SOURCE, TIMESTAMP, USER, WEIGHT
+from shortlist.schema import ITEM, LABEL, RANK, SCORE, SOURCE, USER
 
 logger = logging.getLogger(__name__)
 MIN_RANKER_GROUPS = 20
@@ -228,14 +228,8 @@ class TwoStageRecommender:
         ext, internal = internal_users(user_ids, self.history_.users)
         u = internal.to_numpy().astype(np.int64)
         exclude = not self.allow_repeats
-        ranked = self.retrieve(u, k)
-        chained = chain_candidates([ranked, self.fallback_.retrieve(u, k, exclude_seen=exclude)], k, self.name)
-        # chain_candidates scores by position; report the ranker's score where it ranked the item
-        # (fallback-only rows score NaN: they were never scored by the ranker).
-        merged = chained.frame.drop(SCORE).join(ranked.frame.select(USER, ITEM, SCORE), on=[USER, ITEM],
-                                                 how="left", maintain_order="left")
-        return to_external(Candidates(merged.select(USER, ITEM, SCORE, RANK, SOURCE)), internal, ext,
-                           self.history_.items)
+        ranked = top_up(self.retrieve(u, k), self.fallback_.retrieve(u, k, exclude_seen=exclude), k, self.name)
+        return to_external(ranked, internal, ext, self.history_.items)
 
     def recommend_for_history(
         self, item_ids: Sequence[str | int], k: int, *, timestamps: Sequence[int] | None = None
@@ -246,39 +240,10 @@ class TwoStageRecommender:
         built by the same pipeline as in training, over the history extended with the session.
         Items unknown to the model are ignored (logged).
         """
+        from shortlist.pipeline.session import recommend_for_session
+
         check_k(k)
-        gen, feats = self._check()
-        assert self.history_ is not None and self.fallback_ is not None
-        hist = self.history_
-        idx = hist.items.index([str(i) for i in item_ids])
-        known = idx.is_not_null().to_numpy()
-        if not known.all():
-            logger.info("recommend_for_history: %d unknown item id(s) ignored", int((~known).sum()))
-        items = idx.drop_nulls().to_numpy().astype(np.int64)
-        end = hist.time_span()[1]
-        ts = (np.asarray(timestamps, dtype=np.int64)[known] if timestamps is not None
-              else end - np.arange(len(items))[::-1])  # oldest first, ending at the history's end
-        exclude = not self.allow_repeats
-        session = hist.n_users  # the session gets the next internal user id
-        parts = {}
-        for name, src in gen.sources_.items():
-            c = src.retrieve_for_history(items, gen.per_source, timestamps=ts, exclude_seen=exclude)  # type: ignore[attr-defined]
-            parts[name] = Candidates(c.frame.with_columns(pl.lit(session, pl.Int32).alias(USER)))
-        cands = gen.combine(parts)
-        if len(items) and len(cands):
-            extended = _with_session(hist, items, ts, session)
-            pipeline = FeaturePipeline(sources=feats.sources, similarities=gen.similarities(),
-                                       embeddings=gen.embeddings()).fit(extended, items=self.items_)
-            scores = self._score_with(pipeline, cands)
-            ranked = rank_by_score(cands, scores, k, self.name)
-        else:
-            ranked = Candidates.empty(self.name)
-        fb = self.fallback_.retrieve_for_history(items, k, exclude_seen=exclude)
-        fb = Candidates(fb.frame.with_columns(pl.lit(session, pl.Int32).alias(USER)))
-        merged = chain_candidates([ranked, fb], k, self.name).frame.drop(SCORE).join(
-            ranked.frame.select(USER, ITEM, SCORE), on=[USER, ITEM], how="left", maintain_order="left")
-        return merged.with_columns(hist.items.external(merged.get_column(ITEM)).alias(ITEM_ID)).select(
-            ITEM_ID, RANK, SCORE)
+        return recommend_for_session(self, item_ids, k, timestamps=timestamps)
 
     def _score_with(self, pipeline: FeaturePipeline, cands: pl.DataFrame) -> np.ndarray:
         gen, _ = self._check()
@@ -316,10 +281,10 @@ def rank_by_score(cands: pl.DataFrame, scores: np.ndarray, k: int, name: str) ->
     return Candidates(f.select(USER, ITEM, SCORE, RANK, SOURCE))
 
 
-def _with_session(history: Interactions, items: np.ndarray, ts: np.ndarray, session: int) -> Interactions:
-    """The history plus one extra user (internal id ``session``) who had ``items`` at ``ts``."""
-    rows = pl.DataFrame({USER: np.full(len(items), session, np.int32), ITEM: items.astype(np.int32),
-                         TIMESTAMP: ts.astype(np.int64), WEIGHT: np.ones(len(items), np.float32)})
-    frame = pl.concat([history.frame, rows], how="diagonal_relaxed")
-    users = history.users.extend(["\x00session"])
-    return Interactions(frame, users, history.items)
+def top_up(ranked: Candidates, fallback: Candidates, k: int, name: str) -> Candidates:
+    """``ranked`` then ``fallback`` items to fill ``k`` per user, keeping the ranker's scores
+    (fallback-only rows score null: the ranker never scored them)."""
+    chained = chain_candidates([ranked, fallback], k, name)
+    merged = chained.frame.drop(SCORE).join(ranked.frame.select(USER, ITEM, SCORE), on=[USER, ITEM],
+                                            how="left", maintain_order="left")
+    return Candidates(merged.select(USER, ITEM, SCORE, RANK, SOURCE))
