@@ -138,3 +138,16 @@ def test_learn_weights_exact():
     w = gen.learn_weights({"a": a, "b": b}, labels)
     # raw recall@100: a finds both labels (1.0), b none (floored at 1e-3); scaled to mean 1, rounded
     assert w == {"a": pytest.approx(2 / 1.001, abs=1e-4), "b": pytest.approx(0.002 / 1.001, abs=1e-4)}
+
+
+def test_bad_options_fail_early_with_the_valid_ones():
+    from shortlist.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="num_leaves"):
+        TwoStageRecommender(ranker_params={"num_leaf": 3})
+    with pytest.raises(ConfigError, match="unknown source 'alz'"):
+        TwoStageRecommender(sources=["alz"])
+    with pytest.raises(ConfigError, match="lightgbm"):
+        TwoStageRecommender(ranker="catboost")
+    with pytest.raises(ConfigError, match="target must be"):
+        TwoStageRecommender(target="soon")

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from shortlist.data.containers import Interactions, Items
-from shortlist.errors import NotFittedError
+from shortlist.errors import ConfigError, NotFittedError
 from shortlist.features.pipeline import FeaturePipeline, with_reference_times
 from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.labels import LabelWindow, Target, label_windows
@@ -79,6 +79,7 @@ class TwoStageRecommender:
         self.per_source, self.max_candidates = per_source, max_candidates
         self.n_windows, self.max_negatives, self.hard_negatives = n_windows, max_negatives, hard_negatives
         self.valid_share, self.ranker, self.ranker_params, self.seed = valid_share, ranker, dict(ranker_params or {}), seed
+        _check_options(self.ranker, self.ranker_params, self.sources, self.source_params)
         self.generator_: CandidateGenerator | None = None
         self.features_: FeaturePipeline | None = None
         self.ranker_: LGBMRanker | XGBRanker | None = None
@@ -288,3 +289,22 @@ def top_up(ranked: Candidates, fallback: Candidates, k: int, name: str) -> Candi
     merged = chained.frame.drop(SCORE).join(ranked.frame.select(USER, ITEM, SCORE), on=[USER, ITEM],
                                             how="left", maintain_order="left")
     return Candidates(merged.select(USER, ITEM, SCORE, RANK, SOURCE))
+
+
+def _check_options(ranker: str, ranker_params: Mapping[str, Any], sources: Sequence[str] | None,
+                   source_params: Mapping[str, Any]) -> None:
+    """Unknown ranker parameters, rankers or source names fail now, naming what is valid."""
+    import inspect
+
+    from shortlist.pipeline.sources import SOURCE_CATALOGUE
+
+    if ranker not in ("lightgbm", "xgboost"):
+        raise ConfigError(f"ranker must be 'lightgbm' or 'xgboost', got {ranker!r}")
+    cls = XGBRanker if ranker == "xgboost" else LGBMRanker
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "seed", "categorical")]
+    unknown = sorted(set(ranker_params) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown {ranker} ranker parameter(s) {unknown}; valid: {', '.join(valid)}")
+    for name in [*(sources or []), *source_params]:
+        if name not in SOURCE_CATALOGUE:
+            raise ConfigError(f"unknown source {name!r}; known: {', '.join(SOURCE_CATALOGUE)}")
