@@ -74,3 +74,14 @@ def test_xgb_ranker_same_interface():
     y = (X[:, 1] > 1.0).astype(np.float32)
     r = XGBRanker(n_estimators=20).fit(X, y, np.full(100, 20), feature_names=["a", "b"])
     assert r.importance()["name"][0] == "b" and r.predict(X[:3]).shape == (3,)
+
+
+def test_best_round_is_smoothed_and_not_too_early():
+    from shortlist.ranking.lgbm import _best_round, _smoothed
+
+    np.testing.assert_allclose(_smoothed([1.0, 3.0, 5.0, 7.0], 2), [1.0, 2.0, 4.0, 6.0])
+    spike = [0.1] * 3 + [0.9] + [0.2] * 6 + [0.5] * 10  # one lucky round early, a real plateau later
+    assert _best_round(spike, min_rounds=1, window=1) == 4
+    assert _best_round(spike, min_rounds=1, window=5) == 15  # first round whose 5-round mean is the plateau
+    assert _best_round(spike, min_rounds=12, window=1) == 12
+    assert _best_round([0.3, 0.2], min_rounds=50, window=5) == 2  # shorter than min_rounds: the last

@@ -40,6 +40,8 @@ class LGBMRanker:
         label_gain: Sequence[float] | None = None,
         eval_at: Sequence[int] = (10, 5, 20),
         early_stopping_rounds: int = 40,
+        min_rounds: int = 50,
+        smoothing: int = 5,
         categorical: Sequence[str] = (),
         n_jobs: int = 2,
         seed: int = 0,
@@ -51,6 +53,7 @@ class LGBMRanker:
         self.bagging_fraction, self.lambda_l2 = bagging_fraction, lambda_l2
         self.truncation_level, self.label_gain = truncation_level, label_gain
         self.eval_at, self.early_stopping_rounds = tuple(eval_at), early_stopping_rounds
+        self.min_rounds, self.smoothing = min_rounds, max(1, smoothing)
         self.categorical, self.n_jobs, self.seed = tuple(categorical), n_jobs, seed
         self.booster_: Any = None
         self.feature_names_: list[str] | None = None
@@ -101,11 +104,13 @@ class LGBMRanker:
         evals: dict[str, Any] = {}
         callbacks = [lgb.record_evaluation(evals)]
         if len(sets) > 1 and self.early_stopping_rounds:
-            # Stop on the first metric (NDCG@10) alone: the noisier NDCG@5 would stop too early.
-            callbacks.append(lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False))
+            callbacks.append(_smoothed_early_stopping(evals, f"ndcg@{self.eval_at[0]}", patience=self.early_stopping_rounds,
+                                                      min_rounds=self.min_rounds, window=self.smoothing))
         self.booster_ = lgb.train(self.params(), train, num_boost_round=self.n_estimators, valid_sets=sets,
                                   valid_names=labels, callbacks=callbacks)
-        best = int(self.booster_.best_iteration or self.booster_.current_iteration())
+        curve = evals.get("valid", {}).get(f"ndcg@{self.eval_at[0]}")
+        best = _best_round(curve, min_rounds=self.min_rounds, window=self.smoothing) if curve else \
+            int(self.booster_.current_iteration())
         self.feature_names_ = names
         self.metrics_ = {"best_iteration": best}
         for split_name, per_metric in evals.items():
@@ -153,6 +158,42 @@ class LGBMRanker:
         self.metrics_ = dict(metrics)
         self.metrics_["best_iteration"] = None  # the saved model holds exactly the best iterations
         return self
+
+
+def _smoothed(curve: Sequence[float], window: int) -> np.ndarray:
+    """Trailing moving average: one lucky round on a small validation set should not decide."""
+    c = np.cumsum(np.asarray(curve, dtype=np.float64))
+    out = c.copy()
+    out[window:] = c[window:] - c[:-window]
+    return out / np.minimum(np.arange(1, len(c) + 1), window)
+
+
+def _best_round(curve: Sequence[float], *, min_rounds: int, window: int) -> int:
+    """1-based round with the best smoothed validation NDCG, no earlier than ``min_rounds``."""
+    sm = _smoothed(curve, window)
+    start = min(max(min_rounds, 1), len(sm)) - 1
+    return int(start + np.argmax(sm[start:]) + 1)
+
+
+def _smoothed_early_stopping(evals: dict[str, Any], metric: str, *, patience: int, min_rounds: int, window: int) -> Any:
+    """Stop once the smoothed validation NDCG (first ``eval_at``) has not improved for ``patience``
+    rounds, never before ``min_rounds``. Plain early stopping on a few hundred validation users
+    stopped MovieLens fits after 6-8 rounds on noise (NDCG@10 0.113 instead of 0.13)."""
+    import lightgbm as lgb
+
+    def callback(env: Any) -> None:
+        curve = evals.get("valid", {}).get(metric)
+        if not curve:
+            return
+        it = len(curve)
+        if it < max(min_rounds, patience):
+            return
+        best = _best_round(curve, min_rounds=min_rounds, window=window)
+        if it - best >= patience:
+            raise lgb.callback.EarlyStopException(best - 1, [])
+
+    callback.order = 30  # type: ignore[attr-defined]  # after record_evaluation (order 20)
+    return callback
 
 
 class XGBRanker:
