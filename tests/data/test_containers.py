@@ -97,3 +97,9 @@ def test_items_from_frame_rejects_unknown_ids():
 
     with pytest.raises(DataValidationError, match="not in the id map"):
         Items.from_frame(pl.DataFrame({"item_id": ["nope"]}), inter.items)
+
+
+def test_basket_size_is_the_median_basket():
+    df = raw().with_columns(pl.Series("basket", ["x", "x", "y", "z"]))
+    assert Interactions.from_frame(df).basket_size() == 1.0  # baskets of 2, 1, 1
+    assert Interactions.from_frame(raw()).basket_size() == 0.0

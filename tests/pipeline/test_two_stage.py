@@ -151,3 +151,12 @@ def test_bad_options_fail_early_with_the_valid_ones():
         TwoStageRecommender(ranker="catboost")
     with pytest.raises(ConfigError, match="target must be"):
         TwoStageRecommender(target="soon")
+
+
+def test_data_derived_source_params_follow_basket_size():
+    from shortlist.pipeline.sources import data_source_params
+
+    retail = make_synthetic(n_users=20, n_items=30, n_interactions=400, seed=1).interactions
+    big = retail.with_frame(retail.frame.with_columns(pl.lit("one-basket").alias("basket")))
+    assert data_source_params(big) == {"content": {"n_recent": 200, "sharpen": 5.0}}
+    assert data_source_params(retail.with_frame(retail.frame.drop("basket"))) == {}

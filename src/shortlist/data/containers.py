@@ -14,7 +14,7 @@ from shortlist.data.ids import IdMap
 from shortlist.data.report import CleaningReport
 from shortlist.data.validate import DuplicatePolicy, TimestampUnit, validate_interactions
 from shortlist.errors import DataValidationError, EmptyInputError, MissingColumnError
-from shortlist.schema import ID_DTYPE, ITEM, ITEM_ID, TIMESTAMP, USER, USER_ID, WEIGHT
+from shortlist.schema import BASKET, ID_DTYPE, ITEM, ITEM_ID, TIMESTAMP, USER, USER_ID, WEIGHT
 
 
 class Interactions:
@@ -115,6 +115,13 @@ class Interactions:
             raise EmptyInputError("Interactions", "interactions")
         ts = self._frame.get_column(TIMESTAMP)
         return int(ts.min()), int(ts.max())  # type: ignore[arg-type]
+
+    def basket_size(self) -> float:
+        """Median interactions per basket (0 without a basket column): how many items arrive together."""
+        if BASKET not in self._frame.columns or not len(self):
+            return 0.0
+        median = self._frame.group_by(BASKET).len().get_column("len").median()
+        return float(median) if isinstance(median, int | float) else 0.0
 
     def active_users(self) -> np.ndarray:
         """Internal ids of users with at least one interaction, sorted."""
