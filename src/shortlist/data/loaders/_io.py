@@ -247,3 +247,13 @@ def locate(directory: Path, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def main_file(path: Path | str, name: str, *, what: str, fix: str) -> tuple[Path, Path]:
+    """(the main data file, its folder) for a loader given either the file or the folder holding it."""
+    p = require_path(path, what=what)
+    directory = p if p.is_dir() else p.parent
+    found = p if p.is_file() else locate(directory, name)
+    if found is None:
+        raise InputNotFoundError(directory, f"no {name}", fix=fix)
+    return found, directory

@@ -18,7 +18,7 @@ from shortlist.errors import EmptyInputError, MissingColumnError, TimestampParse
 from shortlist.schema import CATEGORY, DESCRIPTION, ITEM_ID, PRICE, TIMESTAMP, TITLE, USER_ID
 
 from ._checks import check_ids
-from ._io import InputNotFoundError, locate, reading, require_path
+from ._io import locate, main_file, reading, require_path
 
 CHANNEL = "sales_channel_id"
 ARTICLE_ID_WIDTH = 10
@@ -52,13 +52,7 @@ def load_hm(
     Each transaction row is one purchased unit, so identical rows (same customer, article, day,
     price) are real repeat units: they are kept by default (``duplicates="keep"``, counted in a note).
     """
-    p = require_path(path, what="H&M folder")
-    directory = p if p.is_dir() else p.parent
-    tx_path = p if p.is_file() else locate(directory, _TRANSACTIONS)
-    if tx_path is None:
-        raise InputNotFoundError(
-            directory, f"no {_TRANSACTIONS}", fix="pass the folder of the Kaggle H&M data"
-        )
+    tx_path, directory = main_file(path, _TRANSACTIONS, what="H&M folder", fix="pass the folder of the Kaggle H&M data")
     report = CleaningReport(str(tx_path))
     tx = _transactions(tx_path, report=report, drop_invalid=drop_invalid)
     if duplicates == "keep":
@@ -132,10 +126,7 @@ def load_hm_articles(path: Path | str) -> pl.DataFrame:
 
 def load_hm_customers(path: Path | str) -> pl.DataFrame:
     """``customers.csv`` (a file or the H&M folder) → user features keyed by ``user_id``."""
-    p = require_path(path, what="H&M customers file")
-    file = locate(p, _CUSTOMERS) if p.is_dir() else p
-    if file is None:
-        raise InputNotFoundError(p, f"no {_CUSTOMERS}")
+    file, _ = main_file(path, _CUSTOMERS, what="H&M customers file", fix="pass customers.csv or the H&M folder")
     with reading(file):
         raw = pl.read_csv(file, infer_schema_length=10_000, schema_overrides={"customer_id": pl.Utf8})
     if "customer_id" not in raw.columns:

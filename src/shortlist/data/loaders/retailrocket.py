@@ -19,7 +19,7 @@ from shortlist.errors import ColumnTypeError, MissingColumnError
 from shortlist.schema import BASKET, CATEGORY, EVENT, EVENT_STRENGTH, ITEM_ID, TIMESTAMP, USER_ID, WEIGHT
 
 from ._checks import check_ids, check_timestamps
-from ._io import InputNotFoundError, locate, reading, require_path
+from ._io import locate, main_file, reading
 
 AVAILABLE = "available"
 CATEGORY_PATH = "category_path"
@@ -38,13 +38,8 @@ def load_retailrocket(
     drop_invalid: bool = False,
 ) -> Dataset:
     """Load the RetailRocket folder (or its ``events.csv``) into a Dataset; ``repeats=True``."""
-    p = require_path(path, what="RetailRocket folder")
-    directory = p if p.is_dir() else p.parent
-    events_path = p if p.is_file() else locate(directory, _EVENTS)
-    if events_path is None:
-        raise InputNotFoundError(
-            directory, f"no {_EVENTS}", fix="pass the folder of the Kaggle RetailRocket data"
-        )
+    events_path, directory = main_file(path, _EVENTS, what="RetailRocket folder",
+                                       fix="pass the folder of the Kaggle RetailRocket data")
     report = CleaningReport(str(events_path))
     events = _events(events_path, report=report, drop_invalid=drop_invalid)
     parts = sorted(directory.glob("item_properties*.csv*"))
