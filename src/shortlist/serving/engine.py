@@ -1,0 +1,280 @@
+"""``Engine``: one loaded two-stage model turned into per-request answers.
+
+Everything model-specific the service needs lives here (id maps, titles, offline histories, the
+candidate sources, the feature pipeline and the ranker), so a model reload swaps one object.
+Candidates and features come from the same code as offline (`CandidateGenerator.combine`,
+`FeaturePipeline.transform`, the ranker); a source that raises is skipped and named.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from shortlist.errors import ModelLoadError
+from shortlist.features.pipeline import with_reference_times
+from shortlist.pipeline.artifacts import read_manifest, sha256_file
+from shortlist.pipeline.two_stage import TwoStageRecommender
+from shortlist.ranking.lgbm import LGBMRanker
+from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.union import FUSED, best_rank, score_col
+from shortlist.schema import CATEGORY, ITEM, TIMESTAMP, TITLE, USER
+from shortlist.serving.drift import DriftMonitor
+from shortlist.serving.history import OfflineHistories
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Ranked:
+    """A request's answer in internal ids, before it becomes JSON."""
+
+    items: np.ndarray
+    scores: np.ndarray  # NaN: filled from the popularity fallback, never scored by the ranker
+    sources: list[dict[str, float]]
+    n_candidates: int
+    fallback: str | None = None
+    failed_sources: list[str] = field(default_factory=list)
+    contributions: list[list[tuple[str, float]]] | None = None
+    features: np.ndarray | None = None  # the candidates' feature matrix (for drift accounting)
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+class Engine:
+    """Per-request recommendation logic over one loaded :class:`TwoStageRecommender`."""
+
+    def __init__(self, model: TwoStageRecommender, *, directory: Path, manifest: dict[str, Any]) -> None:
+        if model.generator_ is None or model.features_ is None or model.history_ is None or model.fallback_ is None:
+            raise ModelLoadError(f"{directory}: the model is not fitted")
+        self.model, self.directory, self.manifest = model, directory, manifest
+        self.version = sha256_file(directory / "manifest.json")[:12]
+        self.gen, self.feats, self.ranker = model.generator_, model.features_, model.ranker_
+        hist = model.history_
+        self.users, self.items = hist.users, hist.items
+        self.n_items = hist.n_items
+        self.exclude_seen = not model.allow_repeats
+        self.end_ts = int(hist.time_span()[1])
+        self.histories = OfflineHistories.build(hist)
+        self.titles = _catalogue_column(model, TITLE, self.n_items)
+        self.categories = _catalogue_column(model, CATEGORY, self.n_items)
+        fb = model.fallback_
+        assert fb.ranking_ is not None and fb.scores_ is not None
+        self.popular = fb.ranking_.astype(np.int64)
+        self.feature_names = list(self.feats.names)
+        self.drift: DriftMonitor | None = None
+
+    @classmethod
+    def load(cls, directory: Path, *, drift_users: int = 300, drift_threshold: float = 0.2, seed: int = 0) -> Engine:
+        """Load and verify (checksums, a smoke request) a model directory; build the drift reference
+        from ``drift_users`` sampled training users' candidate features."""
+        directory = Path(directory)
+        manifest = read_manifest(directory)
+        if manifest.get("kind") != "two_stage":
+            raise ModelLoadError(f"{directory}: `shortlist serve` needs a two-stage model (kind "
+                                 f"{manifest.get('kind')!r}); fit one with the default config")
+        engine = cls(TwoStageRecommender.load(directory), directory=directory, manifest=manifest)
+        if engine.users.ids.len():
+            engine.recommend_user(0, 5)  # fails here, before the swap, if the model cannot serve
+            engine.drift = engine._drift_reference(drift_users, drift_threshold, seed)
+        return engine
+
+    def _drift_reference(self, n_users: int, threshold: float, seed: int) -> DriftMonitor | None:
+        if self.ranker is None:
+            return None
+        rng = np.random.default_rng(seed)
+        n = self.users.ids.len()
+        users = np.sort(rng.choice(n, size=min(n_users, n), replace=False)).astype(np.int64)
+        cands = self.gen.generate(users, exclude_seen=self.exclude_seen)
+        X = self.feats.transform(with_reference_times(cands, self.feats, mode=self.model.target.reference))
+        return DriftMonitor(self.feature_names, X.to_numpy(), threshold=threshold)
+
+    # --- descriptions ----------------------------------------------------------------------------
+    def item_info(self, item: int) -> dict[str, Any]:
+        """The catalogue row of an item (external id, text attributes, price) and its popularity."""
+        row: dict[str, Any] = {"item_id": self.items.external([item]).item()}
+        if self.model.items_ is not None:
+            f = self.model.items_.frame.filter(pl.col(ITEM) == item).drop(ITEM)
+            if f.height:
+                row.update({k: v for k, v in f.row(0, named=True).items() if v is not None})
+        fb = self.model.fallback_
+        assert fb is not None and fb.scores_ is not None
+        row["popularity"] = float(fb.scores_[item])
+        row["popularity_rank"] = int(np.flatnonzero(self.popular == item)[0]) + 1 if (self.popular == item).any() else None
+        row["interactions"] = int(self._item_counts()[item])
+        return row
+
+    def _item_counts(self) -> np.ndarray:
+        if not hasattr(self, "_counts"):
+            self._counts = np.bincount(self.histories.items, minlength=self.n_items)
+        return self._counts
+
+    def index_stats(self) -> dict[str, Any]:
+        """Users and items in the model, and what each source holds (its class and learned arrays)."""
+        out: dict[str, Any] = {"n_users": int(self.users.ids.len()), "n_items": int(self.n_items),
+                               "n_interactions": len(self.histories.items), "sources": {}}
+        for name, src in self.gen.sources_.items():
+            info: dict[str, Any] = {"class": type(src).__name__}
+            index = getattr(src, "index_", None)
+            if index is not None:
+                info["vector_index"] = {"backend": index.backend_, "n_items": index.n_items, "dim": index.dim,
+                                        "metric": index.metric}
+            sim = getattr(src, "sim_", None)
+            if sim is not None:
+                info["similarity_nnz"] = int(sim.nnz)
+            out["sources"][name] = info
+        return out
+
+    def top_features(self, n: int) -> list[dict[str, Any]]:
+        imp = self.model.importance()
+        if not imp.height:
+            return []
+        return imp.sort("gain", descending=True).head(n).to_dicts()
+
+    # --- lookups ---------------------------------------------------------------------------------
+    def user_index(self, user_id: str) -> int | None:
+        return self.users.get(user_id)
+
+    def item_index(self, item_id: str) -> int | None:
+        return self.items.get(item_id)
+
+    def item_indices(self, item_ids: list[str]) -> np.ndarray:
+        idx = [self.items.get(i) for i in item_ids]
+        return np.array([i for i in idx if i is not None], dtype=np.int64)
+
+    def category_mask(self, categories: list[str]) -> np.ndarray:
+        if self.categories is None:
+            raise LookupError("categories")
+        return np.isin(self.categories, np.array(categories, dtype=object))
+
+    # --- recommendation --------------------------------------------------------------------------
+    def recommend_user(self, user: int, k: int, *, allowed: np.ndarray | None = None,
+                       explain: bool = False) -> Ranked:
+        """A known user's top-``k`` from their offline history. ``allowed``: boolean item mask."""
+        t0 = time.perf_counter()
+        users = np.array([user], dtype=np.int64)
+        parts, failed = self._retrieve(lambda s: s.retrieve(users, self.gen.per_source, exclude_seen=self.exclude_seen))
+        return self._finish(parts, failed, user, self.feats, k, allowed, explain, t0,
+                            seen=self.histories.items_of(user))
+
+    def recommend_history(self, items: np.ndarray, ts: np.ndarray, k: int, *, user: int | None = None,
+                          allowed: np.ndarray | None = None, explain: bool = False) -> Ranked:
+        """Top-``k`` for an explicit history (a known user's offline + online events, or a session)."""
+        t0 = time.perf_counter()
+        parts, failed = self._retrieve(lambda s: s.retrieve_for_history(
+            items, self.gen.per_source, timestamps=ts, exclude_seen=self.exclude_seen))
+        uid = self.users.ids.len() if user is None else user
+        parts = {n: Candidates(c.frame.with_columns(pl.lit(uid, pl.Int32).alias(USER))) for n, c in parts.items()}
+        feats = self._pipeline_for(items, ts, uid)
+        return self._finish(parts, failed, uid, feats, k, allowed, explain, t0, seen=items)
+
+    def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Items most like ``item``: the stage-1 union for a one-item history, in fusion order."""
+        one = np.array([item], dtype=np.int64)
+        ts = np.array([self.end_ts], dtype=np.int64)
+        parts, _ = self._retrieve(lambda s: s.retrieve_for_history(one, k + 1, timestamps=ts, exclude_seen=True),
+                                  skip=("popular", "popular_recent", "repurchase"))
+        cands = self.gen.combine(parts)
+        cands = cands.filter(pl.col(ITEM) != item).head(k)
+        return cands.get_column(ITEM).to_numpy().astype(np.int64), cands.get_column(FUSED).to_numpy()
+
+    def popular_fill(self, k: int, *, exclude: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+        """Most popular items not in ``exclude`` (and within ``allowed``), at most ``k``."""
+        mask = np.ones(self.n_items, dtype=bool)
+        mask[exclude[(exclude >= 0) & (exclude < self.n_items)]] = False
+        if allowed is not None:
+            mask &= allowed
+        order = self.popular[mask[self.popular]]
+        return order[:k]
+
+    # --- internals -------------------------------------------------------------------------------
+    def _retrieve(self, call: Any, skip: tuple[str, ...] = ()) -> tuple[dict[str, Candidates], list[str]]:
+        parts: dict[str, Candidates] = {}
+        failed: list[str] = []
+        for name, src in self.gen.sources_.items():
+            if name in skip:
+                continue
+            try:
+                parts[name] = call(src)
+            except Exception:  # a broken source must not take the request down: serve from the others
+                logger.exception("source %s failed at request time", name)
+                failed.append(name)
+        return parts, failed
+
+    def _pipeline_for(self, items: np.ndarray, ts: np.ndarray, uid: int) -> Any:
+        from shortlist.features.pipeline import FeaturePipeline
+        from shortlist.pipeline.session import with_session
+
+        hist = self.model.history_
+        assert hist is not None
+        if uid < hist.n_users:  # a known user with online events: their rows are replaced
+            frame = hist.frame.filter(pl.col(USER) != uid)
+            base = type(hist)(frame, hist.users, hist.items)
+            extended = with_session(base, items, ts, uid)
+            extended = type(hist)(extended.frame, hist.users, hist.items)
+        else:
+            extended = with_session(hist, items, ts, uid)
+        return FeaturePipeline(sources=self.feats.sources, similarities=self.gen.similarities(),
+                               embeddings=self.gen.embeddings()).fit(extended, items=self.model.items_)
+
+    def _finish(self, parts: dict[str, Candidates], failed: list[str], user: int, feats: Any, k: int,
+                allowed: np.ndarray | None, explain: bool, t0: float, *, seen: np.ndarray) -> Ranked:
+        cands = self.gen.combine(parts)
+        t1 = time.perf_counter()
+        n_cands = cands.height
+        X = None
+        if n_cands and self.ranker is not None:
+            X = feats.transform(with_reference_times(cands, feats, mode=self.model.target.reference))
+            X = X.to_numpy().astype(np.float32)
+        t2 = time.perf_counter()
+        if X is not None and self.ranker is not None:
+            scores = self.ranker.predict(X).astype(np.float64)
+        else:
+            scores = -best_rank(cands, list(self.gen.sources_)).to_numpy().astype(np.float64)
+        items = cands.get_column(ITEM).to_numpy().astype(np.int64)
+        keep = np.ones(len(items), dtype=bool) if allowed is None else allowed[items]
+        idx = np.flatnonzero(keep)
+        order = idx[np.lexsort((items[idx], -scores[idx]))][:k]
+        out_items, out_scores = items[order], scores[order]
+        t3 = time.perf_counter()
+        contrib = None
+        if explain and X is not None and len(order) and isinstance(self.ranker, LGBMRanker):
+            contrib = self._explain(X[order])
+        source_scores = self._source_scores(cands, order)
+        if len(out_items) < k:  # top up from popularity, flagged by a NaN score
+            fill = self.popular_fill(k - len(out_items), exclude=np.concatenate(
+                [out_items, seen if self.exclude_seen else np.zeros(0, np.int64)]), allowed=allowed)
+            out_items = np.concatenate([out_items, fill])
+            out_scores = np.concatenate([out_scores, np.full(len(fill), np.nan)])
+            source_scores += [{} for _ in fill]
+        return Ranked(items=out_items, scores=out_scores, sources=source_scores, n_candidates=n_cands,
+                      failed_sources=failed, contributions=contrib, features=X,
+                      stages={"retrieval": t1 - t0, "features": t2 - t1, "ranking": t3 - t2})
+
+    def _source_scores(self, cands: pl.DataFrame, order: np.ndarray) -> list[dict[str, float]]:
+        names = list(self.gen.sources_)
+        if not len(order):
+            return []
+        block = cands.select([score_col(s) for s in names]).to_numpy()[order]
+        return [{s: float(v) for s, v in zip(names, row, strict=True) if v == v} for row in block]
+
+    def _explain(self, X: np.ndarray) -> list[list[tuple[str, float]]]:
+        assert isinstance(self.ranker, LGBMRanker)
+        contrib = np.asarray(self.ranker.contributions(X))[:, : len(self.feature_names)]
+        top = np.argsort(-np.abs(contrib), axis=1)[:, :5]
+        return [[(self.feature_names[j], float(contrib[r, j])) for j in top[r]] for r in range(len(X))]
+
+
+def _catalogue_column(model: TwoStageRecommender, column: str, n_items: int) -> np.ndarray | None:
+    if model.items_ is None or not model.items_.has(column):
+        return None
+    values = model.items_.aligned(column).cast(pl.Utf8).to_list()
+    return np.array(values[:n_items] + [None] * max(0, n_items - len(values)), dtype=object)
+
+
+__all__ = ["TIMESTAMP", "Engine", "Ranked"]
