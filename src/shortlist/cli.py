@@ -328,6 +328,60 @@ def version() -> None:
     out.print(__version__)
 
 
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks of a running system (serving).")
+app.add_typer(bench_app, name="bench")
+
+
+def _serving_settings(model: Path, redis_url: str | None, max_k: int, cache_ttl: float, watch: float) -> Any:
+    try:
+        from shortlist.serving.settings import ServingSettings
+    except ImportError as e:  # pragma: no cover - settings import nothing optional
+        raise ConfigError(str(e)) from e
+    return ServingSettings(model_dir=model, redis_url=redis_url, max_k=max_k, cache_ttl_s=cache_ttl, watch_s=watch)
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`.")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    redis_url: Annotated[str | None, typer.Option(help="Redis for the response cache and online events, "
+                                                        "e.g. redis://127.0.0.1:6379/0 (default: in-process).")] = None,
+    max_k: Annotated[int, typer.Option(help="Largest k a request may ask for.", min=1)] = 100,
+    cache_ttl: Annotated[float, typer.Option(help="Response cache TTL in seconds.")] = 300.0,
+    watch: Annotated[float, typer.Option(help="Reload when the model directory changes, polling every N s "
+                                              "(0: only POST /admin/reload).")] = 0.0,
+) -> None:
+    """Serve recommendations over HTTP (FastAPI + uvicorn): /recommend, /events, /metrics, a web page at /."""
+    try:
+        import uvicorn
+
+        from shortlist.serving.app import create_app
+    except ImportError as e:
+        from shortlist.errors import DependencyMissingError
+
+        raise DependencyMissingError(getattr(e, "name", None) or "fastapi", "serve", "`shortlist serve`") from e
+    settings = _serving_settings(model, redis_url, max_k, cache_ttl, watch)
+    with console.status(f"loading and verifying {model}"):
+        api = create_app(settings)
+    console.print(f"serving {model} (model {api.state.service.holder.current.version}) on http://{host}:{port}")
+    uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+
+
+@bench_app.command("serve")
+def bench_serve(
+    model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`.")],
+    requests: Annotated[int, typer.Option(help="Requests in the concurrent phase.", min=1)] = 10_000,
+    sequential: Annotated[int, typer.Option(help="Requests in the sequential phase.", min=1)] = 2_000,
+    concurrency: Annotated[int, typer.Option(help="Concurrent connections.", min=1, max=256)] = 16,
+    k: Annotated[int, typer.Option(help="Items per request.", min=1)] = 10,
+) -> None:
+    """Start the service on a loopback port, drive a bounded load, print p50/p95/p99, throughput, errors."""
+    from shortlist.serving.loadtest import serve_and_bench
+
+    serve_and_bench(model, n_sequential=sequential, n_concurrent=requests, concurrency=concurrency, k=k, console=out)
+
+
 def main() -> None:
     """Entry point: one clear line and a non-zero exit on errors, never a traceback."""
     logging.basicConfig(level=os.environ.get("SHORTLIST_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
