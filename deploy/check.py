@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -93,6 +96,30 @@ def check_dashboard(exported: dict[str, set[str] | None]) -> list[str]:
     return problems
 
 
+def check_promql_with_promtool() -> list[str]:
+    """Every dashboard query parses as PromQL (``promtool check rules`` on them as recording rules), when
+    promtool is installed; ``promtool check config`` on the scrape config."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        print("skip: promtool not installed (Debian package `prometheus`): PromQL syntax not checked")
+        return []
+    dash = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    rules = [{"record": f"shortlist_dashboard:query{i}",
+              "expr": e.replace("$__rate_interval", "1m").replace("$endpoint", ".*")} for i, e in enumerate(exprs)]
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dashboard_rules.yml"
+        path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+        for args in (["check", "rules", str(path)], ["check", "config", str(ROOT / "deploy/prometheus/prometheus.yml")]):
+            run = subprocess.run([promtool, *args], capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                problems.append(f"promtool {args[1]}: {(run.stdout + run.stderr).strip()}")
+    if not problems:
+        print(f"ok: promtool parsed {len(exprs)} dashboard queries and the scrape config")
+    return problems
+
+
 def check_compose_and_configs() -> list[str]:
     problems = []
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -134,7 +161,7 @@ def main() -> int:
     parser.add_argument("--metrics-url", help="a running service's /metrics (default: the service's registry)")
     args = parser.parse_args()
     exported = exported_from_url(args.metrics_url) if args.metrics_url else exported_from_registry()
-    problems = check_compose_and_configs() + check_dashboard(exported)
+    problems = check_compose_and_configs() + check_dashboard(exported) + check_promql_with_promtool()
     for p in problems:
         print("FAIL", p)
     if not problems:
