@@ -28,7 +28,7 @@ def numeric_ids(seed: int = 7) -> tuple[Interactions, Items]:
     return Interactions(inter.frame, users, items), Items(ds.items.frame, items)
 
 
-def fit_model(out: Path, *, seed: int = 1, sources: list[str] | None = None) -> TwoStageRecommender:
+def _fit_model(out: Path, *, seed: int = 1, sources: list[str] | None = None) -> TwoStageRecommender:
     inter, items = numeric_ids()
     train = leave_last_out(inter).train
     model = TwoStageRecommender(sources=sources or SOURCES, n_windows=2, seed=seed).fit(train, items=items)
@@ -39,7 +39,7 @@ def fit_model(out: Path, *, seed: int = 1, sources: list[str] | None = None) -> 
 @pytest.fixture(scope="session")
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TwoStageRecommender]:
     out = tmp_path_factory.mktemp("serving") / "model"
-    return out, fit_model(out)
+    return out, _fit_model(out)
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +50,9 @@ def model_dir(fitted: tuple[Path, TwoStageRecommender]) -> Path:
 @pytest.fixture(scope="session")
 def data() -> tuple[Interactions, Items]:
     return numeric_ids()
+
+
+@pytest.fixture(scope="session", name="fit_model")
+def fit_model_fixture() -> object:
+    """``fit_model(out, seed=, sources=)``: fit and save another tiny model (for reload tests)."""
+    return _fit_model
