@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
-from shortlist.data import Interactions  # noqa: E402
-from shortlist.data.containers import Items  # noqa: E402
-from shortlist.data.ids import IdMap  # noqa: E402
-from shortlist.data.split import leave_last_out  # noqa: E402
-from shortlist.data.synthetic import make_synthetic  # noqa: E402
-from shortlist.pipeline.two_stage import TwoStageRecommender  # noqa: E402
+from shortlist.data import Interactions
+from shortlist.data.containers import Items
+from shortlist.data.ids import IdMap
+from shortlist.data.split import leave_last_out
+from shortlist.data.synthetic import make_synthetic
+from shortlist.pipeline.two_stage import TwoStageRecommender
 
 SOURCES = ["transition", "itemknn", "covisit", "popular"]
 
@@ -23,7 +23,7 @@ def numeric_ids(seed: int = 7) -> tuple[Interactions, Items]:
     ds = make_synthetic(n_users=200, n_items=100, n_interactions=6000, repeat_share=0.0, seed=seed)
     inter = ds.interactions
     users = IdMap(inter.users.ids.str.replace("u", ""))
-    items = IdMap(("1" + inter.items.ids.str.replace("i", "").str.zfill(3)))
+    items = IdMap("1" + inter.items.ids.str.replace("i", "").str.zfill(3))
     assert ds.items is not None
     return Interactions(inter.frame, users, items), Items(ds.items.frame, items)
 

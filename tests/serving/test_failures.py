@@ -24,7 +24,6 @@ from shortlist.serving.app import create_app  # noqa: E402
 from shortlist.serving.loadtest import free_port, run_bench  # noqa: E402
 from shortlist.serving.settings import ServingSettings  # noqa: E402
 
-
 REDIS = shutil.which("redis-server")
 needs_redis = pytest.mark.skipif(REDIS is None, reason="no redis-server binary (install Debian's redis-server)")
 
