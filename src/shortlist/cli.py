@@ -368,6 +368,35 @@ def serve(
     uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
 
 
+features_app = typer.Typer(no_args_is_help=True, help="The online feature store.")
+app.add_typer(features_app, name="features")
+
+
+@features_app.command("push")
+def features_push(
+    model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`.")],
+    redis_url: Annotated[str, typer.Option(help="Redis to write to, e.g. redis://127.0.0.1:6379/0.")],
+) -> None:
+    """Push a model's user histories to Redis, where `shortlist serve --redis-url` reads them."""
+    import redis
+
+    from shortlist.serving.engine import Engine
+    from shortlist.serving.histories_redis import push_histories
+
+    _serving_settings(model, redis_url, 100, 300.0, 0.0)  # validates the URL
+    with console.status(f"loading {model}"):
+        engine = Engine.load(model)
+    client = redis.Redis.from_url(redis_url, socket_timeout=10)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        raise ConfigError(f"cannot reach Redis at {redis_url}: {e}") from e
+    t0 = time.perf_counter()
+    n = push_histories(engine, client)
+    console.print(f"pushed {n:,} user histories of model {engine.version} to {redis_url} "
+                  f"in {time.perf_counter() - t0:.1f}s")
+
+
 @bench_app.command("serve")
 def bench_serve(
     model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`.")],

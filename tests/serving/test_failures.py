@@ -205,3 +205,34 @@ def test_watching_the_model_directory_reloads(tmp_path, model_dir, fit_model):
             assert time.monotonic() < deadline, "the watcher never reloaded"
             time.sleep(0.1)
         assert c.get("/model/info").json()["sources"] == ["itemknn", "popular"]
+
+
+@needs_redis
+def test_pushed_histories_are_served_from_redis(model_dir, redis_proc):
+    import redis
+    from typer.testing import CliRunner
+
+    from shortlist.cli import app as cli
+
+    result = CliRunner().invoke(cli, ["features", "push", "--model", str(model_dir), "--redis-url", redis_proc.url])
+    assert result.exit_code == 0, result.output
+    client = redis.Redis.from_url(redis_proc.url)
+    settings = ServingSettings(model_dir=model_dir, redis_url=redis_proc.url)
+    with TestClient(create_app(settings)) as c, TestClient(create_app(ServingSettings(model_dir=model_dir))) as local:
+        version = c.get("/model/info").json()["model_version"]
+        users = c.get("/users?limit=2").json()["users"]
+        assert int(client.get(f"shortlist:history:{version}:__complete__")) == 200
+        assert c.get(f"/users/{users[0]}/history?n=50").json() == local.get(f"/users/{users[0]}/history?n=50").json()
+        client.delete(f"shortlist:history:{version}:{users[1]}")  # the store, not the model dir, is read
+        assert c.get(f"/users/{users[1]}/history").json()["items"] == []
+        assert local.get(f"/users/{users[1]}/history").json()["items"]
+
+
+def test_push_refuses_an_unreachable_redis(model_dir):
+    from typer.testing import CliRunner
+
+    from shortlist.cli import app as cli
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    result = CliRunner().invoke(cli, ["features", "push", "--model", str(model_dir), "--redis-url", dead])
+    assert result.exit_code != 0 and "cannot reach Redis" in str(result.exception)

@@ -14,6 +14,7 @@ import numpy as np
 from shortlist.schema import EVENT_STRENGTH
 from shortlist.serving.cache import MemoryCache, RedisCache, ResponseCache
 from shortlist.serving.engine import Engine, Ranked
+from shortlist.serving.histories_redis import RedisHistories
 from shortlist.serving.holder import ModelHolder
 from shortlist.serving.metrics import ServiceMetrics
 from shortlist.serving.redis_link import RedisLink
@@ -52,6 +53,7 @@ class Service:
         else:
             self.cache = MemoryCache(ttl_s=settings.cache_ttl_s, max_users=settings.cache_max_users)
             self.store = MemoryEventStore(max_events=settings.max_online_events)
+        self.pushed: RedisHistories | None = RedisHistories(self.redis) if self.redis is not None else None
         self.latencies: dict[str, deque[float]] = {}
         self.started = time.time()
         self.metrics.model_info.labels(self.holder.current.version).set(1)
@@ -92,10 +94,22 @@ class Service:
                                                     "drop the categories filter") from None
         return mask
 
-    def _history(self, engine: Engine, user: int | None, events: list[Event]) -> tuple[np.ndarray, np.ndarray]:
+    def offline_history(self, engine: Engine, user_id: str, user: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """The user's offline history: from Redis when the model's histories were pushed there
+        (``shortlist features push``), else from the model directory (in process)."""
+        if self.pushed is not None:
+            got = self.pushed.of(engine.version, user_id)
+            if got is not None:
+                return got
+        if user is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return engine.histories.of(user)
+
+    def _history(self, engine: Engine, user_id: str, user: int | None,
+                 events: list[Event]) -> tuple[np.ndarray, np.ndarray]:
         """A user's offline history plus their online events (times clamped to the model's data end,
         since its item statistics stop there; order kept)."""
-        off_items, off_ts = engine.histories.of(user) if user is not None else (np.zeros(0, np.int64),) * 2
+        off_items, off_ts = self.offline_history(engine, user_id, user)
         idx = [engine.item_index(e.item_id) for e in events]
         on_items = np.array([i for i in idx if i is not None], dtype=np.int64)
         on_ts = np.array([e.timestamp for e, i in zip(events, idx, strict=True) if i is not None], dtype=np.int64)
@@ -149,7 +163,7 @@ class Service:
         events, store_ok = self.store.events(user_id)
         reasons = [] if store_ok else ["feature_store_unavailable"]
         if events:
-            items, ts = self._history(engine, user, events)
+            items, ts = self._history(engine, user_id, user, events)
             if len(items):
                 ranked = engine.recommend_history(items, ts, req.k, user=user, allowed=allowed, explain=req.explain)
             else:
@@ -240,8 +254,8 @@ class Service:
             idx = engine.item_index(e.item_id)
             rows.append({"item_id": e.item_id, "timestamp": e.timestamp, "online": True,
                          "title": None if idx is None or engine.titles is None else engine.titles[idx]})
-        if user is not None:
-            items, ts = engine.histories.of(user)
+        items, ts = self.offline_history(engine, user_id, user)
+        if len(items):
             items, ts = items[::-1][: max(0, n - len(rows))], ts[::-1][: max(0, n - len(rows))]
             ids = engine.items.external(items).to_list() if len(items) else []
             t = engine.titles
