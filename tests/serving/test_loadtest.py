@@ -130,6 +130,7 @@ def test_sequential_counts_every_request_and_reads_server_fields(stub_url):
     assert r.throughput_rps > 0
     assert r.server_p50_ms == 4.0 and r.server_p99_ms == 4.0
     assert (r.cache_hits, r.min_candidates, r.fallbacks) == (0, 250, 0)
+    assert r.client_cpu_us > 0
 
 
 def test_concurrent_run_spreads_users_and_counts_errors(stub_url):
@@ -216,7 +217,7 @@ def test_serve_and_bench_starts_benches_and_stops_a_server(stub_file, tmp_path):
     res = serve_and_bench(tmp_path, server_cmd=cmd, n_sequential=30, n_concurrent=60, concurrency=4, warmup=5,
                           console=rich_console.Console(file=out, width=200))
     names = list(res)
-    assert len(names) == 4 and names[0].startswith("client overhead")
+    assert len(names) == 4 and names[0].startswith("floor: GET /health")
     health, seq, conc, cached = (res[n] for n in names)
     assert health.n == 30 and seq.n == 30 and seq.concurrency == 1
     assert conc.n == 60 and conc.concurrency == 4
