@@ -203,3 +203,18 @@ def test_empty_session_and_empty_user_are_reported_without_a_request(page):
     page.click("#tab-user")
     _go(page, "", "10")
     assert "choose or type a user id" in page.inner_text("#error")
+
+
+def test_recording_a_click_updates_history(page, base_url):
+    user = httpx.get(base_url + "/users", params={"limit": 200}).json()["users"][-1]  # not used by other tests
+    _go(page, str(user), "5")
+    page.wait_for_function("document.querySelectorAll('[data-testid=rec]').length === 5")
+    page.wait_for_selector("#history li")
+    first = page.locator("[data-testid=rec]").first
+    item = first.get_attribute("data-item-id")
+    first.locator("[data-testid=record-click]").click()
+    page.wait_for_function(f"document.querySelector('#history li')?.dataset.itemId === {item!r}")
+    assert "new" in page.locator("#history li").first.inner_text()
+    hist = httpx.get(f"{base_url}/users/{user}/history", params={"n": 1}).json()
+    assert str(hist["items"][0]["item_id"]) == item
+    assert page.locator("#error").is_hidden()
