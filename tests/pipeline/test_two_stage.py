@@ -160,3 +160,25 @@ def test_data_derived_source_params_follow_basket_size():
     big = retail.with_frame(retail.frame.with_columns(pl.lit("one-basket").alias("basket")))
     assert data_source_params(big) == {"content": {"n_recent": 200, "sharpen": 5.0}}
     assert data_source_params(retail.with_frame(retail.frame.drop("basket"))) == {}
+
+
+def test_serving_api_one_code_path(fitted):
+    split, model = fitted
+    users = np.array([0, 5, 17])
+    cands = model.generator_.generate(users, exclude_seen=True)
+    batch = model.features_for(cands)
+    assert batch.shape == (cands.height, len(model.feature_names)) and batch.dtype == np.float32
+    scores = model.score_candidates(cands)
+    for u in users:
+        rows = np.flatnonzero(cands["user"].to_numpy() == u)
+        one = cands[rows]
+        np.testing.assert_array_equal(model.features_for(one, history=model.user_history(int(u))), batch[rows])
+        np.testing.assert_array_equal(model.score_candidates(one, history=model.user_history(int(u))), scores[rows])
+        np.testing.assert_array_equal(model.score_candidates(one), scores[rows])  # one user alone: same scores
+    contrib = model.contributions(cands[:7])
+    assert contrib.shape == (7, len(model.feature_names) + 1)
+    np.testing.assert_allclose(contrib.sum(axis=1), scores[:7], rtol=1e-5, atol=1e-5)
+    h = model.user_history(0)
+    assert len(h) == split.train.frame.filter(pl.col("user") == 0).height
+    later = h.extend(np.array([int(cands["item"][0])]), np.array([split.train.time_span()[1]]))
+    assert model.features_for(cands[:1], history=later)[0, model.feature_names.index("user_n")] == len(h) + 1

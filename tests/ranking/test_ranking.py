@@ -85,3 +85,16 @@ def test_best_round_is_smoothed_and_not_too_early():
     assert _best_round(spike, min_rounds=1, window=5) == 15  # first round whose 5-round mean is the plateau
     assert _best_round(spike, min_rounds=12, window=1) == 12
     assert _best_round([0.3, 0.2], min_rounds=50, window=5) == 2  # shorter than min_rounds: the last
+
+
+def test_predict_small_batches_single_threaded_identical(monkeypatch):
+    import shortlist.ranking.lgbm as lgbmmod
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2000, 3)).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(np.float32)
+    r = LGBMRanker(n_estimators=20, min_child_samples=5).fit(X, y, np.full(100, 20), feature_names=["a", "b", "c"])
+    whole = r.predict(X)
+    monkeypatch.setattr(lgbmmod, "SINGLE_THREAD_ROWS", 10)
+    np.testing.assert_array_equal(r.predict(X), whole)  # multi-threaded
+    np.testing.assert_array_equal(r.predict(X[:5]), whole[:5])  # single-threaded

@@ -120,12 +120,13 @@ class RowGather:
             self._plans[key] = plan
         return self._plans[key]
 
-    def gather(self, left: sp.csr_matrix, right: sp.csr_matrix | None = None) -> np.ndarray:
+    def gather(self, left: sp.csr_matrix, right: sp.csr_matrix | np.ndarray | None = None) -> np.ndarray:
+        """``right`` may be dense already (callers that reuse one across transforms)."""
         n_cols = left.shape[1] if right is None else right.shape[1]
         dtype = left.dtype if right is None else np.result_type(left.dtype, right.dtype)
         out = np.zeros(len(self.rows), dtype=dtype)
-        dense_right = None
-        if right is not None and right.shape[0] * right.shape[1] <= self.max_cells:
+        dense_right = right if isinstance(right, np.ndarray) else None
+        if isinstance(right, sp.spmatrix | sp.sparray) and right.shape[0] * right.shape[1] <= self.max_cells:
             key = id(right)
             if key not in self._dense_right:
                 self._dense_right[key] = right.toarray()

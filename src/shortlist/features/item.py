@@ -61,7 +61,7 @@ class ItemFeatures:
         first[idx] = per_item.get_column("first").to_numpy()
         rank = np.empty(n, np.float32)
         rank[np.argsort(-users, kind="stable")] = np.arange(1, n + 1)
-        repeaters = np.asarray((stats.counts > 1).sum(axis=0)).ravel().astype(np.float32)
+        repeaters = np.asarray((stats.profiles.counts > 1).sum(axis=0)).ravel().astype(np.float32)
         self.static_ = {
             "item_cnt_all": cnt,
             "item_users_all": users,
@@ -77,12 +77,16 @@ class ItemFeatures:
         return self
 
     def transform(self, candidates: pl.DataFrame) -> pl.DataFrame:
+        it = candidates.get_column(ITEM).to_numpy().astype(np.int64)
+        ref = candidates.get_column(REF_TS).to_numpy().astype(np.int64)
+        return pl.DataFrame(self.compute(it, ref))
+
+    def compute(self, it: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
+        """Features for candidate rows (item, reference time)."""
         if self.stats_ is None or self.static_ is None:
             raise NotFittedError("ItemFeatures")
         st, s = self.stats_, self.static_
-        it = candidates.get_column(ITEM).to_numpy().astype(np.int64)
-        ref = candidates.get_column(REF_TS).to_numpy().astype(np.int64)
-        known = it < st.n_items
+        known = (it >= 0) & (it < st.n_items)
         it_safe = np.where(known, it, 0)
 
         def g(a: np.ndarray) -> np.ndarray:
@@ -111,7 +115,7 @@ class ItemFeatures:
             "item_desc_len": g(s["item_desc_len"]),
             "item_category": np.where(known, s["item_category"][it_safe], -1).astype(np.float32),
         }
-        return pl.DataFrame(out)
+        return out
 
 
 def _text_len(items: Items | None, column: str, n: int) -> np.ndarray:

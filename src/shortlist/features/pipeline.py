@@ -14,11 +14,12 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
 from shortlist.features.item import ITEM_FEATURES, ItemFeatures
 from shortlist.features.pair import PAIR_FEATURES, PairFeatures
+from shortlist.features.profile import UserHistory, UserProfiles
 from shortlist.features.similarity import SIMILARITY_FEATURES, SimilarityFeatures
 from shortlist.features.stats import HistoryStats
 from shortlist.features.user import USER_FEATURES, UserFeatures
 from shortlist.retrieval.union import FUSED, rank_col, score_col
-from shortlist.schema import N_SOURCES, USER
+from shortlist.schema import ITEM, N_SOURCES, USER
 
 REF_TS = "ref_ts"
 MAX_CATEGORICAL_LEVELS = 64
@@ -92,17 +93,72 @@ class FeaturePipeline:
         return np.where(known, st.user_last[np.where(known, users, 0)], st.end_ts)
 
     def transform(self, candidates: pl.DataFrame) -> pl.DataFrame:
+        """The features of a candidate union with ``ref_ts`` as a float32 frame with :attr:`names`."""
+        return pl.from_numpy(self.matrix(candidates), schema=self.names, orient="row")
+
+    def matrix(self, candidates: pl.DataFrame, *, ref_ts: np.ndarray | None = None) -> np.ndarray:
+        """As :meth:`transform`, as a (rows × features) float32 array: the fast path for small requests.
+
+        ``ref_ts`` (per row) replaces the candidates' ``ref_ts`` column.
+        """
+        st = self._stats()
+        users = candidates.get_column(USER).to_numpy().astype(np.int64)
+        ref = candidates.get_column(REF_TS).to_numpy() if ref_ts is None else ref_ts
+        return self._assemble(candidates, st.profiles, users, np.asarray(ref, dtype=np.int64))
+
+    def matrix_for_history(self, candidates: pl.DataFrame, history: UserHistory, *, mode: str) -> np.ndarray:
+        """Features of one user's candidates, with user and pair features from an explicit ``history``.
+
+        ``history`` is the user's whole history (e.g. :meth:`user_history` plus events that arrived
+        since, or an anonymous session); item statistics stay those of the fit. The reference time
+        is the history's last event (``mode="user"``) or the fit's end (``"global"``); events later
+        than the fit's end count as at its end. For a known user's own training history the result
+        equals :meth:`matrix` exactly. The ``user`` column of ``candidates`` is ignored.
+        """
+        st = self._stats()
+        profile = st.profile_of(history)
+        ref_ts = int(profile.last[0]) if mode == "user" else st.end_ts
+        n = candidates.height
+        return self._assemble(candidates, profile, np.zeros(n, np.int64), np.full(n, ref_ts, np.int64))
+
+    def user_history(self, user: int) -> UserHistory:
+        """A known user's fitted history (internal ids, history order); empty for an unknown user."""
+        return self._stats().user_history(user)
+
+    def _stats(self) -> HistoryStats:
         if self.stats_ is None:
             raise NotFittedError("FeaturePipeline")
-        parts = [candidates.select([pl.col(c).cast(pl.Float32) for c in self.source_names])]
-        # Two threads (numpy and scipy release the GIL in their kernels): pair+user beside item+sim.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            pair_user = pool.submit(lambda: [self.pair.transform(candidates), self.user.transform(candidates)])
-            item_sim = [self.item.transform(candidates), self.sim.transform(candidates)]
-            pair, user = pair_user.result()
-        parts += [item_sim[0], user, pair, item_sim[1]]
-        out = pl.concat(parts, how="horizontal")
-        return out.select(self.names)
+        return self.stats_
+
+    def _assemble(self, candidates: pl.DataFrame, profiles: UserProfiles, rows: np.ndarray,
+                  ref: np.ndarray) -> np.ndarray:
+        items = candidates.get_column(ITEM).to_numpy().astype(np.int64)
+        X = np.empty((len(items), len(self.names)), dtype=np.float32, order="F")
+        col = {name: j for j, name in enumerate(self.names)}
+        if self.source_names:
+            X[:, :len(self.source_names)] = candidates.select(
+                [pl.col(c).cast(pl.Float32) for c in self.source_names]).to_numpy()
+
+        def user_side() -> list[dict[str, np.ndarray]]:
+            return [self.pair.compute(profiles, rows, items, ref), self.user.compute(profiles, rows, ref)]
+
+        def item_side() -> list[dict[str, np.ndarray]]:
+            return [self.item.compute(items, ref), self.sim.compute(profiles, rows, items)]
+
+        if len(items) >= PARALLEL_ROWS:
+            # Two threads (numpy and scipy release the GIL in their kernels): pair+user beside item+sim.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                future = pool.submit(user_side)
+                parts = item_side() + future.result()
+        else:
+            parts = item_side() + user_side()
+        for part in parts:
+            for name, values in part.items():
+                X[:, col[name]] = values
+        return X
+
+
+PARALLEL_ROWS = 20_000
 
 
 def with_reference_times(candidates: pl.DataFrame, pipeline: FeaturePipeline, *, mode: str) -> pl.DataFrame:

@@ -10,7 +10,8 @@ import polars as pl
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
-from shortlist.features.stats import HistoryStats, recent_items
+from shortlist.features.profile import UserProfiles
+from shortlist.features.stats import HistoryStats
 from shortlist.schema import ITEM, USER
 
 SIMILARITY_FEATURES: dict[str, str] = {
@@ -36,7 +37,7 @@ class SimilarityFeatures:
         self.embeddings = {k: _normalise(np.asarray(v, dtype=np.float32)) for k, v in embeddings.items()}
         self.history_len, self.decay = history_len, decay
         self.names = [f"{k}_{f}" for k in self.embeddings for f in SIMILARITY_FEATURES]
-        self.recent_: np.ndarray | None = None
+        self.profiles_: UserProfiles | None = None
         self.user_mean_: dict[str, np.ndarray] | None = None
         self._tables: dict[str, np.ndarray] = {}  # item × item cosine, built on first use
 
@@ -44,46 +45,56 @@ class SimilarityFeatures:
         return self.fit_stats(HistoryStats.build(history, items), history, items=items)
 
     def fit_stats(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self:
-        recent = recent_items(stats, self.history_len)
-        w = (self.decay ** np.arange(self.history_len, dtype=np.float32))[None, :] * (recent >= 0)
-        self.user_mean_ = {}
-        for name, v in self.embeddings.items():
-            safe = np.where(recent >= 0, recent, 0)
-            mean = np.einsum("uj,ujd->ud", w, v[safe]) if len(v) else np.zeros((stats.n_users, 0), np.float32)
-            self.user_mean_[name] = _normalise(mean)
-        self.recent_ = recent[:, :10]
+        self.profiles_ = stats.profiles
+        self.user_mean_ = self.user_means(stats.profiles)
         return self
 
+    def user_means(self, profiles: UserProfiles) -> dict[str, np.ndarray]:
+        """Per table, each user's recency-weighted mean vector of their last ``history_len`` items."""
+        recent = profiles.recent[:, :self.history_len]
+        w = (self.decay ** np.arange(recent.shape[1], dtype=np.float32))[None, :] * (recent >= 0)
+        out = {}
+        for name, v in self.embeddings.items():
+            safe = np.where(recent >= 0, recent, 0)
+            mean = np.einsum("uj,ujd->ud", w, v[safe]) if len(v) else np.zeros((profiles.n, 0), np.float32)
+            out[name] = _normalise(mean)
+        return out
+
     def transform(self, candidates: pl.DataFrame) -> pl.DataFrame:
-        if self.recent_ is None or self.user_mean_ is None:
+        if self.profiles_ is None:
             raise NotFittedError("SimilarityFeatures")
         u = candidates.get_column(USER).to_numpy().astype(np.int64)
         i = candidates.get_column(ITEM).to_numpy().astype(np.int64)
-        n_users = self.recent_.shape[0]
+        return pl.DataFrame(self.compute(self.profiles_, u, i))
+
+    def compute(self, profiles: UserProfiles, u: np.ndarray, i: np.ndarray) -> dict[str, np.ndarray]:
+        """Features for candidate rows (``profiles`` row, item); the fitted profiles' means are cached."""
+        if self.profiles_ is None or self.user_mean_ is None:
+            raise NotFittedError("SimilarityFeatures")
+        means = self.user_mean_ if profiles is self.profiles_ else self.user_means(profiles)
+        recent = profiles.recent[:, :10]
+        n_users = profiles.n
         out: dict[str, np.ndarray] = {}
         for name, v in self.embeddings.items():
             ok = (u >= 0) & (u < n_users) & (i >= 0) & (i < len(v))
             us, is_ = np.where(ok, u, 0), np.where(ok, i, 0)
-            out[f"{name}_sim_mean"] = np.where(
-                ok, np.einsum("rd,rd->r", self.user_mean_[name][us], v[is_]), np.nan)
-            sims = self._recent(name, v, us, is_)  # (rows × 10), NaN where no item
+            out[f"{name}_sim_mean"] = np.where(ok, np.einsum("rd,rd->r", means[name][us], v[is_]), np.nan)
+            sims = self._recent(name, v, recent, us, is_)  # (rows × 10), NaN where no item
             valid = ~np.isnan(sims)
             best = np.where(valid.any(axis=1), np.nanmax(np.where(valid, sims, -np.inf), axis=1), np.nan)
             out[f"{name}_sim_last1"] = np.where(ok, sims[:, 0], np.nan)
             out[f"{name}_sim_max10"] = np.where(ok, best, np.nan)
-        return pl.DataFrame({k: v.astype(np.float32) for k, v in out.items()})
+        return {k: v.astype(np.float32) for k, v in out.items()}
 
-
-    def _recent(self, name: str, v: np.ndarray, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    def _recent(self, name: str, v: np.ndarray, recent: np.ndarray, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """Similarities to the recent items: a dense item × item table when it is small, else BLAS blocks."""
-        assert self.recent_ is not None
         n = len(v)
         if n * n > DENSE_ITEM_TABLE_CELLS:
-            return _recent_similarities(v, self.recent_, u, i)
+            return _recent_similarities(v, recent, u, i)
         if name not in self._tables:
             self._tables[name] = (v @ v.T).astype(np.float32).ravel()
         table = self._tables[name]
-        rec = self.recent_[u]  # (rows × n_recent)
+        rec = recent[u]  # (rows × n_recent)
         out = table.take(np.maximum(rec, 0) * n + i[:, None])
         out[rec < 0] = np.nan
         return out

@@ -6,65 +6,100 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
-from shortlist.features.base import TimeScale, sorted_item_times, user_last_ts
-from shortlist.schema import CATEGORY, ITEM, PRICE, SECONDS_PER_DAY, TIMESTAMP, USER
+from shortlist.features.base import TimeScale, sorted_item_times
+from shortlist.features.profile import ItemTables, UserHistory, UserProfiles
+from shortlist.schema import BASKET, CATEGORY, ITEM, PRICE, SECONDS_PER_DAY, TIMESTAMP, USER
 
 
 @dataclass
 class HistoryStats:
-    """Per-item and per-user arrays over one history (indexed by internal id)."""
+    """Item-level arrays of one history, and the :class:`UserProfiles` of all its users."""
 
     n_users: int
     n_items: int
     end_ts: int
     scale: TimeScale
     item_times: np.ndarray  # sorted (item, timestamp) keys
-    user_last: np.ndarray  # last timestamp per user
-    counts: sp.csr_matrix  # user × item interaction counts
-    last_ts: sp.csr_matrix  # user × item last timestamp (offset by +1 so 0 means "never")
-    first_ts: sp.csr_matrix  # user × item first timestamp (+1)
-    item_price: np.ndarray  # NaN where unknown
-    item_category: np.ndarray  # int codes, -1 unknown
-    n_categories: int
-    origin_ts: int  # last_ts/first_ts hold timestamp - origin_ts (> 0)
+    tables: ItemTables
+    profiles: UserProfiles
+    rows: _UserRows  # each user's rows, for :meth:`user_history`
 
     @classmethod
-    def build(cls, history: Interactions, items: Items | None = None) -> HistoryStats:
+    def build(cls, history: Interactions, items: Items | None = None, *, recent_len: int = 50) -> HistoryStats:
         f = history.frame
         n_u, n_i = history.n_users, history.n_items
         end = history.time_span()[1]
-        agg = f.group_by([USER, ITEM]).agg(
-            pl.len().alias("n"), pl.col(TIMESTAMP).max().alias("last"), pl.col(TIMESTAMP).min().alias("first")
-        )
-        u, i = agg.get_column(USER).to_numpy(), agg.get_column(ITEM).to_numpy()
-
-        def mat(values: np.ndarray, dtype: type) -> sp.csr_matrix:
-            return sp.csr_matrix((values.astype(dtype), (u, i)), shape=(n_u, n_i))
-
-        # Timestamps are stored relative to the history start (+1) so float64 stays exact and 0 = never.
-        base = history.time_span()[0] - 1
+        u = f.get_column(USER).to_numpy().astype(np.int64)
+        it = f.get_column(ITEM).to_numpy().astype(np.int64)
+        ts = f.get_column(TIMESTAMP).to_numpy().astype(np.int64)
         price, category, n_cat = _item_attributes(history, items)
-        return cls(
-            n_users=n_u,
-            n_items=n_i,
-            end_ts=end,
-            scale=TimeScale.of(history),
-            item_times=sorted_item_times(history),
-            user_last=user_last_ts(history),
-            counts=mat(agg.get_column("n").to_numpy(), np.float32),
-            last_ts=mat(agg.get_column("last").to_numpy() - base, np.float64),
-            first_ts=mat(agg.get_column("first").to_numpy() - base, np.float64),
-            item_price=price,
-            item_category=category,
-            n_categories=n_cat,
-            origin_ts=base,
-        )
+        item_users = np.bincount(np.unique(u * n_i + it) % max(n_i, 1), minlength=n_i) if n_i else np.zeros(0)
+        tables = ItemTables(n_items=n_i, item_pop=np.log1p(item_users).astype(np.float32), item_price=price,
+                            item_category=category, n_categories=n_cat, has_baskets=BASKET in f.columns)
+        paid = f.get_column(PRICE).cast(pl.Float64).fill_null(np.nan).to_numpy() if PRICE in f.columns else None
+        baskets = (f.get_column(BASKET).cast(pl.Utf8).rank("dense").fill_null(0).to_numpy().astype(np.int64)
+                   if BASKET in f.columns else None)
+        profiles = UserProfiles.build(u, it, ts, n=n_u, tables=tables, end_ts=end, prices=paid, baskets=baskets,
+                                      recent_len=recent_len)
+        return cls(n_users=n_u, n_items=n_i, end_ts=end, scale=TimeScale.of(history),
+                   item_times=sorted_item_times(history), tables=tables, profiles=profiles,
+                   rows=_UserRows.of(u, it, ts, paid, baskets, n_u))
+
+    @property
+    def item_price(self) -> np.ndarray:
+        return self.tables.item_price
+
+    @property
+    def item_category(self) -> np.ndarray:
+        return self.tables.item_category
+
+    @property
+    def n_categories(self) -> int:
+        return self.tables.n_categories
+
+    @property
+    def user_last(self) -> np.ndarray:
+        return self.profiles.last
+
+    def user_history(self, user: int) -> UserHistory:
+        """A known user's rows of the fitted history, in history order (empty for an unknown user)."""
+        return self.rows.history(user)
+
+    def profile_of(self, history: UserHistory) -> UserProfiles:
+        """The profile of one explicit history, against this fit's item statistics."""
+        return UserProfiles.of_history(history, tables=self.tables, end_ts=self.end_ts,
+                                       recent_len=self.profiles.recent.shape[1])
 
     def days(self, seconds: np.ndarray) -> np.ndarray:
         return (seconds / SECONDS_PER_DAY).astype(np.float32)
+
+
+@dataclass
+class _UserRows:
+    """The history's rows grouped by user (stable: history order within a user)."""
+
+    indptr: np.ndarray
+    items: np.ndarray
+    ts: np.ndarray
+    prices: np.ndarray | None
+    baskets: np.ndarray | None
+
+    @classmethod
+    def of(cls, u: np.ndarray, it: np.ndarray, ts: np.ndarray, prices: np.ndarray | None,
+           baskets: np.ndarray | None, n: int) -> _UserRows:
+        order = np.argsort(u, kind="stable")
+        indptr = np.r_[0, np.cumsum(np.bincount(u, minlength=n))]
+        return cls(indptr, it[order], ts[order], None if prices is None else prices[order],
+                   None if baskets is None else baskets[order])
+
+    def history(self, user: int) -> UserHistory:
+        if not 0 <= user < len(self.indptr) - 1:
+            return UserHistory(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        a, b = int(self.indptr[user]), int(self.indptr[user + 1])
+        return UserHistory(self.items[a:b], self.ts[a:b], None if self.prices is None else self.prices[a:b],
+                           None if self.baskets is None else self.baskets[a:b])
 
 
 def _item_attributes(history: Interactions, items: Items | None) -> tuple[np.ndarray, np.ndarray, int]:
@@ -91,13 +126,4 @@ def _item_attributes(history: Interactions, items: Items | None) -> tuple[np.nda
 
 def recent_items(stats: HistoryStats, n: int) -> np.ndarray:
     """(n_users × n) each user's last ``n`` distinct items, most recent first, padded with -1."""
-    coo = stats.last_ts.tocoo()
-    f = (
-        pl.DataFrame({"u": coo.row.astype(np.int64), "i": coo.col.astype(np.int64), "t": coo.data})
-        .sort(["u", "t", "i"], descending=[False, True, True])
-        .with_columns(pl.int_range(pl.len()).over("u").alias("p"))
-        .filter(pl.col("p") < n)
-    )
-    out = np.full((stats.n_users, n), -1, dtype=np.int64)
-    out[f.get_column("u").to_numpy(), f.get_column("p").to_numpy()] = f.get_column("i").to_numpy()
-    return out
+    return stats.profiles.recent[:, :n]

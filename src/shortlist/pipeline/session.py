@@ -1,5 +1,6 @@
 """Recommendations for an ad-hoc history (an anonymous or new user's session), through the same
-candidate sources and feature pipeline as a known user's."""
+candidate sources and feature code as a known user's: user and pair features from the session
+itself, item statistics from the fit (no refit)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from shortlist.data.containers import Interactions
-from shortlist.features.pipeline import FeaturePipeline
+from shortlist.features.profile import UserHistory
 from shortlist.retrieval.candidates import Candidates
 from shortlist.schema import ITEM, ITEM_ID, RANK, SCORE, TIMESTAMP, USER, WEIGHT
 
@@ -27,7 +28,7 @@ def recommend_for_session(
     """See :meth:`TwoStageRecommender.recommend_for_history`."""
     from shortlist.pipeline.two_stage import rank_by_score, top_up
 
-    gen, feats = model._check()
+    gen, _ = model._check()
     assert model.history_ is not None and model.fallback_ is not None
     hist = model.history_
     idx = hist.items.index([str(i) for i in item_ids])
@@ -50,17 +51,20 @@ def recommend_for_session(
     cands = gen.combine(parts)
     ranked = Candidates.empty(model.name)
     if len(items) and len(cands):
-        extended = with_session(hist, items, ts, session)
-        pipeline = FeaturePipeline(sources=feats.sources, similarities=gen.similarities(),
-                                   embeddings=gen.embeddings()).fit(extended, items=model.items_)
-        ranked = rank_by_score(cands, model._score_with(pipeline, cands), k, model.name)
+        scores = model.score_candidates(cands, history=UserHistory(items, ts))
+        ranked = rank_by_score(cands, scores, k, model.name)
     fallback = as_session(model.fallback_.retrieve_for_history(items, k, exclude_seen=exclude))
     out = top_up(ranked, fallback, k, model.name).frame
     return out.with_columns(hist.items.external(out.get_column(ITEM)).alias(ITEM_ID)).select(ITEM_ID, RANK, SCORE)
 
 
+
 def with_session(history: Interactions, items: np.ndarray, ts: np.ndarray, session: int) -> Interactions:
-    """The history plus one extra user (internal id ``session``) who had ``items`` at ``ts``."""
+    """The history plus one extra user (internal id ``session``) who had ``items`` at ``ts``.
+
+    Kept for callers that refit on an extended history; scoring a session or a user's online events
+    needs no refit: :meth:`TwoStageRecommender.score_candidates` with ``history=``.
+    """
     rows = pl.DataFrame({USER: np.full(len(items), session, np.int32), ITEM: items.astype(np.int32),
                          TIMESTAMP: ts.astype(np.int64), WEIGHT: np.ones(len(items), np.float32)})
     frame = pl.concat([history.frame, rows], how="diagonal_relaxed")

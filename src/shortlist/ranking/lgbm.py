@@ -13,6 +13,7 @@ import polars as pl
 from shortlist.errors import ConfigError, DependencyMissingError, ModelLoadError, NotFittedError
 
 logger = logging.getLogger(__name__)
+SINGLE_THREAD_ROWS = 20_000
 
 
 class LGBMRanker:
@@ -121,15 +122,23 @@ class LGBMRanker:
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """Scores for rows of ``X``; identical whatever the batch size (small batches run on one thread:
+        starting OpenMP workers costs more than scoring a few hundred rows, and stalls on a busy box)."""
         if self.booster_ is None:
             raise NotFittedError("LGBMRanker")
-        return np.asarray(self.booster_.predict(X, num_iteration=self.metrics_.get("best_iteration")), np.float32)
+        return np.asarray(self.booster_.predict(X, num_iteration=self.metrics_.get("best_iteration"),
+                                                **self._threads(len(X))), np.float32)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Per-feature contributions (``pred_contrib``): (rows × (features + 1)), last column the bias."""
+        """Per-feature contributions (``pred_contrib``): (rows × (features + 1)), last column the bias;
+        each row sums to :meth:`predict`'s score."""
         if self.booster_ is None:
             raise NotFittedError("LGBMRanker")
-        return np.asarray(self.booster_.predict(X, num_iteration=self.metrics_.get("best_iteration"), pred_contrib=True))
+        return np.asarray(self.booster_.predict(X, num_iteration=self.metrics_.get("best_iteration"),
+                                                pred_contrib=True, **self._threads(len(X))))
+
+    def _threads(self, rows: int) -> dict[str, int]:
+        return {"num_threads": 1} if rows < SINGLE_THREAD_ROWS else {}
 
     def importance(self) -> pl.DataFrame:
         """Feature importance by total gain and by split count, sorted by gain."""

@@ -1,0 +1,210 @@
+"""Per-user state behind the user and pair features, built from explicit histories.
+
+One code path for training and serving: the fit builds :class:`UserProfiles` for every user of the
+history, and a request builds them for one user's explicit :class:`UserHistory` (their offline
+history plus events that arrived since, or an anonymous session) with the same function. Every
+per-user value is a function of that user's rows alone, accumulated in row order, so a known
+user's profile built from their own training rows equals their row of the batch profiles bit for
+bit. Item-level statistics (:class:`ItemTables`) always come from the fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from shortlist.schema import SECONDS_PER_DAY
+
+
+@dataclass(frozen=True)
+class UserHistory:
+    """One user's interactions in time order: internal item ids and epoch-second timestamps.
+
+    ``prices``: price paid per event (NaN: unknown, the item's price is used); ``baskets``: integer
+    basket codes (``None``: each distinct timestamp is one basket).
+    """
+
+    items: np.ndarray
+    timestamps: np.ndarray
+    prices: np.ndarray | None = None
+    baskets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def extend(self, items: np.ndarray, timestamps: np.ndarray, *, prices: np.ndarray | None = None) -> UserHistory:
+        """This history followed by new events (online events get their own baskets, one per timestamp)."""
+        items = np.asarray(items, dtype=np.int64)
+        ts = np.asarray(timestamps, dtype=np.int64)
+        new_p = np.full(len(items), np.nan) if prices is None else np.asarray(prices, dtype=np.float64)
+        old_p = np.full(len(self), np.nan) if self.prices is None else self.prices
+        baskets = None
+        if self.baskets is not None:
+            baskets = np.concatenate([self.baskets, -1 - ts])  # negative codes never meet the fitted ones
+        return UserHistory(np.concatenate([self.items.astype(np.int64), items]),
+                           np.concatenate([self.timestamps.astype(np.int64), ts]),
+                           np.concatenate([old_p, new_p]), baskets)
+
+
+@dataclass(frozen=True)
+class ItemTables:
+    """Item-level statistics of the fitted history that per-user state is measured against."""
+
+    n_items: int
+    item_pop: np.ndarray  # float32 log(1 + distinct users)
+    item_price: np.ndarray  # float64, NaN unknown
+    item_category: np.ndarray  # int32, -1 unknown
+    n_categories: int
+    has_baskets: bool  # whether the fitted history had basket ids (else user_n_baskets is NaN)
+
+
+@dataclass
+class UserProfiles:
+    """Per-user arrays (length ``n``) and user × item matrices (``n × n_items``) for ``n`` users."""
+
+    n: int
+    last: np.ndarray  # int64 last timestamp (history end where a user has none)
+    static: dict[str, np.ndarray]  # user-level features, float32
+    counts: sp.csr_matrix  # interactions per (user, item)
+    last_ts: sp.csr_matrix  # float64 last timestamp of the pair (present where counts > 0)
+    first_ts: sp.csr_matrix  # float64 first timestamp of the pair
+    user_cat: sp.csr_matrix  # interactions per (user, category)
+    total: np.ndarray  # float64 interactions
+    cat_total: np.ndarray  # float64 interactions in a known category
+    price: np.ndarray  # float64 mean catalogue price of the user's distinct items (NaN: none known)
+    pop: np.ndarray  # float64 mean item_pop of the user's distinct items
+    recent: np.ndarray  # int64 (n × recent_len) distinct items, most recent first, -1 padded
+
+    @classmethod
+    def build(
+        cls,
+        users: np.ndarray,
+        items: np.ndarray,
+        ts: np.ndarray,
+        *,
+        n: int,
+        tables: ItemTables,
+        end_ts: int,
+        prices: np.ndarray | None = None,
+        baskets: np.ndarray | None = None,
+        recent_len: int = 50,
+    ) -> UserProfiles:
+        """Profiles of users ``0..n-1`` from their rows (``users[j]`` owns row j), in row order."""
+        u = np.asarray(users, dtype=np.int64)
+        it = np.asarray(items, dtype=np.int64)
+        t = np.asarray(ts, dtype=np.int64)
+        paid = tables.item_price[it] if prices is None else np.where(np.isnan(prices), tables.item_price[it], prices)
+        n_rows = np.bincount(u, minlength=n).astype(np.float64)
+        # distinct (user, item) pairs with count, first and last time: one sort by (pair, time)
+        key = u * tables.n_items + it
+        order = np.lexsort((t, key))
+        ks, tsorted = key[order], t[order]
+        start = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if len(ks) else np.zeros(0, np.int64)
+        stop = np.r_[start[1:], len(ks)][:len(start)] - 1
+        pu, pi = ks[start] // tables.n_items, ks[start] % tables.n_items
+        pair_n = (stop - start + 1).astype(np.float32)
+        first, last = tsorted[start].astype(np.float64), tsorted[stop].astype(np.float64)
+
+        def mat(values: np.ndarray, cols: np.ndarray, n_cols: int) -> sp.csr_matrix:
+            m = sp.csr_matrix((values, (pu, cols)), shape=(n, n_cols))
+            m.sum_duplicates()
+            return m
+
+        counts = mat(pair_n, pi, tables.n_items)
+        user_last = np.full(n, end_ts, dtype=np.int64)
+        user_first = np.full(n, end_ts, dtype=np.int64)
+        if len(t):
+            by_user = np.lexsort((t, u))
+            us = u[by_user]
+            edge = np.flatnonzero(np.r_[True, us[1:] != us[:-1]])
+            user_first[us[edge]] = t[by_user][edge]
+            user_last[us[np.r_[edge[1:], len(us)] - 1]] = t[by_user][np.r_[edge[1:], len(us)] - 1]
+        has = n_rows > 0
+        n_items = np.bincount(pu, minlength=n).astype(np.float64)
+        price_mean = np.bincount(u, weights=paid, minlength=n) / np.maximum(n_rows, 1)
+        dev = (paid - price_mean[u]) ** 2
+        price_std = np.sqrt(np.bincount(u, weights=dev, minlength=n) / np.maximum(n_rows - 1, 1))
+        pop_mean = np.bincount(u, weights=tables.item_pop[it].astype(np.float64), minlength=n) / np.maximum(n_rows, 1)
+        days = np.floor_divide(t, SECONDS_PER_DAY)
+        basket_codes = t if baskets is None else np.asarray(baskets, dtype=np.int64)
+        static = {
+            "user_n": n_rows,
+            "user_n_items": n_items,
+            "user_active_days": _distinct_per_user(u, days, n),
+            "user_span_days": (user_last - user_first) / SECONDS_PER_DAY,
+            "user_repeat_rate": 1.0 - n_items.astype(np.float32) / np.maximum(n_rows, 1).astype(np.float32),
+            "user_price_mean": price_mean,
+            "user_price_std": np.where(n_rows > 1, price_std, np.nan),
+            "user_item_pop_mean": pop_mean,
+            "user_n_baskets": (_distinct_per_user(u, basket_codes, n) if tables.has_baskets
+                               else np.full(n, np.nan)),
+        }
+        cat = tables.item_category[pi]
+        keep = cat >= 0
+        user_cat = (mat(pair_n[keep], cat[keep], tables.n_categories) if tables.n_categories
+                    else sp.csr_matrix((n, 1), dtype=np.float32))
+        static["user_top_cat_share"], static["user_cat_entropy"] = _category_shape(user_cat)
+        static = {k: np.where(has, v, np.nan).astype(np.float32) for k, v in static.items()}
+        binary = (counts > 0).astype(np.float32)
+        known_price = (~np.isnan(tables.item_price)).astype(np.float64)
+        priced = binary @ known_price
+        price = (binary @ np.nan_to_num(tables.item_price, nan=0.0)) / np.maximum(priced, 1e-9)
+        return cls(
+            n=n, last=user_last, static=static, counts=counts,
+            last_ts=mat(last, pi, tables.n_items), first_ts=mat(first, pi, tables.n_items), user_cat=user_cat,
+            total=n_rows, cat_total=np.asarray(user_cat.sum(axis=1), dtype=np.float64).ravel(),
+            price=np.where(priced > 0, price, np.nan),
+            pop=(binary @ tables.item_pop) / np.maximum(n_items, 1e-9).astype(np.float32),
+            recent=_recent(pu, pi, last, n, recent_len),
+        )
+
+    @classmethod
+    def of_history(cls, history: UserHistory, *, tables: ItemTables, end_ts: int, recent_len: int = 50) -> UserProfiles:
+        """One user's profile (row 0) from an explicit history; events after ``end_ts`` count as at it."""
+        ts = np.minimum(np.asarray(history.timestamps, dtype=np.int64), end_ts)
+        items = np.asarray(history.items, dtype=np.int64)
+        ok = (items >= 0) & (items < tables.n_items)
+        return cls.build(np.zeros(int(ok.sum()), np.int64), items[ok], ts[ok], n=1, tables=tables, end_ts=end_ts,
+                         prices=None if history.prices is None else np.asarray(history.prices, np.float64)[ok],
+                         baskets=None if history.baskets is None else np.asarray(history.baskets)[ok],
+                         recent_len=recent_len)
+
+
+def _distinct_per_user(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
+    """Number of distinct values of ``v`` per user."""
+    if not len(u):
+        return np.zeros(n, np.float64)
+    order = np.lexsort((v, u))
+    us, vs = u[order], v[order]
+    new = np.r_[True, (us[1:] != us[:-1]) | (vs[1:] != vs[:-1])]
+    return np.bincount(us[new], minlength=n).astype(np.float64)
+
+
+def _category_shape(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Share of the top category and entropy (nats) of each row's category counts."""
+    total = np.asarray(m.sum(axis=1), dtype=np.float64).ravel()
+    if m.nnz == 0:
+        nan = np.full(m.shape[0], np.nan)
+        return nan, nan
+    top = m.max(axis=1).toarray().ravel()
+    p = m.multiply(1.0 / np.maximum(total, 1e-9)[:, None]).tocsr()
+    p.data = -p.data * np.log(np.maximum(p.data, 1e-12))
+    ent = np.asarray(p.sum(axis=1)).ravel()
+    has = total > 0
+    return np.where(has, top / np.maximum(total, 1e-9), np.nan), np.where(has, ent, np.nan)
+
+
+def _recent(pu: np.ndarray, pi: np.ndarray, last: np.ndarray, n: int, length: int) -> np.ndarray:
+    """(n × length) each user's distinct items by last interaction, newest first (ties: higher id)."""
+    out = np.full((n, length), -1, dtype=np.int64)
+    if not len(pu):
+        return out
+    order = np.lexsort((-pi, -last, pu))
+    su = pu[order]
+    start = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
+    pos = np.arange(len(su)) - np.repeat(start, np.diff(np.r_[start, len(su)]))
+    keep = pos < length
+    out[su[keep], pos[keep]] = pi[order][keep]
+    return out
