@@ -15,13 +15,16 @@ COPY src ./src
 ARG EXTRAS=serve,faiss
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 # torch only when asked for, and then the CPU build (the default index would bring a multi-GB CUDA build).
+# Versions come from pyproject.toml's ranges (DL3013: the project itself is what is installed).
+# hadolint ignore=DL3013
 RUN case ",${EXTRAS}," in *,torch,*|*,text,*) pip install --index-url "${TORCH_INDEX}" torch ;; esac \
  && pip install ".[${EXTRAS}]" \
  && python -c "import shortlist.serving.app, importlib.resources as r; \
 assert (r.files('shortlist.serving') / 'static' / 'index.html').is_file(), 'index.html missing from the package'"
 
 FROM python:3.11-slim
-# LightGBM needs the OpenMP runtime.
+# LightGBM needs the OpenMP runtime (DL3008: the base image's Debian release fixes its version).
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/*
