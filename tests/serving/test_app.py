@@ -48,7 +48,7 @@ def test_unknown_user_gets_flagged_popularity(client, fitted):
     pop = fitted[1].fallback_.ranking_[:5]
     assert body["fallback"] == "unknown_user" and body["n_candidates"] == 0
     assert _ids(body) == fitted[1].history_.items.external(pop).to_list()
-    assert all(r["score"] is None and r["sources"] == {} for r in body["items"])
+    assert all(r["score"] is None and list(r["sources"]) == ["fallback_popular"] for r in body["items"])
 
 
 def test_explain_returns_top_feature_contributions(client, fitted):

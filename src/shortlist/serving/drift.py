@@ -20,8 +20,9 @@ EPS = 1e-4
 class DriftMonitor:
     """Vectorised bin counting for every feature at once; :meth:`observe` is cheap per request."""
 
-    def __init__(self, names: list[str], reference: np.ndarray, *, n_bins: int = 10, threshold: float = 0.2) -> None:
-        self.names, self.threshold, self.n_bins = list(names), threshold, n_bins
+    def __init__(self, names: list[str], reference: np.ndarray, *, n_bins: int = 10, threshold: float = 0.2,
+                 min_rows: int = 5_000) -> None:
+        self.names, self.threshold, self.n_bins, self.min_rows = list(names), threshold, n_bins, min_rows
         ref = np.asarray(reference, dtype=np.float64)
         if ref.ndim != 2 or ref.shape[1] != len(self.names):
             raise ValueError(f"reference must be (rows × {len(self.names)}), got {ref.shape}")
@@ -66,12 +67,19 @@ class DriftMonitor:
         q = np.maximum(counts / counts.sum(axis=1, keepdims=True), EPS)
         return ((q - p) * np.log(q / p)).sum(axis=1)
 
+    def drifted(self, psi: np.ndarray) -> np.ndarray:
+        """Features over the threshold, once ``min_rows`` serving rows make the estimate worth trusting
+        (a handful of requests from one user always looks "drifted")."""
+        return (psi > self.threshold) & (self.rows >= self.min_rows)
+
     def report(self, top: int = 10) -> dict[str, object]:
         psi = self.psi()
         order = np.argsort(-psi)
-        drifted = [self.names[j] for j in order if psi[j] > self.threshold]
+        flags = self.drifted(psi)
+        drifted = [self.names[j] for j in order if flags[j]]
         return {
             "method": "PSI over reference quantile bins (+ a missing-value bin)",
             "threshold": self.threshold, "reference_rows": self.reference_rows, "serving_rows": self.rows,
+            "min_serving_rows": self.min_rows, "enough_data": self.rows >= self.min_rows,
             "drifted": drifted, "top": {self.names[j]: round(float(psi[j]), 4) for j in order[:top]},
         }

@@ -29,6 +29,7 @@ from shortlist.serving.drift import DriftMonitor
 from shortlist.serving.history import OfflineHistories
 
 logger = logging.getLogger(__name__)
+FALLBACK = "fallback_popular"
 
 
 @dataclass
@@ -192,6 +193,12 @@ class Engine:
         order = self.popular[mask[self.popular]]
         return order[:k]
 
+    def fallback_sources(self, items: np.ndarray) -> list[dict[str, float]]:
+        """The popularity fallback's score for items it filled in (never scored by the ranker)."""
+        fb = self.model.fallback_
+        assert fb is not None and fb.scores_ is not None
+        return [{FALLBACK: float(fb.scores_[i])} for i in items]
+
     # --- internals -------------------------------------------------------------------------------
     def _retrieve(self, call: Any, skip: tuple[str, ...] = ()) -> tuple[dict[str, Candidates], list[str]]:
         parts: dict[str, Candidates] = {}
@@ -251,7 +258,7 @@ class Engine:
                 [out_items, seen if self.exclude_seen else np.zeros(0, np.int64)]), allowed=allowed)
             out_items = np.concatenate([out_items, fill])
             out_scores = np.concatenate([out_scores, np.full(len(fill), np.nan)])
-            source_scores += [{} for _ in fill]
+            source_scores += self.fallback_sources(fill)
         return Ranked(items=out_items, scores=out_scores, sources=source_scores, n_candidates=n_cands,
                       failed_sources=failed, contributions=contrib, features=X,
                       stages={"retrieval": t1 - t0, "features": t2 - t1, "ranking": t3 - t2})

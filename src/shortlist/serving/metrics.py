@@ -25,7 +25,7 @@ class ServiceMetrics:
         self.psi = Gauge("shortlist_feature_psi", "Population stability index of a feature, serving vs reference",
                          ["feature"], registry=r)
         self.drift = Gauge("shortlist_drift_flag", "1 when any feature's PSI exceeds the threshold", registry=r)
-        self.redis_up = Gauge("shortlist_redis_up", "1 when Redis answers (absent without Redis)", registry=r)
+        self.redis_up = Gauge("shortlist_redis_up", "1 when Redis answers; 0 when it does not or none is configured", registry=r)
         self.model_info = Gauge("shortlist_model_info", "The loaded model (value 1)", ["version"], registry=r)
         self.reloads = Counter("shortlist_model_reloads", "Model reloads by result", ["result"], registry=r)
 

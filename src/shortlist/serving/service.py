@@ -187,7 +187,7 @@ class Service:
 
     def _popular(self, engine: Engine, k: int, allowed: np.ndarray | None, reason: str) -> Ranked:
         items = engine.popular_fill(k, exclude=np.zeros(0, np.int64), allowed=allowed)
-        return Ranked(items=items, scores=np.full(len(items), np.nan), sources=[{} for _ in items],
+        return Ranked(items=items, scores=np.full(len(items), np.nan), sources=engine.fallback_sources(items),
                       n_candidates=0, fallback=reason)
 
     def recommend_session(self, req: SessionRequest) -> dict[str, Any]:
@@ -285,7 +285,7 @@ class Service:
             psi = engine.drift.psi()
             for name, v in zip(engine.drift.names, psi, strict=True):
                 self.metrics.psi.labels(name).set(float(v))
-            self.metrics.drift.set(1 if (psi > engine.drift.threshold).any() else 0)
+            self.metrics.drift.set(1 if engine.drift.drifted(psi).any() else 0)
         if self.redis is not None:
             self.metrics.redis_up.set(1 if self.redis.up else 0)
 
