@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
-from shortlist.features.base import RowGather, pair_lookup
+from shortlist.features.base import SparseCells
 from shortlist.features.profile import UserProfiles
 from shortlist.features.stats import HistoryStats
 from shortlist.schema import ITEM, SECONDS_PER_DAY, USER
@@ -46,7 +46,7 @@ class PairFeatures:
         self.last_n = tuple(last_n)
         self.names = list(PAIR_FEATURES) + [f"{s}_last{n}" for s in self.similarities for n in self.last_n]
         self.stats_: HistoryStats | None = None
-        self._dense: dict[str, np.ndarray] = {}
+        self._tables: dict[str, np.ndarray | SparseCells] = {}
 
     def fit(self, history: Interactions, *, items: Items | None = None) -> Self:
         return self.fit_stats(HistoryStats.build(history, items), history, items=items)
@@ -63,13 +63,13 @@ class PairFeatures:
         ref = candidates.get_column(REF_TS).to_numpy().astype(np.int64)
         return pl.DataFrame(self.compute(self.stats_.profiles, u, i, ref))
 
-    def _similarity(self, name: str) -> sp.csr_matrix | np.ndarray:
-        sim = self.similarities[name]
-        if sim.shape[0] * sim.shape[1] > DENSE_SIM_CELLS:
-            return sim
-        if name not in self._dense:
-            self._dense[name] = sim.toarray()
-        return self._dense[name]
+    def _similarity(self, name: str) -> np.ndarray | SparseCells:
+        """A dense item × item table when small enough (one gather per lookup), else sorted cells."""
+        if name not in self._tables:
+            sim = self.similarities[name]
+            small = sim.shape[0] * sim.shape[1] <= DENSE_SIM_CELLS
+            self._tables[name] = np.asarray(sim.toarray(), dtype=np.float32) if small else SparseCells(sim)
+        return self._tables[name]
 
     def compute(self, profiles: UserProfiles, rows: np.ndarray, i: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
         """Features for candidate rows (``profiles`` row, item, reference time); unknown rows/items give NaN/0."""
@@ -79,16 +79,14 @@ class PairFeatures:
         ku = (rows >= 0) & (rows < profiles.n)
         ki = (i >= 0) & (i < st.n_items)
         us, is_ = np.where(ku, rows, 0), np.where(ki, i, 0)
-        # Only the users present are looked at: index them locally so cost follows the candidates.
-        uniq, local = np.unique(np.where(ku, rows, -1), return_inverse=True)
-        known_rows = uniq[uniq >= 0]
-        offset = int((uniq < 0).sum())  # the unknown-user row, if any, sorts first (index 0)
-        pairs = RowGather(np.where(ku & ki, local.ravel() - offset, -1), is_)
-        count = pairs.gather(profiles.counts[known_rows])
+        pos, hit = profiles.pair_positions(rows, i, st.n_items)
+        def at(values: np.ndarray) -> np.ndarray:
+            return values[pos] if len(values) else np.zeros(len(pos), values.dtype)
+
+        count = np.where(hit, at(profiles.pair_count), 0).astype(np.float32)
         out: dict[str, np.ndarray] = {"pair_count": count}
-        for name, mat in (("pair_days_since_last", profiles.last_ts), ("pair_days_since_first", profiles.first_ts)):
-            when = pairs.gather(mat[known_rows])
-            out[name] = np.where(count > 0, (ref - when) / SECONDS_PER_DAY, np.nan).astype(np.float32)
+        for name, when in (("pair_days_since_last", profiles.pair_last), ("pair_days_since_first", profiles.pair_first)):
+            out[name] = np.where(hit, (ref - at(when)) / SECONDS_PER_DAY, np.nan).astype(np.float32)
         c64 = count.astype(np.float64)
         span = (out["pair_days_since_first"] - out["pair_days_since_last"]).astype(np.float64)
         interval = np.where(c64 > 1, span / np.maximum(c64 - 1, 1), np.nan)
@@ -97,24 +95,34 @@ class PairFeatures:
         out["pair_share"] = np.where(ku, c64 / np.maximum(profiles.total[us], 1), np.nan).astype(np.float32)
         cat = np.where(ki, st.item_category[is_], -1)
         has_cat = ku & (cat >= 0)
-        aff = pair_lookup(profiles.user_cat, np.where(has_cat, rows, -1), np.maximum(cat, 0))
+        aff = profiles.user_cat.get(np.where(has_cat, rows, -1), np.maximum(cat, 0))
         out["pair_cat_affinity"] = np.where(has_cat, aff / np.maximum(profiles.cat_total[us], 1e-9),
                                             np.nan).astype(np.float32)
         price = np.where(ki, st.item_price[is_], np.nan)
         out["pair_price_ratio"] = np.where(ku, price / profiles.price[us], np.nan).astype(np.float32)
         out["pair_pop_gap"] = np.where(ku & ki, st.tables.item_pop[is_] - profiles.pop[us], np.nan).astype(np.float32)
-        recent = profiles.recent[known_rows]
         for n in self.last_n:
-            h = _indicator(recent[:, :n], st.n_items)
+            # Σ over the user's last n items in ascending id order, added one at a time: the order
+            # (and so every float32 rounding) is the same for one request or a whole batch.
+            recent = profiles.recent_sorted(n)[us]
+            recent[~(ku & ki)] = -1
             for sname in self.similarities:
-                out[f"{sname}_last{n}"] = pairs.gather(h, self._similarity(sname)).astype(np.float32)
+                out[f"{sname}_last{n}"] = _sum_similarity(self._similarity(sname), recent, is_, st.n_items)
         return {name: out[name] for name in self.names}
+
+
+def _sum_similarity(table: np.ndarray | SparseCells, recent: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    """Row-wise Σ_j sim[recent[r, j], items[r]] over recent ids ≥ 0, accumulated left to right."""
+    if isinstance(table, np.ndarray):
+        vals = table.ravel().take(np.maximum(recent, 0) * n_items + items[:, None])
+        vals[recent < 0] = 0.0
+    else:
+        vals = table.get(recent, np.broadcast_to(items[:, None], recent.shape)).astype(np.float32)
+    acc = np.zeros(len(items), dtype=np.float32)
+    for j in range(recent.shape[1]):
+        acc += vals[:, j]
+    return acc
 
 
 DENSE_SIM_CELLS = 16_000_000
 
-
-def _indicator(items: np.ndarray, n_items: int) -> sp.csr_matrix:
-    """(rows × n_items) 0/1 matrix with a 1 at each non-negative entry of ``items``."""
-    r, c = np.nonzero(items >= 0)
-    return sp.csr_matrix((np.ones(len(r), np.float32), (r, items[r, c])), shape=(items.shape[0], n_items))

@@ -135,9 +135,8 @@ class FeaturePipeline:
         items = candidates.get_column(ITEM).to_numpy().astype(np.int64)
         X = np.empty((len(items), len(self.names)), dtype=np.float32, order="F")
         col = {name: j for j, name in enumerate(self.names)}
-        if self.source_names:
-            X[:, :len(self.source_names)] = candidates.select(
-                [pl.col(c).cast(pl.Float32) for c in self.source_names]).to_numpy()
+        for j, name in enumerate(self.source_names):  # column by column: no query plan per request
+            X[:, j] = candidates.get_column(name).cast(pl.Float32).to_numpy()
 
         def user_side() -> list[dict[str, np.ndarray]]:
             return [self.pair.compute(profiles, rows, items, ref), self.user.compute(profiles, rows, ref)]

@@ -10,11 +10,12 @@ bit. Item-level statistics (:class:`ItemTables`) always come from the fit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
+from shortlist.features.base import SparseCells
 from shortlist.schema import SECONDS_PER_DAY
 
 
@@ -68,14 +69,31 @@ class UserProfiles:
     last: np.ndarray  # int64 last timestamp (history end where a user has none)
     static: dict[str, np.ndarray]  # user-level features, float32
     counts: sp.csr_matrix  # interactions per (user, item)
-    last_ts: sp.csr_matrix  # float64 last timestamp of the pair (present where counts > 0)
-    first_ts: sp.csr_matrix  # float64 first timestamp of the pair
-    user_cat: sp.csr_matrix  # interactions per (user, category)
+    pair_keys: np.ndarray  # sorted user * n_items + item of every (user, item) pair
+    pair_count: np.ndarray  # float32 interactions of the pair (aligned with pair_keys)
+    pair_first: np.ndarray  # float64 first timestamp of the pair
+    pair_last: np.ndarray  # float64 last timestamp of the pair
+    user_cat: SparseCells  # interactions per (user, category)
     total: np.ndarray  # float64 interactions
     cat_total: np.ndarray  # float64 interactions in a known category
     price: np.ndarray  # float64 mean catalogue price of the user's distinct items (NaN: none known)
     pop: np.ndarray  # float64 mean item_pop of the user's distinct items
     recent: np.ndarray  # int64 (n × recent_len) distinct items, most recent first, -1 padded
+    _sorted_recent: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def recent_sorted(self, n: int) -> np.ndarray:
+        """Each user's last ``n`` items in ascending id order (-1 padding first), cached."""
+        if n not in self._sorted_recent:
+            self._sorted_recent[n] = np.sort(self.recent[:, :n], axis=1)
+        return self._sorted_recent[n]
+
+    def pair_positions(self, rows: np.ndarray, items: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of (rows[i], items[i]) in the pair arrays, and whether each pair exists."""
+        q = np.where((rows >= 0) & (rows < self.n) & (items >= 0) & (items < n_items), rows * n_items + items, -1)
+        if not len(self.pair_keys):
+            return np.zeros(len(q), np.int64), np.zeros(len(q), bool)
+        pos = np.minimum(np.searchsorted(self.pair_keys, q), len(self.pair_keys) - 1)
+        return pos, self.pair_keys[pos] == q
 
     @classmethod
     def build(
@@ -152,9 +170,9 @@ class UserProfiles:
         priced = binary @ known_price
         price = (binary @ np.nan_to_num(tables.item_price, nan=0.0)) / np.maximum(priced, 1e-9)
         return cls(
-            n=n, last=user_last, static=static, counts=counts,
-            last_ts=mat(last, pi, tables.n_items), first_ts=mat(first, pi, tables.n_items), user_cat=user_cat,
-            total=n_rows, cat_total=np.asarray(user_cat.sum(axis=1), dtype=np.float64).ravel(),
+            n=n, last=user_last, static=static, counts=counts, pair_keys=ks[start], pair_count=pair_n,
+            pair_first=first, pair_last=last, user_cat=SparseCells(user_cat), total=n_rows,
+            cat_total=np.asarray(user_cat.sum(axis=1), dtype=np.float64).ravel(),
             price=np.where(priced > 0, price, np.nan),
             pop=(binary @ tables.item_pop) / np.maximum(n_items, 1e-9).astype(np.float32),
             recent=_recent(pu, pi, last, n, recent_len),
