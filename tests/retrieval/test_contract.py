@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from shortlist.data.synthetic import make_synthetic
 from shortlist.retrieval.base import CandidateSource
@@ -124,3 +125,52 @@ def test_retrieve_for_ad_hoc_history(fitted, data):
     assert with_times.frame.height <= 5
     assert f.height <= 5 and (f[USER] == -1).all()
     assert not set(f[ITEM].to_list()) & {1, 2, 3}
+
+
+# --- the small-batch (serving) path gives exactly the batch path's output ----------------------
+def all_users(data) -> np.ndarray:
+    return np.arange(data.n_users + 2)  # two users unknown at fit time
+
+
+#: Sources scored by a float32 BLAS product in the vector index: a score's last bit depends on
+#: the batch's shape, so one user's list equals the batch row up to that rounding.
+BLAS_SCORED = {"two_tower", "content_mean"}
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_one_user_topk_equals_the_batch_rows(fitted, data, exclude):
+    name, src = fitted
+    users = all_users(data)
+    items, scores = src.topk(users, 12, exclude_seen=exclude)
+    assert items.shape == scores.shape == (len(users), 12)
+    for r, u in enumerate(users):
+        one_items, one_scores = src.topk(np.array([u]), 12, exclude_seen=exclude)
+        np.testing.assert_array_equal(one_items[0], items[r])
+        if name in BLAS_SCORED:
+            np.testing.assert_allclose(one_scores[0], scores[r], rtol=1e-5)
+        else:
+            np.testing.assert_array_equal(one_scores[0], scores[r])
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_one_user_retrieve_equals_the_batch_frame(fitted, data, exclude):
+    name, src = fitted
+    users = all_users(data)
+    batch = src.retrieve(users, 9, exclude_seen=exclude).frame
+    singles = pl.concat([src.retrieve(np.array([u]), 9, exclude_seen=exclude).frame for u in users])
+    assert_frame_equal(singles, batch, check_exact=name not in BLAS_SCORED, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_history_topk_is_what_retrieve_for_history_lists(fitted, exclude):
+    _, src = fitted
+    history, times = np.array([4, 1, 2, 1, 7]), np.array([50, 10, 20, 30, 40])
+    for ts in (None, times):
+        items, scores = src.topk_for_history(history, 8, timestamps=ts, exclude_seen=exclude)
+        f = src.retrieve_for_history(history, 8, timestamps=ts, exclude_seen=exclude).frame
+        valid = items[0] >= 0
+        assert f["item"].to_list() == items[0][valid].tolist()
+        assert f["score"].to_list() == scores[0][valid].tolist()
+        assert (f[USER] == -1).all()
+
+

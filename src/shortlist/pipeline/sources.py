@@ -20,8 +20,8 @@ from shortlist.errors import ConfigError
 from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.registry import load_source, save_source
-from shortlist.retrieval.union import fuse, union
-from shortlist.schema import ITEM_TEXT_COLUMNS
+from shortlist.retrieval.union import TopK, fuse, fuse_topk, union
+from shortlist.schema import ITEM, ITEM_TEXT_COLUMNS, RANK, SCORE, USER
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ SOURCE_CATALOGUE: dict[str, tuple[str, str, dict[str, Any]]] = {
     "content": ("shortlist.retrieval.content", "ContentSource", {}),
 }
 EASE_MAX_ITEMS = 20_000
+#: Requests of at most this many users take the numpy union path (see ``CandidateGenerator.generate``).
+FAST_PATH_USERS = 64
 
 
 def make_source(name: str, **overrides: Any) -> CandidateSource:
@@ -125,8 +127,45 @@ class CandidateGenerator:
         return {n: s.retrieve(users, self.per_source, exclude_seen=exclude_seen) for n, s in self.sources_.items()}
 
     def generate(self, users: np.ndarray, *, exclude_seen: bool) -> pl.DataFrame:
-        """The candidate union for ``users``, at most ``max_candidates`` each (best rank first)."""
+        """The candidate union for ``users``, at most ``max_candidates`` each (best rank first).
+
+        Up to :data:`FAST_PATH_USERS` distinct users (a serving request) go through each source's
+        top-k matrices and a numpy union — the same frame as the batch path, a fraction of its cost.
+        """
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
+        if len(users) <= FAST_PATH_USERS and len(np.unique(users)) == len(users):
+            return self._fuse(users, self.topk_all(users, exclude_seen=exclude_seen))
         return self.combine(self.retrieve_all(users, exclude_seen=exclude_seen))
+
+    def topk_all(self, users: np.ndarray, *, exclude_seen: bool) -> dict[str, TopK]:
+        """Each source's (users × ``per_source``) items and scores, best first, padded -1 / -inf."""
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
+        out: dict[str, TopK] = {}
+        for name, src in self.sources_.items():
+            if hasattr(src, "topk"):
+                out[name] = src.topk(users, self.per_source, exclude_seen=exclude_seen)
+            else:  # a source without the matrix interface: through its frame
+                out[name] = _as_topk(src.retrieve(users, self.per_source, exclude_seen=exclude_seen), users,
+                                     self.per_source)
+        return out
+
+    def generate_for_history(self, items: np.ndarray, *, timestamps: np.ndarray | None = None,
+                             exclude_seen: bool) -> pl.DataFrame:
+        """The candidate union for an ad-hoc history (user id -1): a session, or a history that grew
+        online. Sources without ``retrieve_for_history`` contribute nothing."""
+        tops: dict[str, TopK] = {}
+        for name, src in self.sources_.items():
+            if hasattr(src, "topk_for_history"):
+                tops[name] = src.topk_for_history(items, self.per_source, timestamps=timestamps,
+                                                  exclude_seen=exclude_seen)
+            elif hasattr(src, "retrieve_for_history"):
+                c = src.retrieve_for_history(items, self.per_source, timestamps=timestamps, exclude_seen=exclude_seen)
+                tops[name] = _as_topk(c, np.array([-1]), self.per_source)
+        return self._fuse(np.array([-1]), tops)
+
+    def _fuse(self, users: np.ndarray, tops: Mapping[str, TopK]) -> pl.DataFrame:
+        return fuse_topk(users, tops, list(self.sources_), priority=self.priority, max_per_user=self.max_candidates,
+                         weights=self.weights)
 
     def combine(self, parts: Mapping[str, Candidates]) -> pl.DataFrame:
         """Union, ordered by reciprocal-rank fusion (repurchase first), ``max_candidates`` per user."""
@@ -162,6 +201,23 @@ class CandidateGenerator:
     def load(self, directory: Path) -> CandidateGenerator:
         self.sources_ = {name: load_source(directory / name) for name in self.names}
         return self
+
+
+def _as_topk(c: Candidates, users: np.ndarray, k: int) -> TopK:
+    """A source's frame back as (users × k) items and scores, padded -1 / -inf (users distinct)."""
+    items = np.full((len(users), k), -1, np.int64)
+    scores = np.full((len(users), k), -np.inf, np.float32)
+    f = c.frame.filter(pl.col(RANK) <= k)
+    if not len(f) or not len(users):
+        return items, scores
+    order = np.argsort(users, kind="stable")
+    u = f.get_column(USER).to_numpy().astype(np.int64)
+    at = np.minimum(np.searchsorted(users[order], u), len(users) - 1)
+    ok = users[order][at] == u
+    row, col = order[at][ok], f.get_column(RANK).to_numpy()[ok] - 1
+    items[row, col] = f.get_column(ITEM).to_numpy()[ok]
+    scores[row, col] = f.get_column(SCORE).to_numpy()[ok]
+    return items, scores
 
 
 def _fit_source(src: CandidateSource, history: Interactions, items: Items | None, rng: np.random.Generator,

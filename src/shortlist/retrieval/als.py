@@ -19,7 +19,7 @@ from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.topk import rows_of, topk_dense
+from shortlist.retrieval.topk import row_block, rows_of, topk_dense
 from shortlist.schema import EVENT, EVENT_STRENGTH, ITEM, USER, WEIGHT
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,15 @@ def bm25_values(counts: sp.csr_matrix, *, idf: np.ndarray, avg_len: float, k1: f
     return tf * (k1 + 1.0) / (k1 * np.repeat(norm, lengths) + tf) * idf[counts.indices]
 
 
-def fold_in(conf: sp.csr_matrix, item_factors: np.ndarray, regularization: float) -> np.ndarray:
-    """Exact user factors for confidence rows: ``(YᵀY + Yᵀ(C−I)Y + λI)⁻¹ YᵀC·1`` (batched solves)."""
-    y = item_factors.astype(np.float64)
+def fold_in(conf: sp.csr_matrix, item_factors: np.ndarray, regularization: float, *,
+            gram: np.ndarray | None = None) -> np.ndarray:
+    """Exact user factors for confidence rows: ``(YᵀY + Yᵀ(C−I)Y + λI)⁻¹ YᵀC·1`` (batched solves).
+
+    ``gram``: ``YᵀY + λI`` (float64) when the caller has it; computing it costs most of a single fold-in.
+    """
+    y = item_factors.astype(np.float64, copy=False)
     d = y.shape[1]
-    base = y.T @ y + regularization * np.eye(d)
+    base = y.T @ y + regularization * np.eye(d) if gram is None else gram
     out = np.zeros((conf.shape[0], d), dtype=np.float32)
     chunk = max(1, _FOLD_CELLS // (d * d * 8))
     for start in range(0, conf.shape[0], chunk):
@@ -127,6 +131,7 @@ class ALS:
         self.counts_: sp.csr_matrix | None = None
         self.active_items_: np.ndarray | None = None
         self._items64: np.ndarray | None = None
+        self._gram_: np.ndarray | None = None
         self.idf_: np.ndarray | None = None
         self.avg_len_: float = 0.0
 
@@ -167,16 +172,21 @@ class ALS:
         self.counts_ = counts
         self.active_items_ = active_i
         self._items64 = self.item_factors_.astype(np.float64)
+        self._gram_ = None
 
     # -- retrieval -------------------------------------------------------------------------
     def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        users = np.asarray(users, dtype=np.int64)
+        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
+
+    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
         require_fitted(self, "user_factors_")
         assert self.seen_ is not None
         users = np.asarray(users, dtype=np.int64)
         seen = rows_of(self.seen_, users)
-        return self._search(self.user_embeddings(users), np.diff(seen.indptr) > 0, seen, users, k,
-                            exclude_seen)
+        return self._search(self.user_embeddings(users), np.diff(seen.indptr) > 0, seen, k, exclude_seen)
 
     def retrieve_for_history(
         self,
@@ -190,36 +200,47 @@ class ALS:
 
         ``timestamps`` is accepted for the common source interface and ignored (ALS has no recency).
         """
+        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
+        return Candidates.from_topk(np.array([-1]), *top, self.name)
+
+    def topk_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
         check_k(k)
         require_fitted(self, "item_factors_")
         assert self.item_factors_ is not None
         n_items = self.item_factors_.shape[0]
-        items = np.asarray(items, dtype=np.int64)
-        items = items[(items >= 0) & (items < n_items)]
-        counts = sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items), np.int64), items)),
-                               shape=(1, n_items))
-        counts.sum_duplicates()
-        vec = fold_in(self._confidence(counts), self.item_factors_, self.regularization)
-        return self._search(vec, np.array([counts.nnz > 0]), counts, np.array([-1]), k, exclude_seen)
+        items = np.asarray(items, dtype=np.int64).reshape(-1)
+        uniq, counts = np.unique(items[(items >= 0) & (items < n_items)], return_counts=True)
+        row = sp.csr_matrix((counts.astype(np.float32), uniq, np.array([0, len(uniq)])), shape=(1, n_items))
+        assert self._items64 is not None
+        vec = fold_in(self._confidence(row), self._items64, self.regularization, gram=self._gram())
+        return self._search(vec, np.array([row.nnz > 0]), row, k, exclude_seen)
+
+    def _gram(self) -> np.ndarray:
+        """``YᵀY + λI`` in float64, computed once per fitted model (fold-in reuses it)."""
+        if self._gram_ is None:
+            assert self._items64 is not None
+            self._gram_ = self._items64.T @ self._items64 + self.regularization * np.eye(self._items64.shape[1])
+        return self._gram_
 
     def _search(self, vecs: np.ndarray, has_history: np.ndarray, seen: sp.csr_matrix,
-                users: np.ndarray, k: int, exclude_seen: bool) -> Candidates:
+                k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
         assert self.item_factors_ is not None and self._items64 is not None and self.active_items_ is not None
         n_items = self.item_factors_.shape[0]
         chunk = max(1, _CHUNK_CELLS // max(n_items, 1))
-        tops, vals = [], []
+        tops = np.full((len(vecs), k), -1, np.int64)
+        vals = np.full((len(vecs), k), -np.inf, np.float32)
         for start in range(0, len(vecs), chunk):
-            stop = start + chunk
+            stop = min(start + chunk, len(vecs))
             # float64 then rounded: a user's scores must not depend on the batch (BLAS blocking).
             scores = (vecs[start:stop].astype(np.float64) @ self._items64.T).astype(np.float32)
             scores[:, ~self.active_items_] = -np.inf
             scores[~has_history[start:stop]] = -np.inf
-            t, v = topk_dense(scores, k, exclude=seen[start:stop] if exclude_seen else None)
-            tops.append(t)
-            vals.append(v)
-        if not tops:
-            return Candidates.empty(self.name)
-        return Candidates.from_topk(users, np.vstack(tops), np.vstack(vals), self.name)
+            excl = row_block(seen, start, stop) if exclude_seen else None
+            tops[start:stop], vals[start:stop] = topk_dense(scores, k, exclude=excl)
+        return tops, vals
 
     # -- embeddings ------------------------------------------------------------------------
     def item_embeddings(self) -> np.ndarray:

@@ -66,3 +66,10 @@ def csr_from_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix
 def seen_rows(seen: sp.csr_matrix, users: np.ndarray, exclude_seen: bool) -> sp.csr_matrix | None:
     """The seen-item rows for ``users`` when exclusion is on (unknown users have none)."""
     return rows_of(seen, users) if exclude_seen else None
+
+
+def history_row(items: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """An ad-hoc history's distinct known items as a (1 × n_items) binary row (ids outside are dropped)."""
+    items = np.asarray(items, dtype=np.int64).reshape(-1)
+    known = np.unique(items[(items >= 0) & (items < n_items)])
+    return sp.csr_matrix((np.ones(len(known), np.float32), known, np.array([0, len(known)])), shape=(1, n_items))

@@ -31,20 +31,30 @@ class Candidates:
     @classmethod
     def from_topk(cls, users: np.ndarray, items: np.ndarray, scores: np.ndarray, source: str) -> Candidates:
         """From (n_users × k) item and score matrices sorted best-first; item ``-1`` marks padding."""
-        users = np.asarray(users)
-        n, k = items.shape
-        valid = items.reshape(-1) >= 0
-        ranks = np.tile(np.arange(1, k + 1, dtype=np.int32), n)
+        users = np.asarray(users).reshape(-1)
+        n = items.shape[0]
+        valid = items >= 0
+        per_row = valid.sum(axis=1)
+        if len(np.unique(users)) == n:
+            # Ranks count valid entries only, so padding holes never leave gaps.
+            ranks = np.cumsum(valid, axis=1, dtype=np.int32)[valid]
+        else:  # a user listed twice is ranked over both rows, in order
+            user_rows = np.repeat(users, per_row)
+            order = np.argsort(user_rows, kind="stable")
+            first = np.flatnonzero(np.r_[True, user_rows[order][1:] != user_rows[order][:-1]])
+            counts = np.diff(np.r_[first, len(order)])
+            ranks = np.empty(len(order), np.int32)
+            ranks[order] = (np.arange(len(order)) - np.repeat(first, counts) + 1).astype(np.int32)
+        total = int(per_row.sum())
         frame = pl.DataFrame(
-            {
-                USER: np.repeat(users.astype(np.int32), k)[valid],
-                ITEM: items.reshape(-1)[valid].astype(np.int32),
-                SCORE: scores.reshape(-1)[valid].astype(np.float32),
-                RANK: ranks[valid],
-            }
-        ).with_columns(pl.lit(source, pl.Utf8).alias(SOURCE))
-        # Ranks are renumbered so padding holes never leave gaps.
-        frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(USER).alias(RANK))
+            [
+                pl.Series(USER, np.repeat(users.astype(np.int32), per_row), dtype=pl.Int32),
+                pl.Series(ITEM, items[valid].astype(np.int32), dtype=pl.Int32),
+                pl.Series(SCORE, scores[valid].astype(np.float32), dtype=pl.Float32),
+                pl.Series(RANK, ranks, dtype=pl.Int32),
+                pl.repeat(source, total, dtype=pl.Utf8, eager=True).alias(SOURCE),
+            ]
+        )
         return cls(frame)
 
     def __len__(self) -> int:

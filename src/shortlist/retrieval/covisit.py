@@ -21,9 +21,16 @@ import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
-from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
+from shortlist.retrieval.base import (
+    State,
+    check_k,
+    csr_from_arrays,
+    csr_to_arrays,
+    history_row,
+    require_fitted,
+)
 from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.topk import rows_of, sparse_rows_topk, sparse_topk
+from shortlist.retrieval.topk import product_topk, rows_of, sparse_topk
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 Kind = Literal["user", "session", "transition"]
@@ -152,41 +159,48 @@ class CoVisitation:
         )
 
     # --- retrieve ----------------------------------------------------------------------------
-    def _score(self, h: sp.csr_matrix, seen: sp.csr_matrix | None) -> sp.csr_matrix:
-        assert self.sim_ is not None
-        scores = (h @ self.sim_).tocsr()
-        if seen is not None and seen.nnz:
-            scores = (scores - scores.multiply(seen > 0)).tocsr()
-            scores.eliminate_zeros()
-        return scores
-
     def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        users = np.asarray(users, dtype=np.int64)
+        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
+
+    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
         require_fitted(self, "sim_")
-        assert self.history_ is not None and self.seen_ is not None
+        assert self.sim_ is not None and self.history_ is not None and self.seen_ is not None
         users = np.asarray(users, dtype=np.int64)
-        h = rows_of(self.history_, users)
         seen = rows_of(self.seen_, users) if exclude_seen else None
-        return sparse_rows_topk(self._score(h, seen), users, k, self.name)
+        return product_topk(rows_of(self.history_, users), self.sim_, k, exclude=seen)
 
     def retrieve_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
     ) -> Candidates:
         """Candidates for an ad-hoc history; ``items`` are oldest first unless ``timestamps`` say otherwise."""
+        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
+        return Candidates.from_topk(np.array([-1]), *top, self.name)
+
+    def topk_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
         check_k(k)
         require_fitted(self, "sim_")
         assert self.sim_ is not None
-        items = np.asarray(items, dtype=np.int64)
-        items = items[(items >= 0) & (items < self.sim_.shape[0])]
+        n = self.sim_.shape[0]
+        items = np.asarray(items, dtype=np.int64).reshape(-1)
+        known = (items >= 0) & (items < n)
         if timestamps is not None:
-            items = items[np.argsort(np.asarray(timestamps)[: len(items)], kind="stable")]
+            ts = np.asarray(timestamps).reshape(-1)[known]
+            items = items[known][np.argsort(ts, kind="stable")]
+        else:
+            items = items[known]
         uniq_rev, first = np.unique(items[::-1], return_index=True)
         order = np.argsort(first)[: self.last_n_]
-        recent, pos = uniq_rev[order], np.arange(len(order))
-        n = self.sim_.shape[0]
-        h = sp.csr_matrix(((self.position_decay_ ** pos).astype(np.float32), (np.zeros(len(recent)), recent)), shape=(1, n))
-        seen = sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items)), items)), shape=(1, n))
-        return sparse_rows_topk(self._score(h, seen if exclude_seen else None), np.array([-1]), k, self.name)
+        recent = uniq_rev[order]
+        by_item = np.argsort(recent)
+        w = (self.position_decay_ ** np.arange(len(order))).astype(np.float32)
+        h = sp.csr_matrix((w[by_item], recent[by_item], np.array([0, len(recent)])), shape=(1, n))
+        return product_topk(h, self.sim_, k, exclude=history_row(items, n) if exclude_seen else None)
 
     # --- persistence ---------------------------------------------------------------------------
     def get_state(self) -> State:

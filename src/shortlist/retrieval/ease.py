@@ -130,11 +130,16 @@ class EASE:
         self.active_ = np.diff(profiles.tocsc().indptr) > 0  # items never seen are never proposed
 
     def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        users = np.asarray(users, dtype=np.int64)
+        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
+
+    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
         require_fitted(self, "weights_")
         assert self.profiles_ is not None
         users = np.asarray(users, dtype=np.int64)
-        return self._score_rows(rows_of(self.profiles_, users), users, k, exclude_seen)
+        return self._score_rows(rows_of(self.profiles_, users), k, exclude_seen)
 
     def retrieve_for_history(
         self,
@@ -145,36 +150,48 @@ class EASE:
         exclude_seen: bool = True,
     ) -> Candidates:
         """Candidates for an ad-hoc history (user id -1); decay is relative to its latest timestamp."""
+        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
+        return Candidates.from_topk(np.array([-1]), *top, self.name)
+
+    def topk_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
         check_k(k)
         require_fitted(self, "weights_")
         assert self.weights_ is not None
         n_items = self.weights_.shape[0]
-        items = np.asarray(items, dtype=np.int64)
-        ts = np.zeros(len(items), np.int64) if timestamps is None else np.asarray(timestamps, np.int64)
+        items = np.asarray(items, dtype=np.int64).reshape(-1)
         known = (items >= 0) & (items < n_items)
-        frame = pl.DataFrame({USER: np.zeros(int(known.sum()), np.int32), ITEM: items[known].astype(np.int32),
-                              TIMESTAMP: ts[known], WEIGHT: np.ones(int(known.sum()), np.float32)})
-        now = int(ts[known].max()) if timestamps is not None and known.any() else None
-        x = profile_matrix(frame, (1, n_items), binary=self.binary, half_life_days=self.half_life_days, now=now)
-        return self._score_rows(x, np.array([-1]), k, exclude_seen)
+        uniq, inv = np.unique(items[known], return_inverse=True)
+        if self.binary:
+            v = np.ones(len(uniq), np.float64)
+        else:  # log1p of the summed weight (each occurrence weighs 1), as in profile_matrix
+            v = np.log1p(np.bincount(inv, minlength=len(uniq)).astype(np.float64))
+        if self.half_life_days is not None and timestamps is not None and len(uniq):
+            ts = np.asarray(timestamps, np.int64).reshape(-1)[known]
+            last = np.full(len(uniq), np.iinfo(np.int64).min, np.int64)
+            np.maximum.at(last, inv, ts)
+            age = np.maximum(int(ts.max()) - last, 0) / SECONDS_PER_DAY
+            v *= np.exp(-math.log(2.0) / self.half_life_days * age)
+        x = sp.csr_matrix((v.astype(np.float32), uniq, np.array([0, len(uniq)])), shape=(1, n_items))
+        return self._score_rows(x, k, exclude_seen)
 
-    def _score_rows(self, x: sp.csr_matrix, users: np.ndarray, k: int, exclude_seen: bool) -> Candidates:
+    def _score_rows(self, x: sp.csr_matrix, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of ``x @ B`` in row chunks (bounded memory); empty rows yield no candidates."""
         assert self.weights_ is not None and self.active_ is not None
         n_items = self.weights_.shape[0]
         chunk = max(1, _CHUNK_CELLS // max(n_items, 1))
-        out_items, out_scores = [], []
+        out_items = np.full((x.shape[0], k), -1, np.int64)
+        out_scores = np.full((x.shape[0], k), -np.inf, np.float32)
         for start in range(0, x.shape[0], chunk):
-            xc = x[start:start + chunk]
+            xc = x if x.shape[0] <= chunk else x[start:start + chunk]
             scores = np.asarray(xc @ self.weights_, dtype=np.float32)
             scores[:, ~self.active_] = -np.inf
             scores[np.diff(xc.indptr) == 0] = -np.inf
-            top, vals = topk_dense(scores, k, exclude=xc if exclude_seen else None)
-            out_items.append(top)
-            out_scores.append(vals)
-        if not out_items:
-            return Candidates.empty(self.name)
-        return Candidates.from_topk(users, np.vstack(out_items), np.vstack(out_scores), self.name)
+            stop = start + xc.shape[0]
+            out_items[start:stop], out_scores[start:stop] = topk_dense(scores, k, exclude=xc if exclude_seen else None)
+        return out_items, out_scores
 
     def get_state(self) -> State:
         require_fitted(self, "weights_")

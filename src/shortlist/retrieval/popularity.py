@@ -16,6 +16,7 @@ from shortlist.retrieval.base import (
     check_k,
     csr_from_arrays,
     csr_to_arrays,
+    history_row,
     require_fitted,
     seen_rows,
 )
@@ -105,28 +106,34 @@ class Popularity:
         self.seen_ = seen
 
     def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        users = np.asarray(users, dtype=np.int64)
+        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
+
+    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
         require_fitted(self, "scores_")
         assert self.ranking_ is not None and self.scores_ is not None and self.seen_ is not None
         users = np.asarray(users, dtype=np.int64)
-        items, vals = topk_global(
-            self.ranking_, self.scores_[self.ranking_], len(users), k,
-            exclude=seen_rows(self.seen_, users, exclude_seen),
-        )
-        return Candidates.from_topk(users, items, vals, self.name)
+        return topk_global(self.ranking_, self.scores_[self.ranking_], len(users), k,
+                           exclude=seen_rows(self.seen_, users, exclude_seen))
 
     def retrieve_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
     ) -> Candidates:
         """Popular items for an ad-hoc history (user id -1 in the result); times do not matter."""
+        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
+        return Candidates.from_topk(np.array([-1]), *top, self.name)
+
+    def topk_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
+        check_k(k)
         require_fitted(self, "scores_")
-        assert self.seen_ is not None
-        row = sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items)), items)),
-                            shape=(1, self.seen_.shape[1]))
-        assert self.ranking_ is not None and self.scores_ is not None
-        top, vals = topk_global(self.ranking_, self.scores_[self.ranking_], 1, k,
-                                exclude=row if exclude_seen else None)
-        return Candidates.from_topk(np.array([-1]), top, vals, self.name)
+        assert self.ranking_ is not None and self.scores_ is not None and self.seen_ is not None
+        row = history_row(items, self.seen_.shape[1]) if exclude_seen else None
+        return topk_global(self.ranking_, self.scores_[self.ranking_], 1, k, exclude=row)
 
     def get_state(self) -> State:
         require_fitted(self, "scores_")

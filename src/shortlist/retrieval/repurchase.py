@@ -13,7 +13,7 @@ from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.topk import rows_of, sparse_rows_topk
+from shortlist.retrieval.topk import rows_of, sparse_topk
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 
@@ -53,23 +53,38 @@ class Repurchase:
         return self
 
     def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        users = np.asarray(users, dtype=np.int64)
+        if exclude_seen:
+            check_k(k)
+            return Candidates.empty(self.name)
+        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=False), self.name)
+
+    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
         require_fitted(self, "scores_")
         assert self.scores_ is not None
         users = np.asarray(users, dtype=np.int64)
         if exclude_seen:
-            return Candidates.empty(self.name)
-        return sparse_rows_topk(rows_of(self.scores_, users), users, k, self.name)
+            return np.full((len(users), k), -1, np.int64), np.full((len(users), k), -np.inf, np.float32)
+        return sparse_topk(rows_of(self.scores_, users), k)
 
     def retrieve_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
     ) -> Candidates:
         """The given history's own items, most recent (last, or latest timestamp) first."""
+        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
+        return Candidates.from_topk(np.array([-1]), *top, self.name)
+
+    def topk_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
         check_k(k)
         require_fitted(self, "scores_")
-        items = np.asarray(items, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64).reshape(-1)
         if exclude_seen or not len(items):
-            return Candidates.empty(self.name)
+            return np.full((1, k), -1, np.int64), np.full((1, k), -np.inf, np.float32)
         assert self.half_life_days_ is not None
         if timestamps is None:
             age_days = np.arange(len(items))[::-1].astype(np.float64)  # one step per position
@@ -79,7 +94,7 @@ class Repurchase:
         w = np.exp(-(math.log(2.0) / self.half_life_days_) * age_days).astype(np.float32)
         row = sp.csr_matrix((w, (np.zeros(len(items)), items)), shape=(1, int(items.max()) + 1))
         row.sum_duplicates()
-        return sparse_rows_topk(row, np.array([-1]), k, self.name)
+        return sparse_topk(row, k)
 
     def get_state(self) -> State:
         require_fitted(self, "scores_")

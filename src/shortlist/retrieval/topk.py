@@ -17,9 +17,10 @@ def topk_dense(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = No
     n, m = scores.shape
     s = np.array(scores, dtype=np.float32, copy=True)
     if exclude is not None and exclude.nnz:
-        coo = exclude.tocoo()
-        s[coo.row, coo.col] = -np.inf
+        s[np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr)), exclude.indices] = -np.inf
     kk = min(k, m)
+    if n == 1 and kk < m:  # one user (serving): the same selection without the 2-D index plumbing
+        return _topk_row(s[0], kk, k)
     if kk < m:
         part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
     else:
@@ -28,6 +29,15 @@ def topk_dense(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = No
     order = np.lexsort((part, -part_scores), axis=1)
     items = np.take_along_axis(part, order, axis=1).astype(np.int64)
     vals = np.take_along_axis(part_scores, order, axis=1)
+    items[~np.isfinite(vals)] = -1
+    return _pad(items, vals, k)
+
+
+def _topk_row(row: np.ndarray, kk: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    part = np.argpartition(-row, kk - 1)[:kk]
+    part_scores = row[part]
+    order = np.lexsort((part, -part_scores))
+    items, vals = part[order].astype(np.int64)[None], part_scores[order][None]
     items[~np.isfinite(vals)] = -1
     return _pad(items, vals, k)
 
@@ -51,8 +61,14 @@ def topk_global(
         return _pad(items.copy(), vals.copy(), k)
     max_excl = int(np.diff(exclude.indptr).max())
     pool = ranking[: k + max_excl]
-    masked = exclude[:, pool].toarray() > 0
-    keep = ~masked
+    # Mark each row's excluded pool entries straight from the CSR arrays (no sparse column slicing).
+    slot_of = np.full(max(int(exclude.shape[1]), int(pool.max(initial=-1)) + 1), -1, dtype=np.int64)
+    slot_of[pool] = np.arange(len(pool))
+    rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+    hit = slot_of[exclude.indices] if len(pool) else np.zeros(0, np.int64)
+    on = (hit >= 0) & (exclude.data > 0)
+    keep = np.ones((n_rows, len(pool)), dtype=bool)
+    keep[rows[on], hit[on]] = False
     pos = np.cumsum(keep, axis=1)
     sel = keep & (pos <= k)
     rows, cols = np.nonzero(sel)
@@ -75,34 +91,88 @@ def _pad(items: np.ndarray, vals: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
 
 
 def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
-    """Rows of ``matrix`` for ``users``; users beyond its shape (unknown at fit time) get empty rows."""
-    users = np.asarray(users, dtype=np.int64)
-    inside = users < matrix.shape[0]
-    if inside.all():
-        return matrix[users]
-    out = sp.diags(inside.astype(matrix.dtype)) @ matrix[np.where(inside, users, 0)]
-    out.eliminate_zeros()
-    return sp.csr_matrix(out)
+    """Rows of ``matrix`` for ``users``; users outside it (unknown at fit time, or negative) get empty rows.
+
+    Gathers straight from the CSR arrays: no per-call sparse-indexing overhead, so it is as cheap
+    for one user (serving) as it is fast for all of them.
+    """
+    users = np.asarray(users, dtype=np.int64).reshape(-1)
+    indptr = matrix.indptr
+    if len(users) == 1:  # the serving case: one slice, no gather
+        u = int(users[0])
+        lo, hi = (int(indptr[u]), int(indptr[u + 1])) if 0 <= u < matrix.shape[0] else (0, 0)
+        return sp.csr_matrix((matrix.data[lo:hi], matrix.indices[lo:hi], np.array([0, hi - lo])),
+                             shape=(1, matrix.shape[1]))
+    inside = (users >= 0) & (users < matrix.shape[0])
+    safe = np.where(inside, users, 0)
+    starts = indptr[safe]
+    lens = np.where(inside, indptr[safe + 1] - starts, 0)
+    out_ptr = np.zeros(len(users) + 1, dtype=np.int64)
+    np.cumsum(lens, out=out_ptr[1:])
+    take = np.repeat(starts - out_ptr[:-1], lens) + np.arange(out_ptr[-1])
+    return sp.csr_matrix((matrix.data[take], matrix.indices[take], out_ptr), shape=(len(users), matrix.shape[1]))
 
 
-def sparse_topk(m: sp.csr_matrix, k: int, *, max_block: int = 8_000_000) -> tuple[np.ndarray, np.ndarray]:
+def sparse_topk(
+    m: sp.csr_matrix, k: int, *, exclude: sp.csr_matrix | None = None, max_block: int = 8_000_000
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` stored entries per row of a sparse matrix: (items, scores), padded -1 / -inf.
 
     Rows are densified in blocks of at most ``max_block`` cells (absent entries are -inf, never
     selected) and picked with :func:`topk_dense` — far faster than sorting every stored entry.
+    ``exclude`` (rows aligned) removes entries, as if they were not stored.
     """
-    m = sp.csr_matrix(m)
+    m = m if isinstance(m, sp.csr_matrix) else sp.csr_matrix(m)
     n_rows, n_cols = m.shape
     chunk = max(1, min(n_rows, max_block // max(n_cols, 1)))
     items = np.full((n_rows, k), -1, dtype=np.int64)
     scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
     for start in range(0, n_rows, chunk):
-        block = m[start : start + chunk]
-        dense = np.full(block.shape, -np.inf, dtype=np.float32)
-        r = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-        dense[r, block.indices] = block.data
-        items[start : start + chunk], scores[start : start + chunk] = topk_dense(dense, k)
+        stop = min(start + chunk, n_rows)
+        lo, hi = m.indptr[start], m.indptr[stop]
+        dense = np.full((stop - start, n_cols), -np.inf, dtype=np.float32)
+        r = np.repeat(np.arange(stop - start), np.diff(m.indptr[start:stop + 1]))
+        dense[r, m.indices[lo:hi]] = m.data[lo:hi]
+        block_excl = None if exclude is None else row_block(exclude, start, stop)
+        items[start:stop], scores[start:stop] = topk_dense(dense, k, exclude=block_excl)
     return items, scores
+
+
+def row_block(m: sp.csr_matrix, start: int, stop: int) -> sp.csr_matrix:
+    lo, hi = m.indptr[start], m.indptr[stop]
+    return sp.csr_matrix((m.data[lo:hi], m.indices[lo:hi], m.indptr[start:stop + 1] - lo), shape=(stop - start, m.shape[1]))
+
+
+#: Products with at most this many rows take :func:`product_rows_dense` (serving: one user per call).
+SMALL_ROWS = 64
+
+
+def product_topk(
+    a: sp.csr_matrix, b: sp.csr_matrix, k: int, *, exclude: sp.csr_matrix | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sparse_topk(a @ b, k, exclude=exclude)``; for a few rows of ``a`` without building the product."""
+    if a.shape[0] <= SMALL_ROWS:
+        return topk_dense(product_rows_dense(a, b), k, exclude=exclude)
+    return sparse_topk(a @ b, k, exclude=exclude)
+
+
+def product_rows_dense(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
+    """``a @ b`` densified, -inf where the sparse product stores nothing, bit-identical to scipy's.
+
+    scipy's CSR product accumulates each output cell in the order of ``a``'s then ``b``'s stored
+    entries, in the upcast dtype, and drops exact zeros; ``np.add.at`` adds in the same order.
+    """
+    dtype = np.result_type(a.dtype, b.dtype)
+    n_rows, n_cols = a.shape[0], b.shape[1]
+    lens = np.diff(b.indptr)[a.indices]
+    starts = b.indptr[a.indices]
+    ends = np.cumsum(lens)
+    take = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
+    rows = np.repeat(np.repeat(np.arange(n_rows), np.diff(a.indptr)), lens)
+    vals = np.repeat(a.data.astype(dtype, copy=False), lens) * b.data[take].astype(dtype, copy=False)
+    acc = np.zeros(n_rows * n_cols, dtype=dtype)
+    np.add.at(acc, rows * n_cols + b.indices[take], vals)
+    return np.where(acc != 0, acc, -np.inf).astype(np.float32).reshape(n_rows, n_cols)
 
 
 def sparse_rows_topk(m: sp.csr_matrix, users: np.ndarray, k: int, source: str) -> Candidates:

@@ -8,12 +8,10 @@ item's ``n_neighbors`` nearest items, keeps every interest (like item-kNN, with 
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 import scipy.sparse as sp
 
 from shortlist.index import VectorIndex
-from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.topk import sparse_rows_topk
+from shortlist.retrieval.topk import product_topk, row_block, sparse_topk
 
 _ROWS_PER_CHUNK = 8192  # users scored per sparse product: bounds the memory of W @ S
 
@@ -34,26 +32,17 @@ def neighbor_graph(
     return graph
 
 
-def neighbor_candidates(
-    weights: sp.csr_matrix,
-    graph: sp.csr_matrix,
-    users: np.ndarray,
-    k: int,
-    *,
-    exclude: sp.csr_matrix | None,
-    source: str,
-) -> Candidates:
-    """Top-``k`` items of ``weights @ graph`` per row (rows aligned with ``users``), minus ``exclude``."""
-    parts = []
-    for start in range(0, len(users), _ROWS_PER_CHUNK):
-        stop = min(start + _ROWS_PER_CHUNK, len(users))
-        scores = sp.csr_matrix(weights[start:stop] @ graph)
-        if exclude is not None and exclude.nnz:
-            mask = sp.csr_matrix(exclude[start:stop], dtype=bool).astype(np.float32)
-            scores = sp.csr_matrix(scores - scores.multiply(mask))
-            scores.eliminate_zeros()
-        if scores.nnz:
-            parts.append(sparse_rows_topk(scores, users[start:stop], k, source))
-    if not parts:
-        return Candidates.empty(source)
-    return parts[0] if len(parts) == 1 else Candidates(pl.concat([p.frame for p in parts]))
+def neighbor_topk(
+    weights: sp.csr_matrix, graph: sp.csr_matrix, k: int, *, exclude: sp.csr_matrix | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows × k) items and scores of ``weights @ graph``, best first, minus ``exclude``; padded -1 / -inf."""
+    n = weights.shape[0]
+    if n <= _ROWS_PER_CHUNK:
+        return product_topk(weights, graph, k, exclude=exclude)
+    items = np.full((n, k), -1, np.int64)
+    scores = np.full((n, k), -np.inf, np.float32)
+    for start in range(0, n, _ROWS_PER_CHUNK):
+        stop = min(start + _ROWS_PER_CHUNK, n)
+        excl = None if exclude is None else row_block(exclude, start, stop)
+        items[start:stop], scores[start:stop] = sparse_topk(row_block(weights, start, stop) @ graph, k, exclude=excl)
+    return items, scores

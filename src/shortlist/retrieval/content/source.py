@@ -17,7 +17,7 @@ from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.content.cache import EmbeddingCache
 from shortlist.retrieval.content.embed import encode_items
 from shortlist.retrieval.content.encoders import Encoder, resolve_encoder
-from shortlist.retrieval.content.neighbors import neighbor_candidates, neighbor_graph
+from shortlist.retrieval.content.neighbors import neighbor_graph, neighbor_topk
 from shortlist.retrieval.content.profile import default_half_life_days, history_weights, profile_weights
 from shortlist.retrieval.content.text import DEFAULT_MAX_CHARS
 from shortlist.retrieval.topk import rows_of
@@ -162,12 +162,17 @@ class ContentSource:
 
     # --- retrieval -----------------------------------------------------------------------------
     def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        users = np.asarray(users, dtype=np.int64)
+        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
+
+    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
         require_fitted(self, "weights_")
         assert self.weights_ is not None and self.seen_ is not None
         users = np.asarray(users, dtype=np.int64)
         exclude = seen_rows(self.seen_, users, exclude_seen)
-        return self._search(users, rows_of(self.weights_, users), exclude, k)
+        return self._search(rows_of(self.weights_, users), exclude, k)
 
     def retrieve_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
                              exclude_seen: bool = True) -> Candidates:
@@ -175,27 +180,35 @@ class ContentSource:
 
         Without ``timestamps`` the items are taken as chronological and weighted equally.
         """
+        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
+        return Candidates.from_topk(np.array([-1]), *top, self.name)
+
+    def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
+                         exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
         check_k(k)
         require_fitted(self, "item_vectors_")
         assert self.item_vectors_ is not None
         weights, seen = history_weights(items, self.item_vectors_.shape[0], timestamps=timestamps,
                                         n_recent=self.n_recent, half_life_days=self.half_life_days_)
-        return self._search(np.array([-1]), weights, seen if exclude_seen else None, k)
+        return self._search(weights, seen if exclude_seen else None, k)
 
-    def _search(self, users: np.ndarray, weights: sp.csr_matrix, exclude: sp.csr_matrix | None,
-                k: int) -> Candidates:
-        if not len(users):
-            return Candidates.empty(self.name)
+    def _search(self, weights: sp.csr_matrix, exclude: sp.csr_matrix | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = weights.shape[0]
         if self.aggregate == "neighbors":
             assert self.graph_ is not None
-            return neighbor_candidates(weights, self.graph_, users, k, exclude=exclude, source=self.name)
+            return neighbor_topk(weights, self.graph_, k, exclude=exclude)
+        items = np.full((n, k), -1, np.int64)
+        scores = np.full((n, k), -np.inf, np.float32)
         queries = self._profiles(weights)
         active = np.flatnonzero(np.any(queries != 0, axis=1))
         if self.index_ is None or not active.size:
-            return Candidates.empty(self.name)
+            return items, scores
         excl = None if exclude is None else sp.csr_matrix(exclude[active])
-        ids, scores = self.index_.search(queries[active], k, exclude=excl)
-        return Candidates.from_topk(users[active], ids, scores, self.name)
+        ids, vals = self.index_.search(queries[active], k, exclude=excl)
+        width = min(k, ids.shape[1])
+        items[active, :width], scores[active, :width] = ids[:, :width], vals[:, :width]
+        return items, scores
 
     # --- persistence ---------------------------------------------------------------------------
     def get_state(self) -> State:

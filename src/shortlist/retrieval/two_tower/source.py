@@ -13,7 +13,15 @@ import scipy.sparse as sp
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError, DependencyMissingError
 from shortlist.index import VectorIndex
-from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted, seen_rows
+from shortlist.retrieval.base import (
+    State,
+    check_k,
+    csr_from_arrays,
+    csr_to_arrays,
+    history_row,
+    require_fitted,
+    seen_rows,
+)
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.two_tower import data
 
@@ -195,6 +203,11 @@ class TwoTower:
     # -- retrieve ----------------------------------------------------------------------------
     def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
         """Top-``k`` items by the trained similarity; users without history at fit time get nothing."""
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
+        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
+
+    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
         require_fitted(self, "item_vectors_")
         assert self.has_history_ is not None and self.user_vectors_ is not None and self.seen_ is not None
@@ -202,14 +215,23 @@ class TwoTower:
         known = (users >= 0) & (users < len(self.has_history_))
         known[known] = self.has_history_[users[known]]
         q = users[known]
-        if not len(q):
-            return Candidates.empty(self.name)
-        return self._search(self.user_vectors_[q], q, k, seen_rows(self.seen_, q, exclude_seen))
+        items = np.full((len(users), k), -1, np.int64)
+        scores = np.full((len(users), k), -np.inf, np.float32)
+        if len(q):
+            items[known], scores[known] = self._search(self.user_vectors_[q], k, seen_rows(self.seen_, q, exclude_seen))
+        return items, scores
 
     def retrieve_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
     ) -> Candidates:
         """Run the user tower on an ad-hoc history (user id -1 in the result)."""
+        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
+        return Candidates.from_topk(np.array([-1]), *top, self.name)
+
+    def topk_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
         check_k(k)
         require_fitted(self, "item_vectors_")
         assert self.item_vectors_ is not None
@@ -218,21 +240,19 @@ class TwoTower:
         n_items = len(self.item_vectors_)
         hist = data.adhoc_history(items, timestamps, self.max_history, n_items, n_items)
         if (hist == n_items).all():
-            return Candidates.empty(self.name)
+            return np.full((1, k), -1, np.int64), np.full((1, k), -np.inf, np.float32)
         net = self._network()
         vec = encode_histories(net, hist, None, next(net.parameters()).device)
-        given = np.asarray(items, dtype=np.int64).reshape(-1)
-        known = np.unique(given[(given >= 0) & (given < n_items)])
-        row = sp.csr_matrix((np.ones(len(known), np.float32), (np.zeros(len(known), np.int64), known)),
-                            shape=(1, n_items))
-        return self._search(vec, np.array([-1]), k, row if exclude_seen else None)
+        return self._search(vec, k, history_row(items, n_items) if exclude_seen else None)
 
-    def _search(
-        self, vectors: np.ndarray, users: np.ndarray, k: int, exclude: sp.csr_matrix | None
-    ) -> Candidates:
+    def _search(self, vectors: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
         assert self.index_ is not None
         ids, scores = self.index_.search(vectors, k, exclude=exclude)
-        return Candidates.from_topk(users, ids, scores, self.name)
+        items = np.full((len(vectors), k), -1, np.int64)
+        vals = np.full((len(vectors), k), -np.inf, np.float32)
+        width = min(k, ids.shape[1])
+        items[:, :width], vals[:, :width] = ids[:, :width], scores[:, :width]
+        return items, vals
 
     # -- embeddings ----------------------------------------------------------------------------
     def item_embeddings(self) -> np.ndarray:

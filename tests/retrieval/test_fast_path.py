@@ -1,0 +1,99 @@
+"""The small-batch (serving) path gives exactly the batch path's output, for every source and the union."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import scipy.sparse as sp
+from polars.testing import assert_frame_equal
+
+from shortlist.data.synthetic import make_synthetic
+from shortlist.pipeline.sources import CandidateGenerator
+from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.topk import product_rows_dense, product_topk, rows_of, sparse_topk, topk_dense
+from shortlist.retrieval.union import FUSED, fuse, fuse_topk, union
+from shortlist.schema import MISSING_RANK, USER
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return make_synthetic(n_users=120, n_items=60, n_interactions=2500, seed=11)
+
+
+def all_users(data) -> np.ndarray:
+    return np.arange(data.n_users + 2)  # two users unknown at fit time
+
+
+def test_generator_one_user_equals_the_batch_union(dataset):
+    data = dataset.interactions
+    names = ["repurchase", "transition", "itemknn", "covisit", "ease", "als", "content", "popular_recent", "popular"]
+    gen = CandidateGenerator(names, per_source=15, max_candidates=25,
+                             overrides={"als": {"factors": 8, "iterations": 3},
+                                        "content": {"encoder": "tfidf", "tfidf_dim": 16, "backend": "numpy"}})
+    gen.fit(data, items=dataset.items, rng=np.random.default_rng(0))
+    gen.weights = {"ease": 1.5, "popular": 0.5}
+    users = all_users(data)
+    for exclude in (True, False):
+        batch = gen.combine(gen.retrieve_all(users, exclude_seen=exclude))
+        assert batch.height and batch.columns[-1] == FUSED
+        fast = pl.concat([gen.generate(np.array([u]), exclude_seen=exclude) for u in users])
+        assert_frame_equal(fast, batch)
+        assert_frame_equal(gen.generate(users[:5], exclude_seen=exclude),
+                           batch.filter(pl.col(USER) < 5))
+    session = gen.generate_for_history(np.array([3, 5, 8]), timestamps=np.array([1, 2, 3]), exclude_seen=True)
+    assert session.height and (session[USER] == -1).all() and not set(session["item"].to_list()) & {3, 5, 8}
+
+
+def test_fuse_topk_equals_fuse_of_union_with_exact_rows():
+    users = np.array([2, 0])
+    tops = {
+        "a": (np.array([[10, 11, -1], [12, -1, -1]]), np.array([[0.9, 0.5, -np.inf], [0.7, -np.inf, -np.inf]],
+                                                                np.float32)),
+        "b": (np.array([[11, 13, 10], [-1, -1, -1]]), np.array([[3.0, 2.0, 1.0], [-np.inf] * 3], np.float32)),
+    }
+    parts = [Candidates.from_topk(users, *tops[s], s) for s in ("a", "b")]
+    kw = {"priority": ("b",), "max_per_user": 3, "weights": {"a": 2.0}}
+    expected = fuse(union(parts, sources=["a", "b"]), ["a", "b"], **kw)
+    got = fuse_topk(users, tops, ["a", "b"], **kw)
+    assert_frame_equal(got, expected)
+    assert got.select("user", "item", "n_sources", "a_rank", "b_rank").rows() == [
+        (0, 12, 1, 1, MISSING_RANK),
+        (2, 10, 2, 1, 3),  # 2/31 + 1/33 + 1 (priority) beats 2/32 + 1/31 + 1
+        (2, 11, 2, 2, 1),
+        (2, 13, 1, MISSING_RANK, 2),
+    ]
+    budget = fuse_topk(users, tops, ["a", "b"], budgets={"b": 1})
+    assert_frame_equal(budget, fuse(union(parts, sources=["a", "b"], budgets={"b": 1}), ["a", "b"]))
+    assert budget.filter(pl.col("user") == 2).select("item", "b_rank").rows() == [(11, 1), (10, MISSING_RANK)]
+
+
+def test_dense_product_is_bit_identical_to_scipy():
+    a = sp.random(6, 300, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    b = sp.random(300, 250, density=0.05, format="csr", dtype=np.float32, random_state=2)
+    product = (a @ b).tocsr()
+    dense = np.full(product.shape, -np.inf, np.float32)
+    dense[np.repeat(np.arange(6), np.diff(product.indptr)), product.indices] = product.data
+    np.testing.assert_array_equal(product_rows_dense(a, b), dense)
+    seen = sp.csr_matrix(np.eye(6, 250, dtype=np.float32))
+    for got, want in zip(product_topk(a, b, 20, exclude=seen), sparse_topk(product, 20, exclude=seen), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_one_row_topk_dense_matches_the_matrix_path():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 5, size=(4, 50)).astype(np.float32)  # many ties
+    scores[1, :45] = -np.inf
+    items, vals = topk_dense(scores, 10)
+    for r in range(4):
+        one = topk_dense(scores[r:r + 1], 10)
+        np.testing.assert_array_equal(one[0][0], items[r])
+        np.testing.assert_array_equal(one[1][0], vals[r])
+    assert (items[1, 5:] == -1).all()
+
+
+def test_rows_of_single_and_negative_users():
+    m = sp.csr_matrix(np.array([[1, 0, 2], [0, 3, 0]], dtype=np.float32))
+    assert rows_of(m, np.array([1])).toarray().tolist() == [[0, 3, 0]]
+    assert rows_of(m, np.array([-1])).toarray().tolist() == [[0, 0, 0]]
+    assert rows_of(m, np.array([0, -1, 7, 1])).toarray().tolist() == [[1, 0, 2], [0, 0, 0], [0, 0, 0], [0, 3, 0]]
