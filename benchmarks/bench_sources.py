@@ -3,23 +3,51 @@
     python benchmarks/bench_sources.py [--dataset online-retail] [--protocol days:14] [--data-dir DIR]
 
 Retrieval is timed for *every* user of the dataset (the issue's budget: < 10 s per fitted source
-on 2 cores) and recall@N on the split's test users. Timings are wall-clock on this machine; the
-popularity source, measured in the same run, is the baseline for the ratios.
+on 2 cores) and recall@N on the split's test users. Single-user latency (the serving path) is the
+median over ``--latency-users`` users of one ``topk`` call, and of one ``topk_for_history`` call
+on the user's last 30 items; then the whole stage 1 (``CandidateGenerator.generate`` for one user,
+all sources + union). Those run with one BLAS thread, as a service should: a one-user product is
+too small for threads to pay, and on a busy machine waking them costs milliseconds. Timings are
+wall-clock on this machine and noisy where it is shared: compare ratios measured in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import polars as pl
+from threadpoolctl import threadpool_limits
 
+from shortlist.data.containers import Interactions
 from shortlist.data.loaders import DATASETS, load_named
 from shortlist.data.split import split_by_protocol
 from shortlist.evaluation.metrics import compute_metrics
 from shortlist.pipeline.sources import CandidateGenerator, default_source_names, has_text
 from shortlist.retrieval.union import fuse, union
+from shortlist.schema import ITEM, TIMESTAMP, USER
+
+
+def median_ms(fn: Callable[[int], object], users: np.ndarray) -> float:
+    """Median wall time of ``fn(user)`` over ``users`` (after one warm-up call), in milliseconds."""
+    fn(int(users[0]))
+    times = []
+    for u in users:
+        t0 = time.perf_counter()
+        fn(int(u))
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000.0)
+
+
+def recent_items(train: Interactions, users: np.ndarray, n: int = 30) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Each user's last ``n`` (items, timestamps), oldest first: the ad-hoc histories for latency."""
+    f = (train.frame.filter(pl.col(USER).is_in(users.tolist())).sort([USER, TIMESTAMP])
+         .group_by(USER, maintain_order=True).tail(n).partition_by(USER, as_dict=True))
+    return {int(k[0]): (v.get_column(ITEM).to_numpy(), v.get_column(TIMESTAMP).to_numpy())  # type: ignore[call-overload]
+            for k, v in f.items()}
 
 
 def main() -> None:
@@ -29,6 +57,7 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, action="append", default=[])
     ap.add_argument("--k", type=int, default=300)
     ap.add_argument("--sources", default=None, help="comma-separated (default: the model's default set)")
+    ap.add_argument("--latency-users", type=int, default=200)
     args = ap.parse_args()
     ds = load_named(args.dataset, search_dirs=args.data_dir)
     spec = DATASETS[args.dataset]
@@ -44,9 +73,12 @@ def main() -> None:
     targets = split.targets()[test_users]
     print(f"# {args.dataset} {protocol} repeats={repeats}: {split.train.n_users:,} users, "
           f"{split.train.n_items:,} items, {len(split.train):,} training rows, {len(test_users):,} test users")
-    print(f"{'source':16s} {'fit s':>7s} {'retrieve all s':>15s} {'r@50':>6s} {'r@100':>6s} {'r@200':>6s} {'r@300':>6s}")
+    lat_users = np.random.default_rng(0).choice(all_users, size=min(args.latency_users, len(all_users)), replace=False)
+    lat_users = lat_users[np.diff(split.train.to_csr().indptr)[lat_users] > 0]
+    hist = recent_items(split.train, lat_users)
+    print(f"{'source':16s} {'fit s':>7s} {'retrieve all s':>15s} {'r@50':>6s} {'r@100':>6s} {'r@200':>6s} {'r@300':>6s}"
+          f" {'1 user ms':>10s} {'history ms':>11s}")
     parts = {}
-    base = None
     for name, src in gen.sources_.items():
         t0 = time.perf_counter()
         src.retrieve(all_users, args.k, exclude_seen=not repeats)
@@ -54,9 +86,13 @@ def main() -> None:
         c = src.retrieve(test_users, args.k, exclude_seen=not repeats)
         parts[name] = c
         m = compute_metrics(c.to_matrix(test_users, args.k), targets, ks=(50, 100, 200, 300), metrics=("recall",))
-        base = base or t_all
+        with threadpool_limits(limits=1, user_api="blas"):
+            one = median_ms(lambda u, s=src: s.topk(np.array([u]), args.k, exclude_seen=not repeats),  # type: ignore[attr-defined]
+                            lat_users)
+            adhoc = median_ms(lambda u, s=src: s.topk_for_history(hist[u][0], args.k, timestamps=hist[u][1],  # type: ignore[attr-defined]
+                                                                   exclude_seen=not repeats), lat_users)
         print(f"{name:16s} {gen.fit_seconds_[name]:7.2f} {t_all:15.2f} "
-              + " ".join(f"{m[f'recall@{n}']:6.3f}" for n in (50, 100, 200, 300)))
+              + " ".join(f"{m[f'recall@{n}']:6.3f}" for n in (50, 100, 200, 300)) + f" {one:10.3f} {adhoc:11.3f}")
     t0 = time.perf_counter()
     # Equal fusion weights here; the two-stage model learns them from a training label window.
     u = fuse(union(list(parts.values()), sources=names), names, priority=("repurchase",), max_per_user=300)
@@ -66,7 +102,14 @@ def main() -> None:
     order = -u.select("user").with_row_index().get_column("index").to_numpy().astype(np.float32)
     mat = rank_by_score(u, order, 300, "union").to_matrix(test_users, 300)
     m = compute_metrics(mat, targets, ks=(50, 100, 200, 300), metrics=("recall",))
-    print(f"{'union (≤300)':16s} {'':7s} {t_union:15.2f} " + " ".join(f"{m[f'recall@{n}']:6.3f}" for n in (50, 100, 200, 300)))
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = median_ms(lambda u: gen.generate(np.array([u]), exclude_seen=not repeats), lat_users)
+        adhoc = median_ms(lambda u: gen.generate_for_history(hist[u][0], timestamps=hist[u][1],
+                                                             exclude_seen=not repeats), lat_users)
+    print(f"{'union (≤300)':16s} {'':7s} {t_union:15.2f} " + " ".join(f"{m[f'recall@{n}']:6.3f}" for n in (50, 100, 200, 300))
+          + f" {one:10.3f} {adhoc:11.3f}")
+    print("# 1 user ms: one topk call (union row: CandidateGenerator.generate, all sources + union); "
+          "history ms: the same for the user's last 30 items as an ad-hoc history")
 
 
 if __name__ == "__main__":

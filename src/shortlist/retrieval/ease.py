@@ -126,7 +126,8 @@ class EASE:
         return self
 
     def _set(self, weights: np.ndarray, profiles: sp.csr_matrix, l2: float) -> None:
-        self.weights_, self.profiles_, self.l2_ = weights, profiles, l2
+        # C order: a sparse row times a Fortran-ordered B would copy all of B on every call.
+        self.weights_, self.profiles_, self.l2_ = np.ascontiguousarray(weights), profiles, l2
         self.active_ = np.diff(profiles.tocsc().indptr) > 0  # items never seen are never proposed
 
     def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
