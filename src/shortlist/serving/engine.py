@@ -20,9 +20,9 @@ import polars as pl
 from shortlist.errors import ModelLoadError
 from shortlist.features.pipeline import with_reference_times
 from shortlist.pipeline.artifacts import read_manifest, sha256_file
+from shortlist.pipeline.sources import _as_topk
 from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.ranking.lgbm import LGBMRanker
-from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.union import FUSED, best_rank, score_col
 from shortlist.schema import CATEGORY, ITEM, TIMESTAMP, TITLE, USER
 from shortlist.serving.drift import DriftMonitor
@@ -159,28 +159,29 @@ class Engine:
         """A known user's top-``k`` from their offline history. ``allowed``: boolean item mask."""
         t0 = time.perf_counter()
         users = np.array([user], dtype=np.int64)
-        parts, failed = self._retrieve(lambda s: s.retrieve(users, self.gen.per_source, exclude_seen=self.exclude_seen))
-        return self._finish(parts, failed, user, self.feats, k, allowed, explain, t0,
-                            seen=self.histories.items_of(user))
+        per, excl = self.gen.per_source, self.exclude_seen
+        tops, failed = self._tops(lambda s: s.topk(users, per, exclude_seen=excl) if hasattr(s, "topk")
+                                  else _as_topk(s.retrieve(users, per, exclude_seen=excl), users, per))
+        cands = self.gen._fuse(users, tops)
+        return self._finish(cands, failed, self.feats, k, allowed, explain, t0, seen=self.histories.items_of(user))
 
     def recommend_history(self, items: np.ndarray, ts: np.ndarray, k: int, *, user: int | None = None,
                           allowed: np.ndarray | None = None, explain: bool = False) -> Ranked:
         """Top-``k`` for an explicit history (a known user's offline + online events, or a session)."""
         t0 = time.perf_counter()
-        parts, failed = self._retrieve(lambda s: s.retrieve_for_history(
-            items, self.gen.per_source, timestamps=ts, exclude_seen=self.exclude_seen))
+        tops, failed = self._tops(lambda s: self._history_topk(s, items, ts, self.gen.per_source))
         uid = self.users.ids.len() if user is None else user
-        parts = {n: Candidates(c.frame.with_columns(pl.lit(uid, pl.Int32).alias(USER))) for n, c in parts.items()}
+        cands = self.gen._fuse(np.array([uid]), tops)
         feats = self._pipeline_for(items, ts, uid)
-        return self._finish(parts, failed, uid, feats, k, allowed, explain, t0, seen=items)
+        return self._finish(cands, failed, feats, k, allowed, explain, t0, seen=items)
 
     def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Items most like ``item``: the stage-1 union for a one-item history, in fusion order."""
         one = np.array([item], dtype=np.int64)
         ts = np.array([self.end_ts], dtype=np.int64)
-        parts, _ = self._retrieve(lambda s: s.retrieve_for_history(one, k + 1, timestamps=ts, exclude_seen=True),
-                                  skip=("popular", "popular_recent", "repurchase"))
-        cands = self.gen.combine(parts)
+        tops, _ = self._tops(lambda s: self._history_topk(s, one, ts, k + 1),
+                             skip=("popular", "popular_recent", "repurchase"))
+        cands = self.gen._fuse(np.array([0]), tops)
         cands = cands.filter(pl.col(ITEM) != item).head(k)
         return cands.get_column(ITEM).to_numpy().astype(np.int64), cands.get_column(FUSED).to_numpy()
 
@@ -200,18 +201,25 @@ class Engine:
         return [{FALLBACK: float(fb.scores_[i])} for i in items]
 
     # --- internals -------------------------------------------------------------------------------
-    def _retrieve(self, call: Any, skip: tuple[str, ...] = ()) -> tuple[dict[str, Candidates], list[str]]:
-        parts: dict[str, Candidates] = {}
+    def _tops(self, call: Any, skip: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[str]]:
+        """Each source's top-k matrices; a source that raises is left out and named."""
+        tops: dict[str, Any] = {}
         failed: list[str] = []
         for name, src in self.gen.sources_.items():
             if name in skip:
                 continue
             try:
-                parts[name] = call(src)
+                tops[name] = call(src)
             except Exception:  # a broken source must not take the request down: serve from the others
                 logger.exception("source %s failed at request time", name)
                 failed.append(name)
-        return parts, failed
+        return tops, failed
+
+    def _history_topk(self, src: Any, items: np.ndarray, ts: np.ndarray, k: int) -> Any:
+        if hasattr(src, "topk_for_history"):
+            return src.topk_for_history(items, k, timestamps=ts, exclude_seen=self.exclude_seen)
+        c = src.retrieve_for_history(items, k, timestamps=ts, exclude_seen=self.exclude_seen)
+        return _as_topk(c, np.array([-1]), k)
 
     def _pipeline_for(self, items: np.ndarray, ts: np.ndarray, uid: int) -> Any:
         from shortlist.features.pipeline import FeaturePipeline
@@ -229,9 +237,8 @@ class Engine:
         return FeaturePipeline(sources=self.feats.sources, similarities=self.gen.similarities(),
                                embeddings=self.gen.embeddings()).fit(extended, items=self.model.items_)
 
-    def _finish(self, parts: dict[str, Candidates], failed: list[str], user: int, feats: Any, k: int,
+    def _finish(self, cands: pl.DataFrame, failed: list[str], feats: Any, k: int,
                 allowed: np.ndarray | None, explain: bool, t0: float, *, seen: np.ndarray) -> Ranked:
-        cands = self.gen.combine(parts)
         t1 = time.perf_counter()
         n_cands = cands.height
         X = None
