@@ -35,6 +35,7 @@ SOURCES: dict[str, Callable[[], CandidateSource]] = {
     "covisit": _lazy("shortlist.retrieval.covisit", "CoVisitation", kind="session"),
     "transition": _lazy("shortlist.retrieval.covisit", "CoVisitation", kind="transition"),
     "ease": _lazy("shortlist.retrieval.ease", "EASE"),
+    "userknn": _lazy("shortlist.retrieval.userknn", "UserKNN", neighbours=10),
     "als": _lazy("shortlist.retrieval.als", "ALS", factors=16, iterations=5),
     "two_tower": _lazy("shortlist.retrieval.two_tower", "TwoTower", dim=8, hidden=16, epochs=2, batch_size=128),
     "content": _lazy("shortlist.retrieval.content", "ContentSource", encoder="tfidf", tfidf_dim=16, backend="numpy"),

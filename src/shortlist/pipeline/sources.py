@@ -34,6 +34,7 @@ SOURCE_CATALOGUE: dict[str, tuple[str, str, dict[str, Any]]] = {
     "covisit": ("shortlist.retrieval.covisit", "CoVisitation", {"kind": "session"}),
     "transition": ("shortlist.retrieval.covisit", "CoVisitation", {"kind": "transition"}),
     "ease": ("shortlist.retrieval.ease", "EASE", {}),
+    "userknn": ("shortlist.retrieval.userknn", "UserKNN", {}),
     "als": ("shortlist.retrieval.als", "ALS", {}),
     "two_tower": ("shortlist.retrieval.two_tower", "TwoTower", {}),
     "content": ("shortlist.retrieval.content", "ContentSource", {}),

@@ -18,6 +18,7 @@ SOURCE_TYPES: dict[str, Any] = {"Popularity": Popularity, "Repurchase": Repurcha
 LAZY_SOURCES: dict[str, tuple[str, str]] = {
     "CoVisitation": ("shortlist.retrieval.covisit", "CoVisitation"),
     "EASE": ("shortlist.retrieval.ease", "EASE"),
+    "UserKNN": ("shortlist.retrieval.userknn", "UserKNN"),
     "ALS": ("shortlist.retrieval.als", "ALS"),
     "TwoTower": ("shortlist.retrieval.two_tower", "TwoTower"),
     "ContentSource": ("shortlist.retrieval.content", "ContentSource"),

@@ -1,0 +1,145 @@
+"""User-kNN: what the users most similar to me bought recently ("popular among people like me").
+
+Item-based sources score an item by its similarity to each of my items one at a time; user-kNN
+compares whole histories first, so an item enters my list when it is common among the users who
+share many of my items, even if it co-occurs weakly with each single one. Where tastes and
+catalogues move (retail: new products, seasons), the neighbours' *recent* items are what counts,
+so their items are weighted ``exp(-ln2 · age / half_life_days)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Self
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from shortlist.data.containers import Interactions
+from shortlist.errors import ConfigError
+from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, history_row, require_fitted
+from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.topk import product_topk, rows_of
+from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
+
+_ROWS_PER_CHUNK = 1024  # users per block: bounds the dense (block × users) similarity
+
+
+def default_half_life_days(history: Interactions) -> float:
+    """Neighbours' item recency half-life: 1/12 of the time span, between 7 and 365 days."""
+    first, last = history.time_span()
+    return float(min(365.0, max(7.0, (last - first) / SECONDS_PER_DAY / 12.0)))
+
+
+class UserKNN:
+    """Score items by ``Σ_v sim(u, v) · recency_v(i)`` over the ``neighbours`` most similar users ``v``.
+
+    ``sim`` is the cosine of binary histories; ``half_life_days``: ``"auto"`` (1/12 of the time
+    span), a number, or ``None`` (no decay). A new history is compared with every fitted user.
+    """
+
+    def __init__(self, *, neighbours: int = 200, half_life_days: float | Literal["auto"] | None = "auto",
+                 name: str = "userknn") -> None:
+        if not isinstance(neighbours, int) or neighbours < 1:
+            raise ConfigError(f"neighbours must be a positive integer, got {neighbours!r}")
+        if isinstance(half_life_days, int | float) and half_life_days <= 0:
+            raise ConfigError(f"half_life_days must be positive, 'auto' or None, got {half_life_days}")
+        self.neighbours, self.half_life_days, self.name = neighbours, half_life_days, name
+        self.normed_: sp.csr_matrix | None = None  # users × items, rows L2-normalised binary
+        self.normed_t_: sp.csr_matrix | None = None  # its transpose (items × users), for similarities
+        self.recent_: sp.csr_matrix | None = None  # users × items, recency weight of each user's items
+        self.seen_: sp.csr_matrix | None = None
+        self.half_life_days_: float | None = None
+
+    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
+        hl = default_half_life_days(history) if self.half_life_days == "auto" else self.half_life_days
+        now = history.time_span()[1]
+        pairs = history.frame.group_by(USER, ITEM).agg(pl.col(TIMESTAMP).max())
+        u, i = pairs.get_column(USER).to_numpy(), pairs.get_column(ITEM).to_numpy()
+        age = np.maximum(now - pairs.get_column(TIMESTAMP).to_numpy(), 0) / SECONDS_PER_DAY
+        w = np.ones(len(age)) if hl is None else np.exp(-math.log(2.0) / hl * age)
+        shape = (history.n_users, history.n_items)
+        recent = sp.csr_matrix((w.astype(np.float32), (u, i)), shape=shape)
+        seen = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=shape)
+        self._set(seen, recent, hl)
+        return self
+
+    def _set(self, seen: sp.csr_matrix, recent: sp.csr_matrix, hl: float | None) -> None:
+        seen.sort_indices()
+        recent.sort_indices()
+        norm = np.sqrt(np.diff(seen.indptr)).astype(np.float32)
+        scale = np.repeat(1.0 / np.maximum(norm, 1.0), np.diff(seen.indptr)).astype(np.float32)
+        self.normed_ = sp.csr_matrix((seen.data * scale, seen.indices, seen.indptr), shape=seen.shape)
+        self.normed_t_ = sp.csr_matrix(self.normed_.T)
+        self.normed_t_.sort_indices()
+        self.seen_, self.recent_, self.half_life_days_ = seen, recent, hl
+
+    # --- retrieve ----------------------------------------------------------------------------
+    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        users = np.asarray(users, dtype=np.int64)
+        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
+
+    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
+        check_k(k)
+        require_fitted(self, "normed_")
+        assert self.normed_ is not None and self.seen_ is not None
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
+        items = np.full((len(users), k), -1, np.int64)
+        scores = np.full((len(users), k), -np.inf, np.float32)
+        for start in range(0, len(users), _ROWS_PER_CHUNK):
+            block = users[start:start + _ROWS_PER_CHUNK]
+            seen = rows_of(self.seen_, block) if exclude_seen else None
+            items[start:start + len(block)], scores[start:start + len(block)] = self._score(
+                rows_of(self.normed_, block), block, k, seen)
+        return items, scores
+
+    def retrieve_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> Candidates:
+        """Candidates for an ad-hoc history (user id -1); its neighbours are the fitted users."""
+        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
+        return Candidates.from_topk(np.array([-1]), *top, self.name)
+
+    def topk_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
+        check_k(k)
+        require_fitted(self, "normed_")
+        assert self.seen_ is not None
+        row = history_row(items, self.seen_.shape[1])
+        if row.nnz:
+            row.data[:] = np.float32(1.0 / max(math.sqrt(row.nnz), 1.0))
+        return self._score(row, np.array([-1]), k, row if exclude_seen else None)
+
+    def _score(self, normed: sp.csr_matrix, users: np.ndarray, k: int,
+               seen: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbours by cosine (never the user itself), then their recency-weighted items."""
+        assert self.normed_t_ is not None and self.recent_ is not None
+        n_users = self.normed_t_.shape[1]
+        self_rows = np.flatnonzero((users >= 0) & (users < n_users))
+        me = sp.csr_matrix((np.ones(len(self_rows), np.float32), (self_rows, users[self_rows])),
+                           shape=(len(users), n_users))
+        nb, sim = product_topk(normed, self.normed_t_, self.neighbours, exclude=me)
+        ok = nb >= 0
+        rows = np.repeat(np.arange(len(users)), ok.sum(axis=1))
+        weights = sp.csr_matrix((sim[ok], (rows, nb[ok])), shape=(len(users), n_users))
+        weights.sort_indices()
+        return product_topk(weights, self.recent_, k, exclude=seen)
+
+    # --- persistence ---------------------------------------------------------------------------
+    def get_state(self) -> State:
+        require_fitted(self, "normed_")
+        assert self.seen_ is not None and self.recent_ is not None
+        params: dict[str, Any] = {"neighbours": self.neighbours, "half_life_days": self.half_life_days,
+                                  "name": self.name, "half_life_days_": self.half_life_days_}
+        return params, {**csr_to_arrays("seen", self.seen_), **csr_to_arrays("recent", self.recent_)}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
+        obj = cls(neighbours=params["neighbours"], half_life_days=params["half_life_days"], name=params["name"])
+        obj._set(csr_from_arrays("seen", arrays), csr_from_arrays("recent", arrays), params["half_life_days_"])
+        return obj
+
