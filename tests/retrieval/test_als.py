@@ -65,6 +65,8 @@ def test_fold_in_solves_the_weighted_least_squares():
         a = y.T.astype(float) @ (cw[:, None] * y) + 0.1 * np.eye(3)
         np.testing.assert_allclose(got[row], np.linalg.solve(a, y.T @ (cw * p)), rtol=1e-4, atol=1e-6)
     assert np.all(got[2] == 0)  # no history: zero vector
+    for row in range(3):  # one row alone (the serving path) solves the same system
+        np.testing.assert_allclose(fold_in(conf[row], y, 0.1)[0], got[row], rtol=1e-5, atol=1e-7)
 
 
 def test_retrieve_excludes_seen_keeps_k_and_scores_by_dot_product(model, data):

@@ -65,6 +65,11 @@ def fold_in(conf: sp.csr_matrix, item_factors: np.ndarray, regularization: float
     y = item_factors.astype(np.float64, copy=False)
     d = y.shape[1]
     base = y.T @ y + regularization * np.eye(d) if gram is None else gram
+    if conf.shape[0] == 1:  # one history (serving): two small products instead of per-item outer products
+        cols, c1 = conf.indices, conf.data.astype(np.float64)
+        yc = y[cols]
+        a1 = base + (yc.T * (c1 - 1.0)) @ yc
+        return np.linalg.solve(a1, yc.T @ c1)[None].astype(np.float32)
     out = np.zeros((conf.shape[0], d), dtype=np.float32)
     chunk = max(1, _FOLD_CELLS // (d * d * 8))
     for start in range(0, conf.shape[0], chunk):
