@@ -3,7 +3,8 @@
     python benchmarks/bench_two_stage.py [--dataset online-retail] [--protocol days:14] [--data-dir DIR]
 
 Prints (1) candidate rows/s of the feature pipeline on the model's own candidates, with the
-number of features, and (2) wall-clock seconds of TwoStageRecommender.fit plus recommending for
+number of features, (2) per-request latency (one user's candidates: features from the fitted
+history and from an explicit history, ranker scoring), and (3) wall-clock seconds of TwoStageRecommender.fit plus recommending for
 every test user, next to popularity fitted and ranked in the same run (the ratio is the figure
 to compare across machines).
 """
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from shortlist.data.loaders import DATASETS, load_named
 from shortlist.data.split import split_by_protocol
@@ -22,6 +24,7 @@ from shortlist.evaluation.metrics import compute_metrics
 from shortlist.features.pipeline import with_reference_times
 from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.retrieval.popularity import Popularity
+from shortlist.schema import USER
 
 
 def main() -> None:
@@ -52,10 +55,11 @@ def main() -> None:
     assert gen is not None and feats is not None
     cands = with_reference_times(gen.generate(np.arange(split.train.n_users), exclude_seen=not ds.repeats), feats,
                                  mode=model.target.reference)
-    feats.transform(cands.head(1000))  # warm-up
+    feats.matrix(cands.head(1000))  # warm-up
     t0 = time.perf_counter()
-    X = feats.transform(cands)
+    X = feats.matrix(cands)
     t_feat = time.perf_counter() - t0
+    per_request = request_latency(model, cands)
 
     ndcg = compute_metrics(recs.to_matrix(users, 10), targets, metrics=("ndcg",))["ndcg@10"]
     ndcg_pop = compute_metrics(pop_recs.to_matrix(users, 10), targets, metrics=("ndcg",))["ndcg@10"]
@@ -66,6 +70,30 @@ def main() -> None:
     print(f"two-stage:   fit {t_fit:6.2f}s, fit+rank {t_total:6.2f}s ({t_total / max(t_pop, 1e-9):,.0f}x popularity)  "
           f"ndcg@10 {ndcg:.4f}")
     print(f"fit breakdown: {model.metrics_.get('timings')}")
+    print("per request (one user's candidates): " + ", ".join(
+        f"{k} p50 {np.percentile(v, 50) * 1e3:.2f} ms / p99 {np.percentile(v, 99) * 1e3:.2f} ms"
+        for k, v in per_request.items()))
+
+
+def request_latency(model: TwoStageRecommender, cands: pl.DataFrame, n_users: int = 200) -> dict[str, list[float]]:
+    """Seconds per request for features (fitted history / explicit history) and ranker scoring."""
+    users = cands.get_column(USER).unique(maintain_order=True).head(n_users).to_list()
+    per_user = cands.partition_by(USER, as_dict=True)
+    out: dict[str, list[float]] = {"features": [], "features_for_history": [], "predict": []}
+    for u in users:
+        c = per_user[(u,)]
+        t0 = time.perf_counter()
+        X = model.features_for(c)
+        t1 = time.perf_counter()
+        model.features_for(c, history=model.user_history(int(u)))
+        t2 = time.perf_counter()
+        if model.ranker_ is not None:
+            model.ranker_.predict(X)
+        t3 = time.perf_counter()
+        out["features"].append(t1 - t0)
+        out["features_for_history"].append(t2 - t1)
+        out["predict"].append(t3 - t2)
+    return out
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def test_small_and_threaded_batches_agree(fitted, monkeypatch):
     _, p, c = fitted
     cr = with_reference_times(c, p, mode="global")
     whole = p.matrix(cr)
-    monkeypatch.setattr(pipemod, "PARALLEL_ROWS", 10)
+    monkeypatch.setattr(pipemod, "CHUNK_ROWS", 7)  # many chunks, two threads
     np.testing.assert_array_equal(p.matrix(cr), whole)
     np.testing.assert_array_equal(p.matrix(cr[100:140]), whole[100:140])
     assert p.transform(cr).columns == p.names and np.array_equal(p.transform(cr).to_numpy(), whole, equal_nan=True)

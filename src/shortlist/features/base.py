@@ -182,22 +182,26 @@ def counts_before(
     keys: np.ndarray, items: np.ndarray, ref: np.ndarray, widths: Sequence[int]
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """For each width w: interactions with ``items[i]`` in ``(ref[i] - w, ref[i]]``; and the time of
-    the item's last interaction at or before ``ref[i]`` (-1: none). One sort serves them all."""
+    the item's last interaction at or before ``ref[i]`` (-1: none). One sort serves them all, and
+    each distinct (item, ref) is searched once (candidates share items and reference times)."""
     it = np.asarray(items, dtype=np.int64)
     ref = np.asarray(ref, dtype=np.int64)
     end_k = item_time_key(it, ref)
     order = np.argsort(end_k, kind="stable")
-    it_o, ref_o = it[order], ref[order]
-    hi = np.searchsorted(keys, end_k[order], side="right")
+    sorted_k = end_k[order]
+    first = np.flatnonzero(np.r_[True, sorted_k[1:] != sorted_k[:-1]]) if len(it) else np.zeros(0, np.int64)
+    expand = np.repeat(np.arange(len(first)), np.diff(np.r_[first, len(it)]))  # sorted row -> distinct key
+    it_u, ref_u = it[order][first], ref[order][first]
+    hi = np.searchsorted(keys, sorted_k[first], side="right")
     out = []
     for w in widths:
         c = np.empty(len(it), dtype=np.float32)
-        c[order] = hi - np.searchsorted(keys, item_time_key(it_o, ref_o - w), side="right")
+        c[order] = (hi - np.searchsorted(keys, item_time_key(it_u, ref_u - w), side="right"))[expand]
         out.append(c)
     prev = keys[np.maximum(hi - 1, 0)] if len(keys) else np.zeros(len(hi), np.int64)
-    found = (hi > 0) & ((prev // TS_BITS) == it_o)
+    found = (hi > 0) & ((prev // TS_BITS) == it_u)
     last = np.empty(len(it), dtype=np.int64)
-    last[order] = np.where(found, (prev % TS_BITS) - TS_OFFSET, -1)
+    last[order] = np.where(found, (prev % TS_BITS) - TS_OFFSET, -1)[expand]
     return out, last
 
 

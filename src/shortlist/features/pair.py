@@ -106,20 +106,23 @@ class PairFeatures:
             # (and so every float32 rounding) is the same for one request or a whole batch.
             recent = profiles.recent_sorted(n)[us]
             recent[~(ku & ki)] = -1
+            absent = recent < 0
+            flat = np.maximum(recent, 0) * st.n_items + is_[:, None]
             for sname in self.similarities:
-                out[f"{sname}_last{n}"] = _sum_similarity(self._similarity(sname), recent, is_, st.n_items)
+                table = self._similarity(sname)
+                if isinstance(table, np.ndarray):
+                    vals = table.ravel().take(flat)
+                    vals[absent] = 0.0
+                else:
+                    vals = table.get(recent, np.broadcast_to(is_[:, None], recent.shape)).astype(np.float32)
+                out[f"{sname}_last{n}"] = _row_sums(vals)
         return {name: out[name] for name in self.names}
 
 
-def _sum_similarity(table: np.ndarray | SparseCells, recent: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
-    """Row-wise Σ_j sim[recent[r, j], items[r]] over recent ids ≥ 0, accumulated left to right."""
-    if isinstance(table, np.ndarray):
-        vals = table.ravel().take(np.maximum(recent, 0) * n_items + items[:, None])
-        vals[recent < 0] = 0.0
-    else:
-        vals = table.get(recent, np.broadcast_to(items[:, None], recent.shape)).astype(np.float32)
-    acc = np.zeros(len(items), dtype=np.float32)
-    for j in range(recent.shape[1]):
+def _row_sums(vals: np.ndarray) -> np.ndarray:
+    """Σ across columns, strictly left to right in float32 (np.sum's pairwise order depends on width)."""
+    acc = np.zeros(len(vals), dtype=np.float32)
+    for j in range(vals.shape[1]):
         acc += vals[:, j]
     return acc
 

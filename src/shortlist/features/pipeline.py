@@ -134,30 +134,30 @@ class FeaturePipeline:
                   ref: np.ndarray) -> np.ndarray:
         items = candidates.get_column(ITEM).to_numpy().astype(np.int64)
         X = np.empty((len(items), len(self.names)), dtype=np.float32, order="F")
-        col = {name: j for j, name in enumerate(self.names)}
         for j, name in enumerate(self.source_names):  # column by column: no query plan per request
             X[:, j] = candidates.get_column(name).cast(pl.Float32).to_numpy()
+        col = {name: j for j, name in enumerate(self.names)}
 
-        def user_side() -> list[dict[str, np.ndarray]]:
-            return [self.pair.compute(profiles, rows, items, ref), self.user.compute(profiles, rows, ref)]
+        def fill(lo: int) -> None:
+            hi = min(lo + CHUNK_ROWS, len(items))
+            r, i, t = rows[lo:hi], items[lo:hi], ref[lo:hi]
+            for part in (self.item.compute(i, t), self.user.compute(profiles, r, t),
+                         self.pair.compute(profiles, r, i, t), self.sim.compute(profiles, r, i)):
+                for name, values in part.items():
+                    X[lo:hi, col[name]] = values
 
-        def item_side() -> list[dict[str, np.ndarray]]:
-            return [self.item.compute(items, ref), self.sim.compute(profiles, rows, items)]
-
-        if len(items) >= PARALLEL_ROWS:
-            # Two threads (numpy and scipy release the GIL in their kernels): pair+user beside item+sim.
+        # Every feature of a row depends on that row alone, so chunks give the same values as one
+        # pass; they keep temporaries in cache, and two threads share them (numpy releases the GIL).
+        starts = range(0, len(items), CHUNK_ROWS)
+        if len(starts) > 1:
             with ThreadPoolExecutor(max_workers=2) as pool:
-                future = pool.submit(user_side)
-                parts = item_side() + future.result()
-        else:
-            parts = item_side() + user_side()
-        for part in parts:
-            for name, values in part.items():
-                X[:, col[name]] = values
+                list(pool.map(fill, starts))
+        elif len(items):
+            fill(0)
         return X
 
 
-PARALLEL_ROWS = 20_000
+CHUNK_ROWS = 8_192
 
 
 def with_reference_times(candidates: pl.DataFrame, pipeline: FeaturePipeline, *, mode: str) -> pl.DataFrame:

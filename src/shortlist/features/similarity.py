@@ -72,32 +72,34 @@ class SimilarityFeatures:
         if self.profiles_ is None or self.user_mean_ is None:
             raise NotFittedError("SimilarityFeatures")
         means = self.user_mean_ if profiles is self.profiles_ else self.user_means(profiles)
-        recent = profiles.recent[:, :10]
-        n_users = profiles.n
+        known = (u >= 0) & (u < profiles.n)
+        us = np.where(known, u, 0)
+        rec = profiles.recent[:, :10][us]  # (rows × 10) the users' recent items, -1 padded
+        missing = rec < 0
+        flat: dict[int, np.ndarray] = {}  # offsets into an n × n table, shared by same-size tables
         out: dict[str, np.ndarray] = {}
         for name, v in self.embeddings.items():
-            ok = (u >= 0) & (u < n_users) & (i >= 0) & (i < len(v))
-            us, is_ = np.where(ok, u, 0), np.where(ok, i, 0)
+            ok = known & (i >= 0) & (i < len(v))
+            is_ = np.where(ok, i, 0)
             out[f"{name}_sim_mean"] = np.where(ok, np.einsum("rd,rd->r", means[name][us], v[is_]), np.nan)
-            sims = self._recent(name, v, recent, us, is_)  # (rows × 10), NaN where no item
-            valid = ~np.isnan(sims)
-            best = np.where(valid.any(axis=1), np.nanmax(np.where(valid, sims, -np.inf), axis=1), np.nan)
-            out[f"{name}_sim_last1"] = np.where(ok, sims[:, 0], np.nan)
-            out[f"{name}_sim_max10"] = np.where(ok, best, np.nan)
+            n = len(v)
+            if n * n > DENSE_ITEM_TABLE_CELLS:
+                sims = _recent_similarities(v, profiles.recent[:, :10], us, is_)
+            else:
+                if n not in flat:
+                    flat[n] = np.maximum(rec, 0) * n + is_[:, None]
+                sims = self._table(name, v).take(flat[n])
+            sims[missing] = -np.inf
+            best = sims.max(axis=1)  # as nanmax over the recent items present
+            out[f"{name}_sim_last1"] = np.where(ok & ~missing[:, 0], sims[:, 0], np.nan)
+            out[f"{name}_sim_max10"] = np.where(ok & (best > -np.inf), best, np.nan)
         return {k: v.astype(np.float32) for k, v in out.items()}
 
-    def _recent(self, name: str, v: np.ndarray, recent: np.ndarray, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        """Similarities to the recent items: a dense item × item table when it is small, else BLAS blocks."""
-        n = len(v)
-        if n * n > DENSE_ITEM_TABLE_CELLS:
-            return _recent_similarities(v, recent, u, i)
+    def _table(self, name: str, v: np.ndarray) -> np.ndarray:
+        """The item × item cosine table (flat), built on first use."""
         if name not in self._tables:
             self._tables[name] = (v @ v.T).astype(np.float32).ravel()
-        table = self._tables[name]
-        rec = recent[u]  # (rows × n_recent)
-        out = table.take(np.maximum(rec, 0) * n + i[:, None])
-        out[rec < 0] = np.nan
-        return out
+        return self._tables[name]
 
 
 DENSE_ITEM_TABLE_CELLS = 16_000_000
