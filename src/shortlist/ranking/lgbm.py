@@ -98,25 +98,31 @@ class LGBMRanker:
         names = list(feature_names)
         cats = [c for c in self.categorical if c in names]
         train = lgb.Dataset(X, y, group=group, feature_name=names, categorical_feature=cats, free_raw_data=True)
-        sets, labels = [train], ["train"]
+        sets, labels = [], []
         if valid is not None and len(valid[2]):
             sets.append(lgb.Dataset(valid[0], valid[1], group=valid[2], reference=train))
             labels.append("valid")
         evals: dict[str, Any] = {}
         callbacks = [lgb.record_evaluation(evals)]
-        if len(sets) > 1 and self.early_stopping_rounds:
+        if sets and self.early_stopping_rounds:
             callbacks.append(_smoothed_early_stopping(evals, f"ndcg@{self.eval_at[0]}", patience=self.early_stopping_rounds,
                                                       min_rounds=self.min_rounds, window=self.smoothing))
-        self.booster_ = lgb.train(self.params(), train, num_boost_round=self.n_estimators, valid_sets=sets,
-                                  valid_names=labels, callbacks=callbacks)
+        # The training set is scored once, at the chosen round, not every round (~15% of the fit).
+        booster = lgb.train(self.params(), train, num_boost_round=self.n_estimators, valid_sets=sets,
+                            valid_names=labels, callbacks=callbacks, keep_training_booster=True)
         curve = evals.get("valid", {}).get(f"ndcg@{self.eval_at[0]}")
         best = _best_round(curve, min_rounds=self.min_rounds, window=self.smoothing) if curve else \
-            int(self.booster_.current_iteration())
+            int(booster.current_iteration())
+        while booster.current_iteration() > best:
+            booster.rollback_one_iter()
         self.feature_names_ = names
         self.metrics_ = {"best_iteration": best}
+        for _, metric, value, _ in booster.eval_train():
+            self.metrics_[f"train_{metric}"] = float(value)
         for split_name, per_metric in evals.items():
             for metric, curve in per_metric.items():
                 self.metrics_[f"{split_name}_{metric}"] = float(curve[best - 1])
+        self.booster_ = lgb.Booster(model_str=booster.model_to_string())  # drops the training data
         if "train_ndcg@10" in self.metrics_ and "valid_ndcg@10" in self.metrics_:
             self.metrics_["ndcg@10_gap"] = self.metrics_["train_ndcg@10"] - self.metrics_["valid_ndcg@10"]
         return self
