@@ -175,7 +175,7 @@ def fuse_topk(
         valid &= rank <= limit[:, None, None]
     p_idx, row, _ = np.nonzero(valid)
     key = (users[row] << np.int64(32)) | items[valid]
-    uniq, inv = np.unique(key, return_inverse=True)
+    uniq, inv = _unique_keys(key, items[valid], one_user=len(users) == 1)
     n = len(uniq)
     ranks = np.full((len(names), n), MISSING_RANK, dtype=np.int32)
     vals = np.full((len(names), n), np.nan, dtype=np.float32)
@@ -196,7 +196,7 @@ def fuse_topk(
         first = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
         pos = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
         order = order[pos < max_per_user]
-    n_src = (ranks < MISSING_RANK).sum(axis=0).astype(np.uint32)
+    n_src = np.count_nonzero(ranks < MISSING_RANK, axis=0).astype(np.uint32)
     cols = [pl.Series(USER, out_user[order], dtype=pl.Int32), pl.Series(ITEM, out_item[order], dtype=pl.Int32),
             pl.Series(N_SOURCES, n_src[order], dtype=pl.UInt32)]
     for j, s in enumerate(names):
@@ -204,3 +204,15 @@ def fuse_topk(
         cols.append(pl.Series(rank_col(s), ranks[j][order], dtype=pl.Int32))
     cols.append(pl.Series(FUSED, fused32[order], dtype=pl.Float32))
     return pl.DataFrame(cols)
+
+
+def _unique_keys(key: np.ndarray, items: np.ndarray, *, one_user: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)``; for one user's keys by direct addressing of item ids
+    (no sort: the serving case)."""
+    if not one_user or not len(key):
+        return np.unique(key, return_inverse=True)
+    present = np.zeros(int(items.max()) + 1, dtype=bool)
+    present[items] = True
+    slot = np.cumsum(present) - 1
+    first = np.flatnonzero(present)
+    return (key[0] - items[0]) + first, slot[items]
