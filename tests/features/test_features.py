@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from shortlist.data import build_dataset
-from shortlist.features.base import PairIndex, TimeScale, count_in_window, sorted_item_times
+from shortlist.features.base import SparseCells, TimeScale, count_in_window, sorted_item_times
 from shortlist.features.item import ItemFeatures
 from shortlist.features.pair import PairFeatures
 from shortlist.features.pipeline import FeaturePipeline, with_reference_times
@@ -38,13 +38,14 @@ def cands(users, items, ref):
                          "ref_ts": np.array(ref, np.int64)})
 
 
-def test_pair_index_matches_dense_lookup():
+def test_sparse_cells_match_dense_lookup():
     rng = np.random.default_rng(0)
     m = sp.random(30, 40, density=0.2, format="csr", random_state=1, dtype=np.float32)
     r, c = rng.integers(-2, 32, 500), rng.integers(-2, 42, 500)
     dense = m.toarray()
     expected = np.array([dense[i, j] if 0 <= i < 30 and 0 <= j < 40 else 0.0 for i, j in zip(r, c, strict=True)])
-    np.testing.assert_allclose(PairIndex(r, c).lookup(m), expected)
+    np.testing.assert_array_equal(SparseCells(m).get(r, c), expected.astype(np.float32))
+    assert SparseCells(sp.csr_matrix((3, 3), dtype=np.float32)).get(r[:4], c[:4]).tolist() == [0.0] * 4
 
 
 def test_count_in_window(ds):

@@ -11,7 +11,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
-from shortlist.schema import ITEM, SECONDS_PER_DAY, USER
+from shortlist.schema import ITEM, SECONDS_PER_DAY
 
 
 class FeatureBuilder(Protocol):
@@ -48,40 +48,6 @@ class TimeScale:
         return {"short": max(s / 50, 1.0), "medium": max(s / 12, 2.0), "long": max(s / 3, 4.0)}
 
 
-_PAIR_SHIFT = np.int64(1) << np.int64(31)
-
-
-class PairIndex:
-    """Candidate (row, column) pairs, sorted once so many sparse lookups stay cache-friendly.
-
-    ``lookup(matrix)`` returns ``matrix[rows[i], cols[i]]`` for every i (0 where absent or out of
-    range), in the original order; a binary search over sorted queries is ~6× faster than unsorted.
-    """
-
-    def __init__(self, rows: np.ndarray, cols: np.ndarray) -> None:
-        self.rows = np.asarray(rows, dtype=np.int64)
-        self.cols = np.asarray(cols, dtype=np.int64)
-        keys = self.rows * _PAIR_SHIFT + self.cols
-        self.order = np.argsort(keys, kind="stable")
-        self.sorted_keys = keys[self.order]
-
-    def lookup(self, matrix: sp.csr_matrix | sp.csr_array) -> np.ndarray:
-        out = np.zeros(len(self.rows), dtype=np.float32)
-        m = sp.csr_matrix(matrix)
-        if m.nnz == 0 or not len(out):
-            return out
-        m.sum_duplicates()  # also sorts indices
-        mrows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-        mkeys = mrows * _PAIR_SHIFT + m.indices.astype(np.int64)
-        pos = np.searchsorted(mkeys, self.sorted_keys)
-        pos_c = np.minimum(pos, len(mkeys) - 1)
-        hit = mkeys[pos_c] == self.sorted_keys
-        out[self.order] = np.where(hit, m.data[pos_c], 0.0)
-        ok = (self.rows >= 0) & (self.rows < m.shape[0]) & (self.cols >= 0) & (self.cols < m.shape[1])
-        out[~ok] = 0.0
-        return out
-
-
 class SparseCells:
     """A sparse matrix's cells as sorted ``row * n_cols + col`` keys, for lookups of any pairs.
 
@@ -109,73 +75,6 @@ class SparseCells:
         hit = ok & (self.keys[pos] == q)
         out[hit] = self.data[pos[hit]]
         return out
-
-
-class RowGather:
-    """Values of ``(left @ right)[rows[i], cols[i]]`` for many pairs, through dense blocks.
-
-    Rows are processed in blocks whose dense product fits ``max_cells``; each block is one sparse ×
-    dense (or sparse → dense) product followed by a plain gather, which is several times faster
-    than searching sorted sparse keys. ``rows`` index ``left``'s rows; negative rows give 0.
-    """
-
-    def __init__(self, rows: np.ndarray, cols: np.ndarray, *, max_cells: int = 16_000_000) -> None:
-        self.rows = np.asarray(rows, dtype=np.int64)
-        self.cols = np.asarray(cols, dtype=np.int64)
-        self.max_cells = max_cells
-        self.order = np.argsort(self.rows, kind="stable")
-        self.sorted_rows = self.rows[self.order]
-        self._dense_right: dict[int, np.ndarray] = {}
-        self._plans: dict[tuple[int, int], list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]] = {}
-
-    def _plan(self, n_left: int, n_cols: int) -> list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
-        """Blocks of left rows with, per block, the output positions and flat offsets to take."""
-        key = (n_left, n_cols)
-        if key not in self._plans:
-            block = max(1, self.max_cells // max(n_cols, 1))
-            valid_from = int(np.searchsorted(self.sorted_rows, 0))
-            plan = []
-            for lo in range(0, n_left, block):
-                hi = min(lo + block, n_left)
-                a = max(int(np.searchsorted(self.sorted_rows, lo)), valid_from)
-                b = int(np.searchsorted(self.sorted_rows, hi))
-                if a >= b:
-                    continue
-                idx = self.order[a:b]
-                c = self.cols[idx]
-                ok = (c >= 0) & (c < n_cols)
-                flat = (self.rows[idx] - lo) * n_cols + np.where(ok, c, 0)
-                plan.append((lo, hi, idx, flat, ok))
-            self._plans[key] = plan
-        return self._plans[key]
-
-    def gather(self, left: sp.csr_matrix, right: sp.csr_matrix | np.ndarray | None = None) -> np.ndarray:
-        """``right`` may be dense already (callers that reuse one across transforms)."""
-        n_cols = left.shape[1] if right is None else right.shape[1]
-        dtype = left.dtype if right is None else np.result_type(left.dtype, right.dtype)
-        out = np.zeros(len(self.rows), dtype=dtype)
-        dense_right = right if isinstance(right, np.ndarray) else None
-        if isinstance(right, sp.spmatrix | sp.sparray) and right.shape[0] * right.shape[1] <= self.max_cells:
-            key = id(right)
-            if key not in self._dense_right:
-                self._dense_right[key] = right.toarray()
-            dense_right = self._dense_right[key]
-        for lo, hi, idx, flat, ok in self._plan(left.shape[0], n_cols):
-            part = left[lo:hi]
-            if right is None:
-                dense = part.toarray()
-            elif dense_right is not None:
-                dense = np.asarray(part @ dense_right)
-            else:
-                dense = (part @ right).toarray()
-            vals = dense.ravel().take(flat)
-            out[idx] = np.where(ok, vals, 0.0) if not ok.all() else vals
-        return out
-
-
-def pair_lookup(matrix: sp.csr_matrix, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """``matrix[users[i], items[i]]`` for every i, vectorised (0 where absent or out of range)."""
-    return PairIndex(users, items).lookup(matrix)
 
 
 def counts_before(
@@ -231,11 +130,3 @@ def sorted_item_times(history: Interactions) -> np.ndarray:
     """Sorted composite keys (item, timestamp) of the history, for :func:`count_in_window`."""
     f = history.frame
     return np.sort(item_time_key(f.get_column(ITEM).to_numpy(), f.get_column("timestamp").to_numpy()))
-
-
-def user_last_ts(history: Interactions) -> np.ndarray:
-    """Per-user last timestamp (length n_users; users without history get the global last)."""
-    f = history.frame.group_by(USER).agg(pl.col("timestamp").max())
-    out = np.full(history.n_users, history.time_span()[1], dtype=np.int64)
-    out[f.get_column(USER).to_numpy()] = f.get_column("timestamp").to_numpy()
-    return out

@@ -10,7 +10,7 @@ import polars as pl
 from shortlist.data.containers import Interactions, Items
 from shortlist.features.base import TimeScale, sorted_item_times
 from shortlist.features.profile import ItemTables, UserHistory, UserProfiles
-from shortlist.schema import BASKET, CATEGORY, ITEM, PRICE, SECONDS_PER_DAY, TIMESTAMP, USER
+from shortlist.schema import BASKET, CATEGORY, ITEM, PRICE, TIMESTAMP, USER
 
 
 @dataclass
@@ -71,9 +71,6 @@ class HistoryStats:
         """The profile of one explicit history, against this fit's item statistics."""
         return UserProfiles.of_history(history, tables=self.tables, end_ts=self.end_ts,
                                        recent_len=self.profiles.recent.shape[1])
-
-    def days(self, seconds: np.ndarray) -> np.ndarray:
-        return (seconds / SECONDS_PER_DAY).astype(np.float32)
 
 
 @dataclass
