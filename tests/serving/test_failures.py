@@ -223,6 +223,10 @@ def test_pushed_histories_are_served_from_redis(model_dir, redis_proc):
         users = c.get("/users?limit=2").json()["users"]
         assert int(client.get(f"shortlist:history:{version}:__complete__")) == 200
         assert c.get(f"/users/{users[0]}/history?n=50").json() == local.get(f"/users/{users[0]}/history?n=50").json()
+        # Features from the Redis-held history equal those from the model's own copy: same answer.
+        ask = {"user_id": users[0], "k": 10, "use_cache": False}
+        remote, mine = c.post("/recommend", json=ask).json(), local.post("/recommend", json=ask).json()
+        assert remote["items"] == mine["items"] and remote["fallback"] is None
         client.delete(f"shortlist:history:{version}:{users[1]}")  # the store, not the model dir, is read
         assert c.get(f"/users/{users[1]}/history").json()["items"] == []
         assert local.get(f"/users/{users[1]}/history").json()["items"]

@@ -67,14 +67,19 @@ def test_event_store_keeps_the_newest_events():
 
 
 def test_history_codec_round_trips_and_refuses_other_arrays():
-    items, ts = np.array([3, 1, 2]), np.array([10, 20, 30])
-    got = decode(encode(items, ts))
-    assert np.array_equal(got[0], items) and np.array_equal(got[1], ts)
+    from shortlist.features.profile import UserHistory
+
+    h = UserHistory(np.array([3, 1, 2]), np.array([10, 20, 1_323_000_000]), np.array([1.25, np.nan, 3.0]),
+                    np.array([7, 7, 9]))
+    got = decode(encode(h))
+    assert np.array_equal(got.items, h.items) and np.array_equal(got.timestamps, h.timestamps)
+    assert np.array_equal(got.prices, h.prices, equal_nan=True) and np.array_equal(got.baskets, h.baskets)
+    assert decode(encode(UserHistory(h.items, h.timestamps))).baskets is None
     import io
 
     buf = io.BytesIO()
     np.save(buf, np.zeros((3, 2), np.float32))
-    with pytest.raises(ValueError, match="int64"):
+    with pytest.raises(ValueError, match=r"float64 \(4, n\)"):
         decode(buf.getvalue())
 
 

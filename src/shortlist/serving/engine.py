@@ -19,12 +19,13 @@ import polars as pl
 
 from shortlist.errors import ModelLoadError
 from shortlist.features.pipeline import with_reference_times
+from shortlist.features.profile import UserHistory
 from shortlist.pipeline.artifacts import read_manifest, sha256_file
 from shortlist.pipeline.sources import _as_topk
 from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.ranking.lgbm import LGBMRanker
 from shortlist.retrieval.union import FUSED, best_rank, score_col
-from shortlist.schema import CATEGORY, ITEM, TIMESTAMP, TITLE, USER
+from shortlist.schema import CATEGORY, ITEM, TIMESTAMP, TITLE
 from shortlist.serving.drift import DriftMonitor
 from shortlist.serving.history import OfflineHistories
 
@@ -154,26 +155,34 @@ class Engine:
         return np.isin(self.categories, np.array(categories, dtype=object))
 
     # --- recommendation --------------------------------------------------------------------------
-    def recommend_user(self, user: int, k: int, *, allowed: np.ndarray | None = None,
-                       explain: bool = False) -> Ranked:
-        """A known user's top-``k`` from their offline history. ``allowed``: boolean item mask."""
+    def recommend_user(self, user: int, k: int, *, allowed: np.ndarray | None = None, explain: bool = False,
+                       history: UserHistory | None = None) -> Ranked:
+        """A known user's top-``k``. ``allowed``: boolean item mask; ``history``: the user's history as
+        the feature store holds it (``None``: the model's own copy)."""
         t0 = time.perf_counter()
         users = np.array([user], dtype=np.int64)
         per, excl = self.gen.per_source, self.exclude_seen
         tops, failed = self._tops(lambda s: s.topk(users, per, exclude_seen=excl) if hasattr(s, "topk")
                                   else _as_topk(s.retrieve(users, per, exclude_seen=excl), users, per))
         cands = self.gen._fuse(users, tops)
-        return self._finish(cands, failed, self.feats, k, allowed, explain, t0, seen=self.histories.items_of(user))
+        return self._finish(cands, failed, history, k, allowed, explain, t0, seen=self.histories.items_of(user))
 
-    def recommend_history(self, items: np.ndarray, ts: np.ndarray, k: int, *, user: int | None = None,
+    def recommend_history(self, history: UserHistory, k: int, *, user: int | None = None,
                           allowed: np.ndarray | None = None, explain: bool = False) -> Ranked:
-        """Top-``k`` for an explicit history (a known user's offline + online events, or a session)."""
+        """Top-``k`` for an explicit history (a user's history plus online events, or a session):
+        candidates from each source's fold-in path, user and pair features from the history."""
         t0 = time.perf_counter()
+        items, ts = history.items.astype(np.int64), history.timestamps.astype(np.int64)
         tops, failed = self._tops(lambda s: self._history_topk(s, items, ts, self.gen.per_source))
         uid = self.users.ids.len() if user is None else user
         cands = self.gen._fuse(np.array([uid]), tops)
-        feats = self._pipeline_for(items, ts, uid)
-        return self._finish(cands, failed, feats, k, allowed, explain, t0, seen=items)
+        return self._finish(cands, failed, history, k, allowed, explain, t0, seen=items)
+
+    def user_history(self, user: int | None) -> UserHistory:
+        """A user's fitted history (prices and baskets included); empty for an unknown user."""
+        if user is None:
+            return UserHistory(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return self.model.user_history(user)
 
     def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Items most like ``item``: the stage-1 union for a one-item history, in fusion order."""
@@ -221,30 +230,13 @@ class Engine:
         c = src.retrieve_for_history(items, k, timestamps=ts, exclude_seen=self.exclude_seen)
         return _as_topk(c, np.array([-1]), k)
 
-    def _pipeline_for(self, items: np.ndarray, ts: np.ndarray, uid: int) -> Any:
-        from shortlist.features.pipeline import FeaturePipeline
-        from shortlist.pipeline.session import with_session
-
-        hist = self.model.history_
-        assert hist is not None
-        if uid < hist.n_users:  # a known user with online events: their rows are replaced
-            frame = hist.frame.filter(pl.col(USER) != uid)
-            base = type(hist)(frame, hist.users, hist.items)
-            extended = with_session(base, items, ts, uid)
-            extended = type(hist)(extended.frame, hist.users, hist.items)
-        else:
-            extended = with_session(hist, items, ts, uid)
-        return FeaturePipeline(sources=self.feats.sources, similarities=self.gen.similarities(),
-                               embeddings=self.gen.embeddings()).fit(extended, items=self.model.items_)
-
-    def _finish(self, cands: pl.DataFrame, failed: list[str], feats: Any, k: int,
+    def _finish(self, cands: pl.DataFrame, failed: list[str], history: UserHistory | None, k: int,
                 allowed: np.ndarray | None, explain: bool, t0: float, *, seen: np.ndarray) -> Ranked:
         t1 = time.perf_counter()
         n_cands = cands.height
         X = None
         if n_cands and self.ranker is not None:
-            X = feats.transform(with_reference_times(cands, feats, mode=self.model.target.reference))
-            X = X.to_numpy().astype(np.float32)
+            X = self.model.features_for(cands, history=history)
         t2 = time.perf_counter()
         if X is not None and self.ranker is not None:
             scores = self.ranker.predict(X).astype(np.float64)

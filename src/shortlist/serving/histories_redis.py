@@ -1,8 +1,10 @@
 """User histories in Redis: what ``shortlist features push`` writes and the service reads.
 
-Key ``shortlist:history:<model version>:<user_id>`` holds one user's offline history as ``.npy``
-bytes (the same serialisation as the model's own arrays): an int64 array of shape (2, n), item
-indices of that model version, then timestamps, oldest first. ``…:<version>:__complete__`` holds
+Key ``shortlist:history:<model version>:<user_id>`` holds one user's history as the feature
+pipeline reads it (:class:`UserHistory`, in history order) as ``.npy`` bytes (the serialisation of
+the model's own arrays): a float64 array of shape (4, n) — item indices of that model version,
+epoch-second timestamps, prices paid (NaN: unknown) and basket codes (NaN: none) — every value
+exact in float64. ``…:<version>:__complete__`` holds
 the user count once a push has finished, so a reader can tell "no history" from "not pushed".
 """
 
@@ -13,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from shortlist.features.profile import UserHistory
 from shortlist.serving.engine import Engine
 from shortlist.serving.redis_link import RedisLink
 
@@ -20,17 +23,22 @@ PREFIX = "shortlist:history:"
 COMPLETE = "__complete__"
 
 
-def encode(items: np.ndarray, ts: np.ndarray) -> bytes:
+def encode(history: UserHistory) -> bytes:
+    n = len(history)
+    prices = np.full(n, np.nan) if history.prices is None else history.prices
+    baskets = np.full(n, np.nan) if history.baskets is None else history.baskets
+    arr = np.stack([history.items, history.timestamps, prices, baskets]).astype(np.float64)
     buf = io.BytesIO()
-    np.save(buf, np.stack([items.astype(np.int64), ts.astype(np.int64)]), allow_pickle=False)
+    np.save(buf, arr, allow_pickle=False)
     return buf.getvalue()
 
 
-def decode(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+def decode(raw: bytes) -> UserHistory:
     arr = np.load(io.BytesIO(raw), allow_pickle=False)
-    if arr.ndim != 2 or arr.shape[0] != 2 or arr.dtype != np.int64:
-        raise ValueError(f"a user history must be an int64 (2, n) array, got {arr.dtype} {arr.shape}")
-    return arr[0], arr[1]
+    if arr.ndim != 2 or arr.shape[0] != 4 or arr.dtype != np.float64:
+        raise ValueError(f"a stored user history must be a float64 (4, n) array, got {arr.dtype} {arr.shape}")
+    baskets = None if np.isnan(arr[3]).all() else arr[3].astype(np.int64)
+    return UserHistory(arr[0].astype(np.int64), arr[1].astype(np.int64), arr[2].copy(), baskets)
 
 
 def push_histories(engine: Engine, client: Any, *, batch: int = 1_000) -> int:
@@ -40,7 +48,7 @@ def push_histories(engine: Engine, client: Any, *, batch: int = 1_000) -> int:
     for start in range(0, len(ids), batch):
         p = client.pipeline(transaction=False)
         for u in range(start, min(start + batch, len(ids))):
-            p.set(base + ids[u], encode(*engine.histories.of(u)))
+            p.set(base + ids[u], encode(engine.user_history(u)))
         p.execute()
     client.set(base + COMPLETE, str(len(ids)))
     return len(ids)
@@ -61,12 +69,12 @@ class RedisHistories:
             self._complete[version] = value is not None
         return self._complete[version]
 
-    def of(self, version: str, user_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+    def of(self, version: str, user_id: str) -> UserHistory | None:
         if not self.pushed(version):
             return None
         raw, ok = self.link.call(lambda c: c.get(f"{PREFIX}{version}:{user_id}"), None)
         if not ok:
             return None
         if raw is None:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return UserHistory(np.zeros(0, np.int64), np.zeros(0, np.int64))
         return decode(raw)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from shortlist.features.profile import UserHistory
 from shortlist.schema import EVENT_STRENGTH
 from shortlist.serving.cache import MemoryCache, RedisCache, ResponseCache
 from shortlist.serving.engine import Engine, Ranked
@@ -94,27 +95,18 @@ class Service:
                                                     "drop the categories filter") from None
         return mask
 
-    def offline_history(self, engine: Engine, user_id: str, user: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """The user's offline history: from Redis when the model's histories were pushed there
-        (``shortlist features push``), else from the model directory (in process)."""
-        if self.pushed is not None:
-            got = self.pushed.of(engine.version, user_id)
-            if got is not None:
-                return got
-        if user is None:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return engine.histories.of(user)
+    def stored_history(self, engine: Engine, user_id: str) -> UserHistory | None:
+        """The user's history from the Redis feature store when the model's histories were pushed
+        there (``shortlist features push``); ``None``: use the model's own copy."""
+        return self.pushed.of(engine.version, user_id) if self.pushed is not None else None
 
-    def _history(self, engine: Engine, user_id: str, user: int | None,
-                 events: list[Event]) -> tuple[np.ndarray, np.ndarray]:
-        """A user's offline history plus their online events (times clamped to the model's data end,
-        since its item statistics stop there; order kept)."""
-        off_items, off_ts = self.offline_history(engine, user_id, user)
+    def full_history(self, engine: Engine, user_id: str, user: int | None, events: list[Event]) -> UserHistory:
+        """The user's stored history followed by their online events (items the model knows)."""
+        base = self.stored_history(engine, user_id) or engine.user_history(user)
         idx = [engine.item_index(e.item_id) for e in events]
-        on_items = np.array([i for i in idx if i is not None], dtype=np.int64)
-        on_ts = np.array([e.timestamp for e, i in zip(events, idx, strict=True) if i is not None], dtype=np.int64)
-        on_ts = np.maximum.accumulate(np.minimum(on_ts, engine.end_ts)) if len(on_ts) else on_ts
-        return np.concatenate([off_items, on_items]), np.concatenate([off_ts, on_ts])
+        items = np.array([i for i in idx if i is not None], dtype=np.int64)
+        ts = np.array([e.timestamp for e, i in zip(events, idx, strict=True) if i is not None], dtype=np.int64)
+        return base.extend(items, ts)
 
     def _observe(self, engine: Engine, ranked: Ranked, endpoint: str) -> None:
         for stage, s in ranked.stages.items():
@@ -163,13 +155,14 @@ class Service:
         events, store_ok = self.store.events(user_id)
         reasons = [] if store_ok else ["feature_store_unavailable"]
         if events:
-            items, ts = self._history(engine, user_id, user, events)
-            if len(items):
-                ranked = engine.recommend_history(items, ts, req.k, user=user, allowed=allowed, explain=req.explain)
+            hist = self.full_history(engine, user_id, user, events)
+            if len(hist):
+                ranked = engine.recommend_history(hist, req.k, user=user, allowed=allowed, explain=req.explain)
             else:
                 ranked = self._popular(engine, req.k, allowed, "no_known_items")
         elif user is not None:
-            ranked = engine.recommend_user(user, req.k, allowed=allowed, explain=req.explain)
+            ranked = engine.recommend_user(user, req.k, allowed=allowed, explain=req.explain,
+                                           history=self.stored_history(engine, user_id))
         else:
             ranked = self._popular(engine, req.k, allowed, "unknown_user")
         if ranked.failed_sources:
@@ -199,8 +192,8 @@ class Service:
         allowed = self._allowed(engine, req.exclude_items, req.categories)
         items = engine.item_indices([str(i) for i in req.items])
         if len(items):
-            ts = engine.end_ts - np.arange(len(items))[::-1]
-            ranked = engine.recommend_history(items, ts, req.k, allowed=allowed, explain=req.explain)
+            ts = engine.end_ts - np.arange(len(items))[::-1]  # oldest first, ending at the model's data end
+            ranked = engine.recommend_history(UserHistory(items, ts), req.k, allowed=allowed, explain=req.explain)
             if ranked.failed_sources:
                 ranked.fallback = "sources_failed:" + ",".join(ranked.failed_sources)
         else:
@@ -254,7 +247,12 @@ class Service:
             idx = engine.item_index(e.item_id)
             rows.append({"item_id": e.item_id, "timestamp": e.timestamp, "online": True,
                          "title": None if idx is None or engine.titles is None else engine.titles[idx]})
-        items, ts = self.offline_history(engine, user_id, user)
+        stored = self.stored_history(engine, user_id)
+        if stored is not None:
+            order = np.argsort(stored.timestamps, kind="stable")
+            items, ts = stored.items[order], stored.timestamps[order]
+        else:
+            items, ts = engine.histories.of(user) if user is not None else (np.zeros(0, np.int64),) * 2
         if len(items):
             items, ts = items[::-1][: max(0, n - len(rows))], ts[::-1][: max(0, n - len(rows))]
             ids = engine.items.external(items).to_list() if len(items) else []
