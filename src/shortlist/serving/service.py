@@ -24,6 +24,7 @@ from shortlist.serving.settings import ServingSettings
 from shortlist.serving.store import Event, EventStore, MemoryEventStore, RedisEventStore
 
 logger = logging.getLogger(__name__)
+DRIFT_ROWS_PER_REQUEST = 32
 
 
 class BadRequestError(ValueError):
@@ -113,7 +114,10 @@ class Service:
             self.metrics.stage_latency.labels(stage).observe(s)
         self.metrics.candidates.observe(ranked.n_candidates)
         if ranked.features is not None and engine.drift is not None:
-            engine.drift.observe(ranked.features)
+            # An evenly spaced sample of the request's rows (rank order is fusion order, so every
+            # depth is represented) keeps drift accounting at ~0.05 ms instead of ~0.8 ms a request.
+            X = ranked.features
+            engine.drift.observe(X[:: max(1, len(X) // DRIFT_ROWS_PER_REQUEST)])
         if ranked.fallback:
             for reason in ranked.fallback.split(";"):
                 self.metrics.fallbacks.labels(reason.split(":")[0]).inc()
