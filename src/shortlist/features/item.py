@@ -14,6 +14,7 @@ from shortlist.features.stats import HistoryStats
 from shortlist.schema import DESCRIPTION, ITEM, SECONDS_PER_DAY, TIMESTAMP, TITLE, USER
 
 REF_TS = "ref_ts"
+WINDOWS = ("short", "medium", "long")
 
 #: name → one-line meaning (the ``names`` of :class:`ItemFeatures`, in order).
 ITEM_FEATURES: dict[str, str] = {
@@ -42,6 +43,7 @@ class ItemFeatures:
     def __init__(self) -> None:
         self.stats_: HistoryStats | None = None
         self.static_: dict[str, np.ndarray] | None = None
+        self.at_end_: tuple[list[np.ndarray], np.ndarray] | None = None
 
     def fit(self, history: Interactions, *, items: Items | None = None) -> Self:
         return self.fit_stats(HistoryStats.build(history, items), history, items=items)
@@ -74,7 +76,22 @@ class ItemFeatures:
             "item_category": stats.item_category.astype(np.float32),
         }
         self.stats_ = stats
+        every = np.arange(n, dtype=np.int64)  # windows at the history's end, for every item (a request's common case)
+        self.at_end_ = counts_before(stats.item_times, every, np.full(n, stats.end_ts, np.int64), self._widths())
         return self
+
+    def _widths(self) -> list[int]:
+        assert self.stats_ is not None
+        w = self.stats_.scale.windows
+        return [int(w[n] * SECONDS_PER_DAY) for n in WINDOWS]
+
+    def _windows(self, it_safe: np.ndarray, ref: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """Window counts and last time per row: looked up when every row is at the history's end."""
+        assert self.stats_ is not None and self.at_end_ is not None
+        if len(ref) and (ref == self.stats_.end_ts).all():
+            counts, last = self.at_end_
+            return [c[it_safe] for c in counts], last[it_safe]
+        return counts_before(self.stats_.item_times, it_safe, ref, self._widths())
 
     def transform(self, candidates: pl.DataFrame) -> pl.DataFrame:
         it = candidates.get_column(ITEM).to_numpy().astype(np.int64)
@@ -93,10 +110,8 @@ class ItemFeatures:
             return np.where(known, a[it_safe], np.nan).astype(np.float32)
 
         w = st.scale.windows
-        names = ("short", "medium", "long")
-        widths = [int(w[n] * SECONDS_PER_DAY) for n in names]
-        windowed, last_ts = counts_before(st.item_times, it_safe, ref, widths)
-        counts = {n: c * known for n, c in zip(names, windowed, strict=True)}
+        windowed, last_ts = self._windows(it_safe, ref)
+        counts = {n: c * known for n, c in zip(WINDOWS, windowed, strict=True)}
         trend = (counts["short"] / w["short"] + 0.1) / (counts["medium"] / w["medium"] + 0.1)
         out = {
             "item_cnt_all": g(s["item_cnt_all"]),
