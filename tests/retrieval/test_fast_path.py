@@ -27,7 +27,8 @@ def all_users(data) -> np.ndarray:
 
 def test_generator_one_user_equals_the_batch_union(dataset):
     data = dataset.interactions
-    names = ["repurchase", "transition", "itemknn", "covisit", "ease", "als", "content", "popular_recent", "popular"]
+    names = ["repurchase", "transition", "itemknn", "covisit", "ease", "als", "content", "popular_recent", "popular",
+             "userknn"]
     gen = CandidateGenerator(names, per_source=15, max_candidates=25,
                              overrides={"als": {"factors": 8, "iterations": 3},
                                         "content": {"encoder": "tfidf", "tfidf_dim": 16, "backend": "numpy"}})

@@ -52,3 +52,11 @@ def test_bad_parameters_fail_at_construction():
         UserKNN(neighbours=0)
     with pytest.raises(ConfigError):
         UserKNN(half_life_days=-1.0)
+
+
+def test_neighbours_come_from_the_most_recently_active_pool():
+    data = log()  # last activity: u0 day 0, u1 day 100, u2 day 50, u3 day 100
+    src = UserKNN(neighbours=5, half_life_days=50.0, max_pool=2).fit(data)
+    assert src.pool_.tolist() == [1, 3]
+    assert src.retrieve(np.array([2]), 5).frame.get_column(ITEM).to_list() == [2, 1]  # via u1 only: c, then b
+    assert src.retrieve(np.array([1]), 5).frame.height == 0  # u1's only other pool member shares nothing

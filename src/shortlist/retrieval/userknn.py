@@ -36,19 +36,25 @@ class UserKNN:
     """Score items by ``Σ_v sim(u, v) · recency_v(i)`` over the ``neighbours`` most similar users ``v``.
 
     ``sim`` is the cosine of binary histories; ``half_life_days``: ``"auto"`` (1/12 of the time
-    span), a number, or ``None`` (no decay). A new history is compared with every fitted user.
+    span), a number, or ``None`` (no decay). Neighbours come from the ``max_pool`` most recently
+    active users (all of them up to that size), which bounds the cost per query on large data.
     """
 
     def __init__(self, *, neighbours: int = 200, half_life_days: float | Literal["auto"] | None = "auto",
-                 name: str = "userknn") -> None:
+                 max_pool: int = 50_000, name: str = "userknn") -> None:
         if not isinstance(neighbours, int) or neighbours < 1:
             raise ConfigError(f"neighbours must be a positive integer, got {neighbours!r}")
+        if not isinstance(max_pool, int) or max_pool < 1:
+            raise ConfigError(f"max_pool must be a positive integer, got {max_pool!r}")
         if isinstance(half_life_days, int | float) and half_life_days <= 0:
             raise ConfigError(f"half_life_days must be positive, 'auto' or None, got {half_life_days}")
-        self.neighbours, self.half_life_days, self.name = neighbours, half_life_days, name
+        self.neighbours, self.half_life_days, self.max_pool, self.name = neighbours, half_life_days, max_pool, name
         self.normed_: sp.csr_matrix | None = None  # users × items, rows L2-normalised binary
-        self.normed_t_: sp.csr_matrix | None = None  # its transpose (items × users), for similarities
+        self.pool_: np.ndarray | None = None  # the users neighbours are drawn from, ascending
+        self.pool_pos_: np.ndarray | None = None  # user -> position in the pool (-1: not in it)
+        self.normed_t_: sp.csr_matrix | None = None  # pool rows of normed_, transposed (items × pool)
         self.recent_: sp.csr_matrix | None = None  # users × items, recency weight of each user's items
+        self.recent_pool_: sp.csr_matrix | None = None  # its pool rows
         self.seen_: sp.csr_matrix | None = None
         self.half_life_days_: float | None = None
 
@@ -62,17 +68,22 @@ class UserKNN:
         shape = (history.n_users, history.n_items)
         recent = sp.csr_matrix((w.astype(np.float32), (u, i)), shape=shape)
         seen = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=shape)
-        self._set(seen, recent, hl)
+        last = pairs.group_by(USER).agg(pl.col(TIMESTAMP).max()).sort([TIMESTAMP, USER], descending=True)
+        pool = np.sort(last.get_column(USER).to_numpy()[: self.max_pool].astype(np.int64))
+        self._set(seen, recent, hl, pool)
         return self
 
-    def _set(self, seen: sp.csr_matrix, recent: sp.csr_matrix, hl: float | None) -> None:
+    def _set(self, seen: sp.csr_matrix, recent: sp.csr_matrix, hl: float | None, pool: np.ndarray) -> None:
         seen.sort_indices()
         recent.sort_indices()
         norm = np.sqrt(np.diff(seen.indptr)).astype(np.float32)
         scale = np.repeat(1.0 / np.maximum(norm, 1.0), np.diff(seen.indptr)).astype(np.float32)
         self.normed_ = sp.csr_matrix((seen.data * scale, seen.indices, seen.indptr), shape=seen.shape)
-        self.normed_t_ = sp.csr_matrix(self.normed_.T)
+        self.normed_t_ = sp.csr_matrix(rows_of(self.normed_, pool).T)
         self.normed_t_.sort_indices()
+        self.pool_, self.recent_pool_ = pool, rows_of(recent, pool)
+        self.pool_pos_ = np.full(seen.shape[0], -1, np.int64)
+        self.pool_pos_[pool] = np.arange(len(pool))
         self.seen_, self.recent_, self.half_life_days_ = seen, recent, hl
 
     # --- retrieve ----------------------------------------------------------------------------
@@ -117,29 +128,35 @@ class UserKNN:
     def _score(self, normed: sp.csr_matrix, users: np.ndarray, k: int,
                seen: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
         """Neighbours by cosine (never the user itself), then their recency-weighted items."""
-        assert self.normed_t_ is not None and self.recent_ is not None
-        n_users = self.normed_t_.shape[1]
-        self_rows = np.flatnonzero((users >= 0) & (users < n_users))
-        me = sp.csr_matrix((np.ones(len(self_rows), np.float32), (self_rows, users[self_rows])),
-                           shape=(len(users), n_users))
+        assert self.normed_t_ is not None and self.recent_pool_ is not None and self.pool_pos_ is not None
+        n_pool = self.normed_t_.shape[1]
+        inside = (users >= 0) & (users < len(self.pool_pos_))
+        pos = np.where(inside, self.pool_pos_[np.where(inside, users, 0)], -1)
+        self_rows = np.flatnonzero(pos >= 0)
+        me = sp.csr_matrix((np.ones(len(self_rows), np.float32), (self_rows, pos[self_rows])),
+                           shape=(len(users), n_pool))
         nb, sim = product_topk(normed, self.normed_t_, self.neighbours, exclude=me)
         ok = nb >= 0
         rows = np.repeat(np.arange(len(users)), ok.sum(axis=1))
-        weights = sp.csr_matrix((sim[ok], (rows, nb[ok])), shape=(len(users), n_users))
+        weights = sp.csr_matrix((sim[ok], (rows, nb[ok])), shape=(len(users), n_pool))
         weights.sort_indices()
-        return product_topk(weights, self.recent_, k, exclude=seen)
+        return product_topk(weights, self.recent_pool_, k, exclude=seen)
 
     # --- persistence ---------------------------------------------------------------------------
     def get_state(self) -> State:
         require_fitted(self, "normed_")
-        assert self.seen_ is not None and self.recent_ is not None
+        assert self.seen_ is not None and self.recent_ is not None and self.pool_ is not None
         params: dict[str, Any] = {"neighbours": self.neighbours, "half_life_days": self.half_life_days,
-                                  "name": self.name, "half_life_days_": self.half_life_days_}
-        return params, {**csr_to_arrays("seen", self.seen_), **csr_to_arrays("recent", self.recent_)}
+                                  "max_pool": self.max_pool, "name": self.name,
+                                  "half_life_days_": self.half_life_days_}
+        return params, {**csr_to_arrays("seen", self.seen_), **csr_to_arrays("recent", self.recent_),
+                        "pool": self.pool_}
 
     @classmethod
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self:
-        obj = cls(neighbours=params["neighbours"], half_life_days=params["half_life_days"], name=params["name"])
-        obj._set(csr_from_arrays("seen", arrays), csr_from_arrays("recent", arrays), params["half_life_days_"])
+        obj = cls(neighbours=params["neighbours"], half_life_days=params["half_life_days"],
+                  max_pool=params["max_pool"], name=params["name"])
+        obj._set(csr_from_arrays("seen", arrays), csr_from_arrays("recent", arrays), params["half_life_days_"],
+                 np.asarray(arrays["pool"], dtype=np.int64))
         return obj
 
