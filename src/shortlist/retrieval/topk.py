@@ -164,15 +164,19 @@ def product_rows_dense(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
     """
     dtype = np.result_type(a.dtype, b.dtype)
     n_rows, n_cols = a.shape[0], b.shape[1]
-    lens = np.diff(b.indptr)[a.indices]
-    starts = b.indptr[a.indices]
-    ends = np.cumsum(lens)
-    take = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
-    rows = np.repeat(np.repeat(np.arange(n_rows), np.diff(a.indptr)), lens)
+    b_ptr = b.indptr
+    starts, lens = b_ptr[a.indices], b_ptr[a.indices + 1] - b_ptr[a.indices]
+    total = int(lens.sum())
+    take = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
+    cols = b.indices[take]
+    if n_rows > 1:
+        cols = cols + np.repeat(np.repeat(np.arange(n_rows) * n_cols, np.diff(a.indptr)), lens)
     vals = np.repeat(a.data.astype(dtype, copy=False), lens) * b.data[take].astype(dtype, copy=False)
     acc = np.zeros(n_rows * n_cols, dtype=dtype)
-    np.add.at(acc, rows * n_cols + b.indices[take], vals)
-    return np.where(acc != 0, acc, -np.inf).astype(np.float32).reshape(n_rows, n_cols)
+    np.add.at(acc, cols, vals)
+    out = acc.astype(np.float32, copy=False)
+    out[acc == 0] = -np.inf
+    return out.reshape(n_rows, n_cols)
 
 
 def sparse_rows_topk(m: sp.csr_matrix, users: np.ndarray, k: int, source: str) -> Candidates:
