@@ -68,6 +68,15 @@ def test_repurchase_recency_weighted_and_empty_when_excluding():
     assert len(r.retrieve(np.array([42]), 5, exclude_seen=False)) == 0
 
 
+def test_repurchase_for_history_drops_ids_outside_the_catalogue():
+    r = Repurchase(half_life_days=10).fit(log())  # 3 items
+    c = r.retrieve_for_history(np.array([2, -5, 99, 0]), 5, timestamps=np.array([0, 1, 2, 10]) * DAY,
+                               exclude_seen=False)
+    assert c.frame.select(ITEM).to_series().to_list() == [0, 2]
+    assert c.frame[SCORE].to_list() == pytest.approx([1.0, 0.5], rel=1e-6)
+    assert len(r.retrieve_for_history(np.array([-1, 7]), 5, exclude_seen=False)) == 0
+
+
 def test_chain_fills_from_next_source_without_duplicates():
     data = log()
     ch = Chain([Repurchase(), Popularity()]).fit(data)

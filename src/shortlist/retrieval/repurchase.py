@@ -82,17 +82,20 @@ class Repurchase:
         """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
         check_k(k)
         require_fitted(self, "scores_")
+        assert self.half_life_days_ is not None and self.scores_ is not None
+        n_items = self.scores_.shape[1]
         items = np.asarray(items, dtype=np.int64).reshape(-1)
-        if exclude_seen or not len(items):
+        known = (items >= 0) & (items < n_items)  # ids outside the fitted catalogue are dropped
+        if exclude_seen or not known.any():
             return np.full((1, k), -1, np.int64), np.full((1, k), -np.inf, np.float32)
-        assert self.half_life_days_ is not None
         if timestamps is None:
-            age_days = np.arange(len(items))[::-1].astype(np.float64)  # one step per position
+            age_days = np.arange(len(items))[::-1].astype(np.float64)[known]  # one step per position
         else:
-            ts = np.asarray(timestamps, dtype=np.float64)
+            ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)[known]
             age_days = (ts.max() - ts) / SECONDS_PER_DAY
+        items = items[known]
         w = np.exp(-(math.log(2.0) / self.half_life_days_) * age_days).astype(np.float32)
-        row = sp.csr_matrix((w, (np.zeros(len(items)), items)), shape=(1, int(items.max()) + 1))
+        row = sp.csr_matrix((w, (np.zeros(len(items)), items)), shape=(1, n_items))
         row.sum_duplicates()
         return sparse_topk(row, k)
 
