@@ -98,3 +98,17 @@ def test_predict_small_batches_single_threaded_identical(monkeypatch):
     monkeypatch.setattr(lgbmmod, "SINGLE_THREAD_ROWS", 10)
     np.testing.assert_array_equal(r.predict(X), whole)  # multi-threaded
     np.testing.assert_array_equal(r.predict(X[:5]), whole[:5])  # single-threaded
+
+
+def test_training_rows_gather_the_same_set_as_the_wide_frame():
+    from shortlist.ranking.dataset import ROW, to_training_rows
+
+    wide = frame().with_columns(pl.Series("g", [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0]))
+    X = wide.select("f", "g").to_numpy().astype(np.float32)
+    meta = wide.select(GROUP, BEST_RANK, LABEL).with_columns(pl.int_range(pl.len()).alias(ROW))
+    shuffled = meta[[7, 2, 5, 0, 1, 3, 6, 4]]  # groups interleaved: both must sort them the same way
+    a = to_training_set(wide[[7, 2, 5, 0, 1, 3, 6, 4]], ["f", "g"])
+    b = to_training_rows(shuffled, X)
+    np.testing.assert_array_equal(a.X, b.X)
+    assert a.y.tolist() == b.y.tolist() and a.group_sizes.tolist() == b.group_sizes.tolist() == [5, 2, 1]
+    assert b.X.flags.c_contiguous and b.X.dtype == np.float32

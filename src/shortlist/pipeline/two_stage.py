@@ -20,7 +20,7 @@ import polars as pl
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError, NotFittedError
-from shortlist.features.pipeline import FeaturePipeline, with_reference_times
+from shortlist.features.pipeline import FeaturePipeline
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.labels import LabelWindow, Target, label_windows
@@ -28,10 +28,11 @@ from shortlist.pipeline.sources import CandidateGenerator, default_source_names,
 from shortlist.ranking.dataset import (
     BEST_RANK,
     GROUP,
+    ROW,
     drop_groups_without_positives,
     sample_negatives,
     split_groups,
-    to_training_set,
+    to_training_rows,
 )
 from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
 from shortlist.retrieval.base import check_k
@@ -127,17 +128,22 @@ class TwoStageRecommender:
         windows = label_windows(history, self.target, n_windows=self.windows_count, repeats=self.allow_repeats)
         self.source_weights_ = None
         self._vectors = {}
-        frames, recall = [], {}
+        matrices: list[np.ndarray] = []
+        metas: list[pl.DataFrame] = []
+        recall: dict[str, float] = {}
         names: list[str] = []
         categorical: list[str] = []
+        offset = 0
         for g, win in enumerate(windows):
-            frame, feats, window_recall = self._window_frame(win, g, items, rng)
-            frames.append(frame)
+            X, meta, feats, window_recall = self._window_frame(win, g, items, rng)
+            metas.append(meta.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + offset).alias(ROW)))
+            matrices.append(X)
+            offset += len(X)
             recall[win.name] = window_recall
             names, categorical = feats.names, feats.categorical
         self.metrics_ = {"target": str(self.target), "windows": [w.name for w in windows],
                          "candidate_recall": recall}
-        self.ranker_ = self._train_ranker(frames, names, categorical, rng) if frames else None
+        self.ranker_ = self._train_ranker(matrices, metas, names, categorical, rng) if metas else None
         if self.ranker_ is None:
             warnings.warn("too little data to train the ranker: recommendations come from the candidate "
                           "union in best-rank order", RuntimeWarning, stacklevel=2)
@@ -155,7 +161,8 @@ class TwoStageRecommender:
         return self
 
     def _window_frame(self, win: LabelWindow, g: int, items: Items | None,
-                      rng: np.random.Generator) -> tuple[pl.DataFrame, FeaturePipeline, float]:
+                      rng: np.random.Generator) -> tuple[np.ndarray, pl.DataFrame, FeaturePipeline, float]:
+        """One window's feature matrix and, row for row, its best rank, label and group."""
         gen = self._generator(win.history, items).fit(win.history, items=items, rng=rng, vector_cache=self._vectors)
         users = np.unique(win.labels.get_column(USER).to_numpy())
         parts = gen.retrieve_all(users, exclude_seen=not self.allow_repeats)
@@ -164,29 +171,32 @@ class TwoStageRecommender:
         gen.weights = self.source_weights_
         cands = gen.combine(parts)
         feats = self._features(gen, win.history, items)
-        cands = with_reference_times(cands, feats, mode=self.target.reference)
-        X = feats.transform(cands)
+        X = feats.matrix(cands, ref_ts=feats.reference_times(cands.get_column(USER).to_numpy(),
+                                                             mode=self.target.reference))
         labelled = cands.select(USER, ITEM).join(win.labels, on=[USER, ITEM], how="left", maintain_order="left")
         y = labelled.get_column(LABEL).fill_null(0.0)
         best = best_rank(cands, list(gen.sources_)).alias(BEST_RANK).to_frame()
         found = int((y > 0).sum())
         recall = found / max(win.labels.height, 1)
         logger.info("window %s: %d users, %d candidates, recall %.3f", win.name, len(users), len(cands), recall)
-        frame = pl.concat([X, best, pl.DataFrame({LABEL: y, GROUP: cands.get_column(USER).cast(pl.Int64) + g * (1 << 32)})],
-                          how="horizontal")
-        return frame, feats, recall
+        meta = pl.concat([best, pl.DataFrame({LABEL: y, GROUP: cands.get_column(USER).cast(pl.Int64) + g * (1 << 32)})],
+                         how="horizontal")
+        return X, meta, feats, recall
 
-    def _train_ranker(self, frames: list[pl.DataFrame], names: list[str], categorical: list[str],
-                      rng: np.random.Generator) -> LGBMRanker | XGBRanker | None:
-        data, dropped = drop_groups_without_positives(pl.concat(frames))
+    def _train_ranker(self, matrices: list[np.ndarray], metas: list[pl.DataFrame], names: list[str],
+                      categorical: list[str], rng: np.random.Generator) -> LGBMRanker | XGBRanker | None:
+        data, dropped = drop_groups_without_positives(pl.concat(metas))
         n_groups = data.get_column(GROUP).n_unique()
         self.metrics_.update({"groups_kept": n_groups, "groups_dropped_no_positive": dropped})
         if n_groups < MIN_RANKER_GROUPS:
             return None
         data = sample_negatives(data, max_negatives=self.max_negatives, hard=self.hard_negatives, rng=rng)
         is_valid = split_groups(data.get_column(GROUP).to_numpy(), valid_share=self.valid_share, rng=rng)
-        train = to_training_set(data.filter(~pl.Series(is_valid)), names)
-        valid = to_training_set(data.filter(pl.Series(is_valid)), names) if is_valid.any() else None
+        X = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
+        matrices.clear()  # the windows' matrices are no longer needed
+        train = to_training_rows(data.filter(~pl.Series(is_valid)), X)
+        valid = to_training_rows(data.filter(pl.Series(is_valid)), X) if is_valid.any() else None
+        del X
         ranker: LGBMRanker | XGBRanker
         if self.ranker == "xgboost":
             ranker = XGBRanker(seed=self.seed, **self.ranker_params)

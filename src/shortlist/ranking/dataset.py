@@ -12,6 +12,7 @@ from shortlist.schema import LABEL
 
 GROUP = "group"
 BEST_RANK = "best_rank"
+ROW = "row"  # position of a candidate row in the feature matrix it came from
 
 
 @dataclass
@@ -68,3 +69,13 @@ def to_training_set(frame: pl.DataFrame, features: Sequence[str], *, n_dropped: 
     y = f.get_column(LABEL).to_numpy().astype(np.float32)
     sizes = f.group_by(GROUP, maintain_order=True).len().get_column("len").to_numpy()
     return TrainingSet(X, y, sizes, n_dropped)
+
+
+def to_training_rows(meta: pl.DataFrame, X: np.ndarray, *, n_dropped: int = 0) -> TrainingSet:
+    """As :func:`to_training_set`, for a narrow frame (``ROW``, label, group) beside a feature
+    matrix: sampling and splitting touch three columns, and ``X`` is gathered once at the end."""
+    f = meta.sort(GROUP, maintain_order=True)
+    rows = f.get_column(ROW).to_numpy()
+    y = f.get_column(LABEL).to_numpy().astype(np.float32)
+    sizes = f.group_by(GROUP, maintain_order=True).len().get_column("len").to_numpy()
+    return TrainingSet(np.ascontiguousarray(X[rows], dtype=np.float32), y, sizes, n_dropped)

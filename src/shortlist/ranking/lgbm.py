@@ -117,8 +117,8 @@ class LGBMRanker:
             booster.rollback_one_iter()
         self.feature_names_ = names
         self.metrics_ = {"best_iteration": best}
-        for _, metric, value, _ in booster.eval_train():
-            self.metrics_[f"train_{metric}"] = float(value)
+        for entry in booster.eval_train():  # (data name, metric, value, higher is better)
+            self.metrics_[f"train_{entry[1]}"] = float(entry[2])
         for split_name, per_metric in evals.items():
             for metric, curve in per_metric.items():
                 self.metrics_[f"{split_name}_{metric}"] = float(curve[best - 1])
