@@ -15,7 +15,7 @@ from shortlist.errors import NotFittedError
 from shortlist.features.item import ITEM_FEATURES, ItemFeatures
 from shortlist.features.pair import PAIR_FEATURES, PairFeatures
 from shortlist.features.profile import UserHistory, UserProfiles
-from shortlist.features.similarity import SIMILARITY_FEATURES, SimilarityFeatures
+from shortlist.features.similarity import DENSE_ITEM_TABLE_CELLS, SIMILARITY_FEATURES, SimilarityFeatures
 from shortlist.features.stats import HistoryStats
 from shortlist.features.user import USER_FEATURES, UserFeatures
 from shortlist.retrieval.union import FUSED, rank_col, score_col
@@ -120,6 +120,19 @@ class FeaturePipeline:
         ref_ts = int(profile.last[0]) if mode == "user" else st.end_ts
         n = candidates.height
         return self._assemble(candidates, profile, np.zeros(n, np.int64), np.full(n, ref_ts, np.int64))
+
+    def warm(self) -> Self:
+        """Build the lookup tables requests use (dense similarity and cosine tables, sorted recent
+        items) now, so the first request after a fit or load is as fast as the rest."""
+        st = self._stats()
+        for name in self.pair.similarities:
+            self.pair._similarity(name)
+        for n in self.pair.last_n:
+            st.profiles.recent_sorted(n)
+        for name, v in self.sim.embeddings.items():
+            if len(v) ** 2 <= DENSE_ITEM_TABLE_CELLS:
+                self.sim._table(name, v)
+        return self
 
     def user_history(self, user: int) -> UserHistory:
         """A known user's fitted history (internal ids, history order); empty for an unknown user."""

@@ -100,6 +100,7 @@ def load_two_stage(directory: Path | str) -> TwoStageRecommender:
     model.history_, model.items_ = history, catalogue
     model.fallback_ = Popularity(name="fallback_popular").fit(history)
     model.fingerprint_ = manifest.get("data_fingerprint")
+    model.features_.warm()
     return model
 
 

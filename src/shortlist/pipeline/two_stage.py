@@ -152,7 +152,7 @@ class TwoStageRecommender:
                                                              vector_cache=self._vectors)
         self.generator_.weights = self.source_weights_
         self.metrics_["source_weights"] = self.source_weights_
-        self.features_ = self._features(self.generator_, history, items)
+        self.features_ = self._features(self.generator_, history, items).warm()
         self.history_, self.items_, self.fingerprint_ = history, items, history.fingerprint()
         self.fallback_ = Popularity(name="fallback_popular").fit(history)
         self.metrics_["timings"] = {"label_windows_and_ranker_s": round(t_final - t_start, 2),
