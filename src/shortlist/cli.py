@@ -362,6 +362,11 @@ def serve(
 
         raise DependencyMissingError(getattr(e, "name", None) or "fastapi", "serve", "`shortlist serve`") from e
     settings = _serving_settings(model, redis_url, max_k, cache_ttl, watch)
+    # One BLAS thread: a request's matrix products are small, and waking a second thread on a busy
+    # box cost more than the product itself (ALS one-user scores ~8 ms instead of ~0.3 ms).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
     with console.status(f"loading and verifying {model}"):
         api = create_app(settings)
     console.print(f"serving {model} (model {api.state.service.holder.current.version}) on http://{host}:{port}")
