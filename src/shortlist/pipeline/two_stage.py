@@ -128,6 +128,7 @@ class TwoStageRecommender:
         windows = label_windows(history, self.target, n_windows=self.windows_count, repeats=self.allow_repeats)
         self.source_weights_ = None
         self._vectors = {}
+        self._window_seconds: dict[str, dict[str, float]] = {}
         matrices: list[np.ndarray] = []
         metas: list[pl.DataFrame] = []
         recall: dict[str, float] = {}
@@ -157,22 +158,29 @@ class TwoStageRecommender:
         self.fallback_ = Popularity(name="fallback_popular").fit(history)
         self.metrics_["timings"] = {"label_windows_and_ranker_s": round(t_final - t_start, 2),
                                     "final_refit_s": round(time.perf_counter() - t_final, 2),
+                                    "windows_s": self._window_seconds,
                                     "source_fit_s": dict(self.generator_.fit_seconds_)}
         return self
 
     def _window_frame(self, win: LabelWindow, g: int, items: Items | None,
                       rng: np.random.Generator) -> tuple[np.ndarray, pl.DataFrame, FeaturePipeline, float]:
         """One window's feature matrix and, row for row, its best rank, label and group."""
+        clock = [time.perf_counter()]
         gen = self._generator(win.history, items).fit(win.history, items=items, rng=rng, vector_cache=self._vectors)
+        clock.append(time.perf_counter())
         users = np.unique(win.labels.get_column(USER).to_numpy())
         parts = gen.retrieve_all(users, exclude_seen=not self.allow_repeats)
         if self.source_weights_ is None:  # the most recent window teaches the union its weights
             self.source_weights_ = gen.learn_weights(parts, win.labels)
         gen.weights = self.source_weights_
         cands = gen.combine(parts)
+        clock.append(time.perf_counter())
         feats = self._features(gen, win.history, items)
         X = feats.matrix(cands, ref_ts=feats.reference_times(cands.get_column(USER).to_numpy(),
                                                              mode=self.target.reference))
+        clock.append(time.perf_counter())
+        self._window_seconds[win.name] = {k: round(b - a, 2) for k, a, b in
+                                          zip(("sources_fit", "retrieve_union", "features"), clock[:-1], clock[1:], strict=True)}
         labelled = cands.select(USER, ITEM).join(win.labels, on=[USER, ITEM], how="left", maintain_order="left")
         y = labelled.get_column(LABEL).fill_null(0.0)
         best = best_rank(cands, list(gen.sources_)).alias(BEST_RANK).to_frame()
