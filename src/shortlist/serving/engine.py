@@ -63,6 +63,7 @@ class Engine:
         self.exclude_seen = not model.allow_repeats
         self.end_ts = int(hist.time_span()[1])
         self.histories = OfflineHistories.build(hist)
+        self.item_ext = np.array(self.items.ids.to_list(), dtype=object)  # external ids by index, no polars per request
         self.titles = _catalogue_column(model, TITLE, self.n_items)
         self.categories = _catalogue_column(model, CATEGORY, self.n_items)
         fb = model.fallback_
@@ -266,8 +267,8 @@ class Engine:
         names = list(self.gen.sources_)
         if not len(order):
             return []
-        block = cands.select([score_col(s) for s in names]).to_numpy()[order]
-        return [{s: float(v) for s, v in zip(names, row, strict=True) if v == v} for row in block]
+        block = np.column_stack([cands.get_column(score_col(s)).to_numpy()[order] for s in names])
+        return [{s: round(float(v), 6) for s, v in zip(names, row, strict=True) if v == v} for row in block]
 
     def _explain(self, X: np.ndarray) -> list[list[tuple[str, float]]]:
         assert isinstance(self.ranker, LGBMRanker)

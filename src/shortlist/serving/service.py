@@ -123,13 +123,13 @@ class Service:
                 self.metrics.fallbacks.labels(reason.split(":")[0]).inc()
 
     def _items_json(self, engine: Engine, ranked: Ranked) -> list[dict[str, Any]]:
-        ids = engine.items.external(ranked.items).to_list() if len(ranked.items) else []
+        ids = engine.item_ext[ranked.items]
         titles = engine.titles
         out = []
         for r, (item, iid, score, srcs) in enumerate(zip(ranked.items, ids, ranked.scores, ranked.sources, strict=True)):
             row: dict[str, Any] = {"item_id": iid, "title": None if titles is None else titles[item],
                                    "score": None if score != score else round(float(score), 6), "rank": r + 1,
-                                   "sources": {k: round(v, 6) for k, v in srcs.items()}}
+                                   "sources": srcs}
             if ranked.contributions is not None:
                 row["contributions"] = ([{"feature": f, "value": round(v, 6)} for f, v in ranked.contributions[r]]
                                         if r < len(ranked.contributions) else [])
@@ -229,7 +229,7 @@ class Service:
         if item is None:
             raise NotFoundError(f"item_id {item_id!r} is unknown to the model")
         items, scores = engine.similar(item, k)
-        ids = engine.items.external(items).to_list() if len(items) else []
+        ids = engine.item_ext[items]
         t = engine.titles
         return {"item_id": item_id, "model_version": engine.version,
                 "items": [{"item_id": i, "title": None if t is None else t[j], "score": round(float(s), 6), "rank": r + 1}
