@@ -17,8 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
-from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
-from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.topk import row_block, rows_of, topk_dense
 from shortlist.schema import EVENT, EVENT_STRENGTH, ITEM, USER, WEIGHT
 
@@ -85,7 +84,7 @@ def fold_in(conf: sp.csr_matrix, item_factors: np.ndarray, regularization: float
     return out
 
 
-class ALS:
+class ALS(TopKRetrieval):
     """Implicit ALS candidates: top inner products ``u · v``, seen items excluded.
 
     ``confidence``: ``"log"`` is ``1 + alpha·log1p(c / eps)``, ``"linear"`` is ``1 + alpha·c``,
@@ -180,10 +179,6 @@ class ALS:
         self._gram_ = None
 
     # -- retrieval -------------------------------------------------------------------------
-    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
-        users = np.asarray(users, dtype=np.int64)
-        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
-
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
@@ -193,25 +188,13 @@ class ALS:
         seen = rows_of(self.seen_, users)
         return self._search(self.user_embeddings(users), np.diff(seen.indptr) > 0, seen, k, exclude_seen)
 
-    def retrieve_for_history(
-        self,
-        items: np.ndarray,
-        k: int,
-        *,
-        timestamps: np.ndarray | None = None,
-        exclude_seen: bool = True,
-    ) -> Candidates:
+    def topk_for_history(
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Fold an ad-hoc history into a user vector (user id -1); each occurrence counts 1.
 
         ``timestamps`` is accepted for the common source interface and ignored (ALS has no recency).
         """
-        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
-        return Candidates.from_topk(np.array([-1]), *top, self.name)
-
-    def topk_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
         check_k(k)
         require_fitted(self, "item_factors_")
         assert self.item_factors_ is not None

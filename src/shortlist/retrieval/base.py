@@ -36,6 +36,35 @@ class CandidateSource(Protocol):
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self: ...
 
 
+class TopKRetrieval:
+    """``retrieve`` / ``retrieve_for_history`` as frames of a source's top-k matrices.
+
+    A source implements ``topk(users, k, exclude_seen=)`` and ``topk_for_history(items, k,
+    timestamps=, exclude_seen=)`` — (rows × k) items and scores, best first, padded -1 / -inf: the
+    arrays the serving path fuses directly — and inherits the two frame-returning methods here.
+    """
+
+    name: str
+
+    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
+                         exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
+        """Top-``k`` candidates per user, as :meth:`topk` lists them."""
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
+        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
+
+    def retrieve_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
+                             exclude_seen: bool = True) -> Candidates:
+        """Top-``k`` candidates for an ad-hoc history (user id -1), as :meth:`topk_for_history` lists them."""
+        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
+        return Candidates.from_topk(np.array([-1]), *top, self.name)
+
+
 def check_k(k: int) -> None:
     if not isinstance(k, int | np.integer) or k <= 0:
         raise ConfigError(f"k must be a positive integer, got {k!r}")

@@ -23,13 +23,13 @@ from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import (
     State,
+    TopKRetrieval,
     check_k,
     csr_from_arrays,
     csr_to_arrays,
     history_row,
     require_fitted,
 )
-from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.topk import product_topk, rows_of, sparse_topk
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
@@ -42,7 +42,7 @@ def default_window_days(history: Interactions) -> float:
     return float(min(7.0, max(1.0 / 24, (last - first) / SECONDS_PER_DAY / 100.0)))
 
 
-class CoVisitation:
+class CoVisitation(TopKRetrieval):
     """Item–item co-occurrence source (see module docstring for the kinds)."""
 
     def __init__(
@@ -159,10 +159,6 @@ class CoVisitation:
         )
 
     # --- retrieve ----------------------------------------------------------------------------
-    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
-        users = np.asarray(users, dtype=np.int64)
-        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
-
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
@@ -172,17 +168,10 @@ class CoVisitation:
         seen = rows_of(self.seen_, users) if exclude_seen else None
         return product_topk(rows_of(self.history_, users), self.sim_, k, exclude=seen)
 
-    def retrieve_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
-    ) -> Candidates:
-        """Candidates for an ad-hoc history; ``items`` are oldest first unless ``timestamps`` say otherwise."""
-        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
-        return Candidates.from_topk(np.array([-1]), *top, self.name)
-
     def topk_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
+        """Candidates for an ad-hoc history; ``items`` are oldest first unless ``timestamps`` say otherwise."""
         check_k(k)
         require_fitted(self, "sim_")
         assert self.sim_ is not None

@@ -18,8 +18,7 @@ import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
-from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
-from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.topk import rows_of, topk_dense
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
@@ -73,7 +72,7 @@ def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
     return p.astype(np.float32, copy=False)
 
 
-class EASE:
+class EASE(TopKRetrieval):
     """Embarrassingly Shallow Autoencoder: ``scores = x_u · B`` with a learned item-item ``B``.
 
     ``l2="auto"`` uses λ = 400 × the mean squared profile value (exactly 400 for binary data, and
@@ -130,10 +129,6 @@ class EASE:
         self.weights_, self.profiles_, self.l2_ = np.ascontiguousarray(weights), profiles, l2
         self.active_ = np.diff(profiles.tocsc().indptr) > 0  # items never seen are never proposed
 
-    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
-        users = np.asarray(users, dtype=np.int64)
-        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
-
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
@@ -142,22 +137,10 @@ class EASE:
         users = np.asarray(users, dtype=np.int64)
         return self._score_rows(rows_of(self.profiles_, users), k, exclude_seen)
 
-    def retrieve_for_history(
-        self,
-        items: np.ndarray,
-        k: int,
-        *,
-        timestamps: np.ndarray | None = None,
-        exclude_seen: bool = True,
-    ) -> Candidates:
-        """Candidates for an ad-hoc history (user id -1); decay is relative to its latest timestamp."""
-        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
-        return Candidates.from_topk(np.array([-1]), *top, self.name)
-
     def topk_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
+        """Candidates for an ad-hoc history (user id -1); decay is relative to its latest timestamp."""
         check_k(k)
         require_fitted(self, "weights_")
         assert self.weights_ is not None

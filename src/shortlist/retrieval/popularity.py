@@ -13,6 +13,7 @@ from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import (
     State,
+    TopKRetrieval,
     check_k,
     csr_from_arrays,
     csr_to_arrays,
@@ -20,7 +21,6 @@ from shortlist.retrieval.base import (
     require_fitted,
     seen_rows,
 )
-from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.topk import topk_global
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
@@ -59,7 +59,7 @@ def item_popularity(
     return pop
 
 
-class Popularity:
+class Popularity(TopKRetrieval):
     """Recommend the most popular items (the same list for everyone, minus their seen items).
 
     ``window_days=None`` is all-time popularity; ``"auto"`` derives a recent window from the data's
@@ -105,10 +105,6 @@ class Popularity:
         self.ranking_ = self.ranking_[scores[self.ranking_] > 0]
         self.seen_ = seen
 
-    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
-        users = np.asarray(users, dtype=np.int64)
-        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
-
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
@@ -118,17 +114,10 @@ class Popularity:
         return topk_global(self.ranking_, self.scores_[self.ranking_], len(users), k,
                            exclude=seen_rows(self.seen_, users, exclude_seen))
 
-    def retrieve_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
-    ) -> Candidates:
-        """Popular items for an ad-hoc history (user id -1 in the result); times do not matter."""
-        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
-        return Candidates.from_topk(np.array([-1]), *top, self.name)
-
     def topk_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
+        """Popular items for an ad-hoc history (user id -1 in the result); times do not matter."""
         check_k(k)
         require_fitted(self, "scores_")
         assert self.ranking_ is not None and self.scores_ is not None and self.seen_ is not None

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
-from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
+from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.topk import rows_of, sparse_topk
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
@@ -23,7 +23,7 @@ def default_half_life_days(history: Interactions) -> float:
     return float(min(365.0, max(7.0, (last - first) / SECONDS_PER_DAY / 8.0)))
 
 
-class Repurchase:
+class Repurchase(TopKRetrieval):
     """Score each item a user had by ``sum(exp(-ln2 · age / half_life))`` over their interactions.
 
     Only meaningful where buying again is normal (``exclude_seen=False``); with exclusion on it
@@ -69,17 +69,10 @@ class Repurchase:
             return np.full((len(users), k), -1, np.int64), np.full((len(users), k), -np.inf, np.float32)
         return sparse_topk(rows_of(self.scores_, users), k)
 
-    def retrieve_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
-    ) -> Candidates:
-        """The given history's own items, most recent (last, or latest timestamp) first."""
-        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
-        return Candidates.from_topk(np.array([-1]), *top, self.name)
-
     def topk_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
+        """The given history's own items, most recent (last, or latest timestamp) first."""
         check_k(k)
         require_fitted(self, "scores_")
         assert self.half_life_days_ is not None and self.scores_ is not None

@@ -18,8 +18,7 @@ import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
-from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, history_row, require_fitted
-from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, history_row, require_fitted
 from shortlist.retrieval.topk import product_topk, rows_of
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
@@ -32,7 +31,7 @@ def default_half_life_days(history: Interactions) -> float:
     return float(min(365.0, max(7.0, (last - first) / SECONDS_PER_DAY / 12.0)))
 
 
-class UserKNN:
+class UserKNN(TopKRetrieval):
     """Score items by ``Σ_v sim(u, v) · recency_v(i)`` over the ``neighbours`` most similar users ``v``.
 
     ``sim`` is the cosine of binary histories; ``half_life_days``: ``"auto"`` (1/12 of the time
@@ -87,10 +86,6 @@ class UserKNN:
         self.seen_, self.recent_, self.half_life_days_ = seen, recent, hl
 
     # --- retrieve ----------------------------------------------------------------------------
-    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
-        users = np.asarray(users, dtype=np.int64)
-        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
-
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
@@ -106,17 +101,10 @@ class UserKNN:
                 rows_of(self.normed_, block), block, k, seen)
         return items, scores
 
-    def retrieve_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
-    ) -> Candidates:
-        """Candidates for an ad-hoc history (user id -1); its neighbours are the fitted users."""
-        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
-        return Candidates.from_topk(np.array([-1]), *top, self.name)
-
     def topk_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
+        """Candidates for an ad-hoc history (user id -1); its neighbours are the fitted users."""
         check_k(k)
         require_fitted(self, "normed_")
         assert self.seen_ is not None

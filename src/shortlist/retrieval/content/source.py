@@ -12,8 +12,7 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
 from shortlist.index import Backend, VectorIndex
 from shortlist.index.vector_index import normalize_rows
-from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted, seen_rows
-from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, require_fitted, seen_rows
 from shortlist.retrieval.content.cache import EmbeddingCache
 from shortlist.retrieval.content.embed import encode_items
 from shortlist.retrieval.content.encoders import Encoder, resolve_encoder
@@ -32,7 +31,7 @@ class UsesItemCatalogue(Protocol):
     def with_items(self, items: Items | None, *, item_vectors: np.ndarray | None = None) -> Self: ...
 
 
-class ContentSource:
+class ContentSource(TopKRetrieval):
     """Candidates from item text embeddings, compared by cosine similarity.
 
     Give it the catalogue with :meth:`with_items` (or precomputed ``item_vectors``) before
@@ -161,10 +160,6 @@ class ContentSource:
         return normalize_rows(np.asarray(weights @ self.item_vectors_, dtype=np.float32))
 
     # --- retrieval -----------------------------------------------------------------------------
-    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
-        users = np.asarray(users, dtype=np.int64)
-        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
-
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
@@ -174,18 +169,12 @@ class ContentSource:
         exclude = seen_rows(self.seen_, users, exclude_seen)
         return self._search(rows_of(self.weights_, users), exclude, k)
 
-    def retrieve_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
-                             exclude_seen: bool = True) -> Candidates:
+    def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
+                         exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Candidates for an ad-hoc history (user id -1), weighted like a fitted user's history.
 
         Without ``timestamps`` the items are taken as chronological and weighted equally.
         """
-        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
-        return Candidates.from_topk(np.array([-1]), *top, self.name)
-
-    def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
-                         exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
         check_k(k)
         require_fitted(self, "item_vectors_")
         assert self.item_vectors_ is not None

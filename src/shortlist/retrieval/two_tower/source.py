@@ -15,6 +15,7 @@ from shortlist.errors import ConfigError, DependencyMissingError
 from shortlist.index import VectorIndex
 from shortlist.retrieval.base import (
     State,
+    TopKRetrieval,
     check_k,
     csr_from_arrays,
     csr_to_arrays,
@@ -43,7 +44,7 @@ def import_torch() -> ModuleType:
         raise DependencyMissingError("torch", "torch", "the two-tower source") from exc
 
 
-class TwoTower:
+class TwoTower(TopKRetrieval):
     """Two-tower retrieval: ``user_tower(last items) · item_tower(item)``, trained on next-item pairs.
 
     The item tower embeds the item id plus, when ``fit`` gets an ``Items`` catalogue, its category
@@ -221,17 +222,10 @@ class TwoTower:
             items[known], scores[known] = self._search(self.user_vectors_[q], k, seen_rows(self.seen_, q, exclude_seen))
         return items, scores
 
-    def retrieve_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
-    ) -> Candidates:
-        """Run the user tower on an ad-hoc history (user id -1 in the result)."""
-        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
-        return Candidates.from_topk(np.array([-1]), *top, self.name)
-
     def topk_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(1 × k) items and scores for an ad-hoc history (what :meth:`retrieve_for_history` lists)."""
+        """Run the user tower on an ad-hoc history (user id -1 in the result)."""
         check_k(k)
         require_fitted(self, "item_vectors_")
         assert self.item_vectors_ is not None
