@@ -235,3 +235,14 @@ def test_categories_filter_without_categories_is_422(tmp_path, data):
     with TestClient(create_app(ServingSettings(model_dir=tmp_path / "m"))) as c:
         r = c.post("/recommend", json={"user_id": inter.users.ids[0], "categories": ["cat_01"]})
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "categories"]
+
+
+def test_serving_a_baseline_or_missing_model_fails_with_a_clear_error(tmp_path, data):
+    from shortlist.errors import ModelLoadError
+    from shortlist.pipeline.baseline import BaselineRecommender
+
+    BaselineRecommender(kind="popular").fit(data[0]).save(tmp_path / "pop")
+    with pytest.raises(ModelLoadError, match="needs a two-stage model"):
+        create_app(ServingSettings(model_dir=tmp_path / "pop"))
+    with pytest.raises(ModelLoadError, match=r"no manifest\.json"):
+        create_app(ServingSettings(model_dir=tmp_path / "missing"))
