@@ -62,6 +62,10 @@ def test_event_store_keeps_the_newest_events():
     assert (n, durable) == (3, True)
     events, ok = store.events("u")
     assert ok and [e.item_id for e in events] == ["i2", "i3", "i4"] and store.events("other") == ([], True)
+    small = MemoryEventStore(max_events=2, max_users=2)
+    for u in ("a", "b", "a", "c"):
+        small.append(u, Event(item_id="i", timestamp=1, event="view"))
+    assert small.events("b") == ([], True) and len(small.events("a")[0]) == 2 and small.evicted_users == 1
     e = Event(item_id="a\tb", timestamp=7, event="cart")
     assert Event.decode(e.encode()) == e
 

@@ -9,12 +9,15 @@ history and is not applied twice. In-process by default; Redis when configured (
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shortlist.serving.redis_link import RedisLink
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,19 +44,31 @@ class EventStore(Protocol):
 
 
 class MemoryEventStore:
-    """In-process events, oldest first, at most ``max_events`` per user."""
+    """In-process events, oldest first, at most ``max_events`` per user and ``max_users`` users (the
+    least recently active user's events are dropped first, counted in :attr:`evicted_users` and
+    logged: a long-running service with many anonymous users should use Redis)."""
 
     backend = "memory"
 
-    def __init__(self, *, max_events: int) -> None:
-        self._data: defaultdict[str, deque[Event]] = defaultdict(lambda: deque(maxlen=max_events))
+    def __init__(self, *, max_events: int, max_users: int = 100_000) -> None:
+        self.max_events, self.max_users = max_events, max_users
+        self._data: OrderedDict[str, deque[Event]] = OrderedDict()
         self._lock = threading.Lock()
+        self.evicted_users = 0
 
     def append(self, user: str, event: Event) -> tuple[int, bool]:
         """Store an event; returns (the user's online event count, stored durably)."""
         with self._lock:
-            q = self._data[user]
+            q = self._data.get(user)
+            if q is None:
+                q = self._data[user] = deque(maxlen=self.max_events)
             q.append(event)
+            self._data.move_to_end(user)
+            while len(self._data) > self.max_users:
+                dropped, _ = self._data.popitem(last=False)
+                self.evicted_users += 1
+                logger.warning("in-process event store full (%d users): dropped the events of %r",
+                               self.max_users, dropped)
             return len(q), True
 
     def events(self, user: str) -> tuple[list[Event], bool]:
