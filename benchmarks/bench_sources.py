@@ -97,7 +97,7 @@ def main() -> None:
     # Equal fusion weights here; the two-stage model learns them from a training label window.
     u = fuse(union(list(parts.values()), sources=names), names, priority=("repurchase",), max_per_user=300)
     t_union = time.perf_counter() - t0
-    from shortlist.pipeline.two_stage import rank_by_score
+    from shortlist.pipeline.ranked import rank_by_score
 
     order = -u.select("user").with_row_index().get_column("index").to_numpy().astype(np.float32)
     mat = rank_by_score(u, order, 300, "union").to_matrix(test_users, 300)

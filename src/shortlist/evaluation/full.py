@@ -16,7 +16,8 @@ from shortlist.data.split import Split
 from shortlist.evaluation.evaluate import DEFAULT_METRICS, MODEL, EvaluationResult, evaluate, score_rankings
 from shortlist.evaluation.metrics import compute_metrics
 from shortlist.pipeline.baseline import make_baseline
-from shortlist.pipeline.two_stage import TwoStageRecommender, rank_by_score
+from shortlist.pipeline.ranked import rank_by_score
+from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.retrieval.union import best_rank, rank_col
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ def recommend_for_session(
     model: TwoStageRecommender, item_ids: Sequence[str | int], k: int, *, timestamps: Sequence[int] | None = None
 ) -> pl.DataFrame:
     """See :meth:`TwoStageRecommender.recommend_for_history`."""
-    from shortlist.pipeline.two_stage import rank_by_score, top_up
+    from shortlist.pipeline.ranked import rank_by_score, top_up
 
     gen, _ = model._check()
     assert model.history_ is not None and model.fallback_ is not None

@@ -19,11 +19,13 @@ import numpy as np
 import polars as pl
 
 from shortlist.data.containers import Interactions, Items
-from shortlist.errors import ConfigError, NotFittedError
+from shortlist.errors import NotFittedError
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.labels import LabelWindow, Target, label_windows
+from shortlist.pipeline.options import check_options
+from shortlist.pipeline.ranked import rank_by_score, top_up
 from shortlist.pipeline.sources import CandidateGenerator, default_source_names, has_text
 from shortlist.ranking.dataset import (
     BEST_RANK,
@@ -37,10 +39,9 @@ from shortlist.ranking.dataset import (
 from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
 from shortlist.retrieval.base import check_k
 from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.chain import chain_candidates
 from shortlist.retrieval.popularity import Popularity
 from shortlist.retrieval.union import best_rank
-from shortlist.schema import ITEM, LABEL, RANK, SCORE, SOURCE, USER
+from shortlist.schema import ITEM, LABEL, USER
 
 logger = logging.getLogger(__name__)
 MIN_RANKER_GROUPS = 20
@@ -81,7 +82,7 @@ class TwoStageRecommender:
         self.per_source, self.max_candidates = per_source, max_candidates
         self.n_windows, self.max_negatives, self.hard_negatives = n_windows, max_negatives, hard_negatives
         self.valid_share, self.ranker, self.ranker_params, self.seed = valid_share, ranker, dict(ranker_params or {}), seed
-        _check_options(self.ranker, self.ranker_params, self.sources, self.source_params)
+        check_options(self.ranker, self.ranker_params, self.sources, self.source_params)
         self.generator_: CandidateGenerator | None = None
         self.features_: FeaturePipeline | None = None
         self.ranker_: LGBMRanker | XGBRanker | None = None
@@ -317,43 +318,3 @@ class TwoStageRecommender:
         if self.ranker_ is None:
             return pl.DataFrame({"name": [], "gain": [], "split": []})
         return self.ranker_.importance()
-
-
-def rank_by_score(cands: pl.DataFrame, scores: np.ndarray, k: int, name: str) -> Candidates:
-    """Top-``k`` rows per user by ``scores`` (ties: lower item id first)."""
-    f = (
-        cands.select(USER, ITEM).with_columns(pl.Series(SCORE, scores.astype(np.float32)))
-        .sort([USER, SCORE, ITEM], descending=[False, True, False])
-        .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over(USER).alias(RANK))
-        .filter(pl.col(RANK) <= k)
-        .with_columns(pl.lit(name).alias(SOURCE))
-    )
-    return Candidates(f.select(USER, ITEM, SCORE, RANK, SOURCE))
-
-
-def top_up(ranked: Candidates, fallback: Candidates, k: int, name: str) -> Candidates:
-    """``ranked`` then ``fallback`` items to fill ``k`` per user, keeping the ranker's scores
-    (fallback-only rows score null: the ranker never scored them)."""
-    chained = chain_candidates([ranked, fallback], k, name)
-    merged = chained.frame.drop(SCORE).join(ranked.frame.select(USER, ITEM, SCORE), on=[USER, ITEM],
-                                            how="left", maintain_order="left")
-    return Candidates(merged.select(USER, ITEM, SCORE, RANK, SOURCE))
-
-
-def _check_options(ranker: str, ranker_params: Mapping[str, Any], sources: Sequence[str] | None,
-                   source_params: Mapping[str, Any]) -> None:
-    """Unknown ranker parameters, rankers or source names fail now, naming what is valid."""
-    import inspect
-
-    from shortlist.pipeline.sources import SOURCE_CATALOGUE
-
-    if ranker not in ("lightgbm", "xgboost"):
-        raise ConfigError(f"ranker must be 'lightgbm' or 'xgboost', got {ranker!r}")
-    cls = XGBRanker if ranker == "xgboost" else LGBMRanker
-    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "seed", "categorical")]
-    unknown = sorted(set(ranker_params) - set(valid))
-    if unknown:
-        raise ConfigError(f"unknown {ranker} ranker parameter(s) {unknown}; valid: {', '.join(valid)}")
-    for name in [*(sources or []), *source_params]:
-        if name not in SOURCE_CATALOGUE:
-            raise ConfigError(f"unknown source {name!r}; known: {', '.join(SOURCE_CATALOGUE)}")

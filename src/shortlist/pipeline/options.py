@@ -1,0 +1,27 @@
+"""Constructor options of the two-stage model checked up front, naming what is valid."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shortlist.errors import ConfigError
+from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
+
+
+def check_options(ranker: str, ranker_params: Mapping[str, Any], sources: Sequence[str] | None,
+                   source_params: Mapping[str, Any]) -> None:
+    """Unknown ranker parameters, rankers or source names fail now, naming what is valid."""
+    from shortlist.pipeline.sources import SOURCE_CATALOGUE
+
+    if ranker not in ("lightgbm", "xgboost"):
+        raise ConfigError(f"ranker must be 'lightgbm' or 'xgboost', got {ranker!r}")
+    cls = XGBRanker if ranker == "xgboost" else LGBMRanker
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "seed", "categorical")]
+    unknown = sorted(set(ranker_params) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown {ranker} ranker parameter(s) {unknown}; valid: {', '.join(valid)}")
+    for name in [*(sources or []), *source_params]:
+        if name not in SOURCE_CATALOGUE:
+            raise ConfigError(f"unknown source {name!r}; known: {', '.join(SOURCE_CATALOGUE)}")
