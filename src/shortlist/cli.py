@@ -333,10 +333,8 @@ app.add_typer(bench_app, name="bench")
 
 
 def _serving_settings(model: Path, redis_url: str | None, max_k: int, cache_ttl: float, watch: float) -> Any:
-    try:
-        from shortlist.serving.settings import ServingSettings
-    except ImportError as e:  # pragma: no cover - settings import nothing optional
-        raise ConfigError(str(e)) from e
+    from shortlist.serving.settings import ServingSettings
+
     return ServingSettings(model_dir=model, redis_url=redis_url, max_k=max_k, cache_ttl_s=cache_ttl, watch_s=watch)
 
 

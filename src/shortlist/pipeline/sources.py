@@ -21,7 +21,7 @@ from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.registry import load_source, save_source
 from shortlist.retrieval.union import TopK, fuse, fuse_topk, union
-from shortlist.schema import ITEM, ITEM_TEXT_COLUMNS, RANK, SCORE, USER
+from shortlist.schema import ITEM_TEXT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -139,36 +139,52 @@ class CandidateGenerator:
         """
         users = np.asarray(users, dtype=np.int64).reshape(-1)
         if len(users) <= FAST_PATH_USERS and len(np.unique(users)) == len(users):
-            return self._fuse(users, self.topk_all(users, exclude_seen=exclude_seen))
+            return self.fuse_tops(users, self.topk_all(users, exclude_seen=exclude_seen))
         return self.combine(self.retrieve_all(users, exclude_seen=exclude_seen))
 
-    def topk_all(self, users: np.ndarray, *, exclude_seen: bool) -> dict[str, TopK]:
-        """Each source's (users × ``per_source``) items and scores, best first, padded -1 / -inf."""
+    def topk_all(self, users: np.ndarray, *, exclude_seen: bool, skip: Sequence[str] = (),
+                 failed: list[str] | None = None) -> dict[str, TopK]:
+        """Each source's (users × ``per_source``) items and scores, best first, padded -1 / -inf.
+
+        ``failed``: when given, a source that raises is left out and its name appended (the serving
+        path answers from the others); otherwise errors propagate. ``skip`` names sources to leave out.
+        """
         users = np.asarray(users, dtype=np.int64).reshape(-1)
+        return self._each(lambda s: s.topk(users, self.per_source, exclude_seen=exclude_seen), skip, failed)
+
+    def topk_for_history(self, items: np.ndarray, *, timestamps: np.ndarray | None = None, exclude_seen: bool,
+                         k: int | None = None, skip: Sequence[str] = (),
+                         failed: list[str] | None = None) -> dict[str, TopK]:
+        """Each source's (1 × ``k``, default ``per_source``) top-k for an ad-hoc history; ``skip`` and
+        ``failed`` as in :meth:`topk_all`."""
+        depth = self.per_source if k is None else k
+        return self._each(lambda s: s.topk_for_history(items, depth, timestamps=timestamps, exclude_seen=exclude_seen),
+                          skip, failed)
+
+    def _each(self, call: Any, skip: Sequence[str], failed: list[str] | None) -> dict[str, TopK]:
         out: dict[str, TopK] = {}
         for name, src in self.sources_.items():
-            if hasattr(src, "topk"):
-                out[name] = src.topk(users, self.per_source, exclude_seen=exclude_seen)
-            else:  # a source without the matrix interface: through its frame
-                out[name] = _as_topk(src.retrieve(users, self.per_source, exclude_seen=exclude_seen), users,
-                                     self.per_source)
+            if name in skip:
+                continue
+            if failed is None:
+                out[name] = call(src)
+                continue
+            try:
+                out[name] = call(src)
+            except Exception:  # a broken source must not take a request down: answer from the others
+                logger.exception("source %s failed at request time", name)
+                failed.append(name)
         return out
 
     def generate_for_history(self, items: np.ndarray, *, timestamps: np.ndarray | None = None,
                              exclude_seen: bool) -> pl.DataFrame:
         """The candidate union for an ad-hoc history (user id -1): a session, or a history that grew
-        online. Sources without ``retrieve_for_history`` contribute nothing."""
-        tops: dict[str, TopK] = {}
-        for name, src in self.sources_.items():
-            if hasattr(src, "topk_for_history"):
-                tops[name] = src.topk_for_history(items, self.per_source, timestamps=timestamps,
-                                                  exclude_seen=exclude_seen)
-            elif hasattr(src, "retrieve_for_history"):
-                c = src.retrieve_for_history(items, self.per_source, timestamps=timestamps, exclude_seen=exclude_seen)
-                tops[name] = _as_topk(c, np.array([-1]), self.per_source)
-        return self._fuse(np.array([-1]), tops)
+        online."""
+        return self.fuse_tops(np.array([-1]), self.topk_for_history(items, timestamps=timestamps,
+                                                                     exclude_seen=exclude_seen))
 
-    def _fuse(self, users: np.ndarray, tops: Mapping[str, TopK]) -> pl.DataFrame:
+    def fuse_tops(self, users: np.ndarray, tops: Mapping[str, TopK]) -> pl.DataFrame:
+        """The union of per-source top-k matrices for distinct ``users``, as :meth:`combine` orders it."""
         return fuse_topk(users, tops, list(self.sources_), priority=self.priority, max_per_user=self.max_candidates,
                          weights=self.weights)
 
@@ -206,23 +222,6 @@ class CandidateGenerator:
     def load(self, directory: Path) -> CandidateGenerator:
         self.sources_ = {name: load_source(directory / name) for name in self.names}
         return self
-
-
-def _as_topk(c: Candidates, users: np.ndarray, k: int) -> TopK:
-    """A source's frame back as (users × k) items and scores, padded -1 / -inf (users distinct)."""
-    items = np.full((len(users), k), -1, np.int64)
-    scores = np.full((len(users), k), -np.inf, np.float32)
-    f = c.frame.filter(pl.col(RANK) <= k)
-    if not len(f) or not len(users):
-        return items, scores
-    order = np.argsort(users, kind="stable")
-    u = f.get_column(USER).to_numpy().astype(np.int64)
-    at = np.minimum(np.searchsorted(users[order], u), len(users) - 1)
-    ok = users[order][at] == u
-    row, col = order[at][ok], f.get_column(RANK).to_numpy()[ok] - 1
-    items[row, col] = f.get_column(ITEM).to_numpy()[ok]
-    scores[row, col] = f.get_column(SCORE).to_numpy()[ok]
-    return items, scores
 
 
 def _fit_source(src: CandidateSource, history: Interactions, items: Items | None, rng: np.random.Generator,

@@ -186,16 +186,11 @@ def create_app(settings: ServingSettings, *, service: Service | None = None) -> 
     @app.post("/admin/reload")
     async def reload() -> Response:
         try:
-            old, new = await run_in_threadpool(svc.holder.reload)
+            old, new = await run_in_threadpool(svc.reload)
         except ReloadInProgressError as e:
-            svc.metrics.reloads.labels("busy").inc()
             return JSONResponse(status_code=409, content={"detail": str(e)})
         except ModelLoadError as e:
-            svc.metrics.reloads.labels("failed").inc()
             return JSONResponse(status_code=500, content={"detail": str(e)})
-        svc.metrics.reloads.labels("ok").inc()
-        svc.metrics.model_info.clear()
-        svc.metrics.model_info.labels(new).set(1)
         return _json({"reloaded": old != new, "previous_version": old, "model_version": new})
 
     static = resources.files("shortlist.serving") / "static"
@@ -225,12 +220,8 @@ async def _watch(svc: Service) -> None:
         await asyncio.sleep(svc.settings.watch_s)
         try:
             if svc.holder.changed():
-                _, new = await run_in_threadpool(svc.holder.reload)
-                svc.metrics.reloads.labels("ok").inc()
-                svc.metrics.model_info.clear()
-                svc.metrics.model_info.labels(new).set(1)
+                await run_in_threadpool(svc.reload)
         except ReloadInProgressError:
             continue
         except Exception:
-            svc.metrics.reloads.labels("failed").inc()
             logger.exception("watched reload failed; still serving the previous model")

@@ -1,9 +1,9 @@
 """``Engine``: one loaded two-stage model turned into per-request answers.
 
-Everything model-specific the service needs lives here (id maps, titles, offline histories, the
-candidate sources, the feature pipeline and the ranker), so a model reload swaps one object.
-Candidates and features come from the same code as offline (`CandidateGenerator.combine`,
-`FeaturePipeline.transform`, the ranker); a source that raises is skipped and named.
+Everything model-specific the service needs lives here (id maps, titles, the candidate sources,
+the feature pipeline and the ranker), so a model reload swaps one object. Candidates and features
+come from the same code as offline (`CandidateGenerator.topk_all` / `fuse_tops`,
+`TwoStageRecommender.features_for`, the ranker); a source that raises is skipped and named.
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ import numpy as np
 import polars as pl
 
 from shortlist.errors import ModelLoadError
-from shortlist.features.pipeline import with_reference_times
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.artifacts import read_manifest, sha256_file
-from shortlist.pipeline.sources import _as_topk
 from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.ranking.lgbm import LGBMRanker
 from shortlist.retrieval.union import FUSED, best_rank, score_col
-from shortlist.schema import CATEGORY, ITEM, TIMESTAMP, TITLE
+from shortlist.schema import CATEGORY, ITEM, TITLE, USER
 from shortlist.serving.drift import DriftMonitor
-from shortlist.serving.history import OfflineHistories
 
 logger = logging.getLogger(__name__)
 FALLBACK = "fallback_popular"
@@ -62,7 +59,8 @@ class Engine:
         self.n_items = hist.n_items
         self.exclude_seen = not model.allow_repeats
         self.end_ts = int(hist.time_span()[1])
-        self.histories = OfflineHistories.build(hist)
+        self.user_lengths = np.bincount(hist.frame.get_column(USER).to_numpy(), minlength=hist.n_users)
+        self.item_counts = np.bincount(hist.frame.get_column(ITEM).to_numpy(), minlength=self.n_items)
         self.item_ext = np.array(self.items.ids.to_list(), dtype=object)  # external ids by index, no polars per request
         self.titles = _catalogue_column(model, TITLE, self.n_items)
         self.categories = _catalogue_column(model, CATEGORY, self.n_items)
@@ -93,9 +91,8 @@ class Engine:
         rng = np.random.default_rng(seed)
         n = self.users.ids.len()
         users = np.sort(rng.choice(n, size=min(n_users, n), replace=False)).astype(np.int64)
-        cands = self.gen.generate(users, exclude_seen=self.exclude_seen)
-        X = self.feats.transform(with_reference_times(cands, self.feats, mode=self.model.target.reference))
-        return DriftMonitor(self.feature_names, X.to_numpy(), threshold=threshold)
+        X = self.model.features_for(self.gen.generate(users, exclude_seen=self.exclude_seen))
+        return DriftMonitor(self.feature_names, X, threshold=threshold)
 
     # --- descriptions ----------------------------------------------------------------------------
     def item_info(self, item: int) -> dict[str, Any]:
@@ -108,19 +105,15 @@ class Engine:
         fb = self.model.fallback_
         assert fb is not None and fb.scores_ is not None
         row["popularity"] = float(fb.scores_[item])
-        row["popularity_rank"] = int(np.flatnonzero(self.popular == item)[0]) + 1 if (self.popular == item).any() else None
-        row["interactions"] = int(self._item_counts()[item])
+        at = np.flatnonzero(self.popular == item)
+        row["popularity_rank"] = int(at[0]) + 1 if len(at) else None
+        row["interactions"] = int(self.item_counts[item])
         return row
-
-    def _item_counts(self) -> np.ndarray:
-        if not hasattr(self, "_counts"):
-            self._counts = np.bincount(self.histories.items, minlength=self.n_items)
-        return self._counts
 
     def index_stats(self) -> dict[str, Any]:
         """Users and items in the model, and what each source holds (its class and learned arrays)."""
         out: dict[str, Any] = {"n_users": int(self.users.ids.len()), "n_items": int(self.n_items),
-                               "n_interactions": len(self.histories.items), "sources": {}}
+                               "n_interactions": int(self.item_counts.sum()), "sources": {}}
         for name, src in self.gen.sources_.items():
             info: dict[str, Any] = {"class": type(src).__name__}
             index = getattr(src, "index_", None)
@@ -162,11 +155,9 @@ class Engine:
         the feature store holds it (``None``: the model's own copy)."""
         t0 = time.perf_counter()
         users = np.array([user], dtype=np.int64)
-        per, excl = self.gen.per_source, self.exclude_seen
-        tops, failed = self._tops(lambda s: s.topk(users, per, exclude_seen=excl) if hasattr(s, "topk")
-                                  else _as_topk(s.retrieve(users, per, exclude_seen=excl), users, per))
-        cands = self.gen._fuse(users, tops)
-        return self._finish(cands, failed, history, k, allowed, explain, t0, seen=self.histories.items_of(user))
+        failed: list[str] = []
+        cands = self.gen.fuse_tops(users, self.gen.topk_all(users, exclude_seen=self.exclude_seen, failed=failed))
+        return self._finish(cands, failed, history, k, allowed, explain, t0, seen=self.model.user_history(user).items)
 
     def recommend_history(self, history: UserHistory, k: int, *, user: int | None = None,
                           allowed: np.ndarray | None = None, explain: bool = False) -> Ranked:
@@ -174,10 +165,11 @@ class Engine:
         candidates from each source's fold-in path, user and pair features from the history."""
         t0 = time.perf_counter()
         items, ts = history.items.astype(np.int64), history.timestamps.astype(np.int64)
-        tops, failed = self._tops(lambda s: self._history_topk(s, items, ts, self.gen.per_source))
+        failed: list[str] = []
+        tops = self.gen.topk_for_history(items, timestamps=ts, exclude_seen=self.exclude_seen, failed=failed)
         uid = self.users.ids.len() if user is None else user
-        cands = self.gen._fuse(np.array([uid]), tops)
-        return self._finish(cands, failed, history, k, allowed, explain, t0, seen=items)
+        return self._finish(self.gen.fuse_tops(np.array([uid]), tops), failed, history, k, allowed, explain, t0,
+                            seen=items)
 
     def user_history(self, user: int | None) -> UserHistory:
         """A user's fitted history (prices and baskets included); empty for an unknown user."""
@@ -189,9 +181,9 @@ class Engine:
         """Items most like ``item``: the stage-1 union for a one-item history, in fusion order."""
         one = np.array([item], dtype=np.int64)
         ts = np.array([self.end_ts], dtype=np.int64)
-        tops, _ = self._tops(lambda s: self._history_topk(s, one, ts, k + 1),
-                             skip=("popular", "popular_recent", "repurchase"))
-        cands = self.gen._fuse(np.array([0]), tops)
+        tops = self.gen.topk_for_history(one, timestamps=ts, exclude_seen=True, k=k + 1, failed=[],
+                                         skip=("popular", "popular_recent", "repurchase"))
+        cands = self.gen.fuse_tops(np.array([-1]), tops)
         cands = cands.filter(pl.col(ITEM) != item).head(k)
         return cands.get_column(ITEM).to_numpy().astype(np.int64), cands.get_column(FUSED).to_numpy()
 
@@ -211,26 +203,6 @@ class Engine:
         return [{FALLBACK: float(fb.scores_[i])} for i in items]
 
     # --- internals -------------------------------------------------------------------------------
-    def _tops(self, call: Any, skip: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[str]]:
-        """Each source's top-k matrices; a source that raises is left out and named."""
-        tops: dict[str, Any] = {}
-        failed: list[str] = []
-        for name, src in self.gen.sources_.items():
-            if name in skip:
-                continue
-            try:
-                tops[name] = call(src)
-            except Exception:  # a broken source must not take the request down: serve from the others
-                logger.exception("source %s failed at request time", name)
-                failed.append(name)
-        return tops, failed
-
-    def _history_topk(self, src: Any, items: np.ndarray, ts: np.ndarray, k: int) -> Any:
-        if hasattr(src, "topk_for_history"):
-            return src.topk_for_history(items, k, timestamps=ts, exclude_seen=self.exclude_seen)
-        c = src.retrieve_for_history(items, k, timestamps=ts, exclude_seen=self.exclude_seen)
-        return _as_topk(c, np.array([-1]), k)
-
     def _finish(self, cands: pl.DataFrame, failed: list[str], history: UserHistory | None, k: int,
                 allowed: np.ndarray | None, explain: bool, t0: float, *, seen: np.ndarray) -> Ranked:
         t1 = time.perf_counter()
@@ -284,4 +256,4 @@ def _catalogue_column(model: TwoStageRecommender, column: str, n_items: int) -> 
     return np.array(values[:n_items] + [None] * max(0, n_items - len(values)), dtype=object)
 
 
-__all__ = ["TIMESTAMP", "Engine", "Ranked"]
+__all__ = ["Engine", "Ranked"]

@@ -16,7 +16,7 @@ from shortlist.schema import EVENT_STRENGTH
 from shortlist.serving.cache import MemoryCache, RedisCache, ResponseCache
 from shortlist.serving.engine import Engine, Ranked
 from shortlist.serving.histories_redis import RedisHistories
-from shortlist.serving.holder import ModelHolder
+from shortlist.serving.holder import ModelHolder, ReloadInProgressError
 from shortlist.serving.metrics import ServiceMetrics
 from shortlist.serving.redis_link import RedisLink
 from shortlist.serving.schemas import EventRequest, RecommendRequest, SessionRequest
@@ -109,7 +109,7 @@ class Service:
         ts = np.array([e.timestamp for e, i in zip(events, idx, strict=True) if i is not None], dtype=np.int64)
         return base.extend(items, ts)
 
-    def _observe(self, engine: Engine, ranked: Ranked, endpoint: str) -> None:
+    def _observe(self, engine: Engine, ranked: Ranked) -> None:
         for stage, s in ranked.stages.items():
             self.metrics.stage_latency.labels(stage).observe(s)
         self.metrics.candidates.observe(ranked.n_candidates)
@@ -174,13 +174,17 @@ class Service:
         if ranked.fallback:
             reasons.insert(0, ranked.fallback)
         ranked.fallback = ";".join(reasons) or None
-        self._observe(engine, ranked, "recommend")
-        body = {"user_id": user_id, "items": self._items_json(engine, ranked), "latency_ms": 0.0, "cache_hit": False,
-                "n_candidates": ranked.n_candidates, "fallback": ranked.fallback, "model_version": engine.version}
+        body = self._response(engine, ranked, user_id)
         if req.use_cache and ranked.fallback is None:  # degraded answers are not cached
             self.cache.set(engine.version, user_id, options, json.dumps(body).encode())
         body["latency_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         return body
+
+    def _response(self, engine: Engine, ranked: Ranked, user_id: str | None) -> dict[str, Any]:
+        """Record the request's metrics and drift rows; the JSON body (``latency_ms`` set by the caller)."""
+        self._observe(engine, ranked)
+        return {"user_id": user_id, "items": self._items_json(engine, ranked), "latency_ms": 0.0, "cache_hit": False,
+                "n_candidates": ranked.n_candidates, "fallback": ranked.fallback, "model_version": engine.version}
 
     def _popular(self, engine: Engine, k: int, allowed: np.ndarray | None, reason: str) -> Ranked:
         items = engine.popular_fill(k, exclude=np.zeros(0, np.int64), allowed=allowed)
@@ -202,10 +206,9 @@ class Service:
                 ranked.fallback = "sources_failed:" + ",".join(ranked.failed_sources)
         else:
             ranked = self._popular(engine, req.k, allowed, "no_known_items")
-        self._observe(engine, ranked, "recommend_session")
-        return {"user_id": None, "items": self._items_json(engine, ranked),
-                "latency_ms": round((time.perf_counter() - t0) * 1000, 3), "cache_hit": False,
-                "n_candidates": ranked.n_candidates, "fallback": ranked.fallback, "model_version": engine.version}
+        body = self._response(engine, ranked, None)
+        body["latency_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+        return body
 
     def add_event(self, req: EventRequest) -> dict[str, Any]:
         engine = self.holder.current
@@ -256,19 +259,35 @@ class Service:
             order = np.argsort(stored.timestamps, kind="stable")
             items, ts = stored.items[order], stored.timestamps[order]
         else:
-            items, ts = engine.histories.of(user) if user is not None else (np.zeros(0, np.int64),) * 2
-        if len(items):
-            items, ts = items[::-1][: max(0, n - len(rows))], ts[::-1][: max(0, n - len(rows))]
-            ids = engine.items.external(items).to_list() if len(items) else []
-            t = engine.titles
-            rows += [{"item_id": i, "timestamp": int(s), "online": False, "title": None if t is None else t[j]}
-                     for j, i, s in zip(items, ids, ts, strict=True)]
+            own = engine.user_history(user)
+            order = np.argsort(own.timestamps, kind="stable")
+            items, ts = own.items[order], own.timestamps[order]
+        keep = max(0, n - len(rows))
+        items, ts = items[::-1][:keep], ts[::-1][:keep]  # newest first
+        t = engine.titles
+        rows += [{"item_id": i, "timestamp": int(s), "online": False, "title": None if t is None else t[j]}
+                 for j, i, s in zip(items, engine.item_ext[items], ts, strict=True)]
         return {"user_id": user_id, "known": user is not None, "items": rows[:n]}
 
     def users(self, limit: int) -> dict[str, Any]:
         engine = self.holder.current
-        order = np.argsort(-engine.histories.lengths(), kind="stable")[:limit]
+        order = np.argsort(-engine.user_lengths, kind="stable")[:limit]
         return {"users": engine.users.external(order).to_list() if len(order) else []}
+
+    def reload(self) -> tuple[str, str]:
+        """Reload the model directory (see :meth:`ModelHolder.reload`), counting the outcome."""
+        try:
+            old, new = self.holder.reload()
+        except ReloadInProgressError:
+            self.metrics.reloads.labels("busy").inc()
+            raise
+        except Exception:
+            self.metrics.reloads.labels("failed").inc()
+            raise
+        self.metrics.reloads.labels("ok").inc()
+        self.metrics.model_info.clear()
+        self.metrics.model_info.labels(new).set(1)
+        return old, new
 
     def ready(self) -> dict[str, Any]:
         degraded = []
