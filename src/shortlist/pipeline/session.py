@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from shortlist.data.containers import Interactions
 from shortlist.features.profile import UserHistory
 from shortlist.retrieval.candidates import Candidates
-from shortlist.schema import ITEM, ITEM_ID, RANK, SCORE, TIMESTAMP, USER, WEIGHT
+from shortlist.schema import ITEM, ITEM_ID, RANK, SCORE, USER
 
 if TYPE_CHECKING:
     from shortlist.pipeline.two_stage import TwoStageRecommender
@@ -45,10 +44,7 @@ def recommend_for_session(
     def as_session(c: Candidates) -> Candidates:
         return Candidates(c.frame.with_columns(pl.lit(session, pl.Int32).alias(USER)))
 
-    parts = {name: as_session(src.retrieve_for_history(items, gen.per_source, timestamps=ts,  # type: ignore[attr-defined]
-                                                       exclude_seen=exclude))
-             for name, src in gen.sources_.items()}
-    cands = gen.combine(parts)
+    cands = gen.fuse_tops(np.array([session]), gen.topk_for_history(items, timestamps=ts, exclude_seen=exclude))
     ranked = Candidates.empty(model.name)
     if len(items) and len(cands):
         scores = model.score_candidates(cands, history=UserHistory(items, ts))
@@ -56,16 +52,3 @@ def recommend_for_session(
     fallback = as_session(model.fallback_.retrieve_for_history(items, k, exclude_seen=exclude))
     out = top_up(ranked, fallback, k, model.name).frame
     return out.with_columns(hist.items.external(out.get_column(ITEM)).alias(ITEM_ID)).select(ITEM_ID, RANK, SCORE)
-
-
-
-def with_session(history: Interactions, items: np.ndarray, ts: np.ndarray, session: int) -> Interactions:
-    """The history plus one extra user (internal id ``session``) who had ``items`` at ``ts``.
-
-    Kept for callers that refit on an extended history; scoring a session or a user's online events
-    needs no refit: :meth:`TwoStageRecommender.score_candidates` with ``history=``.
-    """
-    rows = pl.DataFrame({USER: np.full(len(items), session, np.int32), ITEM: items.astype(np.int32),
-                         TIMESTAMP: ts.astype(np.int64), WEIGHT: np.ones(len(items), np.float32)})
-    frame = pl.concat([history.frame, rows], how="diagonal_relaxed")
-    return Interactions(frame, history.users.extend(["\x00session"]), history.items)
