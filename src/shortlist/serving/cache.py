@@ -22,7 +22,6 @@ class ResponseCache(Protocol):
     def get(self, version: str, user: str, options: str) -> bytes | None: ...
     def set(self, version: str, user: str, options: str, value: bytes) -> None: ...
     def invalidate(self, user: str) -> None: ...
-    def clear(self) -> None: ...
 
 
 class MemoryCache:
@@ -62,9 +61,6 @@ class MemoryCache:
         with self._lock:
             self._data.pop(user, None)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
 
 
 class RedisCache:
@@ -94,10 +90,3 @@ class RedisCache:
 
     def invalidate(self, user: str) -> None:
         self.link.call(lambda c: c.delete(self._key(user)), 0)
-
-    def clear(self) -> None:
-        def drop(c: Any) -> int:
-            keys = list(c.scan_iter(match=f"{self.prefix}*", count=1000))
-            return int(c.delete(*keys)) if keys else 0
-
-        self.link.call(drop, 0)

@@ -40,7 +40,6 @@ class EventStore(Protocol):
 
     def append(self, user: str, event: Event) -> tuple[int, bool]: ...
     def events(self, user: str) -> tuple[list[Event], bool]: ...
-    def clear(self) -> None: ...
 
 
 class MemoryEventStore:
@@ -76,9 +75,6 @@ class MemoryEventStore:
             q = self._data.get(user)
             return (list(q) if q else []), True
 
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
 
 
 class RedisEventStore:
@@ -113,12 +109,3 @@ class RedisEventStore:
         raw, ok = self.link.call(lambda c: c.lrange(self.prefix + user, 0, -1), empty)
         buffered, _ = self.buffer.events(user)
         return [Event.decode(r) for r in raw] + buffered, ok
-
-    def clear(self) -> None:
-        self.buffer.clear()
-
-        def drop(c: Any) -> int:
-            keys = list(c.scan_iter(match=f"{self.prefix}*", count=1000))
-            return int(c.delete(*keys)) if keys else 0
-
-        self.link.call(drop, 0)
