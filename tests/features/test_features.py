@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from shortlist.data import build_dataset
-from shortlist.features.base import SparseCells, TimeScale, count_in_window, sorted_item_times
+from shortlist.features.base import SparseCells, TimeScale, count_in_window, sorted_item_times, table_cells
 from shortlist.features.item import ItemFeatures
 from shortlist.features.pair import PairFeatures
 from shortlist.features.pipeline import FeaturePipeline, with_reference_times
@@ -144,3 +144,23 @@ def test_similarity_table_and_blocked_paths_agree(ds, monkeypatch):
     monkeypatch.setattr(simmod, "DENSE_ITEM_TABLE_CELLS", 0)
     blocked = SimilarityFeatures(embeddings={"e": v}).fit(ds.interactions, items=ds.items).transform(c)
     np.testing.assert_allclose(table.to_numpy(), blocked.to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_table_cells_one_user_block_equals_scattered_lookup():
+    rng = np.random.default_rng(5)
+    table = rng.random((50, 40)).astype(np.float32)
+    cols = rng.integers(0, 40, 30)
+    same = np.broadcast_to(rng.integers(0, 50, 10), (30, 10)).copy()  # one user: every row alike
+    mixed = rng.integers(0, 50, (30, 10))
+    for rows in (same, mixed, same[:1], same[:0]):
+        expected = table.ravel().take(rows * 40 + cols[: len(rows), None])
+        np.testing.assert_array_equal(table_cells(table, rows, cols[: len(rows)]), expected)
+
+
+def test_similarity_features_one_user_equal_batch_rows(ds):
+    v = np.random.default_rng(3).normal(size=(3, 4)).astype(np.float32)
+    sim = SimilarityFeatures(embeddings={"e": v}).fit(ds.interactions, items=ds.items)
+    c = cands([0, 0, 0, 1, 1], [0, 1, 2, 1, 2], [0] * 5)
+    batch = sim.transform(c).to_numpy()
+    np.testing.assert_array_equal(sim.transform(c[:3]).to_numpy(), batch[:3])
+    np.testing.assert_array_equal(sim.transform(c[3:]).to_numpy(), batch[3:])

@@ -173,6 +173,7 @@ def test_serving_api_one_code_path(fitted):
         rows = np.flatnonzero(cands["user"].to_numpy() == u)
         one = cands[rows]
         np.testing.assert_array_equal(model.features_for(one, history=model.user_history(int(u))), batch[rows])
+        np.testing.assert_array_equal(model.features_for(one), batch[rows])  # one user's rows alone
         np.testing.assert_array_equal(model.score_candidates(one, history=model.user_history(int(u))), scores[rows])
         np.testing.assert_array_equal(model.score_candidates(one), scores[rows])  # one user alone: same scores
     contrib = model.contributions(cands[:7])

@@ -60,3 +60,20 @@ def test_neighbours_come_from_the_most_recently_active_pool():
     assert src.pool_.tolist() == [1, 3]
     assert src.retrieve(np.array([2]), 5).frame.get_column(ITEM).to_list() == [2, 1]  # via u1 only: c, then b
     assert src.retrieve(np.array([1]), 5).frame.height == 0  # u1's only other pool member shares nothing
+
+
+def test_warm_neighbour_graph_gives_identical_lists():
+    from shortlist.data.synthetic import make_synthetic
+
+    data = make_synthetic(n_users=300, n_items=120, n_interactions=6000, seed=3).interactions
+    cold = UserKNN(neighbours=20, half_life_days=30.0, max_pool=200).fit(data)
+    warm = UserKNN(neighbours=20, half_life_days=30.0, max_pool=200).fit(data).warm()
+    users = np.array([0, 5, 17, 299, 350, -1])  # 350 and -1: unknown
+    for exclude in (True, False):
+        a, b = cold.topk(users, 30, exclude_seen=exclude), warm.topk(users, 30, exclude_seen=exclude)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+        for u in users:  # one user at a time (the serving path) against the batch
+            one = warm.topk(np.array([u]), 30, exclude_seen=exclude)
+            np.testing.assert_array_equal(one[0][0], a[0][list(users).index(u)])
+    assert warm.graph_[0].shape == (data.n_users, 20)

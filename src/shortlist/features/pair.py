@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
-from shortlist.features.base import SparseCells
+from shortlist.features.base import SparseCells, table_cells
 from shortlist.features.profile import UserProfiles
 from shortlist.features.stats import HistoryStats
 from shortlist.schema import ITEM, SECONDS_PER_DAY, USER
@@ -107,11 +107,11 @@ class PairFeatures:
             recent = profiles.recent_sorted(n)[us]
             recent[~(ku & ki)] = -1
             absent = recent < 0
-            flat = np.maximum(recent, 0) * st.n_items + is_[:, None]
+            safe = np.maximum(recent, 0)
             for sname in self.similarities:
                 table = self._similarity(sname)
                 if isinstance(table, np.ndarray):
-                    vals = table.ravel().take(flat)
+                    vals = table_cells(table, safe, is_)
                     vals[absent] = 0.0
                 else:
                     vals = table.get(recent, np.broadcast_to(is_[:, None], recent.shape)).astype(np.float32)

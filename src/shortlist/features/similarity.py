@@ -10,6 +10,7 @@ import polars as pl
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
+from shortlist.features.base import table_cells
 from shortlist.features.profile import UserProfiles
 from shortlist.features.stats import HistoryStats
 from shortlist.schema import ITEM, USER
@@ -76,7 +77,6 @@ class SimilarityFeatures:
         us = np.where(known, u, 0)
         rec = profiles.recent[:, :10][us]  # (rows × 10) the users' recent items, -1 padded
         missing = rec < 0
-        flat: dict[int, np.ndarray] = {}  # offsets into an n × n table, shared by same-size tables
         out: dict[str, np.ndarray] = {}
         for name, v in self.embeddings.items():
             ok = known & (i >= 0) & (i < len(v))
@@ -86,9 +86,7 @@ class SimilarityFeatures:
             if n * n > DENSE_ITEM_TABLE_CELLS:
                 sims = _recent_similarities(v, profiles.recent[:, :10], us, is_)
             else:
-                if n not in flat:
-                    flat[n] = np.maximum(rec, 0) * n + is_[:, None]
-                sims = self._table(name, v).take(flat[n])
+                sims = table_cells(self._table(name, v).reshape(n, n), np.maximum(rec, 0), is_)
             sims[missing] = -np.inf
             best = sims.max(axis=1)  # as nanmax over the recent items present
             out[f"{name}_sim_last1"] = np.where(ok & ~missing[:, 0], sims[:, 0], np.nan)

@@ -56,6 +56,9 @@ class UserKNN(TopKRetrieval):
         self.recent_pool_: sp.csr_matrix | None = None  # its pool rows
         self.seen_: sp.csr_matrix | None = None
         self.half_life_days_: float | None = None
+        # Optional kNN graph of the fitted users (built by :meth:`warm`): each user's neighbours
+        # and similarities, exactly as the first step of :meth:`_score` finds them.
+        self.graph_: tuple[np.ndarray, np.ndarray] | None = None
 
     def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
         hl = default_half_life_days(history) if self.half_life_days == "auto" else self.half_life_days
@@ -84,6 +87,22 @@ class UserKNN(TopKRetrieval):
         self.pool_pos_ = np.full(seen.shape[0], -1, np.int64)
         self.pool_pos_[pool] = np.arange(len(pool))
         self.seen_, self.recent_, self.half_life_days_ = seen, recent, hl
+        self.graph_ = None
+
+    def warm(self) -> Self:
+        """Find every fitted user's neighbours once (a kNN graph, ``n_users × neighbours``), so a
+        known user's request only scores its neighbours' items: the serving path's cost drops from
+        two sparse products to one. Results are identical with or without it (tested)."""
+        require_fitted(self, "normed_")
+        assert self.normed_ is not None
+        n = self.normed_.shape[0]
+        nb = np.full((n, self.neighbours), -1, np.int64)
+        sim = np.full((n, self.neighbours), -np.inf, np.float32)
+        for start in range(0, n, _ROWS_PER_CHUNK):
+            block = np.arange(start, min(start + _ROWS_PER_CHUNK, n))
+            nb[block], sim[block] = self._neighbours(rows_of(self.normed_, block), block)
+        self.graph_ = (nb.astype(np.int32), sim)
+        return self
 
     # --- retrieve ----------------------------------------------------------------------------
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -97,8 +116,7 @@ class UserKNN(TopKRetrieval):
         for start in range(0, len(users), _ROWS_PER_CHUNK):
             block = users[start:start + _ROWS_PER_CHUNK]
             seen = rows_of(self.seen_, block) if exclude_seen else None
-            items[start:start + len(block)], scores[start:start + len(block)] = self._score(
-                rows_of(self.normed_, block), block, k, seen)
+            items[start:start + len(block)], scores[start:start + len(block)] = self._score(None, block, k, seen)
         return items, scores
 
     def topk_for_history(
@@ -113,17 +131,31 @@ class UserKNN(TopKRetrieval):
             row.data[:] = np.float32(1.0 / max(math.sqrt(row.nnz), 1.0))
         return self._score(row, np.array([-1]), k, row if exclude_seen else None)
 
-    def _score(self, normed: sp.csr_matrix, users: np.ndarray, k: int,
-               seen: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
-        """Neighbours by cosine (never the user itself), then their recency-weighted items."""
-        assert self.normed_t_ is not None and self.recent_pool_ is not None and self.pool_pos_ is not None
+    def _neighbours(self, normed: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's ``neighbours`` most similar pool users by cosine (never the user itself), as
+        pool positions, padded -1 / -inf."""
+        assert self.normed_t_ is not None and self.pool_pos_ is not None
         n_pool = self.normed_t_.shape[1]
         inside = (users >= 0) & (users < len(self.pool_pos_))
         pos = np.where(inside, self.pool_pos_[np.where(inside, users, 0)], -1)
         self_rows = np.flatnonzero(pos >= 0)
         me = sp.csr_matrix((np.ones(len(self_rows), np.float32), (self_rows, pos[self_rows])),
                            shape=(len(users), n_pool))
-        nb, sim = product_topk(normed, self.normed_t_, self.neighbours, exclude=me)
+        return product_topk(normed, self.normed_t_, self.neighbours, exclude=me)
+
+    def _score(self, normed: sp.csr_matrix | None, users: np.ndarray, k: int,
+               seen: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbours by cosine (never the user itself), then their recency-weighted items.
+        ``normed``: the rows' normalised histories (``None``: the fitted users ``users``)."""
+        assert self.normed_t_ is not None and self.recent_pool_ is not None and self.normed_ is not None
+        n_pool = self.normed_t_.shape[1]
+        if normed is None and self.graph_ is not None:
+            inside = (users >= 0) & (users < len(self.graph_[0]))
+            safe = np.where(inside, users, 0)
+            nb, sim = self.graph_[0][safe].astype(np.int64), self.graph_[1][safe]
+            nb[~inside] = -1  # users unknown at fit time have no neighbours
+        else:
+            nb, sim = self._neighbours(rows_of(self.normed_, users) if normed is None else normed, users)
         ok = nb >= 0
         rows = np.repeat(np.arange(len(users)), ok.sum(axis=1))
         weights = sp.csr_matrix((sim[ok], (rows, nb[ok])), shape=(len(users), n_pool))
