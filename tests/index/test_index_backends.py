@@ -127,3 +127,17 @@ def test_ivf_defaults_and_same_seed_same_output(clustered_20k: tuple[np.ndarray,
     assert (first.params_["nlist"], first.params_["nprobe"]) == (128, 12)  # 5000 // 39, sqrt(128)
     again = VectorIndex(backend="ivf", seed=3).build(items)
     np.testing.assert_array_equal(first.search(queries, 20)[0], again.search(queries, 20)[0])
+
+
+def test_cuda_check_skips_the_torch_import_without_a_gpu_device(monkeypatch):
+    import sys
+
+    from shortlist.index import _torch
+
+    def no_import(*a, **k):
+        raise AssertionError("torch must not be imported when no GPU device node exists")
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(_torch, "GPU_DEVICE_PATHS", ("/nonexistent/nvidia0",))
+    monkeypatch.setattr(_torch, "import_torch", no_import)
+    assert _torch.cuda_available() is False
