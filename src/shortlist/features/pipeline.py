@@ -148,7 +148,8 @@ class FeaturePipeline:
         items = candidates.get_column(ITEM).to_numpy().astype(np.int64)
         X = np.empty((len(items), len(self.names)), dtype=np.float32, order="F")
         for j, name in enumerate(self.source_names):  # column by column: no query plan per request
-            X[:, j] = candidates.get_column(name).cast(pl.Float32).to_numpy()
+            # numpy converts on assignment (ranks and counts are exact in float32; nulls arrive as NaN)
+            X[:, j] = candidates.get_column(name).to_numpy()
         col = {name: j for j, name in enumerate(self.names)}
 
         def fill(lo: int) -> None:
