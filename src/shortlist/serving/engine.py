@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,8 @@ class Engine:
         users = np.array([user], dtype=np.int64)
         failed: list[str] = []
         cands = self.gen.fuse_tops(users, self.gen.topk_all(users, exclude_seen=self.exclude_seen, failed=failed))
-        return self._finish(cands, failed, history, k, allowed, explain, t0, seen=self.model.user_history(user).items)
+        return self._finish(cands, failed, history, k, allowed, explain, t0,
+                            seen=lambda: self.model.user_history(user).items)
 
     def recommend_history(self, history: UserHistory, k: int, *, user: int | None = None,
                           allowed: np.ndarray | None = None, explain: bool = False) -> Ranked:
@@ -175,7 +177,7 @@ class Engine:
         tops = self.gen.topk_for_history(items, timestamps=ts, exclude_seen=self.exclude_seen, failed=failed)
         uid = self.users.ids.len() if user is None else user
         return self._finish(self.gen.fuse_tops(np.array([uid]), tops), failed, history, k, allowed, explain, t0,
-                            seen=items)
+                            seen=lambda: items)
 
     def user_history(self, user: int | None) -> UserHistory:
         """A user's fitted history (prices and baskets included); empty for an unknown user."""
@@ -210,7 +212,8 @@ class Engine:
 
     # --- internals -------------------------------------------------------------------------------
     def _finish(self, cands: pl.DataFrame, failed: list[str], history: UserHistory | None, k: int,
-                allowed: np.ndarray | None, explain: bool, t0: float, *, seen: np.ndarray) -> Ranked:
+                allowed: np.ndarray | None, explain: bool, t0: float, *, seen: Callable[[], np.ndarray]) -> Ranked:
+        """Score and order the candidates; ``seen`` gives the user's items when a short list needs topping up."""
         t1 = time.perf_counter()
         n_cands = cands.height
         X = None
@@ -233,7 +236,7 @@ class Engine:
         source_scores = self._source_scores(cands, order)
         if len(out_items) < k:  # top up from popularity, flagged by a NaN score
             fill = self.popular_fill(k - len(out_items), exclude=np.concatenate(
-                [out_items, seen if self.exclude_seen else np.zeros(0, np.int64)]), allowed=allowed)
+                [out_items, seen() if self.exclude_seen else np.zeros(0, np.int64)]), allowed=allowed)
             out_items = np.concatenate([out_items, fill])
             out_scores = np.concatenate([out_scores, np.full(len(fill), np.nan)])
             source_scores += self.fallback_sources(fill)
@@ -245,8 +248,11 @@ class Engine:
         names = list(self.gen.sources_)
         if not len(order):
             return []
-        block = np.column_stack([cands.get_column(score_col(s)).to_numpy()[order] for s in names])
-        return [{s: round(float(v), 6) for s, v in zip(names, row, strict=True) if v == v} for row in block]
+        block = np.empty((len(order), len(names)), np.float64)
+        for j, s in enumerate(names):
+            block[:, j] = cands.get_column(score_col(s)).to_numpy()[order]
+        rows = np.round(block, 6).tolist()  # NaN (not proposed) stays NaN: v == v drops it
+        return [{s: v for s, v in zip(names, row, strict=True) if v == v} for row in rows]
 
     def _explain(self, X: np.ndarray) -> list[list[tuple[str, float]]]:
         assert isinstance(self.ranker, LGBMRanker)
