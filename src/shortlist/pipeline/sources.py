@@ -19,6 +19,7 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.candidates import Candidates
+from shortlist.retrieval.fusion import is_learned, learn_fusion
 from shortlist.retrieval.registry import load_source, save_source
 from shortlist.retrieval.union import TopK, fuse, fuse_topk, union
 from shortlist.schema import ITEM_TEXT_COLUMNS
@@ -185,18 +186,36 @@ class CandidateGenerator:
 
     def fuse_tops(self, users: np.ndarray, tops: Mapping[str, TopK]) -> pl.DataFrame:
         """The union of per-source top-k matrices for distinct ``users``, as :meth:`combine` orders it."""
-        return fuse_topk(users, tops, list(self.sources_), priority=self.priority, max_per_user=self.max_candidates,
-                         weights=self.weights)
+        return fuse_topk(users, tops, list(self.sources_), priority=self._priority(), max_per_user=self.max_candidates,
+                         weights=self.weights, priors=self.priors())
 
     def combine(self, parts: Mapping[str, Candidates]) -> pl.DataFrame:
-        """Union, ordered by reciprocal-rank fusion (repurchase first), ``max_candidates`` per user."""
+        """Union, ordered by the fusion (learned, or reciprocal-rank with repurchase first), ``max_candidates``
+        per user."""
         names = list(self.sources_)
         u = union(list(parts.values()), sources=names)
-        return fuse(u, names, priority=self.priority, max_per_user=self.max_candidates, weights=self.weights)
+        return fuse(u, names, priority=self._priority(), max_per_user=self.max_candidates, weights=self.weights,
+                    priors=self.priors())
+
+    def _priority(self) -> tuple[str, ...]:
+        # A learned fusion weighs repurchase's presence itself: a fixed priority would override it.
+        return () if is_learned(self.weights) else tuple(self.priority)
+
+    def priors(self) -> dict[str, np.ndarray]:
+        """Per-item fusion priors: log(1 + popularity) of each fitted popularity source."""
+        return {n: s.item_prior() for n, s in self.sources_.items() if hasattr(s, "item_prior")}
 
     def learn_weights(self, parts: Mapping[str, Candidates], labels: pl.DataFrame, *, depth: int = 100) -> dict[str, float]:
-        """Fusion weights from a (training) label window: each source's recall@``depth`` on it,
-        scaled to mean 1 (a floor keeps every source in play). Sets and returns them."""
+        """The fusion, learned from a (training) label window and its candidates ``parts``: a weighted
+        logistic regression on ranks, presence and item priors (:func:`~shortlist.retrieval.fusion.learn_fusion`).
+        Where the candidates hold too few labels to fit on, each source's recall@``depth`` scaled to
+        mean 1 (a floor keeps every source in play). Sets and returns them."""
+        names = list(self.sources_)
+        learned = learn_fusion(union([parts[n] for n in names if n in parts], sources=names), names, labels,
+                               priors=self.priors())
+        if learned is not None:
+            self.weights = learned
+            return dict(learned)
         total = max(labels.height, 1)
         pairs = labels.select("user", "item")
         raw = {}

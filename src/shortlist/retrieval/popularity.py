@@ -84,6 +84,7 @@ class Popularity(TopKRetrieval):
         self.count = count
         self.name = name or ("popular" if window_days is None else "popular_recent")
         self.scores_: np.ndarray | None = None
+        self.prior_: np.ndarray | None = None
         self.ranking_: np.ndarray | None = None
         self.seen_: sp.csr_matrix | None = None
         self.window_days_: float | None = None
@@ -100,10 +101,17 @@ class Popularity(TopKRetrieval):
 
     def _set(self, scores: np.ndarray, seen: sp.csr_matrix) -> None:
         self.scores_ = scores
+        self.prior_ = np.log1p(np.maximum(scores, 0.0).astype(np.float64))
         # Stable sort on -score: ties go to the lower item id, so the output is deterministic.
         self.ranking_ = np.argsort(-scores, kind="stable")
         self.ranking_ = self.ranking_[scores[self.ranking_] > 0]
         self.seen_ = seen
+
+    def item_prior(self) -> np.ndarray:
+        """``log(1 + popularity)`` of every item: the learned fusion's item prior (retrieval/fusion.py)."""
+        require_fitted(self, "prior_")
+        assert self.prior_ is not None
+        return self.prior_
 
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
