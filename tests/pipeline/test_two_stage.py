@@ -158,7 +158,8 @@ def test_data_derived_source_params_follow_basket_size():
 
     retail = make_synthetic(n_users=20, n_items=30, n_interactions=400, seed=1).interactions
     big = retail.with_frame(retail.frame.with_columns(pl.lit("one-basket").alias("basket")))
-    assert data_source_params(big) == {"content": {"n_recent": 200, "sharpen": 5.0}}
+    # EASE's half-life: half of the 179.3-day span
+    assert data_source_params(big) == {"content": {"n_recent": 200, "sharpen": 5.0}, "ease": {"half_life_days": 89.7}}
     assert data_source_params(retail.with_frame(retail.frame.drop("basket"))) == {}
 
 

@@ -78,7 +78,8 @@ class EASE(TopKRetrieval):
     ``l2="auto"`` uses λ = 400 × the mean squared profile value (exactly 400 for binary data, and
     scaled down with the values when ``half_life_days`` or ``binary=False`` shrink them).
     ``half_life_days`` decays old user-item pairs in both the Gram and the query; it helps where
-    tastes drift (Online Retail, 120-180 days: about +3 points recall@50) and is off by default.
+    tastes drift (Online Retail, 120-180 days: about +3 points recall@50). Off by default; the
+    two-stage model turns it on where items come in baskets (``pipeline.sources.data_source_params``).
     Users without history (or unknown at fit time) get no candidates.
     """
 
