@@ -216,12 +216,13 @@ def fuse_topk(
         pos = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
         order = order[pos < max_per_user]
     n_src = np.count_nonzero(ranks < MISSING_RANK, axis=0).astype(np.uint32)
-    cols = [pl.Series(USER, out_user[order], dtype=pl.Int32), pl.Series(ITEM, out_item[order], dtype=pl.Int32),
-            pl.Series(N_SOURCES, n_src[order], dtype=pl.UInt32)]
+    # The arrays already hold the frame's dtypes (int32, uint32, float32): no dtype argument, which
+    # costs a cast check per column (~4 µs × 24 columns a request).
+    cols = [pl.Series(USER, out_user[order]), pl.Series(ITEM, out_item[order]), pl.Series(N_SOURCES, n_src[order])]
     for j, s in enumerate(names):
-        cols.append(pl.Series(score_col(s), vals[j][order], dtype=pl.Float32, nan_to_null=True))
-        cols.append(pl.Series(rank_col(s), ranks[j][order], dtype=pl.Int32))
-    cols.append(pl.Series(FUSED, fused32[order], dtype=pl.Float32))
+        cols.append(pl.Series(score_col(s), vals[j][order], nan_to_null=True))
+        cols.append(pl.Series(rank_col(s), ranks[j][order]))
+    cols.append(pl.Series(FUSED, fused32[order]))
     return pl.DataFrame(cols)
 
 
