@@ -13,7 +13,7 @@ separate process timed from spawn to exit (interpreter start, imports, data load
 the identical training split and test users, both scored by our own NDCG@10. The peer needs its own
 virtual environment (RecTools pins numpy < 2); without one the comparison is skipped:
 
-    python3 -m venv .peer-venv && .peer-venv/bin/pip install rectools==0.19.0 lightgbm "pyarrow<20"
+    python3 -m venv .peer-venv && .peer-venv/bin/pip install rectools==0.19.0 lightgbm scikit-learn "pyarrow<20"
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from shortlist.schema import ITEM, TIMESTAMP, USER, WEIGHT
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_SCRIPT = ROOT / "benchmarks" / "peer_rectools.py"
-PEER_VENV_HINT = "python3 -m venv .peer-venv && .peer-venv/bin/pip install rectools==0.19.0 lightgbm 'pyarrow<20'"
+PEER_VENV_HINT = "python3 -m venv .peer-venv && .peer-venv/bin/pip install rectools==0.19.0 lightgbm scikit-learn 'pyarrow<20'"
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 
 Runs in its own virtual environment (RecTools pins numpy < 2), never imports ``shortlist``:
 
-    python3 -m venv .peer-venv && .peer-venv/bin/pip install rectools==0.19.0 lightgbm "pyarrow<20"
+    python3 -m venv .peer-venv && .peer-venv/bin/pip install rectools==0.19.0 lightgbm scikit-learn "pyarrow<20"
 
 Input: ``train`` (user_id, item_id, timestamp in epoch seconds, weight) and ``users`` (user_id) with
 external ids. Output: top-``k`` (user_id, item_id, rank) for every listed user, and one JSON line
