@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--peer-python", type=Path, default=None,
                     help="python of the RecTools venv (default: .peer-venv/bin/python when it exists)")
     ap.add_argument("--no-peer", action="store_true", help="skip the RecTools comparison")
+    ap.add_argument("--model-params", type=json.loads, default={},
+                    help='TwoStageRecommender keyword arguments as JSON, e.g. \'{"n_windows": 1}\' (default: none)')
     ap.add_argument("--as-process", action="store_true",
                     help="also time our fit + recommend as a separate process when the peer is skipped")
     args = ap.parse_args()
@@ -67,7 +69,10 @@ def main() -> None:
 
     t0 = time.perf_counter()
     target = "last" if protocol.startswith("llo") else protocol
-    model = TwoStageRecommender(target=target, allow_repeats=ds.repeats).fit(split.train, items=ds.items)
+    if args.model_params:
+        print(f"# model parameters: {json.dumps(args.model_params)}")
+    model = TwoStageRecommender(target=target, allow_repeats=ds.repeats, **args.model_params).fit(
+        split.train, items=ds.items)
     t_fit = time.perf_counter() - t0
     recs = model.retrieve(users, 10)
     t_total = time.perf_counter() - t0
@@ -169,7 +174,7 @@ ds = load_named({dataset!r}, search_dirs={dirs!r})
 split = split_by_protocol(ds.interactions, {protocol!r}, repeats=ds.repeats)
 users = split.test_users
 t2 = time.perf_counter()
-model = TwoStageRecommender(target={target!r}, allow_repeats=ds.repeats).fit(split.train, items=ds.items)
+model = TwoStageRecommender(target={target!r}, allow_repeats=ds.repeats, **{params!r}).fit(split.train, items=ds.items)
 recs = model.retrieve(users, 10)
 t3 = time.perf_counter()
 np.save({out!r}, recs.to_matrix(users, 10))
@@ -180,7 +185,7 @@ print(json.dumps(dict(import_s=t1 - t0, load_s=t2 - t1, fit_recommend_s=t3 - t2)
 def run_ours(args: argparse.Namespace, protocol: str, folder: Path) -> dict[str, float]:
     target = "last" if protocol.startswith("llo") else protocol
     code = _OURS.format(dataset=args.dataset, dirs=[str(d) for d in args.data_dir], protocol=protocol,
-                        target=target, out=str(folder / "ours.npy"))
+                        target=target, out=str(folder / "ours.npy"), params=args.model_params)
     res = timed_process([sys.executable, "-c", code])
     if res is None:
         raise SystemExit("our fit + recommend process failed (see above)")
