@@ -195,13 +195,18 @@ class CandidateGenerator:
         return fuse_topk(users, tops, list(self.sources_), priority=self._priority(), max_per_user=self.max_candidates,
                          weights=self.weights, priors=self.priors())
 
-    def combine(self, parts: Mapping[str, Candidates]) -> pl.DataFrame:
+    def combine(self, parts: Mapping[str, Candidates], *, unioned: pl.DataFrame | None = None) -> pl.DataFrame:
         """Union, ordered by the fusion (learned, or reciprocal-rank with repurchase first), ``max_candidates``
-        per user."""
+        per user. ``unioned``: :meth:`union_of` ``parts``, when the caller already built it."""
         names = list(self.sources_)
-        u = union(list(parts.values()), sources=names)
+        u = self.union_of(parts) if unioned is None else unioned
         return fuse(u, names, priority=self._priority(), max_per_user=self.max_candidates, weights=self.weights,
                     priors=self.priors())
+
+    def union_of(self, parts: Mapping[str, Candidates]) -> pl.DataFrame:
+        """The unordered union of the sources' candidates (one row per user and item)."""
+        names = list(self.sources_)
+        return union([parts[n] for n in names if n in parts], sources=names)
 
     def _priority(self) -> tuple[str, ...]:
         # A learned fusion weighs repurchase's presence itself: a fixed priority would override it.
@@ -211,13 +216,13 @@ class CandidateGenerator:
         """Per-item fusion priors: log(1 + popularity) of each fitted popularity source."""
         return {n: s.item_prior() for n, s in self.sources_.items() if hasattr(s, "item_prior")}
 
-    def learn_weights(self, parts: Mapping[str, Candidates], labels: pl.DataFrame, *, depth: int = 100) -> dict[str, float]:
+    def learn_weights(self, parts: Mapping[str, Candidates], labels: pl.DataFrame, *, depth: int = 100,
+                      unioned: pl.DataFrame | None = None) -> dict[str, float]:
         """The fusion, learned from a (training) label window and its candidates ``parts``: a weighted
         logistic regression on ranks, presence and item priors (:func:`~shortlist.retrieval.fusion.learn_fusion`).
         Where the candidates hold too few labels to fit on, each source's recall@``depth`` scaled to
-        mean 1 (a floor keeps every source in play). Sets and returns them."""
-        names = list(self.sources_)
-        learned = learn_fusion(union([parts[n] for n in names if n in parts], sources=names), names, labels,
+        mean 1 (a floor keeps every source in play). Sets and returns them. ``unioned`` as in :meth:`combine`."""
+        learned = learn_fusion(self.union_of(parts) if unioned is None else unioned, list(self.sources_), labels,
                                priors=self.priors())
         if learned is not None:
             self.weights = learned

@@ -171,10 +171,11 @@ class TwoStageRecommender:
         clock.append(time.perf_counter())
         users = np.unique(win.labels.get_column(USER).to_numpy())
         parts = gen.retrieve_all(users, exclude_seen=not self.allow_repeats)
+        unioned = gen.union_of(parts)
         if self.source_weights_ is None:  # the most recent window teaches the union its weights
-            self.source_weights_ = gen.learn_weights(parts, win.labels)
+            self.source_weights_ = gen.learn_weights(parts, win.labels, unioned=unioned)
         gen.weights = self.source_weights_
-        cands = gen.combine(parts)
+        cands = gen.combine(parts, unioned=unioned)
         clock.append(time.perf_counter())
         feats = self._features(gen, win.history, items)
         X = feats.matrix(cands, ref_ts=feats.reference_times(cands.get_column(USER).to_numpy(),
