@@ -86,7 +86,7 @@ class SimilarityFeatures:
             if n * n > DENSE_ITEM_TABLE_CELLS:
                 sims = _recent_similarities(v, profiles.recent[:, :10], us, is_)
             else:
-                sims = table_cells(self._table(name, v).reshape(n, n), np.maximum(rec, 0), is_)
+                sims = table_cells(self._table(name, v), np.maximum(rec, 0), is_)
             sims[missing] = -np.inf
             best = sims.max(axis=1)  # as nanmax over the recent items present
             out[f"{name}_sim_last1"] = np.where(ok & ~missing[:, 0], sims[:, 0], np.nan)
@@ -94,9 +94,9 @@ class SimilarityFeatures:
         return {k: v.astype(np.float32) for k, v in out.items()}
 
     def _table(self, name: str, v: np.ndarray) -> np.ndarray:
-        """The item × item cosine table (flat), built on first use."""
+        """The item × item cosine table (2-D, as the pair features' tables), built on first use."""
         if name not in self._tables:
-            self._tables[name] = (v @ v.T).astype(np.float32).ravel()
+            self._tables[name] = (v @ v.T).astype(np.float32)
         return self._tables[name]
 
 
