@@ -70,12 +70,7 @@ class Engine:
         self.popular = fb.ranking_.astype(np.int64)
         self.feature_names = list(self.feats.names)
         self.drift: DriftMonitor | None = None
-        self.warm_s: dict[str, float] = {}
-        for name, src in self.gen.sources_.items():  # per-request indexes some sources build once
-            if callable(getattr(src, "warm", None)):
-                t0 = time.perf_counter()
-                src.warm()  # type: ignore[attr-defined]
-                self.warm_s[name] = round(time.perf_counter() - t0, 3)
+        self.gen.warm()  # per-request indexes some sources build once (user-kNN's neighbour graph)
 
     @classmethod
     def load(cls, directory: Path, *, drift_users: int = 300, drift_threshold: float = 0.2, seed: int = 0) -> Engine:
