@@ -141,8 +141,23 @@ class LGBMRanker:
         starting OpenMP workers costs more than scoring a few hundred rows, and stalls on a busy box)."""
         if self.booster_ is None:
             raise NotFittedError("LGBMRanker")
+        compiled = getattr(self, "compiled_", None)
+        if compiled is not None and compiled.booster is self.booster_ and len(X) < SINGLE_THREAD_ROWS:
+            return compiled.predict(_rows(X)).astype(np.float32)
         return np.asarray(self.booster_.predict(_rows(X), num_iteration=self.metrics_.get("best_iteration"),
                                                 **self._threads(len(X))), np.float32)
+
+    def compile(self, *, cache: Path | None = None) -> bool:
+        """Compile the trees for request-sized batches (the ``fast`` extra, see
+        :mod:`shortlist.ranking.compiled`): :meth:`predict` then scores fewer than
+        ``SINGLE_THREAD_ROWS`` rows with machine code (the same scores). ``False``: the extra is
+        missing or compiling failed; LightGBM keeps scoring."""
+        if self.booster_ is None:
+            raise NotFittedError("LGBMRanker")
+        from shortlist.ranking.compiled import compile_booster
+
+        self.compiled_ = compile_booster(self.booster_, num_iteration=self.metrics_.get("best_iteration"), cache=cache)
+        return self.compiled_ is not None
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Per-feature contributions (``pred_contrib``): (rows × (features + 1)), last column the bias;

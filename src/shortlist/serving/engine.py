@@ -71,6 +71,8 @@ class Engine:
         self.feature_names = list(self.feats.names)
         self.drift: DriftMonitor | None = None
         self.gen.warm()  # per-request indexes some sources build once (user-kNN's neighbour graph)
+        if isinstance(self.ranker, LGBMRanker):  # machine-code trees with the `fast` extra (LightGBM without)
+            self.ranker.compile()
 
     @classmethod
     def load(cls, directory: Path, *, drift_users: int = 300, drift_threshold: float = 0.2, seed: int = 0) -> Engine:
