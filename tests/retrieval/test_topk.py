@@ -29,3 +29,20 @@ def test_rows_of_gives_empty_rows_for_unknown_users():
     m = sp.csr_matrix(np.array([[1, 0], [0, 1]], dtype=np.float32))
     r = rows_of(m, np.array([1, 5, 0]))
     assert r.toarray().tolist() == [[0, 1], [0, 0], [1, 0]]
+
+
+def test_topk_dense_equals_a_full_sort_ties_at_the_cut_included():
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 6, size=(7, 300)).astype(np.float32)  # many ties at every cut
+    scores[2, :290] = -np.inf
+    scores[3, 10:20] = np.nan
+    for k in (1, 10, 57, 299, 300, 400):
+        items, vals = topk_dense(scores, k)
+        for r in range(len(scores)):
+            s = np.where(np.isnan(scores[r]), np.float32(-np.inf), scores[r])
+            full = np.lexsort((np.arange(300), -s))[:k]
+            full = full[np.isfinite(s[full])]
+            assert items[r, : len(full)].tolist() == full.tolist() and (items[r, len(full):] == -1).all()
+            assert np.array_equal(vals[r, : len(full)], s[full])
+            one = topk_dense(scores[r:r + 1], k)
+            assert np.array_equal(one[0][0], items[r]) and np.array_equal(one[1][0], vals[r])
