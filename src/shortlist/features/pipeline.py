@@ -21,6 +21,17 @@ from shortlist.features.user import USER_FEATURES, UserFeatures
 from shortlist.retrieval.union import FUSED, rank_col, score_col
 from shortlist.schema import ITEM, N_SOURCES, USER
 
+#: A candidate union: a frame, or (one request's) its columns as numpy arrays, NaN where it holds null.
+CandidateTable = pl.DataFrame | Mapping[str, np.ndarray]
+
+
+def column(candidates: CandidateTable, name: str) -> np.ndarray:
+    """One column of a candidate union as numpy (a frame's nulls as NaN, as ``to_numpy`` gives them)."""
+    if isinstance(candidates, pl.DataFrame):
+        return candidates.get_column(name).to_numpy()
+    return np.asarray(candidates[name])
+
+
 REF_TS = "ref_ts"
 MAX_CATEGORICAL_LEVELS = 64
 
@@ -96,17 +107,18 @@ class FeaturePipeline:
         """The features of a candidate union with ``ref_ts`` as a float32 frame with :attr:`names`."""
         return pl.from_numpy(self.matrix(candidates), schema=self.names, orient="row")
 
-    def matrix(self, candidates: pl.DataFrame, *, ref_ts: np.ndarray | None = None) -> np.ndarray:
+    def matrix(self, candidates: CandidateTable, *, ref_ts: np.ndarray | None = None) -> np.ndarray:
         """As :meth:`transform`, as a (rows × features) float32 array: the fast path for small requests.
 
+        ``candidates``: a frame, or its columns as numpy arrays (a request's, NaN for null);
         ``ref_ts`` (per row) replaces the candidates' ``ref_ts`` column.
         """
         st = self._stats()
-        users = candidates.get_column(USER).to_numpy().astype(np.int64)
-        ref = candidates.get_column(REF_TS).to_numpy() if ref_ts is None else ref_ts
+        users = column(candidates, USER).astype(np.int64)
+        ref = column(candidates, REF_TS) if ref_ts is None else ref_ts
         return self._assemble(candidates, st.profiles, users, np.asarray(ref, dtype=np.int64))
 
-    def matrix_for_history(self, candidates: pl.DataFrame, history: UserHistory, *, mode: str) -> np.ndarray:
+    def matrix_for_history(self, candidates: CandidateTable, history: UserHistory, *, mode: str) -> np.ndarray:
         """Features of one user's candidates, with user and pair features from an explicit ``history``.
 
         ``history`` is the user's whole history (e.g. :meth:`user_history` plus events that arrived
@@ -118,7 +130,7 @@ class FeaturePipeline:
         st = self._stats()
         profile = st.profile_of(history)
         ref_ts = int(profile.last[0]) if mode == "user" else st.end_ts
-        n = candidates.height
+        n = len(column(candidates, ITEM))
         return self._assemble(candidates, profile, np.zeros(n, np.int64), np.full(n, ref_ts, np.int64))
 
     def warm(self) -> Self:
@@ -143,13 +155,13 @@ class FeaturePipeline:
             raise NotFittedError("FeaturePipeline")
         return self.stats_
 
-    def _assemble(self, candidates: pl.DataFrame, profiles: UserProfiles, rows: np.ndarray,
+    def _assemble(self, candidates: CandidateTable, profiles: UserProfiles, rows: np.ndarray,
                   ref: np.ndarray) -> np.ndarray:
-        items = candidates.get_column(ITEM).to_numpy().astype(np.int64)
+        items = column(candidates, ITEM).astype(np.int64)
         X = np.empty((len(items), len(self.names)), dtype=np.float32, order="F")
         for j, name in enumerate(self.source_names):  # column by column: no query plan per request
             # numpy converts on assignment (ranks and counts are exact in float32; nulls arrive as NaN)
-            X[:, j] = candidates.get_column(name).to_numpy()
+            X[:, j] = column(candidates, name)
         col = {name: j for j, name in enumerate(self.names)}
 
         def fill(lo: int) -> None:

@@ -21,7 +21,7 @@ from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.fusion import is_learned, learn_fusion
 from shortlist.retrieval.registry import load_source, save_source
-from shortlist.retrieval.union import TopK, fuse, fuse_topk, union
+from shortlist.retrieval.union import TopK, fuse, fuse_topk, fuse_topk_columns, union
 from shortlist.schema import ITEM_TEXT_COLUMNS, SECONDS_PER_DAY
 
 logger = logging.getLogger(__name__)
@@ -204,6 +204,11 @@ class CandidateGenerator:
         """The union of per-source top-k matrices for distinct ``users``, as :meth:`combine` orders it."""
         return fuse_topk(users, tops, list(self.sources_), priority=self._priority(), max_per_user=self.max_candidates,
                          weights=self.weights, priors=self.priors())
+
+    def fuse_tops_columns(self, users: np.ndarray, tops: Mapping[str, TopK]) -> dict[str, np.ndarray]:
+        """:meth:`fuse_tops`'s columns as numpy arrays (NaN for null): a request's candidates, no frame."""
+        return fuse_topk_columns(users, tops, list(self.sources_), priority=self._priority(),
+                                 max_per_user=self.max_candidates, weights=self.weights, priors=self.priors())
 
     def combine(self, parts: Mapping[str, Candidates], *, unioned: pl.DataFrame | None = None) -> pl.DataFrame:
         """Union, ordered by the fusion (learned, or reciprocal-rank with repurchase first), ``max_candidates``

@@ -195,6 +195,32 @@ def fuse_topk(
     The same rows, columns, dtypes and order as the frame path (tested), without its per-call
     dataframe work: the serving path for one user or a few. ``users`` must be distinct.
     """
+    cols = fuse_topk_columns(users, tops, sources, budgets=budgets, k0=k0, priority=priority,
+                             max_per_user=max_per_user, weights=weights, priors=priors)
+    # The arrays already hold the frame's dtypes (int32, uint32, float32): no dtype argument, which
+    # costs a cast check per column (~4 µs × 24 columns a request).
+    return pl.DataFrame([pl.Series(c, v, nan_to_null=c in _score_cols(sources)) for c, v in cols.items()])
+
+
+def _score_cols(sources: Sequence[str]) -> set[str]:
+    return {score_col(s) for s in sources}
+
+
+def fuse_topk_columns(
+    users: np.ndarray,
+    tops: Mapping[str, TopK],
+    sources: Sequence[str],
+    *,
+    budgets: Mapping[str, int] | None = None,
+    k0: float = 30.0,
+    priority: Sequence[str] = (),
+    max_per_user: int | None = None,
+    weights: Mapping[str, float] | None = None,
+    priors: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`fuse_topk`'s columns as numpy arrays, in its column order, NaN where its frame holds
+    null (what the frame's ``to_numpy`` gives): a request's candidates without building a frame
+    (~0.2 ms of Series construction for 24 columns)."""
     users = np.asarray(users, dtype=np.int64).reshape(-1)
     names = list(sources)
     present = [j for j, s in enumerate(names) if s in tops]
@@ -229,14 +255,11 @@ def fuse_topk(
         pos = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
         order = order[pos < max_per_user]
     n_src = np.count_nonzero(ranks < MISSING_RANK, axis=0).astype(np.uint32)
-    # The arrays already hold the frame's dtypes (int32, uint32, float32): no dtype argument, which
-    # costs a cast check per column (~4 µs × 24 columns a request).
-    cols = [pl.Series(USER, out_user[order]), pl.Series(ITEM, out_item[order]), pl.Series(N_SOURCES, n_src[order])]
+    cols = {USER: out_user[order], ITEM: out_item[order], N_SOURCES: n_src[order]}
     for j, s in enumerate(names):
-        cols.append(pl.Series(score_col(s), vals[j][order], nan_to_null=True))
-        cols.append(pl.Series(rank_col(s), ranks[j][order]))
-    cols.append(pl.Series(FUSED, fused32[order]))
-    return pl.DataFrame(cols)
+        cols[score_col(s)], cols[rank_col(s)] = vals[j][order], ranks[j][order]
+    cols[FUSED] = fused32[order]
+    return cols
 
 
 def _unique_keys(key: np.ndarray, items: np.ndarray, *, one_user: bool) -> tuple[np.ndarray, np.ndarray]:

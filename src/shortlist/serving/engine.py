@@ -23,7 +23,7 @@ from shortlist.features.profile import UserHistory
 from shortlist.pipeline.artifacts import read_manifest, sha256_file
 from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.ranking.lgbm import LGBMRanker
-from shortlist.retrieval.union import FUSED, best_rank, score_col
+from shortlist.retrieval.union import FUSED, rank_col, score_col
 from shortlist.schema import CATEGORY, ITEM, TITLE, USER
 from shortlist.serving.drift import DriftMonitor
 
@@ -160,7 +160,8 @@ class Engine:
         t0 = time.perf_counter()
         users = np.array([user], dtype=np.int64)
         failed: list[str] = []
-        cands = self.gen.fuse_tops(users, self.gen.topk_all(users, exclude_seen=self.exclude_seen, failed=failed))
+        cands = self.gen.fuse_tops_columns(users, self.gen.topk_all(users, exclude_seen=self.exclude_seen,
+                                                                     failed=failed))
         return self._finish(cands, failed, history, k, allowed, explain, t0,
                             seen=lambda: self.model.user_history(user).items)
 
@@ -173,8 +174,8 @@ class Engine:
         failed: list[str] = []
         tops = self.gen.topk_for_history(items, timestamps=ts, exclude_seen=self.exclude_seen, failed=failed)
         uid = self.users.ids.len() if user is None else user
-        return self._finish(self.gen.fuse_tops(np.array([uid]), tops), failed, history, k, allowed, explain, t0,
-                            seen=lambda: items)
+        return self._finish(self.gen.fuse_tops_columns(np.array([uid]), tops), failed, history, k, allowed, explain,
+                            t0, seen=lambda: items)
 
     def user_history(self, user: int | None) -> UserHistory:
         """A user's fitted history (prices and baskets included); empty for an unknown user."""
@@ -208,20 +209,22 @@ class Engine:
         return [{FALLBACK: float(fb.scores_[i])} for i in items]
 
     # --- internals -------------------------------------------------------------------------------
-    def _finish(self, cands: pl.DataFrame, failed: list[str], history: UserHistory | None, k: int,
+    def _finish(self, cands: dict[str, np.ndarray], failed: list[str], history: UserHistory | None, k: int,
                 allowed: np.ndarray | None, explain: bool, t0: float, *, seen: Callable[[], np.ndarray]) -> Ranked:
-        """Score and order the candidates; ``seen`` gives the user's items when a short list needs topping up."""
+        """Score and order the candidates (:meth:`CandidateGenerator.fuse_tops_columns`); ``seen``
+        gives the user's items when a short list needs topping up."""
         t1 = time.perf_counter()
-        n_cands = cands.height
+        items = cands[ITEM].astype(np.int64)
+        n_cands = len(items)
         X = None
         if n_cands and self.ranker is not None:
-            X = self.model.features_for(cands, history=history)
+            X = self._features(cands, history)
         t2 = time.perf_counter()
         if X is not None and self.ranker is not None:
             scores = self.ranker.predict(X).astype(np.float64)
-        else:
-            scores = -best_rank(cands, list(self.gen.sources_)).to_numpy().astype(np.float64)
-        items = cands.get_column(ITEM).to_numpy().astype(np.int64)
+        else:  # minus the best rank any source gave (as TwoStageRecommender.score_candidates)
+            ranks = [cands[rank_col(s)] for s in self.gen.sources_]
+            scores = -np.min(ranks, axis=0).astype(np.float64) if ranks else np.zeros(n_cands)
         keep = np.ones(len(items), dtype=bool) if allowed is None else allowed[items]
         idx = np.flatnonzero(keep)
         order = idx[np.lexsort((items[idx], -scores[idx]))][:k]
@@ -241,13 +244,22 @@ class Engine:
                       failed_sources=failed, contributions=contrib, features=X,
                       stages={"retrieval": t1 - t0, "features": t2 - t1, "ranking": t3 - t2})
 
-    def _source_scores(self, cands: pl.DataFrame, order: np.ndarray) -> list[dict[str, float]]:
+    def _features(self, cands: dict[str, np.ndarray], history: UserHistory | None) -> np.ndarray:
+        """``TwoStageRecommender.features_for`` on a request's candidate columns (the same pipeline
+        calls, without a frame): the fitted history's features, or ``history``'s."""
+        mode = self.model.target.reference
+        if history is None:
+            ref = self.feats.reference_times(cands[USER], mode=mode)
+            return self.feats.matrix(cands, ref_ts=ref)
+        return self.feats.matrix_for_history(cands, history, mode=mode)
+
+    def _source_scores(self, cands: dict[str, np.ndarray], order: np.ndarray) -> list[dict[str, float]]:
         names = list(self.gen.sources_)
         if not len(order):
             return []
         block = np.empty((len(order), len(names)), np.float64)
         for j, s in enumerate(names):
-            block[:, j] = cands.get_column(score_col(s)).to_numpy()[order]
+            block[:, j] = cands[score_col(s)][order]
         rows = np.round(block, 6).tolist()  # NaN (not proposed) stays NaN: v == v drops it
         return [{s: v for s, v in zip(names, row, strict=True) if v == v} for row in rows]
 
