@@ -156,10 +156,14 @@ class UserKNN(TopKRetrieval):
             nb[~inside] = -1  # users unknown at fit time have no neighbours
         else:
             nb, sim = self._neighbours(rows_of(self.normed_, users) if normed is None else normed, users)
+        # Each row's neighbours (distinct) by pool position, straight into CSR: the same matrix as
+        # a COO build + sort_indices, without its conversion (~50 µs of a one-user request).
+        order = np.argsort(np.where(nb >= 0, nb, np.iinfo(np.int64).max), axis=1, kind="stable")
+        nb, sim = np.take_along_axis(nb, order, axis=1), np.take_along_axis(sim, order, axis=1)
         ok = nb >= 0
-        rows = np.repeat(np.arange(len(users)), ok.sum(axis=1))
-        weights = sp.csr_matrix((sim[ok], (rows, nb[ok])), shape=(len(users), n_pool))
-        weights.sort_indices()
+        indptr = np.zeros(len(users) + 1, np.int64)
+        np.cumsum(ok.sum(axis=1), out=indptr[1:])
+        weights = sp.csr_matrix((sim[ok], nb[ok], indptr), shape=(len(users), n_pool))
         return product_topk(weights, self.recent_pool_, k, exclude=seen)
 
     # --- persistence ---------------------------------------------------------------------------
