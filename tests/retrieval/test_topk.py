@@ -46,3 +46,29 @@ def test_topk_dense_equals_a_full_sort_ties_at_the_cut_included():
             assert np.array_equal(vals[r, : len(full)], s[full])
             one = topk_dense(scores[r:r + 1], k)
             assert np.array_equal(one[0][0], items[r]) and np.array_equal(one[1][0], vals[r])
+
+
+def test_sparse_topk_equals_topk_dense_on_the_densified_rows():
+    """Stored entries only (absent = never selected), with ties, NaN, -inf, explicit zeros,
+    float64 input cut to float32, excluded entries, empty rows and rows shorter than k."""
+    from shortlist.retrieval.topk import sparse_topk
+
+    rng = np.random.default_rng(3)
+    n_rows, n_cols = 60, 40
+    dense = np.full((n_rows, n_cols), -np.inf)
+    for r in range(n_rows):
+        nnz = int(rng.integers(0, n_cols))
+        cols = rng.choice(n_cols, nnz, replace=False)
+        dense[r, cols] = rng.integers(0, 6, nnz) / 4.0 + 1e-12 * rng.random(nnz)  # float32 ties
+    dense[3, :5] = [np.nan, -np.inf, 0.0, 0.0, 2.0]
+    stored = np.isfinite(dense) | np.isnan(dense)
+    stored[3, :5] = True
+    r, c = np.nonzero(stored)
+    m = sp.csr_matrix((dense[r, c], (r, c)), shape=dense.shape)
+    excl = sp.random(n_rows, n_cols, density=0.2, random_state=1, format="csr")
+    for k in (1, 7, 40, 55):
+        for ex in (None, excl):
+            items, vals = sparse_topk(m, k, exclude=ex)
+            d_items, d_vals = topk_dense(dense.astype(np.float32), k, exclude=ex)
+            assert items.tolist() == d_items.tolist()
+            np.testing.assert_array_equal(vals, d_vals)

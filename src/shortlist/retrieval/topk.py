@@ -47,6 +47,13 @@ def topk_dense(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = No
 def _select_row(row: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``kk`` best (item, score) of one row (``kk`` < its length), best first, lower id at ties."""
     thr = np.partition(row, len(row) - kk)[len(row) - kk]
+    if thr == -np.inf:  # fewer than kk finite scores (a sparse row): sort only those, pad the rest
+        part = np.flatnonzero(row > -np.inf)
+        order = np.argsort(-row[part], kind="stable")
+        items = np.full(kk, -1, dtype=np.int64)
+        vals = np.full(kk, -np.inf, dtype=np.float32)
+        items[:len(part)], vals[:len(part)] = part[order], row[part][order]
+        return items, vals
     part = np.flatnonzero(row >= thr)  # ascending ids: a stable sort by score keeps the lower id first
     part_scores = row[part]
     order = np.argsort(-part_scores, kind="stable")[:kk]
@@ -132,27 +139,44 @@ def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
 
 
 def sparse_topk(
-    m: sp.csr_matrix, k: int, *, exclude: sp.csr_matrix | None = None, max_block: int = 8_000_000
+    m: sp.csr_matrix, k: int, *, exclude: sp.csr_matrix | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` stored entries per row of a sparse matrix: (items, scores), padded -1 / -inf.
 
-    Rows are densified in blocks of at most ``max_block`` cells (absent entries are -inf, never
-    selected) and picked with :func:`topk_dense` — far faster than sorting every stored entry.
-    ``exclude`` (rows aligned) removes entries, as if they were not stored.
+    Each row's stored entries (as float32, like :func:`topk_dense`; NaN and -inf never selected)
+    are cut at their ``k``-th largest value and ordered by score, ties to the lower column — the
+    selection of :func:`topk_dense` on the densified row, without densifying: a sparse row of a
+    3,659-item catalogue padded with -inf costs ``np.partition`` ~200 µs, its 150 stored entries
+    ~5 µs. ``exclude`` (rows aligned) removes entries, as if they were not stored.
     """
     m = m if isinstance(m, sp.csr_matrix) else sp.csr_matrix(m)
-    n_rows, n_cols = m.shape
-    chunk = max(1, min(n_rows, max_block // max(n_cols, 1)))
+    if not m.has_canonical_format:
+        m = m.copy()
+        m.sum_duplicates()
+    n_rows = m.shape[0]
+    indptr, indices = m.indptr, m.indices
+    data = m.data.astype(np.float32, copy=False)
     items = np.full((n_rows, k), -1, dtype=np.int64)
     scores = np.full((n_rows, k), -np.inf, dtype=np.float32)
-    for start in range(0, n_rows, chunk):
-        stop = min(start + chunk, n_rows)
-        lo, hi = m.indptr[start], m.indptr[stop]
-        dense = np.full((stop - start, n_cols), -np.inf, dtype=np.float32)
-        r = np.repeat(np.arange(stop - start), np.diff(m.indptr[start:stop + 1]))
-        dense[r, m.indices[lo:hi]] = m.data[lo:hi]
-        block_excl = None if exclude is None else row_block(exclude, start, stop)
-        items[start:stop], scores[start:stop] = topk_dense(dense, k, exclude=block_excl)
+    ex_ptr = ex_idx = None
+    if exclude is not None and exclude.nnz:
+        ex_ptr, ex_idx = exclude.indptr, exclude.indices
+    for r in range(n_rows):
+        lo, hi = indptr[r], indptr[r + 1]
+        if lo == hi:
+            continue
+        d, c = data[lo:hi], indices[lo:hi]
+        keep = d > -np.inf  # False for -inf and NaN
+        if ex_ptr is not None and ex_idx is not None and ex_ptr[r] < ex_ptr[r + 1]:
+            keep &= ~np.isin(c, ex_idx[ex_ptr[r]:ex_ptr[r + 1]])
+        if not keep.all():
+            d, c = d[keep], c[keep]
+        n = len(d)
+        if n > k:
+            sel = d >= np.partition(d, n - k)[n - k]
+            d, c = d[sel], c[sel]
+        order = np.lexsort((c, -d))[:k]
+        items[r, :len(order)], scores[r, :len(order)] = c[order], d[order]
     return items, scores
 
 
