@@ -31,6 +31,9 @@ class LGBMRanker:
     Defaults are deliberately regularised (15 leaves, ≥100 rows a leaf, half the features per tree,
     L2 10): on MovieLens 100K they lifted NDCG@10 from 0.119 (31 leaves, 50 rows, 0.8, L2 1) to 0.130
     and held Online Retail at 0.38-0.39; the training groups are small and the features strong.
+    Each round trains on half the query groups (``bagging_by_query``: whole users, not scattered
+    rows): it halves the cost of a round (Online Retail ranker CPU 16.9 s instead of 35.8 s) at equal
+    NDCG@10 (three seeds: retail 0.3943 mean vs 0.3921 with 0.8 of the rows; MovieLens 0.137 vs 0.138).
 
     ``group`` arrays are sizes of consecutive query groups (one group = one user × label window).
     """
@@ -44,7 +47,8 @@ class LGBMRanker:
         max_bin: int = 255,
         min_child_samples: int = 100,
         feature_fraction: float = 0.5,
-        bagging_fraction: float = 0.8,
+        bagging_fraction: float = 0.5,
+        bagging_by_query: bool = True,
         lambda_l2: float = 10.0,
         truncation_level: int = 20,
         label_gain: Sequence[float] | None = None,
@@ -60,7 +64,7 @@ class LGBMRanker:
             raise ConfigError("LGBMRanker needs n_estimators>=1, 0<learning_rate<=1, num_leaves>=2")
         self.n_estimators, self.learning_rate, self.num_leaves = n_estimators, learning_rate, num_leaves
         self.min_child_samples, self.feature_fraction, self.max_bin = min_child_samples, feature_fraction, max_bin
-        self.bagging_fraction, self.lambda_l2 = bagging_fraction, lambda_l2
+        self.bagging_fraction, self.bagging_by_query, self.lambda_l2 = bagging_fraction, bagging_by_query, lambda_l2
         self.truncation_level, self.label_gain = truncation_level, label_gain
         self.eval_at, self.early_stopping_rounds = tuple(eval_at), early_stopping_rounds
         self.min_rounds, self.smoothing = min_rounds, max(1, smoothing)
@@ -81,6 +85,7 @@ class LGBMRanker:
             "feature_fraction": self.feature_fraction,
             "bagging_fraction": self.bagging_fraction,
             "bagging_freq": 1 if self.bagging_fraction < 1 else 0,
+            "bagging_by_query": self.bagging_by_query,
             "lambda_l2": self.lambda_l2,
             "lambdarank_truncation_level": self.truncation_level,
             "num_threads": self.n_jobs,
