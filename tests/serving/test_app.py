@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shortlist.serving.app import create_app
+from shortlist.serving.schemas import RecommendRequest
 from shortlist.serving.settings import ServingSettings
 
 
@@ -246,3 +247,16 @@ def test_serving_a_baseline_or_missing_model_fails_with_a_clear_error(tmp_path, 
         create_app(ServingSettings(model_dir=tmp_path / "pop"))
     with pytest.raises(ModelLoadError, match=r"no manifest\.json"):
         create_app(ServingSettings(model_dir=tmp_path / "missing"))
+
+
+def test_settings_reach_the_engine_candidates_and_drift(model_dir):
+    """``max_candidates`` caps every request's union; the drift settings reach the monitor."""
+    from shortlist.serving.service import Service
+
+    wide = Service(ServingSettings(model_dir=model_dir))
+    narrow = Service(ServingSettings(model_dir=model_dir, max_candidates=7, drift_threshold=0.5,
+                                     drift_reference_users=20))
+    assert narrow.holder.current.drift.threshold == 0.5
+    req = RecommendRequest(user_id=wide.holder.current.users.ids[0], k=5, use_cache=False)
+    a, b = wide.recommend(req), narrow.recommend(req)
+    assert b["n_candidates"] == 7 < a["n_candidates"] and len(b["items"]) == 5

@@ -87,7 +87,8 @@ def test_history_codec_round_trips_and_refuses_other_arrays():
         decode(buf.getvalue())
 
 
-@pytest.mark.parametrize("kwargs", [{"max_k": 0}, {"cache_ttl_s": 0}, {"max_body_bytes": 10}, {"redis_url": "http://x"}])
+@pytest.mark.parametrize("kwargs", [{"max_k": 0}, {"cache_ttl_s": 0}, {"max_body_bytes": 10}, {"redis_url": "http://x"},
+                                    {"max_candidates": 0}])
 def test_bad_settings_are_config_errors(tmp_path, kwargs):
     with pytest.raises(ConfigError):
         ServingSettings(model_dir=tmp_path, **kwargs)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from shortlist.errors import ModelLoadError
+from shortlist.errors import ConfigError, ModelLoadError
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.artifacts import read_manifest, sha256_file
 from shortlist.pipeline.two_stage import TwoStageRecommender
@@ -75,15 +75,21 @@ class Engine:
             self.ranker.compile()
 
     @classmethod
-    def load(cls, directory: Path, *, drift_users: int = 300, drift_threshold: float = 0.2, seed: int = 0) -> Engine:
+    def load(cls, directory: Path, *, drift_users: int = 300, drift_threshold: float = 0.2, seed: int = 0,
+             max_candidates: int | None = None) -> Engine:
         """Load and verify (checksums, a smoke request) a model directory; build the drift reference
-        from ``drift_users`` sampled training users' candidate features."""
+        from ``drift_users`` sampled training users' candidate features. ``max_candidates``: rank at
+        most this many candidates a request (default: the model's own)."""
         directory = Path(directory)
         manifest = read_manifest(directory)
         if manifest.get("kind") != "two_stage":
             raise ModelLoadError(f"{directory}: `shortlist serve` needs a two-stage model (kind "
                                  f"{manifest.get('kind')!r}); fit one with the default config")
         engine = cls(TwoStageRecommender.load(directory), directory=directory, manifest=manifest)
+        if max_candidates is not None:
+            if max_candidates < 1:
+                raise ConfigError(f"max_candidates must be >= 1, got {max_candidates}")
+            engine.gen.max_candidates = max_candidates
         if engine.users.ids.len():
             engine.recommend_user(0, 5)  # fails here, before the swap, if the model cannot serve
             engine.drift = engine._drift_reference(drift_users, drift_threshold, seed)

@@ -3,6 +3,7 @@ events, filters, fallbacks, metrics and drift. The routes only translate HTTP.""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -43,7 +44,9 @@ class Service:
     def __init__(self, settings: ServingSettings, *, holder: ModelHolder | None = None) -> None:
         self.settings = settings
         self.metrics = ServiceMetrics()
-        self.holder = holder or ModelHolder(settings.model_dir)
+        self.holder = holder or ModelHolder(settings.model_dir, loader=functools.partial(
+            Engine.load, drift_users=settings.drift_reference_users, drift_threshold=settings.drift_threshold,
+            max_candidates=settings.max_candidates))
         self.redis: RedisLink | None = None
         self.cache: ResponseCache
         self.store: EventStore
