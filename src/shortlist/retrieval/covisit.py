@@ -128,7 +128,7 @@ class CoVisitation(TopKRetrieval):
         pop = np.asarray(history.to_csr(binary=True).sum(axis=0)).ravel().astype(np.float64) + 1.0
         c = sp.csr_matrix(c, dtype=np.float64)
         rows = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
-        c.data = c.data / (pop[rows] ** self.alpha * pop[c.indices] ** (1.0 - self.alpha))
+        c.data = c.data / ((pop ** self.alpha)[rows] * (pop ** (1.0 - self.alpha))[c.indices])
         items, vals = sparse_topk(c.astype(np.float32), self.neighbours)
         keep = items >= 0
         r = np.nonzero(keep)[0]
