@@ -147,12 +147,11 @@ def sparse_topk(
     are cut at their ``k``-th largest value and ordered by score, ties to the lower column — the
     selection of :func:`topk_dense` on the densified row, without densifying: a sparse row of a
     3,659-item catalogue padded with -inf costs ``np.partition`` ~200 µs, its 150 stored entries
-    ~5 µs. ``exclude`` (rows aligned) removes entries, as if they were not stored.
+    ~5 µs. ``exclude`` (rows aligned) removes entries, as if they were not stored. A row's entries
+    are taken to be distinct columns, as scipy's products and constructors leave them (sorting
+    them to check cost more than the selection).
     """
     m = m if isinstance(m, sp.csr_matrix) else sp.csr_matrix(m)
-    if not m.has_canonical_format:
-        m = m.copy()
-        m.sum_duplicates()
     n_rows = m.shape[0]
     indptr, indices = m.indptr, m.indices
     data = m.data.astype(np.float32, copy=False)
