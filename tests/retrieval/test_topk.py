@@ -72,3 +72,22 @@ def test_sparse_topk_equals_topk_dense_on_the_densified_rows():
             d_items, d_vals = topk_dense(dense.astype(np.float32), k, exclude=ex)
             assert items.tolist() == d_items.tolist()
             np.testing.assert_array_equal(vals, d_vals)
+
+
+def test_product_row_topk_equals_product_topk_on_the_row_as_a_matrix():
+    """The serving path (a row's arrays, exclusions as columns) against the matrix path, known,
+    empty and unknown rows, with and without exclusions, k above the candidates."""
+    from shortlist.retrieval.topk import product_row_topk, product_topk, row_entries, rows_of
+
+    hist = sp.random(30, 50, density=0.1, random_state=2, format="csr", dtype=np.float32)
+    sim = sp.random(50, 50, density=0.2, random_state=3, format="csr", dtype=np.float32)
+    seen = (hist > 0).astype(np.float32).tocsr()
+    for u in [*range(30), 30, -1]:  # 30 and -1: unknown users, empty rows
+        for k in (5, 60):
+            for excl in (True, False):
+                want = product_topk(rows_of(hist, np.array([u])), sim, k,
+                                    exclude=rows_of(seen, np.array([u])) if excl else None)
+                idx, w = row_entries(hist, u)
+                got = product_row_topk(idx, w, sim, k, exclude=row_entries(seen, u)[0] if excl else None)
+                np.testing.assert_array_equal(got[0], want[0])
+                np.testing.assert_array_equal(got[1], want[1])

@@ -76,4 +76,5 @@ def test_warm_neighbour_graph_gives_identical_lists():
         for u in users:  # one user at a time (the serving path) against the batch
             one = warm.topk(np.array([u]), 30, exclude_seen=exclude)
             np.testing.assert_array_equal(one[0][0], a[0][list(users).index(u)])
+            np.testing.assert_array_equal(one[1][0], a[1][list(users).index(u)])
     assert warm.graph_[0].shape == (data.n_users, 20)

@@ -30,7 +30,7 @@ from shortlist.retrieval.base import (
     history_row,
     require_fitted,
 )
-from shortlist.retrieval.topk import product_topk, rows_of, sparse_topk
+from shortlist.retrieval.topk import product_row_topk, product_topk, row_entries, rows_of, sparse_topk
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 Kind = Literal["user", "session", "transition"]
@@ -165,6 +165,10 @@ class CoVisitation(TopKRetrieval):
         require_fitted(self, "sim_")
         assert self.sim_ is not None and self.history_ is not None and self.seen_ is not None
         users = np.asarray(users, dtype=np.int64)
+        if len(users) == 1:  # a request: the row's arrays, no sparse matrix objects
+            u = int(users[0])
+            idx, w = row_entries(self.history_, u)
+            return product_row_topk(idx, w, self.sim_, k, exclude=row_entries(self.seen_, u)[0] if exclude_seen else None)
         seen = rows_of(self.seen_, users) if exclude_seen else None
         return product_topk(rows_of(self.history_, users), self.sim_, k, exclude=seen)
 

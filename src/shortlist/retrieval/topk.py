@@ -203,21 +203,57 @@ def product_rows_dense(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
     scipy's CSR product accumulates each output cell in the order of ``a``'s then ``b``'s stored
     entries, in the upcast dtype, and drops exact zeros; ``np.add.at`` adds in the same order.
     """
+    if a.shape[0] == 1:
+        return product_row_dense(a.indices, a.data, b)[None]
     dtype = np.result_type(a.dtype, b.dtype)
     n_rows, n_cols = a.shape[0], b.shape[1]
     b_ptr = b.indptr
     starts, lens = b_ptr[a.indices], b_ptr[a.indices + 1] - b_ptr[a.indices]
     total = int(lens.sum())
     take = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
-    cols = b.indices[take]
-    if n_rows > 1:
-        cols = cols + np.repeat(np.repeat(np.arange(n_rows) * n_cols, np.diff(a.indptr)), lens)
+    cols = b.indices[take] + np.repeat(np.repeat(np.arange(n_rows) * n_cols, np.diff(a.indptr)), lens)
     vals = np.repeat(a.data.astype(dtype, copy=False), lens) * b.data[take].astype(dtype, copy=False)
     acc = np.zeros(n_rows * n_cols, dtype=dtype)
     np.add.at(acc, cols, vals)
     out = acc.astype(np.float32, copy=False)
     out[acc == 0] = -np.inf
     return out.reshape(n_rows, n_cols)
+
+
+def product_row_dense(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix) -> np.ndarray:
+    """One row of :func:`product_rows_dense` from the row's (column indices, values), without a
+    sparse matrix object for it (building one costs ~30-60 µs of scipy checks a call)."""
+    dtype = np.result_type(data.dtype, b.dtype)
+    b_ptr = b.indptr
+    starts, ends = b_ptr[indices], b_ptr[indices + 1]
+    lens = ends - starts
+    total = int(lens.sum())
+    take = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
+    vals = np.repeat(data.astype(dtype, copy=False), lens) * b.data[take].astype(dtype, copy=False)
+    acc = np.zeros(b.shape[1], dtype=dtype)
+    np.add.at(acc, b.indices[take], vals)
+    out = acc.astype(np.float32, copy=False)
+    out[acc == 0] = -np.inf
+    return out
+
+
+def row_entries(m: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row ``row``'s (column indices, values) of a CSR matrix; empty outside it (unknown users)."""
+    if not 0 <= row < m.shape[0]:
+        return m.indices[:0], m.data[:0]
+    lo, hi = m.indptr[row], m.indptr[row + 1]
+    return m.indices[lo:hi], m.data[lo:hi]
+
+
+def product_row_topk(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix, k: int, *,
+                     exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``product_topk`` for one row given as (column indices, values), ``exclude`` as column
+    indices: the serving path, the same (1 × k) items and scores as ``product_topk`` on the
+    row as a matrix (tested)."""
+    dense = product_row_dense(indices, data, b)
+    if exclude is not None and len(exclude):
+        dense[exclude] = -np.inf
+    return topk_dense(dense[None], k)
 
 
 def sparse_rows_topk(m: sp.csr_matrix, users: np.ndarray, k: int, source: str) -> Candidates:
