@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, require_fitted
-from shortlist.retrieval.topk import row_block, rows_of, topk_dense
+from shortlist.retrieval.topk import row_block, row_entries, rows_of, topk_dense
 from shortlist.schema import EVENT, EVENT_STRENGTH, ITEM, USER, WEIGHT
 
 logger = logging.getLogger(__name__)
@@ -185,8 +185,23 @@ class ALS(TopKRetrieval):
         require_fitted(self, "user_factors_")
         assert self.seen_ is not None
         users = np.asarray(users, dtype=np.int64)
+        if users.size == 1:  # a request: the seen row's arrays, no sparse matrix object
+            seen_items = row_entries(self.seen_, int(users.reshape(-1)[0]))[0]
+            return self._search_one(self.user_embeddings(users.reshape(-1)), seen_items, k, exclude_seen)
         seen = rows_of(self.seen_, users)
         return self._search(self.user_embeddings(users), np.diff(seen.indptr) > 0, seen, k, exclude_seen)
+
+    def _search_one(self, vec: np.ndarray, seen_items: np.ndarray, k: int,
+                    exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_search` for one user (``vec`` 1 × factors), the seen items as an index array."""
+        assert self._items64 is not None and self.active_items_ is not None
+        scores = (vec.astype(np.float64) @ self._items64.T).astype(np.float32)
+        scores[:, ~self.active_items_] = -np.inf
+        if not len(seen_items):
+            scores[:] = -np.inf
+        elif exclude_seen:
+            scores[0, seen_items] = -np.inf
+        return topk_dense(scores, k)
 
     def topk_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True

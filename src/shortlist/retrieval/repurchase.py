@@ -13,7 +13,7 @@ from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.topk import rows_of, sparse_topk
+from shortlist.retrieval.topk import row_entries, row_topk, rows_of, sparse_topk
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 
@@ -67,6 +67,8 @@ class Repurchase(TopKRetrieval):
         users = np.asarray(users, dtype=np.int64)
         if exclude_seen:
             return np.full((len(users), k), -1, np.int64), np.full((len(users), k), -np.inf, np.float32)
+        if users.size == 1:  # a request: the row's arrays, no sparse matrix object
+            return row_topk(*row_entries(self.scores_, int(users.reshape(-1)[0])), k)
         return sparse_topk(rows_of(self.scores_, users), k)
 
     def topk_for_history(

@@ -164,18 +164,35 @@ def sparse_topk(
         lo, hi = indptr[r], indptr[r + 1]
         if lo == hi:
             continue
-        d, c = data[lo:hi], indices[lo:hi]
-        keep = d > -np.inf  # False for -inf and NaN
-        if ex_ptr is not None and ex_idx is not None and ex_ptr[r] < ex_ptr[r + 1]:
-            keep &= ~np.isin(c, ex_idx[ex_ptr[r]:ex_ptr[r + 1]])
-        if not keep.all():
-            d, c = d[keep], c[keep]
-        n = len(d)
-        if n > k:
-            sel = d >= np.partition(d, n - k)[n - k]
-            d, c = d[sel], c[sel]
-        order = np.lexsort((c, -d))[:k]
-        items[r, :len(order)], scores[r, :len(order)] = c[order], d[order]
+        excl = ex_idx[ex_ptr[r]:ex_ptr[r + 1]] if ex_ptr is not None and ex_idx is not None else None
+        c, d = _row_select(indices[lo:hi], data[lo:hi], k, excl)
+        items[r, :len(c)], scores[r, :len(c)] = c, d
+    return items, scores
+
+
+def _row_select(c: np.ndarray, d: np.ndarray, k: int, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """One sparse row's best ``k`` (columns, float32 scores): -inf, NaN and ``exclude`` dropped,
+    cut at the ``k``-th largest, ordered by score then lower column."""
+    keep = d > -np.inf  # False for -inf and NaN
+    if exclude is not None and len(exclude):
+        keep &= ~np.isin(c, exclude)
+    if not keep.all():
+        d, c = d[keep], c[keep]
+    n = len(d)
+    if n > k:
+        sel = d >= np.partition(d, n - k)[n - k]
+        d, c = d[sel], c[sel]
+    order = np.lexsort((c, -d))[:k]
+    return c[order], d[order]
+
+
+def row_topk(indices: np.ndarray, data: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sparse_topk` of one row given as (column indices, values): (1 × k), padded."""
+    items = np.full((1, k), -1, dtype=np.int64)
+    scores = np.full((1, k), -np.inf, dtype=np.float32)
+    if len(indices):
+        c, d = _row_select(indices, data.astype(np.float32, copy=False), k, None)
+        items[0, :len(c)], scores[0, :len(c)] = c, d
     return items, scores
 
 
