@@ -47,13 +47,10 @@ def topk_dense(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = No
 def _select_row(row: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``kk`` best (item, score) of one row (``kk`` < its length), best first, lower id at ties."""
     thr = np.partition(row, len(row) - kk)[len(row) - kk]
-    if thr == -np.inf:  # fewer than kk finite scores (a sparse row): sort only those, pad the rest
+    if thr == -np.inf:  # fewer than kk finite scores (a sparse row): select among those, pad the rest
         part = np.flatnonzero(row > -np.inf)
-        order = np.argsort(-row[part], kind="stable")
-        items = np.full(kk, -1, dtype=np.int64)
-        vals = np.full(kk, -np.inf, dtype=np.float32)
-        items[:len(part)], vals[:len(part)] = part[order], row[part][order]
-        return items, vals
+        items, vals = row_topk(part, row[part], kk)
+        return items[0], vals[0]
     part = np.flatnonzero(row >= thr)  # ascending ids: a stable sort by score keeps the lower id first
     part_scores = row[part]
     order = np.argsort(-part_scores, kind="stable")[:kk]
@@ -124,10 +121,8 @@ def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     users = np.asarray(users, dtype=np.int64).reshape(-1)
     indptr = matrix.indptr
     if len(users) == 1:  # the serving case: one slice, no gather
-        u = int(users[0])
-        lo, hi = (int(indptr[u]), int(indptr[u + 1])) if 0 <= u < matrix.shape[0] else (0, 0)
-        return sp.csr_matrix((matrix.data[lo:hi], matrix.indices[lo:hi], np.array([0, hi - lo])),
-                             shape=(1, matrix.shape[1]))
+        idx, vals = row_entries(matrix, int(users[0]))
+        return sp.csr_matrix((vals, idx, np.array([0, len(idx)])), shape=(1, matrix.shape[1]))
     inside = (users >= 0) & (users < matrix.shape[0])
     safe = np.where(inside, users, 0)
     starts = indptr[safe]
@@ -220,38 +215,37 @@ def product_rows_dense(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
     scipy's CSR product accumulates each output cell in the order of ``a``'s then ``b``'s stored
     entries, in the upcast dtype, and drops exact zeros; ``np.add.at`` adds in the same order.
     """
-    if a.shape[0] == 1:
-        return product_row_dense(a.indices, a.data, b)[None]
-    dtype = np.result_type(a.dtype, b.dtype)
-    n_rows, n_cols = a.shape[0], b.shape[1]
-    b_ptr = b.indptr
-    starts, lens = b_ptr[a.indices], b_ptr[a.indices + 1] - b_ptr[a.indices]
-    total = int(lens.sum())
-    take = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
-    cols = b.indices[take] + np.repeat(np.repeat(np.arange(n_rows) * n_cols, np.diff(a.indptr)), lens)
-    vals = np.repeat(a.data.astype(dtype, copy=False), lens) * b.data[take].astype(dtype, copy=False)
-    acc = np.zeros(n_rows * n_cols, dtype=dtype)
-    np.add.at(acc, cols, vals)
-    out = acc.astype(np.float32, copy=False)
-    out[acc == 0] = -np.inf
-    return out.reshape(n_rows, n_cols)
+    n_rows = a.shape[0]
+    entry_rows = None if n_rows == 1 else np.repeat(np.arange(n_rows), np.diff(a.indptr))
+    return _product_dense(a.indices, a.data, b, n_rows, entry_rows)
 
 
 def product_row_dense(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix) -> np.ndarray:
     """One row of :func:`product_rows_dense` from the row's (column indices, values), without a
     sparse matrix object for it (building one costs ~30-60 µs of scipy checks a call)."""
+    return _product_dense(indices, data, b, 1, None)[0]
+
+
+def _product_dense(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix, n_rows: int,
+                   entry_rows: np.ndarray | None) -> np.ndarray:
+    """(n_rows × b's columns) of Σ ``data × b[indices]`` per row; ``entry_rows``: each entry's row
+    (``None``: all in row 0)."""
     dtype = np.result_type(data.dtype, b.dtype)
+    n_cols = b.shape[1]
     b_ptr = b.indptr
-    starts, ends = b_ptr[indices], b_ptr[indices + 1]
-    lens = ends - starts
+    starts = b_ptr[indices]
+    lens = b_ptr[indices + 1] - starts
     total = int(lens.sum())
     take = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)
+    cols = b.indices[take]
+    if entry_rows is not None:
+        cols = cols + np.repeat(entry_rows * n_cols, lens)
     vals = np.repeat(data.astype(dtype, copy=False), lens) * b.data[take].astype(dtype, copy=False)
-    acc = np.zeros(b.shape[1], dtype=dtype)
-    np.add.at(acc, b.indices[take], vals)
+    acc = np.zeros(n_rows * n_cols, dtype=dtype)
+    np.add.at(acc, cols, vals)
     out = acc.astype(np.float32, copy=False)
     out[acc == 0] = -np.inf
-    return out
+    return out.reshape(n_rows, n_cols)
 
 
 def row_entries(m: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
