@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable
 
@@ -138,12 +139,19 @@ def all_users(data) -> np.ndarray:
 BLAS_SCORED = {"two_tower", "content_mean"}
 
 
+@pytest.mark.parametrize("warm", [False, True])
 @pytest.mark.parametrize("exclude", [True, False])
-def test_one_user_topk_equals_the_batch_rows(fitted, data, exclude):
+def test_one_user_topk_equals_the_batch_rows(fitted, data, exclude, warm):
+    """A request's list equals the batch row, before and after ``warm()`` (the serving indexes
+    a source may build at load)."""
     name, src = fitted
     users = all_users(data)
     items, scores = src.topk(users, 12, exclude_seen=exclude)
     assert items.shape == scores.shape == (len(users), 12)
+    if warm:
+        if not callable(getattr(src, "warm", None)):
+            pytest.skip(f"{name} has no warm()")
+        src = copy.deepcopy(src).warm()
     for r, u in enumerate(users):
         one_items, one_scores = src.topk(np.array([u]), 12, exclude_seen=exclude)
         np.testing.assert_array_equal(one_items[0], items[r])
@@ -151,6 +159,21 @@ def test_one_user_topk_equals_the_batch_rows(fitted, data, exclude):
             np.testing.assert_allclose(one_scores[0], scores[r], rtol=1e-5)
         else:
             np.testing.assert_array_equal(one_scores[0], scores[r])
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_warm_history_topk_is_unchanged(fitted, exclude):
+    """``warm()`` changes how an ad-hoc history is scored, never what it lists."""
+    name, src = fitted
+    if not callable(getattr(src, "warm", None)):
+        pytest.skip(f"{name} has no warm()")
+    warmed = copy.deepcopy(src).warm()
+    history, times = np.array([4, 1, 2, 1, 7, 99, -3]), np.array([50, 10, 20, 30, 40, 60, 70])
+    for ts in (None, times):
+        want = src.topk_for_history(history, 8, timestamps=ts, exclude_seen=exclude)
+        got = warmed.topk_for_history(history, 8, timestamps=ts, exclude_seen=exclude)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
 
 
 @pytest.mark.parametrize("exclude", [True, False])

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from shortlist.retrieval.topk import rows_of, topk_dense, topk_global
@@ -91,3 +92,45 @@ def test_product_row_topk_equals_product_topk_on_the_row_as_a_matrix():
                 got = product_row_topk(idx, w, sim, k, exclude=row_entries(seen, u)[0] if excl else None)
                 np.testing.assert_array_equal(got[0], want[0])
                 np.testing.assert_array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_padded_rows_product_is_bit_identical(dtype):
+    """PaddedRows.product_row against the CSR gather and scipy's own product: rows of different
+    lengths (empty ones included), float32 ties, repeated and unsorted history entries."""
+    from shortlist.retrieval.topk import PaddedRows, product_row_dense
+
+    rng = np.random.default_rng(5)
+    n = 80
+    rows, cols, vals = [], [], []
+    for r in range(n):
+        width = int(rng.integers(0, 25)) if r % 7 else 0
+        c = rng.choice(n, width, replace=False)
+        rows += [r] * width
+        cols += c.tolist()
+        vals += (rng.integers(1, 5, width) / 3.0 + rng.random(width) * 1e-3).tolist()
+    b = sp.csr_matrix((np.array(vals, dtype), (rows, cols)), shape=(n, n))
+    table = PaddedRows(b)
+    for trial in range(30):
+        m = int(rng.integers(0, 30))
+        idx = rng.integers(0, n, m).astype(np.int32)  # unsorted, with repeats
+        w = (rng.random(m) ** 2).astype(dtype)
+        want = product_row_dense(idx, w, b)
+        got = product_row_dense(idx, w, b, padded=table)
+        np.testing.assert_array_equal(got, want)
+        a = sp.csr_matrix((w, idx, np.array([0, m])), shape=(1, n))
+        ref = (a @ b).toarray()[0].astype(np.float32)
+        stored = (a @ b).toarray()[0] != 0
+        np.testing.assert_array_equal(got[stored], ref[stored])
+        assert np.all(got[~stored] == -np.inf)
+
+
+def test_padded_rows_refuses_skewed_matrices():
+    from shortlist.retrieval.topk import PaddedRows
+
+    skewed = sp.csr_matrix((np.ones(105, np.float32), (np.r_[np.zeros(100, int), np.arange(1, 6)],
+                                                       np.r_[np.arange(100), np.zeros(5, int)])), shape=(6, 100))
+    assert PaddedRows.of(skewed) is None
+    assert PaddedRows.of(sp.csr_matrix((6, 100), dtype=np.float32)) is None
+    even = sp.random(50, 50, density=0.3, random_state=1, format="csr", dtype=np.float32)
+    assert PaddedRows.of(even) is not None

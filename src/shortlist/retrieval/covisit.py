@@ -27,10 +27,9 @@ from shortlist.retrieval.base import (
     check_k,
     csr_from_arrays,
     csr_to_arrays,
-    history_row,
     require_fitted,
 )
-from shortlist.retrieval.topk import product_row_topk, product_topk, row_entries, rows_of, sparse_topk
+from shortlist.retrieval.topk import PaddedRows, product_row_topk, product_topk, row_entries, rows_of, sparse_topk
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 Kind = Literal["user", "session", "transition"]
@@ -73,6 +72,7 @@ class CoVisitation(TopKRetrieval):
         self.sim_: sp.csr_matrix | None = None
         self.history_: sp.csr_matrix | None = None
         self.seen_: sp.csr_matrix | None = None
+        self._padded: PaddedRows | None = None  # sim_'s row table for one-row products (warm())
 
     # --- fit ---------------------------------------------------------------------------------
     def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
@@ -86,6 +86,15 @@ class CoVisitation(TopKRetrieval):
         self.sim_ = self._normalise(counts, history)
         self.history_ = self._history_weights(f, history.n_users, n_items)
         self.seen_ = history.to_csr(binary=True)
+        self._padded = None
+        return self
+
+    def warm(self) -> Self:
+        """Build the similarity graph's :class:`PaddedRows` (when it is not too skewed) for the
+        one-row paths: a request's items and scores are the same with or without it (tested)."""
+        require_fitted(self, "sim_")
+        assert self.sim_ is not None
+        self._padded = PaddedRows.of(self.sim_)
         return self
 
     def _cooccurrence(self, f: pl.DataFrame, history: Interactions) -> sp.csr_matrix:
@@ -168,7 +177,8 @@ class CoVisitation(TopKRetrieval):
         if len(users) == 1:  # a request: the row's arrays, no sparse matrix objects
             u = int(users[0])
             idx, w = row_entries(self.history_, u)
-            return product_row_topk(idx, w, self.sim_, k, exclude=row_entries(self.seen_, u)[0] if exclude_seen else None)
+            return product_row_topk(idx, w, self.sim_, k, exclude=row_entries(self.seen_, u)[0] if exclude_seen else None,
+                                    padded=self._padded)
         seen = rows_of(self.seen_, users) if exclude_seen else None
         return product_topk(rows_of(self.history_, users), self.sim_, k, exclude=seen)
 
@@ -192,8 +202,8 @@ class CoVisitation(TopKRetrieval):
         recent = uniq_rev[order]
         by_item = np.argsort(recent)
         w = (self.position_decay_ ** np.arange(len(order))).astype(np.float32)
-        h = sp.csr_matrix((w[by_item], recent[by_item], np.array([0, len(recent)])), shape=(1, n))
-        return product_topk(h, self.sim_, k, exclude=history_row(items, n) if exclude_seen else None)
+        seen = np.unique(items) if exclude_seen else None
+        return product_row_topk(recent[by_item], w[by_item], self.sim_, k, exclude=seen, padded=self._padded)
 
     # --- persistence ---------------------------------------------------------------------------
     def get_state(self) -> State:

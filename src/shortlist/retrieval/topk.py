@@ -220,10 +220,60 @@ def product_rows_dense(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
     return _product_dense(a.indices, a.data, b, n_rows, entry_rows)
 
 
-def product_row_dense(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix) -> np.ndarray:
+def product_row_dense(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix, *,
+                      padded: PaddedRows | None = None) -> np.ndarray:
     """One row of :func:`product_rows_dense` from the row's (column indices, values), without a
-    sparse matrix object for it (building one costs ~30-60 µs of scipy checks a call)."""
+    sparse matrix object for it (building one costs ~30-60 µs of scipy checks a call).
+    ``padded``: ``b``'s :class:`PaddedRows` (the same values, fewer index computations)."""
+    if padded is not None and padded.vals.dtype == np.result_type(data.dtype, b.dtype):
+        return padded.product_row(indices, data)
     return _product_dense(indices, data, b, 1, None)[0]
+
+
+class PaddedRows:
+    """A CSR matrix's rows as a fixed-width table: each row's (column, value) entries in stored
+    order, then padding (column ``n_cols``, value 0) up to the longest row.
+
+    A one-row product ``Σ data_i · b[indices_i]`` then gathers whole table rows instead of
+    computing each entry's position (``np.repeat`` / ``arange`` over every entry): measured on
+    the Online Retail item-kNN graph (100 history items × 200 neighbours), ~2× faster. The sums
+    are accumulated in the same order and dtype as :func:`product_row_dense` (a's entries, then
+    each b row's stored entries; padding adds to a discarded extra column), so the scores are
+    bit-identical to the sparse product (tested).
+    """
+
+    #: The table is built only when it holds at most this many cells per stored entry (a skewed
+    #: matrix, e.g. users' histories, would spend its gathers on padding).
+    MAX_FILL = 3.0
+
+    def __init__(self, m: sp.csr_matrix) -> None:
+        n_rows, self.n_cols = m.shape
+        lens = np.diff(m.indptr)
+        width = int(lens.max(initial=0))
+        self.cols = np.full((n_rows, width), self.n_cols, dtype=np.int32 if self.n_cols < 2**31 - 1 else np.int64)
+        self.vals = np.zeros((n_rows, width), dtype=m.dtype)
+        slot = np.arange(m.nnz) - np.repeat(m.indptr[:-1], lens)
+        rows = np.repeat(np.arange(n_rows), lens)
+        self.cols[rows, slot], self.vals[rows, slot] = m.indices, m.data
+
+    @classmethod
+    def of(cls, m: sp.csr_matrix, *, max_fill: float = MAX_FILL) -> PaddedRows | None:
+        """The table for ``m``, or ``None`` where padding would exceed ``max_fill`` cells per entry."""
+        width = int(np.diff(m.indptr).max(initial=0))
+        if not m.nnz or m.shape[0] * width > max_fill * m.nnz:
+            return None
+        return cls(m)
+
+    def product_row(self, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """``Σ data_i · row(indices_i)`` densified, -inf where nothing is stored or the sum is 0."""
+        cols = self.cols[indices]
+        vals = data.astype(self.vals.dtype, copy=False)[:, None] * self.vals[indices]
+        acc = np.zeros(self.n_cols + 1, dtype=self.vals.dtype)
+        np.add.at(acc, cols.ravel(), vals.ravel())
+        acc = acc[: self.n_cols]
+        out = acc.astype(np.float32, copy=False)
+        out[acc == 0] = -np.inf
+        return out
 
 
 def _product_dense(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix, n_rows: int,
@@ -257,11 +307,12 @@ def row_entries(m: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def product_row_topk(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix, k: int, *,
-                     exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     exclude: np.ndarray | None = None,
+                     padded: PaddedRows | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``product_topk`` for one row given as (column indices, values), ``exclude`` as column
     indices: the serving path, the same (1 × k) items and scores as ``product_topk`` on the
-    row as a matrix (tested)."""
-    dense = product_row_dense(indices, data, b)
+    row as a matrix (tested). ``padded``: ``b``'s :class:`PaddedRows`, when the caller keeps one."""
+    dense = product_row_dense(indices, data, b, padded=padded)
     if exclude is not None and len(exclude):
         dense[exclude] = -np.inf
     return topk_dense(dense[None], k)

@@ -19,7 +19,7 @@ from shortlist.retrieval.content.encoders import Encoder, resolve_encoder
 from shortlist.retrieval.content.neighbors import neighbor_graph, neighbor_topk
 from shortlist.retrieval.content.profile import default_half_life_days, history_weights, profile_weights
 from shortlist.retrieval.content.text import DEFAULT_MAX_CHARS
-from shortlist.retrieval.topk import rows_of
+from shortlist.retrieval.topk import PaddedRows, product_row_topk, row_entries, rows_of
 
 Aggregate = Literal["neighbors", "mean"]
 
@@ -92,6 +92,7 @@ class ContentSource(TopKRetrieval):
         self.weights_: sp.csr_matrix | None = None
         self.seen_: sp.csr_matrix | None = None
         self.graph_: sp.csr_matrix | None = None
+        self._padded: PaddedRows | None = None  # graph_'s row table for one-row products (warm())
         self.index_: VectorIndex | None = None
         self.half_life_days_: float | None = None
         self.encoder_name_: str | None = None
@@ -134,6 +135,7 @@ class ContentSource(TopKRetrieval):
     def _set(self, vectors: np.ndarray, weights: sp.csr_matrix, seen: sp.csr_matrix,
              graph: sp.csr_matrix | None) -> None:
         self.item_vectors_, self.weights_, self.seen_, self.graph_ = vectors, weights, seen, graph
+        self._padded = None
         has = np.flatnonzero(np.any(vectors != 0, axis=1))
         index = VectorIndex(backend=self.backend, metric="cosine").build(vectors[has], ids=has) if has.size else None
         self.index_ = index if self.aggregate == "mean" else None
@@ -166,8 +168,22 @@ class ContentSource(TopKRetrieval):
         require_fitted(self, "weights_")
         assert self.weights_ is not None and self.seen_ is not None
         users = np.asarray(users, dtype=np.int64)
+        if users.size == 1 and self.aggregate == "neighbors":  # a request: the rows' arrays
+            assert self.graph_ is not None
+            u = int(users.reshape(-1)[0])
+            idx, w = row_entries(self.weights_, u)
+            return product_row_topk(idx, w, self.graph_, k, padded=self._padded,
+                                    exclude=row_entries(self.seen_, u)[0] if exclude_seen else None)
         exclude = seen_rows(self.seen_, users, exclude_seen)
         return self._search(rows_of(self.weights_, users), exclude, k)
+
+    def warm(self) -> Self:
+        """Build the neighbour graph's :class:`PaddedRows` for one-row requests (the same items
+        and scores, tested); a no-op for the ``mean`` aggregate."""
+        require_fitted(self, "weights_")
+        if self.aggregate == "neighbors" and self.graph_ is not None:
+            self._padded = PaddedRows.of(self.graph_)
+        return self
 
     def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
                          exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +196,10 @@ class ContentSource(TopKRetrieval):
         assert self.item_vectors_ is not None
         weights, seen = history_weights(items, self.item_vectors_.shape[0], timestamps=timestamps,
                                         n_recent=self.n_recent, half_life_days=self.half_life_days_)
+        if self.aggregate == "neighbors":
+            assert self.graph_ is not None
+            return product_row_topk(weights.indices, weights.data, self.graph_, k, padded=self._padded,
+                                    exclude=seen.indices if exclude_seen else None)
         return self._search(weights, seen if exclude_seen else None, k)
 
     def _search(self, weights: sp.csr_matrix, exclude: sp.csr_matrix | None, k: int) -> tuple[np.ndarray, np.ndarray]:
