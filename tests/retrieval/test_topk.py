@@ -111,7 +111,7 @@ def test_padded_rows_product_is_bit_identical(dtype):
         vals += (rng.integers(1, 5, width) / 3.0 + rng.random(width) * 1e-3).tolist()
     b = sp.csr_matrix((np.array(vals, dtype), (rows, cols)), shape=(n, n))
     table = PaddedRows(b)
-    for trial in range(30):
+    for _ in range(30):
         m = int(rng.integers(0, 30))
         idx = rng.integers(0, n, m).astype(np.int32)  # unsorted, with repeats
         w = (rng.random(m) ** 2).astype(dtype)
