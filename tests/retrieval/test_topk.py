@@ -134,3 +134,30 @@ def test_padded_rows_refuses_skewed_matrices():
     assert PaddedRows.of(sp.csr_matrix((6, 100), dtype=np.float32)) is None
     even = sp.random(50, 50, density=0.3, random_state=1, format="csr", dtype=np.float32)
     assert PaddedRows.of(even) is not None
+
+
+def test_als_bounded_float32_search_equals_the_float64_product():
+    """ALS's one-user search (float32 product, error-bounded, float64 rescoring of the few items
+    near the cut) lists exactly what the float64 product over every item lists, with near-ties
+    and excluded items."""
+    from shortlist.retrieval.als import _exact_topk_dot
+
+    rng = np.random.default_rng(3)
+    items32 = rng.normal(size=(500, 16)).astype(np.float32)
+    items32[100:140] = items32[99]  # exact ties
+    items32[200:260] = items32[199] * np.float32(1 + 1e-7)  # near-ties below float32 resolution
+    items64 = items32.astype(np.float64)
+    norms = np.linalg.norm(items64, axis=1)
+    for trial in range(20):
+        u = rng.normal(size=16).astype(np.float32)
+        eligible = rng.random(500) > 0.2
+        for k in (1, 10, 150, 450):
+            want = (items64 @ u.astype(np.float64)).astype(np.float32)
+            want[~eligible] = -np.inf
+            wi, wv = topk_dense(want[None], k)
+            gi, gv = _exact_topk_dot(u, items32, items64, norms, eligible, k)
+            np.testing.assert_array_equal(gi, wi, err_msg=f"trial {trial} k {k}")
+            np.testing.assert_array_equal(gv, wv)
+    none = np.zeros(500, bool)
+    gi, gv = _exact_topk_dot(u, items32, items64, norms, none, 5)
+    assert (gi == -1).all() and np.isneginf(gv).all()
