@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -29,7 +28,7 @@ from shortlist.serving.schemas import (
     SessionRequest,
     SimilarResponse,
 )
-from shortlist.serving.service import BadRequestError, NotFoundError, Service
+from shortlist.serving.service import BadRequestError, NotFoundError, Service, dumps
 from shortlist.serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
@@ -136,7 +135,7 @@ def create_app(settings: ServingSettings, *, service: Service | None = None) -> 
         return JSONResponse(status_code=422, content={"detail": detail})
 
     def _json(body: Any) -> Response:
-        return Response(content=json.dumps(body), media_type="application/json")
+        return Response(content=dumps(body), media_type="application/json")
 
     @app.post("/recommend", response_model=RecommendResponse)
     async def recommend(req: RecommendRequest) -> Response:

@@ -11,6 +11,7 @@ from collections import deque
 from typing import Any
 
 import numpy as np
+import orjson
 
 from shortlist.features.profile import UserHistory
 from shortlist.schema import EVENT_STRENGTH
@@ -25,7 +26,14 @@ from shortlist.serving.settings import ServingSettings
 from shortlist.serving.store import Event, EventStore, MemoryEventStore, RedisEventStore
 
 logger = logging.getLogger(__name__)
-DRIFT_ROWS_PER_REQUEST = 32
+DRIFT_ROWS_PER_REQUEST = 8
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def dumps(body: Any) -> bytes:
+    """A response body as JSON bytes (orjson: ~8× faster than ``json.dumps`` on a recommendation;
+    numpy scalars and arrays accepted; NaN and infinities become ``null``, keeping the JSON valid)."""
+    return orjson.dumps(body, option=_ORJSON_OPTIONS)
 
 
 class BadRequestError(ValueError):
@@ -153,7 +161,7 @@ class Service:
             cached = self.cache.get(engine.version, user_id, options)
             if cached is not None:
                 self.metrics.cache.labels("hit").inc()
-                body = json.loads(cached)
+                body = orjson.loads(cached)
                 body["cache_hit"], body["latency_ms"] = True, round((time.perf_counter() - t0) * 1000, 3)
                 return body
             self.metrics.cache.labels("miss").inc()
@@ -179,7 +187,7 @@ class Service:
         ranked.fallback = ";".join(reasons) or None
         body = self._response(engine, ranked, user_id)
         if req.use_cache and ranked.fallback is None:  # degraded answers are not cached
-            self.cache.set(engine.version, user_id, options, json.dumps(body).encode())
+            self.cache.set(engine.version, user_id, options, dumps(body))
         body["latency_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         return body
 
