@@ -98,3 +98,35 @@ def test_rows_of_single_and_negative_users():
     assert rows_of(m, np.array([1])).toarray().tolist() == [[0, 3, 0]]
     assert rows_of(m, np.array([-1])).toarray().tolist() == [[0, 0, 0]]
     assert rows_of(m, np.array([0, -1, 7, 1])).toarray().tolist() == [[1, 0, 2], [0, 0, 0], [0, 0, 0], [0, 3, 0]]
+
+
+def test_one_user_fusion_equals_the_many_user_path():
+    """fuse_topk_columns' one-user path (a request) against the block path on two users, with
+    budgets, priority, learned bonuses and priors, a per-user cut, repeats within a source, gaps
+    and an anonymous user (-1)."""
+    from shortlist.retrieval.union import fuse_topk_columns
+
+    rng = np.random.default_rng(4)
+    names = ["a", "b", "c", "d"]
+    prior = rng.random(40)
+    for trial in range(40):
+        width = int(rng.integers(1, 12))
+        tops = {}
+        for s in names[: int(rng.integers(1, 5))]:
+            items = rng.integers(-1, 40, (2, width))
+            items[:, -1] = -1 if trial % 3 == 0 else items[:, -1]
+            scores = np.where(items >= 0, rng.random((2, width)), -np.inf).astype(np.float32)
+            tops[s] = (items, scores)
+        kw = {"priority": ("b",), "max_per_user": int(rng.integers(1, 30)) if trial % 2 else None,
+              "weights": {"a": 2.0, "c": 0.5, "b@present": 0.3, "@prior:pop": 0.7},
+              "priors": {"pop": prior}, "budgets": {"c": 3} if trial % 4 == 1 else None}
+        for u, row in ((7, 0), (-1, 1)):
+            users = np.array([u, 99]) if row == 0 else np.array([99, u])
+            both = fuse_topk_columns(users, tops, names, **kw)
+            mine = both[USER] == u
+            one = fuse_topk_columns(np.array([u]), {s: (t[0][row:row + 1], t[1][row:row + 1]) for s, t in tops.items()},
+                                    names, **kw)
+            assert list(one) == list(both)
+            for col, values in one.items():
+                np.testing.assert_array_equal(values, both[col][mine], err_msg=f"{col} trial {trial}")
+                assert values.dtype == both[col].dtype, col

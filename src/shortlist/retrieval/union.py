@@ -224,6 +224,9 @@ def fuse_topk_columns(
     users = np.asarray(users, dtype=np.int64).reshape(-1)
     names = list(sources)
     present = [j for j, s in enumerate(names) if s in tops]
+    if len(users) == 1:
+        return _fuse_one_user(int(users[0]), tops, names, present, budgets=budgets, k0=k0, priority=priority,
+                              max_per_user=max_per_user, weights=weights, priors=priors)
     width = max([tops[names[j]][0].shape[1] for j in present], default=0)
     items = np.full((len(present), len(users), width), -1, np.int64)
     scores = np.zeros((len(present), len(users), width), np.float32)
@@ -256,6 +259,47 @@ def fuse_topk_columns(
         order = order[pos < max_per_user]
     n_src = np.count_nonzero(ranks < MISSING_RANK, axis=0).astype(np.uint32)
     cols = {USER: out_user[order], ITEM: out_item[order], N_SOURCES: n_src[order]}
+    for j, s in enumerate(names):
+        cols[score_col(s)], cols[rank_col(s)] = vals[j][order], ranks[j][order]
+    cols[FUSED] = fused32[order]
+    return cols
+
+
+def _fuse_one_user(user: int, tops: Mapping[str, TopK], names: list[str], present: list[int], *,
+                   budgets: Mapping[str, int] | None, k0: float, priority: Sequence[str], max_per_user: int | None,
+                   weights: Mapping[str, float] | None, priors: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """:func:`fuse_topk_columns` for one user (a request): the same columns, from each source's
+    row without the (sources × users × width) blocks, user keys or per-user cut (tested equal)."""
+    part_items, part_src, part_rank, part_scores = [], [], [], []
+    for j in present:
+        t_items, t_scores = tops[names[j]]
+        pos = np.flatnonzero(t_items[0] >= 0)
+        rank = np.arange(1, len(pos) + 1, dtype=np.int32)  # a source's k-th valid entry has rank k
+        if budgets:
+            keep = rank <= budgets.get(names[j], MISSING_RANK)
+            pos, rank = pos[keep], rank[keep]
+        part_items.append(t_items[0][pos])
+        part_scores.append(t_scores[0][pos])
+        part_rank.append(rank)
+        part_src.append(np.full(len(pos), j, np.int64))
+    items = np.concatenate(part_items) if part_items else np.zeros(0, np.int64)
+    uniq, inv = _unique_keys(items, items, one_user=True)
+    n = len(uniq)
+    ranks = np.full((len(names), n), MISSING_RANK, dtype=np.int32)
+    vals = np.full((len(names), n), np.nan, dtype=np.float32)
+    if n:
+        src = np.concatenate(part_src)
+        # reversed assignment: where a source repeats an item, its best (first) rank wins, as in union()
+        ranks[src[::-1], inv[::-1]] = np.concatenate(part_rank)[::-1]
+        vals[src[::-1], inv[::-1]] = np.concatenate(part_scores)[::-1]
+    fused32 = fused_scores(ranks, uniq, names, k0=k0, priority=priority, weights=weights,
+                           priors=priors).astype(np.float32)
+    out_item = uniq.astype(np.int32)
+    order = np.lexsort((out_item, -fused32))
+    if max_per_user is not None:
+        order = order[:max_per_user]
+    n_src = np.count_nonzero(ranks < MISSING_RANK, axis=0).astype(np.uint32)
+    cols = {USER: np.full(len(order), user, np.int32), ITEM: out_item[order], N_SOURCES: n_src[order]}
     for j, s in enumerate(names):
         cols[score_col(s)], cols[rank_col(s)] = vals[j][order], ranks[j][order]
     cols[FUSED] = fused32[order]
