@@ -67,6 +67,22 @@ def fitted(request, dataset):
     return request.param, make_fitted(request.param, dataset)
 
 
+#: Sources with a ``warm()`` (serving indexes built at load; their lists must not change).
+WARMABLE = ("content", "content_mean", "covisit", "itemknn", "transition", "userknn")
+
+
+@pytest.fixture(scope="module", params=WARMABLE)
+def warmed(request, dataset):
+    """(name, fitted source, a warmed copy of it)."""
+    src = make_fitted(request.param, dataset)
+    return request.param, src, copy.deepcopy(src).warm()
+
+
+def test_warmable_lists_every_source_with_warm(dataset):
+    have = {n for n in SOURCES if callable(getattr(SOURCES[n](), "warm", None))}
+    assert have == set(WARMABLE)
+
+
 USERS = np.array([0, 3, 5, 17, 40])
 
 
@@ -139,21 +155,25 @@ def all_users(data) -> np.ndarray:
 BLAS_SCORED = {"two_tower", "content_mean"}
 
 
-@pytest.mark.parametrize("warm", [False, True])
 @pytest.mark.parametrize("exclude", [True, False])
-def test_one_user_topk_equals_the_batch_rows(fitted, data, exclude, warm):
-    """A request's list equals the batch row, before and after ``warm()`` (the serving indexes
-    a source may build at load)."""
+def test_one_user_topk_equals_the_batch_rows(fitted, data, exclude):
     name, src = fitted
+    _check_one_user_rows(name, src, src, data, exclude)
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_warmed_one_user_topk_equals_the_batch_rows(warmed, data, exclude):
+    """After ``warm()`` (the serving indexes built at load) a request's list still equals the batch row."""
+    name, src, warm = warmed
+    _check_one_user_rows(name, src, warm, data, exclude)
+
+
+def _check_one_user_rows(name, batch_src, one_src, data, exclude):
     users = all_users(data)
-    items, scores = src.topk(users, 12, exclude_seen=exclude)
+    items, scores = batch_src.topk(users, 12, exclude_seen=exclude)
     assert items.shape == scores.shape == (len(users), 12)
-    if warm:
-        if not callable(getattr(src, "warm", None)):
-            pytest.skip(f"{name} has no warm()")
-        src = copy.deepcopy(src).warm()
     for r, u in enumerate(users):
-        one_items, one_scores = src.topk(np.array([u]), 12, exclude_seen=exclude)
+        one_items, one_scores = one_src.topk(np.array([u]), 12, exclude_seen=exclude)
         np.testing.assert_array_equal(one_items[0], items[r])
         if name in BLAS_SCORED:
             np.testing.assert_allclose(one_scores[0], scores[r], rtol=1e-5)
@@ -162,16 +182,13 @@ def test_one_user_topk_equals_the_batch_rows(fitted, data, exclude, warm):
 
 
 @pytest.mark.parametrize("exclude", [True, False])
-def test_warm_history_topk_is_unchanged(fitted, exclude):
+def test_warm_history_topk_is_unchanged(warmed, exclude):
     """``warm()`` changes how an ad-hoc history is scored, never what it lists."""
-    name, src = fitted
-    if not callable(getattr(src, "warm", None)):
-        pytest.skip(f"{name} has no warm()")
-    warmed = copy.deepcopy(src).warm()
+    _, src, warm = warmed
     history, times = np.array([4, 1, 2, 1, 7, 99, -3]), np.array([50, 10, 20, 30, 40, 60, 70])
     for ts in (None, times):
         want = src.topk_for_history(history, 8, timestamps=ts, exclude_seen=exclude)
-        got = warmed.topk_for_history(history, 8, timestamps=ts, exclude_seen=exclude)
+        got = warm.topk_for_history(history, 8, timestamps=ts, exclude_seen=exclude)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
 
