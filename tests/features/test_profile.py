@@ -81,3 +81,17 @@ def test_empty_and_session_histories():
     session = p.matrix_for_history(c, UserHistory(np.array([1, 0, 1]), np.array([10, 20, 30])), mode="user")
     assert session[:, col["user_n"]].tolist() == [3.0, 3.0] and session[:, col["pair_count"]].tolist() == [1.0, 2.0]
     assert np.isnan(session[0, col["user_n_baskets"]])  # no basket column at fit time
+
+
+def test_one_user_block_path_equals_mixed_rows_with_unknown_items(fitted):
+    """A request's rows (one user: the block lookups) equal the same rows computed among other
+    users' (the scattered lookups), unknown item ids and users with short histories included."""
+    _, p, c = fitted
+    for u in (0, 7, 59):
+        mine = c.filter(pl.col("user") == u).head(12)
+        odd = mine.head(2).with_columns(pl.Series("item", [45, 40], dtype=pl.Int32))  # outside the catalogue
+        req = with_reference_times(pl.concat([mine, odd]), p, mode="user")
+        other = with_reference_times(c.filter(pl.col("user") == (u + 1) % 60).head(5), p, mode="user")
+        alone = p.matrix(req)
+        mixed = p.matrix(pl.concat([other, req]))[other.height:]
+        np.testing.assert_array_equal(alone, mixed)

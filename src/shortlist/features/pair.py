@@ -101,22 +101,44 @@ class PairFeatures:
         price = np.where(ki, st.item_price[is_], np.nan)
         out["pair_price_ratio"] = np.where(ku, price / profiles.price[us], np.nan).astype(np.float32)
         out["pair_pop_gap"] = np.where(ku & ki, st.tables.item_pop[is_] - profiles.pop[us], np.nan).astype(np.float32)
+        # One user's rows (a request): each dense table's rows for their recent items are read once,
+        # as an (n × rows) block, instead of checking and transposing per lookup.
+        one = len(us) > 1 and bool((us == us[0]).all())
+        pair_ok = ku & ki
         for n in self.last_n:
             # Σ over the user's last n items in ascending id order, added one at a time: the order
             # (and so every float32 rounding) is the same for one request or a whole batch.
-            recent = profiles.recent_sorted(n)[us]
-            recent[~(ku & ki)] = -1
-            absent = recent < 0
-            safe = np.maximum(recent, 0)
+            recent_all = profiles.recent_sorted(n)
+            recent = None
             for sname in self.similarities:
                 table = self._similarity(sname)
+                if one and isinstance(table, np.ndarray):
+                    mine = recent_all[us[0]]
+                    block = table[np.maximum(mine, 0)][:, is_]
+                    block[mine < 0] = 0.0
+                    if not pair_ok.all():
+                        block[:, ~pair_ok] = 0.0
+                    out[f"{sname}_last{n}"] = _block_sums(block)
+                    continue
+                if recent is None:
+                    recent = recent_all[us]
+                    recent[~pair_ok] = -1
+                absent = recent < 0
                 if isinstance(table, np.ndarray):
-                    vals = table_cells(table, safe, is_)
+                    vals = table_cells(table, np.maximum(recent, 0), is_)
                     vals[absent] = 0.0
                 else:
                     vals = table.get(recent, np.broadcast_to(is_[:, None], recent.shape)).astype(np.float32)
                 out[f"{sname}_last{n}"] = _row_sums(vals)
         return {name: out[name] for name in self.names}
+
+
+def _block_sums(block: np.ndarray) -> np.ndarray:
+    """:func:`_row_sums` of ``block.T``: Σ down the rows, one at a time, in float32 (the same order)."""
+    acc = np.zeros(block.shape[1], dtype=np.float32)
+    for j in range(block.shape[0]):
+        acc += block[j]
+    return acc
 
 
 def _row_sums(vals: np.ndarray) -> np.ndarray:

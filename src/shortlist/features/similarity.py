@@ -83,13 +83,20 @@ class SimilarityFeatures:
             is_ = np.where(ok, i, 0)
             out[f"{name}_sim_mean"] = np.where(ok, _row_dots(means[name], us, v, is_), np.nan)
             n = len(v)
-            if n * n > DENSE_ITEM_TABLE_CELLS:
-                sims = _recent_similarities(v, profiles.recent[:, :10], us, is_)
+            if n * n <= DENSE_ITEM_TABLE_CELLS and len(us) > 1 and (us == us[0]).all():
+                # one user's rows (a request): their recent items' table rows read once, (10 × rows)
+                mine = rec[0]
+                block = self._table(name, v)[np.maximum(mine, 0)][:, is_]
+                block[mine < 0] = -np.inf
+                first, best = block[0], block.max(axis=0)  # max: exact, so the same as over axis 1
             else:
-                sims = table_cells(self._table(name, v), np.maximum(rec, 0), is_)
-            sims[missing] = -np.inf
-            best = sims.max(axis=1)  # as nanmax over the recent items present
-            out[f"{name}_sim_last1"] = np.where(ok & ~missing[:, 0], sims[:, 0], np.nan)
+                if n * n > DENSE_ITEM_TABLE_CELLS:
+                    sims = _recent_similarities(v, profiles.recent[:, :10], us, is_)
+                else:
+                    sims = table_cells(self._table(name, v), np.maximum(rec, 0), is_)
+                sims[missing] = -np.inf
+                first, best = sims[:, 0], sims.max(axis=1)  # as nanmax over the recent items present
+            out[f"{name}_sim_last1"] = np.where(ok & ~missing[:, 0], first, np.nan)
             out[f"{name}_sim_max10"] = np.where(ok & (best > -np.inf), best, np.nan)
         return {k: v.astype(np.float32) for k, v in out.items()}
 
