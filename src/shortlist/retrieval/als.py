@@ -177,7 +177,7 @@ class ALS(TopKRetrieval):
         self.counts_ = counts
         self.active_items_ = active_i
         self._items64 = self.item_factors_.astype(np.float64)
-        self._item_norms = None
+        self._item_norms = np.linalg.norm(self._items64, axis=1)
         self._gram_ = None
 
     # -- retrieval -------------------------------------------------------------------------
@@ -206,8 +206,7 @@ class ALS(TopKRetrieval):
         eligible = self.active_items_.copy()
         if exclude_seen:
             eligible[seen_items] = False
-        if self._item_norms is None:
-            self._item_norms = np.linalg.norm(self._items64, axis=1)
+        assert self._item_norms is not None
         return _exact_topk_dot(vec[0], self.item_factors_, self._items64, self._item_norms, eligible, k)
 
     def topk_for_history(
