@@ -130,3 +130,24 @@ def test_one_user_fusion_equals_the_many_user_path():
             for col, values in one.items():
                 np.testing.assert_array_equal(values, both[col][mine], err_msg=f"{col} trial {trial}")
                 assert values.dtype == both[col].dtype, col
+
+
+def test_fused_scores_add_terms_in_a_fixed_order():
+    """Σ of the source terms, then presence bonuses, then priors, one term after another (what a
+    reduction over a stacked block gives), for any number of rows, negative weights included."""
+    from shortlist.retrieval.union import fused_scores
+
+    rng = np.random.default_rng(6)
+    names = ["a", "b", "c"]
+    weights = {"a": 1.3, "b": -0.2, "a@present": 0.4, "c@present": -0.1, "@prior:pop": 0.25}
+    prior = rng.random(90)
+    for n in (0, 1, 5, 20_000):
+        ranks = rng.integers(1, 300, (3, n)).astype(np.int32)
+        ranks[rng.random((3, n)) < 0.4] = MISSING_RANK
+        items = rng.integers(0, 100, n)  # some outside the prior: 0
+        terms = [w / (30.0 + ranks[j].astype(np.float64)) for j, w in enumerate([1.3, -0.2, 1.0])]
+        terms += [np.where(ranks[0] < MISSING_RANK, 0.4, 0.0), np.where(ranks[2] < MISSING_RANK, -0.1, 0.0)]
+        terms += [0.25 * np.where(items < 90, prior[np.minimum(items, 89)], 0.0)]
+        want = np.add.reduce(np.stack(terms), axis=0) + np.where(ranks[1] < MISSING_RANK, 1.0, 0.0)
+        got = fused_scores(ranks, items, names, k0=30.0, priority=("b",), weights=weights, priors={"pop": prior})
+        np.testing.assert_array_equal(got, want)

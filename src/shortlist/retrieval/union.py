@@ -152,17 +152,20 @@ def fused_scores(
     plus a learned fusion's presence bonuses and item-prior terms, summed term by term in that
     order, plus 1 per ``priority`` source that proposed the item. One function for the frame path
     (:func:`fuse`) and the top-k path (:func:`fuse_topk`), so both order a union identically."""
-    w = np.array([float((weights or {}).get(s, 1.0)) for s in sources])
-    terms = [w[:, None] / (k0 + ranks.astype(np.float64))]
-    bonus = presence_bonus(weights, sources)
-    if bonus:
-        at, bonuses = zip(*bonus, strict=True)
-        terms.append(np.where(ranks[list(at)] < MISSING_RANK, np.asarray(bonuses)[:, None], 0.0))
-    extra = prior_terms(weights, priors)
-    if extra:
-        terms.append(np.stack([c * prior_values((priors or {})[p], items) for p, c in extra]))
-    # Summed term by term (a reduction over axis 0 adds row after row).
-    fused = np.add.reduce(np.concatenate(terms), axis=0) if len(sources) else np.zeros(ranks.shape[1])
+    w = [float((weights or {}).get(s, 1.0)) for s in sources]
+    # Summed term by term into one row, in a fixed order (sources, presence bonuses, priors): the
+    # same additions for one request or a million rows, without a (terms × rows) block.
+    fused = np.zeros(ranks.shape[1])
+    for j, wj in enumerate(w):
+        term = wj / (k0 + ranks[j].astype(np.float64))
+        if j == 0:
+            fused = term
+        else:
+            fused += term
+    for j, b in presence_bonus(weights, sources):
+        fused += np.where(ranks[j] < MISSING_RANK, b, 0.0)
+    for p, c in prior_terms(weights, priors):
+        fused += c * prior_values((priors or {})[p], items)
     names = list(sources)
     for s in priority:
         if s in names:
