@@ -125,7 +125,7 @@ def test_padded_rows_product_is_bit_identical(dtype):
         assert np.all(got[~stored] == -np.inf)
 
 
-def test_padded_rows_refuses_skewed_matrices():
+def test_padded_rows_refuses_skewed_or_oversized_matrices(monkeypatch):
     from shortlist.retrieval.topk import PaddedRows
 
     skewed = sp.csr_matrix((np.ones(105, np.float32), (np.r_[np.zeros(100, int), np.arange(1, 6)],
@@ -134,6 +134,8 @@ def test_padded_rows_refuses_skewed_matrices():
     assert PaddedRows.of(sp.csr_matrix((6, 100), dtype=np.float32)) is None
     even = sp.random(50, 50, density=0.3, random_state=1, format="csr", dtype=np.float32)
     assert PaddedRows.of(even) is not None
+    monkeypatch.setattr(PaddedRows, "MAX_BYTES", 1000)  # a table over the byte budget is not built either
+    assert PaddedRows.of(even) is None
 
 
 def test_als_bounded_float32_search_equals_the_float64_product():

@@ -245,6 +245,8 @@ class PaddedRows:
     #: The table is built only when it holds at most this many cells per stored entry (a skewed
     #: matrix, e.g. users' histories, would spend its gathers on padding).
     MAX_FILL = 3.0
+    #: ... and at most this many bytes (it is a second copy of the matrix, kept for requests).
+    MAX_BYTES = 1 << 30
 
     def __init__(self, m: sp.csr_matrix) -> None:
         n_rows, self.n_cols = m.shape
@@ -258,9 +260,11 @@ class PaddedRows:
 
     @classmethod
     def of(cls, m: sp.csr_matrix, *, max_fill: float = MAX_FILL) -> PaddedRows | None:
-        """The table for ``m``, or ``None`` where padding would exceed ``max_fill`` cells per entry."""
+        """The table for ``m``, or ``None`` where padding would exceed ``max_fill`` cells per entry
+        or the table :data:`MAX_BYTES`."""
         width = int(np.diff(m.indptr).max(initial=0))
-        if not m.nnz or m.shape[0] * width > max_fill * m.nnz:
+        cells = m.shape[0] * width
+        if not m.nnz or cells > max_fill * m.nnz or cells * (4 + m.dtype.itemsize) > cls.MAX_BYTES:
             return None
         return cls(m)
 
