@@ -243,7 +243,7 @@ def fuse_topk_columns(
         valid &= rank <= limit[:, None, None]
     p_idx, row, _ = np.nonzero(valid)
     key = (users[row] << np.int64(32)) | items[valid]
-    uniq, inv = _unique_keys(key, items[valid], one_user=len(users) == 1)
+    uniq, inv = np.unique(key, return_inverse=True)
     n = len(uniq)
     ranks = np.full((len(names), n), MISSING_RANK, dtype=np.int32)
     vals = np.full((len(names), n), np.nan, dtype=np.float32)
@@ -260,12 +260,7 @@ def fuse_topk_columns(
         first = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
         pos = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
         order = order[pos < max_per_user]
-    n_src = np.count_nonzero(ranks < MISSING_RANK, axis=0).astype(np.uint32)
-    cols = {USER: out_user[order], ITEM: out_item[order], N_SOURCES: n_src[order]}
-    for j, s in enumerate(names):
-        cols[score_col(s)], cols[rank_col(s)] = vals[j][order], ranks[j][order]
-    cols[FUSED] = fused32[order]
-    return cols
+    return _union_columns(out_user[order], out_item, ranks, vals, fused32, order, names)
 
 
 def _fuse_one_user(user: int, tops: Mapping[str, TopK], names: list[str], present: list[int], *,
@@ -286,7 +281,7 @@ def _fuse_one_user(user: int, tops: Mapping[str, TopK], names: list[str], presen
         part_rank.append(rank)
         part_src.append(np.full(len(pos), j, np.int64))
     items = np.concatenate(part_items) if part_items else np.zeros(0, np.int64)
-    uniq, inv = _unique_keys(items, items, one_user=True)
+    uniq, inv = _unique_items(items)
     n = len(uniq)
     ranks = np.full((len(names), n), MISSING_RANK, dtype=np.int32)
     vals = np.full((len(names), n), np.nan, dtype=np.float32)
@@ -301,21 +296,25 @@ def _fuse_one_user(user: int, tops: Mapping[str, TopK], names: list[str], presen
     order = np.lexsort((out_item, -fused32))
     if max_per_user is not None:
         order = order[:max_per_user]
+    return _union_columns(np.full(len(order), user, np.int32), out_item, ranks, vals, fused32, order, names)
+
+
+def _union_columns(users: np.ndarray, items: np.ndarray, ranks: np.ndarray, vals: np.ndarray, fused32: np.ndarray,
+                   order: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """The union's columns in :func:`fuse_topk`'s order, rows taken in ``order`` (``users`` already so)."""
     n_src = np.count_nonzero(ranks < MISSING_RANK, axis=0).astype(np.uint32)
-    cols = {USER: np.full(len(order), user, np.int32), ITEM: out_item[order], N_SOURCES: n_src[order]}
+    cols = {USER: users, ITEM: items[order], N_SOURCES: n_src[order]}
     for j, s in enumerate(names):
         cols[score_col(s)], cols[rank_col(s)] = vals[j][order], ranks[j][order]
     cols[FUSED] = fused32[order]
     return cols
 
 
-def _unique_keys(key: np.ndarray, items: np.ndarray, *, one_user: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(key, return_inverse=True)``; for one user's keys by direct addressing of item ids
-    (no sort: the serving case)."""
-    if not one_user or not len(key):
-        return np.unique(key, return_inverse=True)
+def _unique_items(items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(items, return_inverse=True)`` by direct addressing of the item ids (no sort:
+    one request's few thousand entries)."""
+    if not len(items):
+        return np.unique(items, return_inverse=True)
     present = np.zeros(int(items.max()) + 1, dtype=bool)
     present[items] = True
-    slot = np.cumsum(present) - 1
-    first = np.flatnonzero(present)
-    return (key[0] - items[0]) + first, slot[items]
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[items]
