@@ -42,6 +42,19 @@ def _unprocessable(field: str, message: str) -> JSONResponse:
                                                               "type": "value_error"}]})
 
 
+def _body_over_limit(seen: int, limit: int) -> JSONResponse:
+    return _unprocessable("body", f"request body is over {seen} bytes, over the limit of {limit} bytes")
+
+
+def _not_found(e: NotFoundError) -> JSONResponse:
+    return JSONResponse(status_code=404, content={"detail": str(e)})
+
+
+def _internal_error(scope: Scope) -> JSONResponse:
+    logger.exception("unhandled error on %s", scope.get("path"))
+    return JSONResponse(status_code=500, content={"detail": "internal error"})
+
+
 #: A fast route: the request body in, the response out, or ``None`` to let FastAPI answer.
 FastRoute = Callable[[bytes], Response | None]
 
@@ -98,12 +111,10 @@ class GuardMiddleware:
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLargeError as e:
-            await _unprocessable("body", f"request body is over {e.args[0]} bytes, over the limit of "
-                                         f"{self.max_body} bytes")(scope, receive, send)
+            await _body_over_limit(e.args[0], self.max_body)(scope, receive, send)
             status["code"] = 422
         except Exception:
-            logger.exception("unhandled error on %s", scope.get("path"))
-            await JSONResponse(status_code=500, content={"detail": "internal error"})(scope, receive, send)
+            await _internal_error(scope)(scope, receive, send)
             status["code"] = 500
         self._done(scope, status["code"], t0)
 
@@ -117,8 +128,7 @@ class GuardMiddleware:
             size += len(chunks[-1])
             more = message.get("more_body", False)
             if size > self.max_body:
-                await _unprocessable("body", f"request body is over {size} bytes, over the limit of "
-                                             f"{self.max_body} bytes")(scope, receive, send)
+                await _body_over_limit(size, self.max_body)(scope, receive, send)
                 self._done(scope, 422, t0, endpoint=scope["path"])
                 return
         body = b"".join(chunks)
@@ -127,10 +137,9 @@ class GuardMiddleware:
         except BadRequestError as e:
             response = _unprocessable(e.field, e.message)
         except NotFoundError as e:
-            response = JSONResponse(status_code=404, content={"detail": str(e)})
+            response = _not_found(e)
         except Exception:
-            logger.exception("unhandled error on %s", scope.get("path"))
-            response = JSONResponse(status_code=500, content={"detail": "internal error"})
+            response = _internal_error(scope)
         if response is None:  # not valid for the fast route: FastAPI answers, from the same body
             replayed = False
 
@@ -185,7 +194,7 @@ def create_app(settings: ServingSettings, *, service: Service | None = None) -> 
 
     @app.exception_handler(NotFoundError)
     async def _missing(_: Request, e: NotFoundError) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(e)})
+        return _not_found(e)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
