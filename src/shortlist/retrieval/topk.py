@@ -274,10 +274,7 @@ class PaddedRows:
         vals = data.astype(self.vals.dtype, copy=False)[:, None] * self.vals[indices]
         acc = np.zeros(self.n_cols + 1, dtype=self.vals.dtype)
         np.add.at(acc, cols.ravel(), vals.ravel())
-        acc = acc[: self.n_cols]
-        out = acc.astype(np.float32, copy=False)
-        out[acc == 0] = -np.inf
-        return out
+        return _stored_scores(acc[: self.n_cols])
 
 
 def _product_dense(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix, n_rows: int,
@@ -297,9 +294,14 @@ def _product_dense(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix, n_ro
     vals = np.repeat(data.astype(dtype, copy=False), lens) * b.data[take].astype(dtype, copy=False)
     acc = np.zeros(n_rows * n_cols, dtype=dtype)
     np.add.at(acc, cols, vals)
+    return _stored_scores(acc).reshape(n_rows, n_cols)
+
+
+def _stored_scores(acc: np.ndarray) -> np.ndarray:
+    """Accumulated product sums as float32 scores, -inf where the sparse product stores nothing (0)."""
     out = acc.astype(np.float32, copy=False)
     out[acc == 0] = -np.inf
-    return out.reshape(n_rows, n_cols)
+    return out
 
 
 def row_entries(m: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
