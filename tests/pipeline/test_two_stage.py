@@ -62,6 +62,23 @@ def test_same_seed_same_recommendations(ds, fitted):
     assert model.retrieve(users, 10).frame.equals(again.retrieve(users, 10).frame)
 
 
+def test_threads_change_nothing(ds, monkeypatch):
+    """The windows' and the final refit's sources are fitted in parallel threads (sharing one
+    catalogue encoding): one thread or three, the model recommends the same."""
+    split = leave_last_out(ds.interactions)
+    runs = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("SHORTLIST_FIT_THREADS", threads)
+        model = TwoStageRecommender(sources=[*FAST, "content"], n_windows=2, seed=3,
+                                    source_params={"content": {"encoder": "tfidf", "tfidf_dim": 16}})
+        runs.append(model.fit(split.train, items=ds.items))
+    one, three = runs
+    users = split.test_users
+    assert one.retrieve(users, 10).frame.equals(three.retrieve(users, 10).frame)
+    assert one.source_weights_ == three.source_weights_
+    assert one.ranker_.booster_.model_to_string() == three.ranker_.booster_.model_to_string()
+
+
 def test_recommend_external_ids_with_fallback(fitted):
     split, model = fitted
     ids = [*split.train.users.ids.head(3).to_list(), "somebody-new"]

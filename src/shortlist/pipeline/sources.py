@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,19 +120,27 @@ class CandidateGenerator:
         *,
         items: Items | None = None,
         rng: np.random.Generator | None = None,
-        vector_cache: dict[str, np.ndarray] | None = None,
+        vector_cache: VectorCache | None = None,
     ) -> CandidateGenerator:
-        """Fit every source; ``vector_cache`` carries catalogue-only item vectors across fits."""
+        """Fit every source; ``vector_cache`` carries catalogue-only item vectors across fits (and
+        across fits running in parallel threads). Sources that read the catalogue are fitted last,
+        so a parallel fit that is encoding it has the most time to finish; each source's seed is
+        drawn in ``names`` order and ``sources_`` keeps that order, so the order of fitting changes
+        nothing."""
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.sources_, self.fit_seconds_ = {}, {}
         derived = data_source_params(history)
+        made = {}
         for name in self.names:
             params = {**DEFAULT_SOURCE_PARAMS.get(name, {}), **derived.get(name, {}), **self.overrides.get(name, {})}
-            src = make_source(name, **params)
+            made[name] = (make_source(name, **params), np.random.default_rng(rng.integers(2**32)))
+        fit_seconds = {}
+        for name in sorted(self.names, key=lambda n: hasattr(made[n][0], "with_items")):
+            src, src_rng = made[name]
             t0 = time.perf_counter()
-            _fit_source(src, history, items, np.random.default_rng(rng.integers(2**32)), vector_cache)
-            self.fit_seconds_[name] = round(time.perf_counter() - t0, 3)
-            self.sources_[name] = src
+            _fit_source(src, history, items, src_rng, vector_cache)
+            fit_seconds[name] = round(time.perf_counter() - t0, 3)
+        self.sources_ = {name: made[name][0] for name in self.names}
+        self.fit_seconds_ = {name: fit_seconds[name] for name in self.names}
         logger.info("fitted sources: %s", self.fit_seconds_)
         return self
 
@@ -269,16 +278,45 @@ class CandidateGenerator:
         return self
 
 
+class VectorCache:
+    """Catalogue-only item vectors by source name, shared by every fit of one model (label windows
+    and the final refit, which may run in parallel threads): the first fit to need a source's
+    vectors encodes the catalogue, fits asking meanwhile wait for it, later ones reuse it."""
+
+    def __init__(self) -> None:
+        self._vectors: dict[str, tuple[np.ndarray, str]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def get(self, name: str) -> tuple[np.ndarray, str] | None:
+        """(vectors, encoder name), or None before the first fit encoded them."""
+        return self._vectors.get(name)
+
+    def put(self, name: str, vectors: tuple[np.ndarray, str]) -> None:
+        self._vectors[name] = vectors
+
+
 def _fit_source(src: CandidateSource, history: Interactions, items: Items | None, rng: np.random.Generator,
-                vectors: dict[str, np.ndarray] | None = None) -> None:
+                vectors: VectorCache | None = None) -> None:
     if hasattr(src, "with_items"):
         # Item text vectors depend on the catalogue only: encode once, reuse in every later fit.
-        cached = None if vectors is None else vectors.get(src.name)
-        src.with_items(items, item_vectors=cached)
+        if vectors is None:
+            src.with_items(items)
+            src.fit(history, rng=rng)
+            return
+        with vectors.lock(src.name):  # the first fit encodes the catalogue; parallel fits wait for it
+            cached = vectors.get(src.name)
+            if cached is None:
+                cached = src.with_items(items).catalogue_vectors(history.n_items)
+                vectors.put(src.name, cached)
+        # Every fit, the encoding one too, takes the same vectors the same way: no fit depends on
+        # which thread encoded.
+        src.with_items(items, item_vectors=cached[0], encoder_name=cached[1])
         src.fit(history, rng=rng)
-        fitted = getattr(src, "item_vectors_", None)
-        if vectors is not None and cached is None and fitted is not None:
-            vectors[src.name] = fitted
     elif "items" in inspect.signature(src.fit).parameters:
         src.fit(history, items=items, rng=rng)  # type: ignore[call-arg]
     else:

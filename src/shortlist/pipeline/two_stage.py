@@ -9,9 +9,11 @@ training data for inference. Nothing after a window's start is visible while bui
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
 
@@ -26,7 +28,7 @@ from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.labels import LabelWindow, Target, label_windows
 from shortlist.pipeline.options import check_options
 from shortlist.pipeline.ranked import rank_by_score, top_up
-from shortlist.pipeline.sources import CandidateGenerator, default_source_names, has_text
+from shortlist.pipeline.sources import CandidateGenerator, VectorCache, default_source_names, has_text
 from shortlist.ranking.dataset import (
     BEST_RANK,
     GROUP,
@@ -45,6 +47,14 @@ from shortlist.schema import ITEM, LABEL, USER
 
 logger = logging.getLogger(__name__)
 MIN_RANKER_GROUPS = 20
+
+
+def fit_threads(tasks: int) -> int:
+    """Threads for a fit's independent source fits: one per task, at most one per CPU core
+    (``SHORTLIST_FIT_THREADS`` overrides; 1 fits them one after another, with the same result)."""
+    env = os.environ.get("SHORTLIST_FIT_THREADS")
+    cap = int(env) if env and env.strip().isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    return max(1, min(tasks, cap))
 
 
 class TwoStageRecommender:
@@ -92,7 +102,7 @@ class TwoStageRecommender:
         self.fingerprint_: str | None = None
         self.fallback_: Popularity | None = None
         self.source_weights_: dict[str, float] | None = None
-        self._vectors: dict[str, np.ndarray] = {}  # catalogue-only item vectors, shared by all fits
+        self._vectors = VectorCache()  # catalogue-only item vectors, shared by all fits
 
     @property
     def windows_count(self) -> int:
@@ -128,67 +138,91 @@ class TwoStageRecommender:
         rng = np.random.default_rng(self.seed) if rng is None else rng
         windows = label_windows(history, self.target, n_windows=self.windows_count, repeats=self.allow_repeats)
         self.source_weights_ = None
-        self._vectors = {}
+        self._vectors = VectorCache()
         self._window_seconds: dict[str, dict[str, float]] = {}
-        matrices: list[np.ndarray] = []
-        metas: list[pl.DataFrame] = []
-        recall: dict[str, float] = {}
-        names: list[str] = []
-        categorical: list[str] = []
-        offset = 0
-        for g, win in enumerate(windows):
-            X, meta, feats, window_recall = self._window_frame(win, g, items, rng)
+        # Every stage draws from its own generator, seeded here in a fixed order: the model does not
+        # depend on which thread runs what first, nor on how many threads there are (tested).
+        seeds = rng.integers(2**63, size=len(windows) + 2)
+        window_rngs = [np.random.default_rng(s) for s in seeds[:len(windows)]]
+        ranker_rng, final_rng = np.random.default_rng(seeds[-2]), np.random.default_rng(seeds[-1])
+        with ThreadPoolExecutor(max_workers=fit_threads(len(windows) + 1), thread_name_prefix="shortlist-fit") as pool:
+            # Sources of each window and of the final refit are independent fits: run them side by side
+            # (sparse products, sorts, ALS and polars release the GIL for most of their time).
+            retrieving = [pool.submit(self._window_candidates, win, items, r)
+                          for win, r in zip(windows, window_rngs, strict=True)]
+            final = pool.submit(self._final_fit, history, items, final_rng)
+            retrieved = [f.result() for f in retrieving]
+            if retrieved:  # the most recent window teaches the union its weights
+                gen, parts, unioned = retrieved[0]
+                self.source_weights_ = gen.learn_weights(parts, windows[0].labels, unioned=unioned)
+            framing = [pool.submit(self._window_frame, win, g, *got, items)
+                       for g, (win, got) in enumerate(zip(windows, retrieved, strict=True))]
+            framed = [f.result() for f in framing]
+            del retrieving, retrieved, framing
+            generator, features, t_final = final.result()
+        t_ranker = time.perf_counter()
+        matrices = [X for X, _, _, _ in framed]
+        metas, offset = [], 0
+        for X, meta, _, _ in framed:
             metas.append(meta.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + offset).alias(ROW)))
-            matrices.append(X)
             offset += len(X)
-            recall[win.name] = window_recall
-            names, categorical = feats.names, feats.categorical
+        names, categorical = (framed[-1][2].names, framed[-1][2].categorical) if framed else ([], [])
         self.metrics_ = {"target": str(self.target), "windows": [w.name for w in windows],
-                         "candidate_recall": recall}
-        self.ranker_ = self._train_ranker(matrices, metas, names, categorical, rng) if metas else None
+                         "candidate_recall": {w.name: r for w, (_, _, _, r) in zip(windows, framed, strict=True)}}
+        del framed
+        self.ranker_ = self._train_ranker(matrices, metas, names, categorical, ranker_rng) if metas else None
         if self.ranker_ is None:
             warnings.warn("too little data to train the ranker: recommendations come from the candidate "
                           "union in best-rank order", RuntimeWarning, stacklevel=2)
-        t_final = time.perf_counter()
-        self.generator_ = self._generator(history, items).fit(history, items=items, rng=rng,
-                                                             vector_cache=self._vectors)
+        self.generator_, self.features_ = generator, features
         self.generator_.weights = self.source_weights_
         self.metrics_["source_weights"] = self.source_weights_
-        self.features_ = self._features(self.generator_, history, items).warm()
         self.history_, self.items_, self.fingerprint_ = history, items, history.fingerprint()
         self.fallback_ = Popularity(name="fallback_popular").fit(history)
-        self.metrics_["timings"] = {"label_windows_and_ranker_s": round(t_final - t_start, 2),
-                                    "final_refit_s": round(time.perf_counter() - t_final, 2),
+        self.metrics_["timings"] = {"total_s": round(time.perf_counter() - t_start, 2),
+                                    "windows_and_final_refit_s": round(t_ranker - t_start, 2),
+                                    "ranker_s": round(time.perf_counter() - t_ranker, 2),
+                                    "final_refit_s": round(t_final, 2),
                                     "windows_s": self._window_seconds,
                                     "source_fit_s": dict(self.generator_.fit_seconds_)}
         return self
 
-    def _window_frame(self, win: LabelWindow, g: int, items: Items | None,
-                      rng: np.random.Generator) -> tuple[np.ndarray, pl.DataFrame, FeaturePipeline, float]:
-        """One window's feature matrix and, row for row, its best rank, label and group."""
-        clock = [time.perf_counter()]
+    def _final_fit(self, history: Interactions, items: Items | None,
+                   rng: np.random.Generator) -> tuple[CandidateGenerator, FeaturePipeline, float]:
+        """Sources and feature statistics refitted on all the training data (for inference), and
+        the seconds it took."""
+        t0 = time.perf_counter()
+        gen = self._generator(history, items).fit(history, items=items, rng=rng, vector_cache=self._vectors)
+        return gen, self._features(gen, history, items).warm(), time.perf_counter() - t0
+
+    def _window_candidates(self, win: LabelWindow, items: Items | None, rng: np.random.Generator
+                           ) -> tuple[CandidateGenerator, dict[str, Candidates], pl.DataFrame]:
+        """One window's sources, fitted on its history, their candidates for its users, and their union."""
+        t0 = time.perf_counter()
         gen = self._generator(win.history, items).fit(win.history, items=items, rng=rng, vector_cache=self._vectors)
-        clock.append(time.perf_counter())
+        t1 = time.perf_counter()
         users = np.unique(win.labels.get_column(USER).to_numpy())
         parts = gen.retrieve_all(users, exclude_seen=not self.allow_repeats)
         unioned = gen.union_of(parts)
-        if self.source_weights_ is None:  # the most recent window teaches the union its weights
-            self.source_weights_ = gen.learn_weights(parts, win.labels, unioned=unioned)
+        self._window_seconds[win.name] = {"sources_fit": round(t1 - t0, 2), "retrieve_union": round(time.perf_counter() - t1, 2)}
+        return gen, parts, unioned
+
+    def _window_frame(self, win: LabelWindow, g: int, gen: CandidateGenerator, parts: dict[str, Candidates],
+                      unioned: pl.DataFrame, items: Items | None) -> tuple[np.ndarray, pl.DataFrame, FeaturePipeline, float]:
+        """One window's feature matrix and, row for row, its best rank, label and group."""
+        t0 = time.perf_counter()
         gen.weights = self.source_weights_
         cands = gen.combine(parts, unioned=unioned)
-        clock.append(time.perf_counter())
         feats = self._features(gen, win.history, items)
         X = feats.matrix(cands, ref_ts=feats.reference_times(cands.get_column(USER).to_numpy(),
                                                              mode=self.target.reference))
-        clock.append(time.perf_counter())
-        self._window_seconds[win.name] = {k: round(b - a, 2) for k, a, b in
-                                          zip(("sources_fit", "retrieve_union", "features"), clock[:-1], clock[1:], strict=True)}
+        self._window_seconds[win.name]["combine_features"] = round(time.perf_counter() - t0, 2)
         labelled = cands.select(USER, ITEM).join(win.labels, on=[USER, ITEM], how="left", maintain_order="left")
         y = labelled.get_column(LABEL).fill_null(0.0)
         best = best_rank(cands, list(gen.sources_)).alias(BEST_RANK).to_frame()
         found = int((y > 0).sum())
         recall = found / max(win.labels.height, 1)
-        logger.info("window %s: %d users, %d candidates, recall %.3f", win.name, len(users), len(cands), recall)
+        logger.info("window %s: %d candidate rows, recall %.3f", win.name, len(cands), recall)
         meta = pl.concat([best, pl.DataFrame({LABEL: y, GROUP: cands.get_column(USER).cast(pl.Int64) + g * (1 << 32)})],
                          how="horizontal")
         return X, meta, feats, recall

@@ -28,7 +28,10 @@ Aggregate = Literal["neighbors", "mean"]
 class UsesItemCatalogue(Protocol):
     """A source that needs the item catalogue: the pipeline calls ``with_items`` before ``fit``."""
 
-    def with_items(self, items: Items | None, *, item_vectors: np.ndarray | None = None) -> Self: ...
+    def with_items(self, items: Items | None, *, item_vectors: np.ndarray | None = None,
+                   encoder_name: str = "precomputed") -> Self: ...
+
+    def catalogue_vectors(self, n_items: int) -> tuple[np.ndarray, str]: ...
 
 
 class ContentSource(TopKRetrieval):
@@ -87,6 +90,7 @@ class ContentSource(TopKRetrieval):
         self.name = name
         self._items: Items | None = None
         self._given_vectors: np.ndarray | None = None
+        self._given_name = "precomputed"
         self._encoded: tuple[int, np.ndarray, str] | None = None  # reused across fits on one catalogue
         self.item_vectors_: np.ndarray | None = None
         self.weights_: sp.csr_matrix | None = None
@@ -97,21 +101,29 @@ class ContentSource(TopKRetrieval):
         self.half_life_days_: float | None = None
         self.encoder_name_: str | None = None
 
-    def with_items(self, items: Items | None, *, item_vectors: np.ndarray | None = None) -> Self:
-        """Set the catalogue to embed (and/or precomputed ``item_vectors``, rows by internal item id)."""
+    def with_items(self, items: Items | None, *, item_vectors: np.ndarray | None = None,
+                   encoder_name: str = "precomputed") -> Self:
+        """Set the catalogue to embed (and/or precomputed ``item_vectors``, rows by internal item id,
+        recorded as made by ``encoder_name``)."""
         if item_vectors is not None:
             item_vectors = np.asarray(item_vectors, dtype=np.float32)
             if item_vectors.ndim != 2 or not item_vectors.shape[0]:
                 raise ConfigError(f"item_vectors must be a non-empty 2-D array, got {item_vectors.shape}")
         self._items, self._given_vectors, self._encoded = items, item_vectors, None
+        self._given_name = encoder_name
         return self
+
+    def catalogue_vectors(self, n_items: int) -> tuple[np.ndarray, str]:
+        """The catalogue's (``n_items`` × d) L2-normalised item vectors and the encoder's name, as
+        :meth:`fit` uses them (encoded once per catalogue; zero rows for items without text)."""
+        return self._item_vectors(n_items)
 
     def _item_vectors(self, n_items: int) -> tuple[np.ndarray, str]:
         if self._given_vectors is not None:
             v = normalize_rows(self._given_vectors[:n_items])
             if v.shape[0] < n_items:
                 v = np.vstack([v, np.zeros((n_items - v.shape[0], v.shape[1]), np.float32)])
-            return v, "precomputed"
+            return v, self._given_name
         if self._items is None:
             raise ConfigError("ContentSource needs the item catalogue: call .with_items(dataset.items) before fit()")
         if self._encoded is None or self._encoded[0] != n_items:
