@@ -69,7 +69,7 @@ def test_threads_change_nothing(ds, monkeypatch):
     runs = []
     for threads in ("1", "3"):
         monkeypatch.setenv("SHORTLIST_FIT_THREADS", threads)
-        model = TwoStageRecommender(sources=[*FAST, "content"], n_windows=2, seed=3,
+        model = TwoStageRecommender(sources=[*FAST, "ease", "als", "content"], n_windows=2, seed=3,
                                     source_params={"content": {"encoder": "tfidf", "tfidf_dim": 16}})
         runs.append(model.fit(split.train, items=ds.items))
     one, three = runs

@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
@@ -145,9 +146,12 @@ class TwoStageRecommender:
         seeds = rng.integers(2**63, size=len(windows) + 2)
         window_rngs = [np.random.default_rng(s) for s in seeds[:len(windows)]]
         ranker_rng, final_rng = np.random.default_rng(seeds[-2]), np.random.default_rng(seeds[-1])
-        with ThreadPoolExecutor(max_workers=fit_threads(len(windows) + 1), thread_name_prefix="shortlist-fit") as pool:
-            # Sources of each window and of the final refit are independent fits: run them side by side
-            # (sparse products, sorts, ALS and polars release the GIL for most of their time).
+        # Sources of each window and of the final refit are independent fits: run them side by side
+        # (sparse products, sorts, ALS and polars release the GIL for most of their time). BLAS runs
+        # one thread a call meanwhile: OpenBLAS splits a call by how busy it is, and a product's last
+        # bits with it, so EASE, ALS and content scores would depend on which fits overlapped.
+        with (threadpool_limits(limits=1, user_api="blas"),
+              ThreadPoolExecutor(max_workers=fit_threads(len(windows) + 1), thread_name_prefix="shortlist-fit") as pool):
             retrieving = [pool.submit(self._window_candidates, win, items, r)
                           for win, r in zip(windows, window_rngs, strict=True)]
             final = pool.submit(self._final_fit, history, items, final_rng)
