@@ -128,13 +128,9 @@ class CandidateGenerator:
         drawn in ``names`` order and ``sources_`` keeps that order, so the order of fitting changes
         nothing."""
         rng = rng if rng is not None else np.random.default_rng(0)
-        derived = data_source_params(history)
-        made = {}
-        for name in self.names:
-            params = {**DEFAULT_SOURCE_PARAMS.get(name, {}), **derived.get(name, {}), **self.overrides.get(name, {})}
-            made[name] = (make_source(name, **params), np.random.default_rng(rng.integers(2**32)))
+        made = {name: (src, np.random.default_rng(rng.integers(2**32))) for name, src in self._make(history).items()}
         fit_seconds = {}
-        for name in sorted(self.names, key=lambda n: hasattr(made[n][0], "with_items")):
+        for name in sorted(self.names, key=lambda n: _reads_catalogue(made[n][0])):
             src, src_rng = made[name]
             t0 = time.perf_counter()
             _fit_source(src, history, items, src_rng, vector_cache)
@@ -143,6 +139,20 @@ class CandidateGenerator:
         self.fit_seconds_ = {name: fit_seconds[name] for name in self.names}
         logger.info("fitted sources: %s", self.fit_seconds_)
         return self
+
+    def _make(self, history: Interactions) -> dict[str, CandidateSource]:
+        """Fresh, unfitted sources in ``names`` order, with the settings ``history`` calls for."""
+        derived = data_source_params(history)
+        return {name: make_source(name, **{**DEFAULT_SOURCE_PARAMS.get(name, {}), **derived.get(name, {}),
+                                           **self.overrides.get(name, {})})
+                for name in self.names}
+
+    def encode_catalogue(self, history: Interactions, items: Items | None, vector_cache: VectorCache) -> None:
+        """Encode the catalogue into ``vector_cache`` for every source that reads it, as the first
+        :meth:`fit` sharing the cache would (a parallel fit can start on it early)."""
+        for src in self._make(history).values():
+            if _reads_catalogue(src):
+                _catalogue_vectors(src, history, items, vector_cache)
 
     def warm(self) -> CandidateGenerator:
         """Let every source that has one build its per-request index now (a serving process calls
@@ -300,22 +310,33 @@ class VectorCache:
         self._vectors[name] = vectors
 
 
+def _reads_catalogue(src: Any) -> bool:
+    """Whether a source embeds the item catalogue (the content source's ``with_items`` protocol)."""
+    return hasattr(src, "with_items") and hasattr(src, "catalogue_vectors")
+
+
+def _catalogue_vectors(src: Any, history: Interactions, items: Items | None,
+                       vectors: VectorCache) -> tuple[np.ndarray, str]:
+    """``src``'s catalogue vectors from the cache, encoded by the first caller (others wait for it)."""
+    with vectors.lock(src.name):
+        cached = vectors.get(src.name)
+        if cached is None:
+            cached = src.with_items(items).catalogue_vectors(history.n_items)
+            vectors.put(src.name, cached)
+    result: tuple[np.ndarray, str] = cached
+    return result
+
+
 def _fit_source(src: CandidateSource, history: Interactions, items: Items | None, rng: np.random.Generator,
                 vectors: VectorCache | None = None) -> None:
-    if hasattr(src, "with_items"):
+    if _reads_catalogue(src):
         # Item text vectors depend on the catalogue only: encode once, reuse in every later fit.
+        reader: Any = src
         if vectors is None:
-            src.with_items(items)
-            src.fit(history, rng=rng)
-            return
-        with vectors.lock(src.name):  # the first fit encodes the catalogue; parallel fits wait for it
-            cached = vectors.get(src.name)
-            if cached is None:
-                cached = src.with_items(items).catalogue_vectors(history.n_items)
-                vectors.put(src.name, cached)
-        # Every fit, the encoding one too, takes the same vectors the same way: no fit depends on
-        # which thread encoded.
-        src.with_items(items, item_vectors=cached[0], encoder_name=cached[1])
+            reader.with_items(items)
+        else:  # every fit, the encoding one too, takes the cached vectors: none depends on which thread encoded
+            vectors_, encoder = _catalogue_vectors(src, history, items, vectors)
+            reader.with_items(items, item_vectors=vectors_, encoder_name=encoder)
         src.fit(history, rng=rng)
     elif "items" in inspect.signature(src.fit).parameters:
         src.fit(history, items=items, rng=rng)  # type: ignore[call-arg]

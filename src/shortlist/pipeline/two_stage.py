@@ -152,6 +152,8 @@ class TwoStageRecommender:
         # bits with it, so EASE, ALS and content scores would depend on which fits overlapped.
         with (threadpool_limits(limits=1, user_api="blas"),
               ThreadPoolExecutor(max_workers=fit_threads(len(windows) + 1), thread_name_prefix="shortlist-fit") as pool):
+            # The catalogue encoding (content vectors) starts first, beside the first window's other sources.
+            pool.submit(self._generator(history, items).encode_catalogue, history, items, self._vectors)
             retrieving = [pool.submit(self._window_candidates, win, items, r)
                           for win, r in zip(windows, window_rngs, strict=True)]
             final = pool.submit(self._final_fit, history, items, final_rng)
