@@ -34,6 +34,9 @@ class LGBMRanker:
     Each round trains on half the query groups (``bagging_by_query``: whole users, not scattered
     rows): it halves the cost of a round (Online Retail ranker CPU 16.9 s instead of 35.8 s) at equal
     NDCG@10 (three seeds: retail 0.3943 mean vs 0.3921 with 0.8 of the rows; MovieLens 0.137 vs 0.138).
+    Learning rate 0.1 for at most 200 rounds: at 0.05 the Online Retail ranker often ran to its
+    400-round cap still improving; over five seeds 0.1 / 200 gave NDCG@10 0.3906 vs 0.3913 there
+    and 0.1266 vs 0.1274 on MovieLens 100K (within seed noise) with 45% less ranker time.
 
     ``group`` arrays are sizes of consecutive query groups (one group = one user × label window).
     """
@@ -41,8 +44,8 @@ class LGBMRanker:
     def __init__(
         self,
         *,
-        n_estimators: int = 400,
-        learning_rate: float = 0.05,
+        n_estimators: int = 200,
+        learning_rate: float = 0.1,
         num_leaves: int = 15,
         max_bin: int = 255,
         min_child_samples: int = 100,
