@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="skip the RecTools comparison")
     ap.add_argument("--model-params", type=json.loads, default={},
                     help='TwoStageRecommender keyword arguments as JSON, e.g. \'{"n_windows": 1}\' (default: none)')
+    ap.add_argument("--peer-args", default="",
+                    help="extra peer_rectools.py arguments, e.g. '--candidates 300 --negatives 50' (default: the tutorial's)")
     ap.add_argument("--as-process", action="store_true",
                     help="also time our fit + recommend as a separate process when the peer is skipped")
     args = ap.parse_args()
@@ -146,7 +148,7 @@ def compare_as_processes(args: argparse.Namespace, protocol: str, split: Split, 
         ours["ndcg"] = ndcg_at_10(np.load(folder / "ours.npy"), targets)
         rows = [("shortlist two-stage", ours)]
         if peer_python is not None:
-            peer = run_peer(peer_python, split, protocol, repeats, folder)
+            peer = run_peer(peer_python, split, protocol, repeats, folder, args.peer_args.split())
             if peer is not None:
                 peer["ndcg"] = ndcg_at_10(peer_matrix(pl.read_parquet(folder / "peer.parquet"), split), targets)
                 rows.append(("rectools two-stage", peer))
@@ -192,7 +194,8 @@ def run_ours(args: argparse.Namespace, protocol: str, folder: Path) -> dict[str,
     return res
 
 
-def run_peer(python: Path, split: Split, protocol: str, repeats: bool, folder: Path) -> dict[str, float] | None:
+def run_peer(python: Path, split: Split, protocol: str, repeats: bool, folder: Path,
+             extra: list[str] | None = None) -> dict[str, float] | None:
     """Write the split with external ids, run benchmarks/peer_rectools.py under ``python``, time it."""
     f = split.train.frame
     pl.DataFrame({
@@ -204,7 +207,7 @@ def run_peer(python: Path, split: Split, protocol: str, repeats: bool, folder: P
     pl.DataFrame({"user_id": split.train.users.external(split.test_users)}).write_parquet(folder / "users.parquet")
     cmd = [str(python), str(PEER_SCRIPT), "--train", str(folder / "train.parquet"), "--users",
            str(folder / "users.parquet"), "--out", str(folder / "peer.parquet"), "--protocol", protocol, "--k", "10"]
-    return timed_process(cmd + (["--repeats"] if repeats else []))
+    return timed_process(cmd + (["--repeats"] if repeats else []) + list(extra or []))
 
 
 def timed_process(cmd: list[str]) -> dict[str, float] | None:

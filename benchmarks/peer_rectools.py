@@ -81,10 +81,11 @@ def splitter_for(protocol: str, *, repeats: bool) -> Splitter:
     raise SystemExit(f"peer_rectools: protocol {protocol!r} is not supported (use llo, llo:N or days:N)")
 
 
-def build_model(protocol: str, *, repeats: bool, seed: int) -> CandidateRankingModel:
+def build_model(protocol: str, *, repeats: bool, seed: int, candidates: int = N_CANDIDATES,
+                negatives: int = 3) -> CandidateRankingModel:
     def gen(model: tp.Any) -> CandidateGenerator:
-        return CandidateGenerator(model, num_candidates=N_CANDIDATES, keep_ranks=True, keep_scores=True,
-                                  ranks_fillna_value=N_CANDIDATES + 1)
+        return CandidateGenerator(model, num_candidates=candidates, keep_ranks=True, keep_scores=True,
+                                  ranks_fillna_value=candidates + 1)
 
     generators = [
         gen(PopularModel()),
@@ -96,7 +97,7 @@ def build_model(protocol: str, *, repeats: bool, seed: int) -> CandidateRankingM
         candidate_generators=generators,
         splitter=splitter_for(protocol, repeats=repeats),
         reranker=LGBMReranker(LGBMRanker(objective="lambdarank", random_state=seed, verbose=-1)),
-        sampler=PerUserNegativeSampler(n_negatives=3, random_state=seed),
+        sampler=PerUserNegativeSampler(n_negatives=negatives, random_state=seed),
     )
 
 
@@ -109,6 +110,8 @@ def main() -> None:
     ap.add_argument("--repeats", action="store_true", help="recommend (and label) already-seen items")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--candidates", type=int, default=N_CANDIDATES, help="candidates per generator (tutorial: 100)")
+    ap.add_argument("--negatives", type=int, default=3, help="negatives sampled per user (library default: 3)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -124,7 +127,8 @@ def main() -> None:
     t1 = time.perf_counter()
 
     dataset = Dataset.construct(interactions)
-    model = build_model(args.protocol, repeats=args.repeats, seed=args.seed).fit(dataset)
+    model = build_model(args.protocol, repeats=args.repeats, seed=args.seed, candidates=args.candidates,
+                        negatives=args.negatives).fit(dataset)
     t2 = time.perf_counter()
     recs = model.recommend(users=users, dataset=dataset, k=args.k, filter_viewed=not args.repeats)
     t3 = time.perf_counter()
