@@ -79,6 +79,17 @@ def test_threads_change_nothing(ds, monkeypatch):
     assert one.ranker_.booster_.model_to_string() == three.ranker_.booster_.model_to_string()
 
 
+@pytest.mark.parametrize("stage", ["_window_candidates", "_final_fit", "_window_frame"])
+def test_an_error_in_a_parallel_fit_stage_reaches_the_caller(ds, monkeypatch, stage):
+    def boom(*args, **kwargs):
+        raise RuntimeError(f"boom in {stage}")
+
+    monkeypatch.setattr(TwoStageRecommender, stage, boom)
+    split = leave_last_out(ds.interactions)
+    with pytest.raises(RuntimeError, match=f"boom in {stage}"):
+        TwoStageRecommender(sources=FAST, n_windows=2, seed=1).fit(split.train, items=ds.items)
+
+
 def test_recommend_external_ids_with_fallback(fitted):
     split, model = fitted
     ids = [*split.train.users.ids.head(3).to_list(), "somebody-new"]

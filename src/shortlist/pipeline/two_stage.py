@@ -150,22 +150,27 @@ class TwoStageRecommender:
         # (sparse products, sorts, ALS and polars release the GIL for most of their time). BLAS runs
         # one thread a call meanwhile: OpenBLAS splits a call by how busy it is, and a product's last
         # bits with it, so EASE, ALS and content scores would depend on which fits overlapped.
-        with (threadpool_limits(limits=1, user_api="blas"),
-              ThreadPoolExecutor(max_workers=fit_threads(len(windows) + 1), thread_name_prefix="shortlist-fit") as pool):
-            # The catalogue encoding (content vectors) starts first, beside the first window's other sources.
-            pool.submit(self._generator(history, items).encode_catalogue, history, items, self._vectors)
-            retrieving = [pool.submit(self._window_candidates, win, items, r)
-                          for win, r in zip(windows, window_rngs, strict=True)]
-            final = pool.submit(self._final_fit, history, items, final_rng)
-            retrieved = [f.result() for f in retrieving]
-            if retrieved:  # the most recent window teaches the union its weights
-                gen, parts, unioned = retrieved[0]
-                self.source_weights_ = gen.learn_weights(parts, windows[0].labels, unioned=unioned)
-            framing = [pool.submit(self._window_frame, win, g, *got, items)
-                       for g, (win, got) in enumerate(zip(windows, retrieved, strict=True))]
-            framed = [f.result() for f in framing]
-            del retrieving, retrieved, framing
-            generator, features, t_final = final.result()
+        pool = ThreadPoolExecutor(max_workers=fit_threads(len(windows) + 1), thread_name_prefix="shortlist-fit")
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                # The catalogue encoding (content vectors) starts first, beside the first window's other sources.
+                pool.submit(self._generator(history, items).encode_catalogue, history, items, self._vectors)
+                retrieving = [pool.submit(self._window_candidates, win, items, r)
+                              for win, r in zip(windows, window_rngs, strict=True)]
+                final = pool.submit(self._final_fit, history, items, final_rng)
+                retrieved = [f.result() for f in retrieving]
+                if retrieved:  # the most recent window teaches the union its weights
+                    gen, parts, unioned = retrieved[0]
+                    self.source_weights_ = gen.learn_weights(parts, windows[0].labels, unioned=unioned)
+                    del gen, parts, unioned
+                framing = [pool.submit(self._window_frame, win, g, *got, items)
+                           for g, (win, got) in enumerate(zip(windows, retrieved, strict=True))]
+                del retrieving, retrieved  # each window's sources go once its frame is built
+                framed = [f.result() for f in framing]
+                del framing
+                generator, features, t_final = final.result()
+        finally:  # on an error (or an interrupt) queued fits are dropped; running ones finish first
+            pool.shutdown(wait=True, cancel_futures=True)
         t_ranker = time.perf_counter()
         matrices = [X for X, _, _, _ in framed]
         metas, offset = [], 0
