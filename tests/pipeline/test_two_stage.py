@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import numpy as np
@@ -75,6 +76,7 @@ def test_threads_change_nothing(ds, monkeypatch):
     one, three = runs
     users = split.test_users
     assert one.retrieve(users, 10).frame.equals(three.retrieve(users, 10).frame)
+    assert pickle.loads(pickle.dumps(three)).retrieve(users, 10).frame.equals(one.retrieve(users, 10).frame)
     assert one.source_weights_ == three.source_weights_
     assert one.ranker_.booster_.model_to_string() == three.ranker_.booster_.model_to_string()
 
@@ -212,3 +214,14 @@ def test_serving_api_one_code_path(fitted):
     assert len(h) == split.train.frame.filter(pl.col("user") == 0).height
     later = h.extend(np.array([int(cands["item"][0])]), np.array([split.train.time_span()[1]]))
     assert model.features_for(cands[:1], history=later)[0, model.feature_names.index("user_n")] == len(h) + 1
+
+
+def test_vector_cache_copies_with_fresh_locks():
+    from shortlist.pipeline.sources import VectorCache
+
+    cache = VectorCache()
+    cache.put("content", (np.ones((3, 2), np.float32), "tfidf"))
+    with cache.lock("content"):
+        copy = pickle.loads(pickle.dumps(cache))  # a held lock does not travel
+    assert copy.get("content")[1] == "tfidf" and np.array_equal(copy.get("content")[0], np.ones((3, 2)))
+    assert copy.lock("content").acquire(blocking=False)

@@ -302,6 +302,13 @@ class VectorCache:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
 
+    def __getstate__(self) -> dict[str, Any]:  # locks do not pickle: a copy gets fresh ones
+        return {"_vectors": self._vectors}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+        self._vectors = state["_vectors"]
+
     def get(self, name: str) -> tuple[np.ndarray, str] | None:
         """(vectors, encoder name), or None before the first fit encoded them."""
         return self._vectors.get(name)

@@ -190,6 +190,7 @@ class TwoStageRecommender:
         self.metrics_["source_weights"] = self.source_weights_
         self.history_, self.items_, self.fingerprint_ = history, items, history.fingerprint()
         self.fallback_ = Popularity(name="fallback_popular").fit(history)
+        self._vectors = VectorCache()  # the fitted sources hold their vectors; the cache is for fitting only
         self.metrics_["timings"] = {"total_s": round(time.perf_counter() - t_start, 2),
                                     "windows_and_final_refit_s": round(t_ranker - t_start, 2),
                                     "ranker_s": round(time.perf_counter() - t_ranker, 2),
