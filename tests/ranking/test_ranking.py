@@ -112,3 +112,18 @@ def test_training_rows_gather_the_same_set_as_the_wide_frame():
     np.testing.assert_array_equal(a.X, b.X)
     assert a.y.tolist() == b.y.tolist() and a.group_sizes.tolist() == b.group_sizes.tolist() == [5, 2, 1]
     assert b.X.flags.c_contiguous and b.X.dtype == np.float32
+
+
+def test_a_query_bag_over_half_on_threads_warns_it_is_not_reproducible():
+    """LightGBM grows different trees run to run with bagging_by_query, a bag over 0.5 and more than
+    one thread: the defaults stay reproducible, the unreproducible setting says so."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LGBMRanker()  # defaults: bag 0.5
+        LGBMRanker(bagging_fraction=0.8, n_jobs=1)
+        LGBMRanker(bagging_fraction=0.8, bagging_by_query=False)
+        LGBMRanker(bagging_fraction=1.0)
+    with pytest.warns(RuntimeWarning, match="differ"):
+        LGBMRanker(bagging_fraction=0.8)
