@@ -330,8 +330,7 @@ def _catalogue_vectors(src: Any, history: Interactions, items: Items | None,
         if cached is None:
             cached = src.with_items(items).catalogue_vectors(history.n_items)
             vectors.put(src.name, cached)
-    result: tuple[np.ndarray, str] = cached
-    return result
+    return cached
 
 
 def _fit_source(src: CandidateSource, history: Interactions, items: Items | None, rng: np.random.Generator,

@@ -103,7 +103,6 @@ class TwoStageRecommender:
         self.fingerprint_: str | None = None
         self.fallback_: Popularity | None = None
         self.source_weights_: dict[str, float] | None = None
-        self._vectors = VectorCache()  # catalogue-only item vectors, shared by all fits
 
     @property
     def windows_count(self) -> int:
@@ -139,7 +138,7 @@ class TwoStageRecommender:
         rng = np.random.default_rng(self.seed) if rng is None else rng
         windows = label_windows(history, self.target, n_windows=self.windows_count, repeats=self.allow_repeats)
         self.source_weights_ = None
-        self._vectors = VectorCache()
+        vectors = VectorCache()  # catalogue-only item vectors, shared by every fit below
         self._window_seconds: dict[str, dict[str, float]] = {}
         # Every stage draws from its own generator, seeded here in a fixed order: the model does not
         # depend on which thread runs what first, nor on how many threads there are (tested).
@@ -154,10 +153,10 @@ class TwoStageRecommender:
         try:
             with threadpool_limits(limits=1, user_api="blas"):
                 # The catalogue encoding (content vectors) starts first, beside the first window's other sources.
-                pool.submit(self._generator(history, items).encode_catalogue, history, items, self._vectors)
-                retrieving = [pool.submit(self._window_candidates, win, items, r)
+                pool.submit(self._generator(history, items).encode_catalogue, history, items, vectors)
+                retrieving = [pool.submit(self._window_candidates, win, items, r, vectors)
                               for win, r in zip(windows, window_rngs, strict=True)]
-                final = pool.submit(self._final_fit, history, items, final_rng)
+                final = pool.submit(self._final_fit, history, items, final_rng, vectors)
                 retrieved = [f.result() for f in retrieving]
                 if retrieved:  # the most recent window teaches the union its weights
                     gen, parts, unioned = retrieved[0]
@@ -190,7 +189,6 @@ class TwoStageRecommender:
         self.metrics_["source_weights"] = self.source_weights_
         self.history_, self.items_, self.fingerprint_ = history, items, history.fingerprint()
         self.fallback_ = Popularity(name="fallback_popular").fit(history)
-        self._vectors = VectorCache()  # the fitted sources hold their vectors; the cache is for fitting only
         self.metrics_["timings"] = {"total_s": round(time.perf_counter() - t_start, 2),
                                     "windows_and_final_refit_s": round(t_ranker - t_start, 2),
                                     "ranker_s": round(time.perf_counter() - t_ranker, 2),
@@ -199,19 +197,19 @@ class TwoStageRecommender:
                                     "source_fit_s": dict(self.generator_.fit_seconds_)}
         return self
 
-    def _final_fit(self, history: Interactions, items: Items | None,
-                   rng: np.random.Generator) -> tuple[CandidateGenerator, FeaturePipeline, float]:
+    def _final_fit(self, history: Interactions, items: Items | None, rng: np.random.Generator,
+                   vectors: VectorCache) -> tuple[CandidateGenerator, FeaturePipeline, float]:
         """Sources and feature statistics refitted on all the training data (for inference), and
         the seconds it took."""
         t0 = time.perf_counter()
-        gen = self._generator(history, items).fit(history, items=items, rng=rng, vector_cache=self._vectors)
+        gen = self._generator(history, items).fit(history, items=items, rng=rng, vector_cache=vectors)
         return gen, self._features(gen, history, items).warm(), time.perf_counter() - t0
 
-    def _window_candidates(self, win: LabelWindow, items: Items | None, rng: np.random.Generator
-                           ) -> tuple[CandidateGenerator, dict[str, Candidates], pl.DataFrame]:
+    def _window_candidates(self, win: LabelWindow, items: Items | None, rng: np.random.Generator,
+                           vectors: VectorCache) -> tuple[CandidateGenerator, dict[str, Candidates], pl.DataFrame]:
         """One window's sources, fitted on its history, their candidates for its users, and their union."""
         t0 = time.perf_counter()
-        gen = self._generator(win.history, items).fit(win.history, items=items, rng=rng, vector_cache=self._vectors)
+        gen = self._generator(win.history, items).fit(win.history, items=items, rng=rng, vector_cache=vectors)
         t1 = time.perf_counter()
         users = np.unique(win.labels.get_column(USER).to_numpy())
         parts = gen.retrieve_all(users, exclude_seen=not self.allow_repeats)
