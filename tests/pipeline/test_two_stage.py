@@ -12,10 +12,10 @@ import pytest
 from shortlist.data import Interactions
 from shortlist.data.split import leave_last_out
 from shortlist.data.synthetic import make_synthetic
-from shortlist.errors import ModelLoadError
+from shortlist.errors import ConfigError, ModelLoadError
 from shortlist.evaluation.metrics import compute_metrics
 from shortlist.pipeline.load import load_model
-from shortlist.pipeline.two_stage import TwoStageRecommender
+from shortlist.pipeline.two_stage import TwoStageRecommender, fit_threads
 
 FAST = ["transition", "itemknn", "covisit", "popular"]
 
@@ -79,6 +79,21 @@ def test_threads_change_nothing(ds, monkeypatch):
     assert pickle.loads(pickle.dumps(three)).retrieve(users, 10).frame.equals(one.retrieve(users, 10).frame)
     assert one.source_weights_ == three.source_weights_
     assert one.ranker_.booster_.model_to_string() == three.ranker_.booster_.model_to_string()
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_a_bad_thread_count_is_a_config_error(monkeypatch, value):
+    monkeypatch.setenv("SHORTLIST_FIT_THREADS", value)
+    with pytest.raises(ConfigError, match="SHORTLIST_FIT_THREADS"):
+        fit_threads(3)
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SHORTLIST_FIT_THREADS", " 2 ")
+    assert fit_threads(3) == 2
+    assert fit_threads(1) == 1
+    monkeypatch.delenv("SHORTLIST_FIT_THREADS")
+    assert 1 <= fit_threads(3) <= 3
 
 
 @pytest.mark.parametrize("stage", ["_window_candidates", "_final_fit", "_window_frame"])

@@ -22,7 +22,7 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from shortlist.data.containers import Interactions, Items
-from shortlist.errors import NotFittedError
+from shortlist.errors import ConfigError, NotFittedError
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.external import internal_users, to_external
@@ -53,9 +53,13 @@ MIN_RANKER_GROUPS = 20
 def fit_threads(tasks: int) -> int:
     """Threads for a fit's independent source fits: one per task, at most one per CPU core
     (``SHORTLIST_FIT_THREADS`` overrides; 1 fits them one after another, with the same result)."""
-    env = os.environ.get("SHORTLIST_FIT_THREADS")
-    cap = int(env) if env and env.strip().isdigit() and int(env) > 0 else (os.cpu_count() or 1)
-    return max(1, min(tasks, cap))
+    env = os.environ.get("SHORTLIST_FIT_THREADS", "").strip()
+    if not env:
+        return max(1, min(tasks, os.cpu_count() or 1))
+    if not env.isdigit() or int(env) < 1:
+        raise ConfigError(f"SHORTLIST_FIT_THREADS={env!r}: expected a positive whole number of threads "
+                          "(1 fits the stages one after another); unset it to use one thread per CPU core")
+    return max(1, min(tasks, int(env)))
 
 
 class TwoStageRecommender:
