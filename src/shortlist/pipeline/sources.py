@@ -58,7 +58,7 @@ def make_source(name: str, **overrides: Any) -> CandidateSource:
 #: Constructor defaults the two-stage model applies unless a config overrides them. The content
 #: source encodes with TF-IDF + SVD by default: it is refitted once per label window, and
 #: MiniLM's ~20 s per encoding of a 4k-item catalogue on 2 cores would dominate the fit.
-DEFAULT_SOURCE_PARAMS: dict[str, dict[str, Any]] = {"content": {"encoder": "tfidf"}}
+DEFAULT_SOURCE_PARAMS: dict[str, dict[str, Any]] = {"content": {"encoder": "tfidf"}, "als": {"iterations": 8}}
 
 
 def data_source_params(history: Interactions) -> dict[str, dict[str, Any]]:

@@ -81,7 +81,7 @@ class TwoStageRecommender:
         sources: Sequence[str] | None = None,
         source_params: Mapping[str, Mapping[str, Any]] | None = None,
         per_source: int = 300,
-        max_candidates: int = 300,
+        max_candidates: int = 200,
         n_windows: int | None = None,
         max_negatives: int | None = 250,
         hard_negatives: int = 50,

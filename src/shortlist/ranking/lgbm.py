@@ -54,6 +54,7 @@ class LGBMRanker:
         learning_rate: float = 0.1,
         num_leaves: int = 15,
         max_bin: int = 255,
+        bin_sample_rows: int = 200_000,
         min_child_samples: int = 100,
         feature_fraction: float = 0.5,
         bagging_fraction: float = 0.5,
@@ -63,19 +64,20 @@ class LGBMRanker:
         truncation_level: int = 20,
         label_gain: Sequence[float] | None = None,
         eval_at: Sequence[int] = (10, 5, 20),
-        early_stopping_rounds: int = 40,
+        early_stopping_rounds: int = 25,
         min_rounds: int = 50,
         smoothing: int = 5,
         categorical: Sequence[str] = (),
         n_jobs: int = 2,
         seed: int = 0,
     ) -> None:
-        if n_estimators < 1 or not 0 < learning_rate <= 1 or num_leaves < 2 or bagging_freq < 1:
-            raise ConfigError("LGBMRanker needs n_estimators>=1, 0<learning_rate<=1, num_leaves>=2, bagging_freq>=1")
+        if n_estimators < 1 or not 0 < learning_rate <= 1 or num_leaves < 2 or bagging_freq < 1 or bin_sample_rows < 1:
+            raise ConfigError("LGBMRanker needs n_estimators>=1, 0<learning_rate<=1, num_leaves>=2, bagging_freq>=1, "
+                              "bin_sample_rows>=1")
         self.n_estimators, self.learning_rate, self.num_leaves = n_estimators, learning_rate, num_leaves
         self.min_child_samples, self.feature_fraction, self.max_bin = min_child_samples, feature_fraction, max_bin
         self.bagging_fraction, self.bagging_by_query, self.lambda_l2 = bagging_fraction, bagging_by_query, lambda_l2
-        self.bagging_freq = bagging_freq
+        self.bagging_freq, self.bin_sample_rows = bagging_freq, bin_sample_rows
         self.truncation_level, self.label_gain = truncation_level, label_gain
         self.eval_at, self.early_stopping_rounds = tuple(eval_at), early_stopping_rounds
         self.min_rounds, self.smoothing = min_rounds, max(1, smoothing)
@@ -98,6 +100,7 @@ class LGBMRanker:
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
             "max_bin": self.max_bin,
+            "bin_construct_sample_cnt": self.bin_sample_rows,
             "min_data_in_leaf": self.min_child_samples,
             "feature_fraction": self.feature_fraction,
             "bagging_fraction": self.bagging_fraction,
