@@ -54,12 +54,11 @@ def fit_threads(tasks: int) -> int:
     """Threads for a fit's independent source fits: one per task, at most one per CPU core
     (``SHORTLIST_FIT_THREADS`` overrides; 1 fits them one after another, with the same result)."""
     env = os.environ.get("SHORTLIST_FIT_THREADS", "").strip()
-    if not env:
-        return max(1, min(tasks, os.cpu_count() or 1))
-    if not env.isdigit() or int(env) < 1:
+    if env and (not env.isdigit() or int(env) < 1):
         raise ConfigError(f"SHORTLIST_FIT_THREADS={env!r}: expected a positive whole number of threads "
                           "(1 fits the stages one after another); unset it to use one thread per CPU core")
-    return max(1, min(tasks, int(env)))
+    cap = int(env) if env else (os.cpu_count() or 1)
+    return max(1, min(tasks, cap))
 
 
 class TwoStageRecommender:
