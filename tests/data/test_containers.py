@@ -103,3 +103,16 @@ def test_basket_size_is_the_median_basket():
     df = raw().with_columns(pl.Series("basket", ["x", "x", "y", "z"]))
     assert Interactions.from_frame(df).basket_size() == 1.0  # baskets of 2, 1, 1
     assert Interactions.from_frame(raw()).basket_size() == 0.0
+
+
+def test_binary_matrix_is_built_once_and_read_only():
+    inter = Interactions.from_frame(raw())
+    m = inter.to_csr(binary=True)
+    assert inter.to_csr(binary=True) is m
+    assert m.toarray().tolist() == inter.to_csr().sign().toarray().tolist()
+    with pytest.raises(ValueError, match="read-only"):
+        m.data[0] = 5.0
+    counts = inter.to_csr()  # not the cached one: a fresh, writable matrix
+    counts.data[0] = 5.0
+    assert inter.filter(pl.col(USER) != 0).to_csr(binary=True) is not m  # each log its own
+    assert inter.cached("k", lambda: [1]) is inter.cached("k", lambda: [2])

@@ -213,6 +213,37 @@ def test_encoding_is_reused_across_fits_on_one_catalogue():
     assert enc.calls == 1 and sorted(enc.encoded) == ["A", "B", "C", "D", "E"]
 
 
+def test_a_given_neighbour_graph_is_used_as_built_and_checked():
+    inter, _ = catalogue()
+    vecs = np.array([VECTORS[t] for t in "ABCD"] + [(0, 0), VECTORS["E"]], dtype=np.float32)
+    first = ContentSource(half_life_days=None, backend="numpy").with_items(None, item_vectors=vecs).fit(inter)
+    assert first.graph_key() is not None and first.graph_ is not None
+    again = ContentSource(half_life_days=None, backend="numpy").with_items(None, item_vectors=vecs, graph=first.graph_)
+    again.fit(inter.filter(pl.col(USER) != 1))
+    assert again.graph_ is first.graph_  # not searched again
+    fresh = ContentSource(half_life_days=None, backend="numpy").with_items(None, item_vectors=vecs)
+    fresh.fit(inter.filter(pl.col(USER) != 1))
+    assert (fresh.graph_ != again.graph_).nnz == 0
+    assert rows(again.retrieve(np.array([0, 2]), 3)) == rows(fresh.retrieve(np.array([0, 2]), 3))
+    assert ContentSource(aggregate="mean").graph_key() is None
+    with pytest.raises(ConfigError, match="neighbour graph"):
+        ContentSource().with_items(None, item_vectors=vecs, graph=first.graph_[:3])
+
+
+def test_generator_fits_share_one_neighbour_graph_per_catalogue():
+    from shortlist.pipeline.sources import CandidateGenerator, VectorCache
+
+    inter, items = catalogue()
+    cache = VectorCache()
+    overrides = {"content": {"encoder": FakeEncoder(), "backend": "numpy", "half_life_days": None}}
+    a = CandidateGenerator(["content"], overrides=overrides).fit(inter, items=items, vector_cache=cache)
+    b = CandidateGenerator(["content"], overrides=overrides).fit(inter.filter(pl.col(USER) != 0), items=items,
+                                                                 vector_cache=cache)
+    alone = CandidateGenerator(["content"], overrides=overrides).fit(inter.filter(pl.col(USER) != 0), items=items)
+    assert b.sources_["content"].graph_ is a.sources_["content"].graph_
+    assert (alone.sources_["content"].graph_ != b.sources_["content"].graph_).nnz == 0
+
+
 @pytest.mark.parametrize("aggregate", ["mean", "neighbors"])
 def test_save_load_identical(tmp_path, monkeypatch, aggregate):
     monkeypatch.setitem(registry.SOURCE_TYPES, "ContentSource", ContentSource)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -16,6 +17,8 @@ from shortlist.data.validate import DuplicatePolicy, TimestampUnit, validate_int
 from shortlist.errors import DataValidationError, EmptyInputError, MissingColumnError
 from shortlist.schema import BASKET, ID_DTYPE, ITEM, ITEM_ID, TIMESTAMP, USER, USER_ID, WEIGHT
 
+T = TypeVar("T")
+
 
 class Interactions:
     """A read-only log of (user, item, timestamp, weight, ...) with dense internal ids.
@@ -26,7 +29,7 @@ class Interactions:
     comparable across splits.
     """
 
-    __slots__ = ("_frame", "items", "users")
+    __slots__ = ("_frame", "_memo", "items", "users")
 
     def __init__(self, frame: pl.DataFrame, users: IdMap, items: IdMap) -> None:
         for col in (USER, ITEM, TIMESTAMP, WEIGHT):
@@ -35,6 +38,16 @@ class Interactions:
         self._frame = frame
         self.users = users
         self.items = items
+        self._memo: dict[Hashable, Any] = {}
+
+    def cached(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``'s result, built once per log and ``key`` (the log is read-only, so anything
+        derived from it alone stays valid). Sources fitted on one log share e.g. its binary matrix
+        instead of each building it. Results must not be modified: matrices are made read-only."""
+        if key not in self._memo:  # two threads may both build it: the same value, the last one kept
+            self._memo[key] = build()
+        value: T = self._memo[key]
+        return value
 
     # --- construction -----------------------------------------------------------------------
     @classmethod
@@ -128,7 +141,14 @@ class Interactions:
         return np.unique(self.column(USER)).astype(np.int32)
 
     def to_csr(self, *, values: str | None = None, binary: bool = False) -> sp.csr_matrix:
-        """A (n_users × n_items) CSR matrix; repeated pairs are summed (counts, or ``values``)."""
+        """A (n_users × n_items) CSR matrix; repeated pairs are summed (counts, or ``values``).
+
+        The binary matrix is built once per log and shared, read-only (copy it to change it)."""
+        if binary and values is None:
+            return self.cached("csr:binary", lambda: read_only(self._csr(None, binary=True)))
+        return self._csr(values, binary=binary)
+
+    def _csr(self, values: str | None, *, binary: bool) -> sp.csr_matrix:
         rows, cols = self.column(USER), self.column(ITEM)
         data = np.ones(len(rows), np.float32) if values is None else self.column(values).astype(np.float32)
         m = sp.csr_matrix((data, (rows, cols)), shape=(self.n_users, self.n_items), dtype=np.float32)
@@ -265,3 +285,11 @@ def _clean_items(df: pl.DataFrame, *, source: str, report: CleaningReport) -> pl
         report.note(f"{source}: {int(dup.sum())} repeated catalogue rows for the same item_id; kept the first")
         df = df.filter(~dup)
     return df
+
+
+def read_only(m: sp.csr_matrix) -> sp.csr_matrix:
+    """``m`` with its arrays marked read-only (a shared, cached matrix: writing to it raises)."""
+    m.sort_indices()  # canonical first: scipy sorts in place on demand, which a read-only array refuses
+    for a in (m.data, m.indices, m.indptr):
+        a.flags.writeable = False
+    return m

@@ -103,7 +103,7 @@ class SimilarityFeatures:
     def _table(self, name: str, v: np.ndarray) -> np.ndarray:
         """The item × item cosine table (2-D, as the pair features' tables), built on first use."""
         if name not in self._tables:
-            self._tables[name] = (v @ v.T).astype(np.float32)
+            self._tables[name] = np.asarray(v @ v.T, dtype=np.float32)  # v is float32: no copy
         return self._tables[name]
 
 

@@ -304,6 +304,7 @@ class VectorCache:
 
     def __init__(self) -> None:
         self._vectors: dict[str, tuple[np.ndarray, str]] = {}
+        self._derived: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -312,11 +313,11 @@ class VectorCache:
             return self._locks.setdefault(name, threading.Lock())
 
     def __getstate__(self) -> dict[str, Any]:  # locks do not pickle: a copy gets fresh ones
-        return {"_vectors": self._vectors}
+        return {"_vectors": self._vectors, "_derived": self._derived}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__()  # type: ignore[misc]
-        self._vectors = state["_vectors"]
+        self._vectors, self._derived = state["_vectors"], state.get("_derived", {})
 
     def get(self, name: str) -> tuple[np.ndarray, str] | None:
         """(vectors, encoder name), or None before the first fit encoded them."""
@@ -324,6 +325,13 @@ class VectorCache:
 
     def put(self, name: str, vectors: tuple[np.ndarray, str]) -> None:
         self._vectors[name] = vectors
+
+    def derived(self, key: str) -> Any:
+        """A structure built from the cached vectors only (a neighbour graph), or None."""
+        return self._derived.get(key)
+
+    def put_derived(self, key: str, value: Any) -> None:
+        self._derived[key] = value
 
 
 def _reads_catalogue(src: Any) -> bool:
@@ -351,7 +359,20 @@ def _fit_source(src: CandidateSource, history: Interactions, items: Items | None
             reader.with_items(items)
         else:  # every fit, the encoding one too, takes the cached vectors: none depends on which thread encoded
             vectors_, encoder = _catalogue_vectors(src, history, items, vectors)
-            reader.with_items(items, item_vectors=vectors_, encoder_name=encoder)
+            key = reader.graph_key() if callable(getattr(reader, "graph_key", None)) else None
+            if key is None:
+                reader.with_items(items, item_vectors=vectors_, encoder_name=encoder)
+                src.fit(history, rng=rng)
+                return
+            # The neighbour graph depends on the vectors only: the first fit builds it, the rest reuse it
+            # (Online Retail: ~0.2 s of each later fit).
+            with vectors.lock(f"{src.name}:{key}"):
+                graph = vectors.derived(f"{src.name}:{key}")
+                reader.with_items(items, item_vectors=vectors_, encoder_name=encoder, graph=graph)
+                src.fit(history, rng=rng)
+                if graph is None:
+                    vectors.put_derived(f"{src.name}:{key}", reader.graph_)
+            return
         src.fit(history, rng=rng)
     elif "items" in inspect.signature(src.fit).parameters:
         src.fit(history, items=items, rng=rng)  # type: ignore[call-arg]

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from shortlist.data.containers import Interactions
+from shortlist.data.containers import Interactions, read_only
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import (
     State,
@@ -84,7 +84,9 @@ class CoVisitation(TopKRetrieval):
         else:
             counts = self._cooccurrence(f, history)
         self.sim_ = self._normalise(counts, history)
-        self.history_ = self._history_weights(f, history.n_users, n_items)
+        # item-kNN, co-visitation and transition weigh the same recent items: built once per history
+        self.history_ = history.cached(("covisit:recent", self.last_n_, self.position_decay_),
+                                       lambda: read_only(self._history_weights(f, history.n_users, n_items)))
         self.seen_ = history.to_csr(binary=True)
         self._padded = None
         return self

@@ -91,6 +91,7 @@ class ContentSource(TopKRetrieval):
         self._items: Items | None = None
         self._given_vectors: np.ndarray | None = None
         self._given_name = "precomputed"
+        self._given_graph: sp.csr_matrix | None = None
         self._encoded: tuple[int, np.ndarray, str] | None = None  # reused across fits on one catalogue
         self.item_vectors_: np.ndarray | None = None
         self.weights_: sp.csr_matrix | None = None
@@ -102,16 +103,27 @@ class ContentSource(TopKRetrieval):
         self.encoder_name_: str | None = None
 
     def with_items(self, items: Items | None, *, item_vectors: np.ndarray | None = None,
-                   encoder_name: str = "precomputed") -> Self:
+                   encoder_name: str = "precomputed", graph: sp.csr_matrix | None = None) -> Self:
         """Set the catalogue to embed (and/or precomputed ``item_vectors``, rows by internal item id,
-        recorded as made by ``encoder_name``)."""
+        recorded as made by ``encoder_name``). ``graph``: the neighbour graph :meth:`fit` built
+        before from the same ``item_vectors`` and settings (:meth:`graph_key`), reused instead of
+        searched again — it depends on the catalogue only."""
         if item_vectors is not None:
             item_vectors = np.asarray(item_vectors, dtype=np.float32)
             if item_vectors.ndim != 2 or not item_vectors.shape[0]:
                 raise ConfigError(f"item_vectors must be a non-empty 2-D array, got {item_vectors.shape}")
+        if graph is not None and (item_vectors is None or graph.shape != (len(item_vectors), len(item_vectors))):
+            raise ConfigError("a precomputed neighbour graph needs the item_vectors it was built from "
+                              f"(square, one row per item); got graph {graph.shape}")
         self._items, self._given_vectors, self._encoded = items, item_vectors, None
-        self._given_name = encoder_name
+        self._given_name, self._given_graph = encoder_name, graph
         return self
+
+    def graph_key(self) -> str | None:
+        """What the neighbour graph depends on besides the item vectors (None: no graph is built)."""
+        if self.aggregate != "neighbors":
+            return None
+        return f"graph:{self.n_neighbors}:{self.sharpen!r}:{self.backend}"
 
     def catalogue_vectors(self, n_items: int) -> tuple[np.ndarray, str]:
         """The catalogue's (``n_items`` × d) L2-normalised item vectors and the encoder's name, as
@@ -140,7 +152,8 @@ class ContentSource(TopKRetrieval):
         vectors, encoder_name = self._item_vectors(history.n_items)
         hl = default_half_life_days(history) if self.half_life_days == "auto" else self.half_life_days
         weights = profile_weights(history, n_recent=self.n_recent, half_life_days=hl)
-        self._set(vectors, weights, history.to_csr(binary=True), None)
+        graph = self._given_graph if self._given_graph is not None and self._given_graph.shape[0] == len(vectors) else None
+        self._set(vectors, weights, history.to_csr(binary=True), graph)
         self.half_life_days_, self.encoder_name_ = hl, encoder_name
         return self
 
