@@ -121,7 +121,7 @@ def _make_model(cfg: dict[str, Any], *, allow_repeats: bool, target: str | None)
         return BaselineRecommender(kind=m["kind"], allow_repeats=allow_repeats)
     return TwoStageRecommender(
         target=target or m["target"], allow_repeats=allow_repeats, sources=m["sources"] or None,
-        source_params=cfg["source_params"], per_source=m["per_source"], max_candidates=m["max_candidates"],
+        source_params=cfg["source_params"], per_source=m["per_source"], max_candidates=m["max_candidates"] or None,
         n_windows=m["n_windows"] or None, max_negatives=m["max_negatives"], hard_negatives=m["hard_negatives"],
         ranker=m["ranker"], ranker_params=cfg["ranker"], seed=m["seed"],
     )
@@ -245,8 +245,9 @@ def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report
 def _model_params(cfg: dict[str, Any]) -> dict[str, Any]:
     m = cfg["model"]
     return {"sources": m["sources"] or None, "source_params": cfg["source_params"], "per_source": m["per_source"],
-            "max_candidates": m["max_candidates"], "n_windows": m["n_windows"] or None, "max_negatives": m["max_negatives"],
-            "hard_negatives": m["hard_negatives"], "ranker": m["ranker"], "ranker_params": cfg["ranker"]}
+            "max_candidates": m["max_candidates"] or None, "n_windows": m["n_windows"] or None,
+            "max_negatives": m["max_negatives"], "hard_negatives": m["hard_negatives"], "ranker": m["ranker"],
+            "ranker_params": cfg["ranker"]}
 
 
 @app.command()

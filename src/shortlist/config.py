@@ -20,7 +20,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "target": "last",  # last | days:N (the --target flag overrides)
         "sources": [],  # empty: the default set for the data
         "per_source": 300,
-        "max_candidates": 200,
+        "max_candidates": 0,  # 0: 200 a user for target=last, 100 for days:N
         "n_windows": 0,  # 0: 3 label depths for target=last, 2 windows for days:N
         "max_negatives": 250,
         "hard_negatives": 50,

@@ -196,6 +196,18 @@ def test_bad_options_fail_early_with_the_valid_ones():
         TwoStageRecommender(ranker="catboost")
     with pytest.raises(ConfigError, match="target must be"):
         TwoStageRecommender(target="soon")
+    with pytest.raises(ConfigError, match="max_candidates"):
+        TwoStageRecommender(max_candidates=0)
+
+
+def test_candidate_budget_follows_the_target_unless_given():
+    assert TwoStageRecommender(target="last").candidates_count == 200
+    assert TwoStageRecommender(target="days:14").candidates_count == 100
+    assert TwoStageRecommender(target="days:14", max_candidates=37).candidates_count == 37
+    model = TwoStageRecommender(target="days:14")
+    assert model.config()["max_candidates"] is None  # saved as "the target's default"
+    assert model._generator(make_synthetic(n_users=20, n_items=10, n_interactions=200, seed=0).interactions
+                            ).max_candidates == 100
 
 
 def test_data_derived_source_params_follow_basket_size():

@@ -65,6 +65,25 @@ def test_lgbm_ranker_learns_a_clear_signal_and_saves(tmp_path):
     assert r.contributions(X[:5]).shape == (5, 4)
 
 
+def test_refit_trains_on_validation_groups_too_for_the_chosen_rounds():
+    rng = np.random.default_rng(1)
+    n_groups, size = 200, 20
+    X = rng.normal(size=(n_groups * size, 3)).astype(np.float32)
+    y = (X[:, 0] + 0.3 * rng.normal(size=len(X)) > 1.0).astype(np.float32)
+    group = np.full(n_groups, size)
+    parts = dict(feature_names=["a", "b", "c"], valid=(X[3000:], y[3000:], group[150:]))
+    kw = dict(n_estimators=80, min_child_samples=5, min_rounds=10, early_stopping_rounds=10, seed=0)
+    plain = LGBMRanker(**kw).fit(X[:3000], y[:3000], group[:150], **parts)
+    refit = LGBMRanker(refit=True, **kw).fit(X[:3000], y[:3000], group[:150], **parts)
+    assert "refit_rows" not in plain.metrics_ and refit.metrics_["refit_rows"] == len(X)
+    best = plain.metrics_["best_iteration"]
+    assert refit.metrics_["best_iteration"] == best == refit.booster_.current_iteration()
+    assert refit.metrics_["valid_ndcg@10"] == plain.metrics_["valid_ndcg@10"]  # the held-out estimate stays
+    assert not np.allclose(refit.predict(X[:200]), plain.predict(X[:200]))  # the validation rows taught it
+    again = LGBMRanker(refit=True, **kw).fit(X[:3000], y[:3000], group[:150], **parts)
+    np.testing.assert_array_equal(again.predict(X[:200]), refit.predict(X[:200]))
+
+
 def test_xgb_ranker_same_interface():
     pytest.importorskip("xgboost")
     from shortlist.ranking.lgbm import XGBRanker

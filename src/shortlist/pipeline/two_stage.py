@@ -80,7 +80,7 @@ class TwoStageRecommender:
         sources: Sequence[str] | None = None,
         source_params: Mapping[str, Mapping[str, Any]] | None = None,
         per_source: int = 300,
-        max_candidates: int = 200,
+        max_candidates: int | None = None,
         n_windows: int | None = None,
         max_negatives: int | None = 250,
         hard_negatives: int = 50,
@@ -90,6 +90,9 @@ class TwoStageRecommender:
         seed: int = 0,
     ) -> None:
         self.target = Target.parse(target)
+        if max_candidates is not None and max_candidates < 1:
+            raise ConfigError(f"max_candidates must be a positive number of candidates a user (or None for the "
+                              f"target's default), got {max_candidates}")
         self.allow_repeats = allow_repeats
         self.sources = list(sources) if sources is not None else None
         self.source_params = {k: dict(v) for k, v in (source_params or {}).items()}
@@ -106,6 +109,20 @@ class TwoStageRecommender:
         self.fingerprint_: str | None = None
         self.fallback_: Popularity | None = None
         self.source_weights_: dict[str, float] | None = None
+
+    @property
+    def candidates_count(self) -> int:
+        """Candidates kept a user (``max_candidates``; default 200 for ``last``, 100 for ``days:N``).
+
+        With one label a user (``last``) the union's recall bounds NDCG: MovieLens 100K NDCG@10 over
+        seeds 0-4 0.1269 mean at 200 (0.1240-0.1308), 0.1225 at 100 (two seeds under 0.12). With a
+        window of labels (and repeats) the best of the union is enough, and half the rows to
+        retrieve, featurise and rank: Online Retail 0.3922 mean at 100 (0.3904-0.3938) as at 200
+        (0.3901-0.3953), the fit ~3.5 s shorter.
+        """
+        if self.max_candidates is not None:
+            return self.max_candidates
+        return 200 if self.target.kind == "last" else 100
 
     @property
     def windows_count(self) -> int:
@@ -129,7 +146,7 @@ class TwoStageRecommender:
     def _generator(self, history: Interactions, items: Items | None = None) -> CandidateGenerator:
         names = self.sources or default_source_names(n_items=history.n_items, repeats=self.allow_repeats,
                                                      has_text=has_text(items))
-        return CandidateGenerator(names, per_source=self.per_source, max_candidates=self.max_candidates,
+        return CandidateGenerator(names, per_source=self.per_source, max_candidates=self.candidates_count,
                                   overrides=self.source_params)
 
     def _features(self, gen: CandidateGenerator, history: Interactions, items: Items | None) -> FeaturePipeline:

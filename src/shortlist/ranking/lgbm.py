@@ -49,6 +49,12 @@ class LGBMRanker:
     50k instead of 200k built the Online Retail dataset ~0.5 s faster, but moved NDCG@10 over five
     seeds from 0.3919 to 0.3900 mean, so the default stays LightGBM's.
 
+    ``refit``: once early stopping has chosen the number of rounds, train again on the training and
+    validation groups together for that many rounds (``metrics_["refit_rows"]``). It pays where the
+    ranker is short of data: Online Retail with one label window NDCG@10 0.3897 mean over five seeds
+    instead of 0.3862 (seeds 0-3). With the default two windows it moved the five-seed mean from
+    0.3922 to 0.3927 for ~2 s more fit, so it is off by default.
+
     ``group`` arrays are sizes of consecutive query groups (one group = one user × label window).
     """
 
@@ -73,6 +79,7 @@ class LGBMRanker:
         min_rounds: int = 50,
         smoothing: int = 5,
         categorical: Sequence[str] = (),
+        refit: bool = False,
         n_jobs: int = 2,
         seed: int = 0,
     ) -> None:
@@ -87,6 +94,7 @@ class LGBMRanker:
         self.eval_at, self.early_stopping_rounds = tuple(eval_at), early_stopping_rounds
         self.min_rounds, self.smoothing = min_rounds, max(1, smoothing)
         self.categorical, self.n_jobs, self.seed = tuple(categorical), n_jobs, seed
+        self.refit = refit
         self.booster_: Any = None
         self.feature_names_: list[str] | None = None
         self.metrics_: dict[str, Any] = {}
@@ -161,9 +169,19 @@ class LGBMRanker:
         for split_name, per_metric in evals.items():
             for metric, curve in per_metric.items():
                 self.metrics_[f"{split_name}_{metric}"] = float(curve[best - 1])
-        self.booster_ = lgb.Booster(model_str=booster.model_to_string())  # drops the training data
         if "train_ndcg@10" in self.metrics_ and "valid_ndcg@10" in self.metrics_:
             self.metrics_["ndcg@10_gap"] = self.metrics_["train_ndcg@10"] - self.metrics_["valid_ndcg@10"]
+        if self.refit and sets:
+            # The validation users chose the number of rounds; now they train too, for that many rounds.
+            del booster, train, sets
+            X_all, y_all = np.concatenate([X, valid[0]]), np.concatenate([y, valid[1]])  # type: ignore[index]
+            group_all = np.concatenate([group, valid[2]])  # type: ignore[index]
+            full = lgb.Dataset(X_all, y_all, group=group_all, feature_name=names, categorical_feature=cats,
+                               free_raw_data=True)
+            booster = lgb.train(self.params(), full, num_boost_round=best)
+            self.metrics_["refit_rows"] = len(y_all)
+            self.metrics_["best_iteration"] = best = int(booster.current_iteration())
+        self.booster_ = lgb.Booster(model_str=booster.model_to_string())  # drops the training data
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
