@@ -58,3 +58,12 @@ def test_shipped_configs_parse():
     assert files
     for f in files:
         load_config(f)
+
+
+def test_the_spelled_out_two_stage_config_is_the_defaults():
+    from pathlib import Path
+
+    from shortlist.config import DEFAULTS
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "two_stage.toml")
+    assert cfg["model"] == DEFAULTS["model"]
