@@ -366,12 +366,13 @@ def _fit_source(src: CandidateSource, history: Interactions, items: Items | None
                 return
             # The neighbour graph depends on the vectors only: the first fit builds it, the rest reuse it
             # (Online Retail: ~0.2 s of each later fit).
-            with vectors.lock(f"{src.name}:{key}"):
-                graph = vectors.derived(f"{src.name}:{key}")
+            slot = f"{src.name}:{key}"
+            with vectors.lock(slot):
+                graph = vectors.derived(slot)
                 reader.with_items(items, item_vectors=vectors_, encoder_name=encoder, graph=graph)
                 src.fit(history, rng=rng)
                 if graph is None:
-                    vectors.put_derived(f"{src.name}:{key}", reader.graph_)
+                    vectors.put_derived(slot, reader.graph_)
             return
         src.fit(history, rng=rng)
     elif "items" in inspect.signature(src.fit).parameters:

@@ -180,7 +180,7 @@ class LGBMRanker:
                                free_raw_data=True)
             booster = lgb.train(self.params(), full, num_boost_round=best)
             self.metrics_["refit_rows"] = len(y_all)
-            self.metrics_["best_iteration"] = best = int(booster.current_iteration())
+            self.metrics_["best_iteration"] = int(booster.current_iteration())
         self.booster_ = lgb.Booster(model_str=booster.model_to_string())  # drops the training data
         return self
 

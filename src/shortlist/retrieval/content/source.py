@@ -152,7 +152,8 @@ class ContentSource(TopKRetrieval):
         vectors, encoder_name = self._item_vectors(history.n_items)
         hl = default_half_life_days(history) if self.half_life_days == "auto" else self.half_life_days
         weights = profile_weights(history, n_recent=self.n_recent, half_life_days=hl)
-        graph = self._given_graph if self._given_graph is not None and self._given_graph.shape[0] == len(vectors) else None
+        given = self._given_graph  # it matches the given vectors; fit pads or cuts them to history.n_items
+        graph = given if given is not None and given.shape[0] == len(vectors) else None
         self._set(vectors, weights, history.to_csr(binary=True), graph)
         self.half_life_days_, self.encoder_name_ = hl, encoder_name
         return self
