@@ -136,15 +136,19 @@ class FeaturePipeline:
     def warm(self) -> Self:
         """Build the lookup tables requests use (dense similarity and cosine tables, sorted recent
         items) now, so the first request after a fit or load is as fast as the rest."""
-        st = self._stats()
+        self._prepare(self._stats().profiles)
+        return self
+
+    def _prepare(self, profiles: UserProfiles) -> None:
+        """Build the lazily made tables :meth:`_assemble` reads for ``profiles`` (once, here: chunks
+        filled by parallel threads would otherwise each build the ones not there yet)."""
         for name in self.pair.similarities:
             self.pair._similarity(name)
         for n in self.pair.last_n:
-            st.profiles.recent_sorted(n)
+            profiles.recent_sorted(n)
         for name, v in self.sim.embeddings.items():
             if len(v) ** 2 <= DENSE_ITEM_TABLE_CELLS:
                 self.sim._table(name, v)
-        return self
 
     def user_history(self, user: int) -> UserHistory:
         """A known user's fitted history (internal ids, history order); empty for an unknown user."""
@@ -176,6 +180,7 @@ class FeaturePipeline:
         # pass; they keep temporaries in cache, and two threads share them (numpy releases the GIL).
         starts = range(0, len(items), CHUNK_ROWS)
         if len(starts) > 1:
+            self._prepare(profiles)
             with ThreadPoolExecutor(max_workers=2) as pool:
                 list(pool.map(fill, starts))
         elif len(items):

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,19 +174,28 @@ class CandidateGenerator:
                 logger.info("warmed source %s in %.2fs", name, time.perf_counter() - t0)
         return self
 
-    def retrieve_all(self, users: np.ndarray, *, exclude_seen: bool) -> dict[str, Candidates]:
-        return {n: s.retrieve(users, self.per_source, exclude_seen=exclude_seen) for n, s in self.sources_.items()}
+    def retrieve_all(self, users: np.ndarray, *, exclude_seen: bool, threads: int = 1) -> dict[str, Candidates]:
+        """Each source's candidates for ``users``; ``threads`` > 1 runs sources side by side (each
+        source is used by one thread; the lists are the same)."""
+        def one(name: str) -> Candidates:
+            return self.sources_[name].retrieve(users, self.per_source, exclude_seen=exclude_seen)
 
-    def generate(self, users: np.ndarray, *, exclude_seen: bool) -> pl.DataFrame:
+        if threads <= 1 or len(self.sources_) <= 1:
+            return {n: one(n) for n in self.sources_}
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="shortlist-retrieve") as pool:
+            return dict(zip(self.sources_, pool.map(one, list(self.sources_)), strict=True))
+
+    def generate(self, users: np.ndarray, *, exclude_seen: bool, threads: int = 1) -> pl.DataFrame:
         """The candidate union for ``users``, at most ``max_candidates`` each (best rank first).
 
         Up to :data:`FAST_PATH_USERS` distinct users (a serving request) go through each source's
         top-k matrices and a numpy union — the same frame as the batch path, a fraction of its cost.
+        ``threads``: for the batch path, sources retrieved side by side (see :meth:`retrieve_all`).
         """
         users = np.asarray(users, dtype=np.int64).reshape(-1)
         if len(users) <= FAST_PATH_USERS and len(np.unique(users)) == len(users):
             return self.fuse_tops(users, self.topk_all(users, exclude_seen=exclude_seen))
-        return self.combine(self.retrieve_all(users, exclude_seen=exclude_seen))
+        return self.combine(self.retrieve_all(users, exclude_seen=exclude_seen, threads=threads))
 
     def topk_all(self, users: np.ndarray, *, exclude_seen: bool, skip: Sequence[str] = (),
                  failed: list[str] | None = None) -> dict[str, TopK]:

@@ -337,7 +337,8 @@ class TwoStageRecommender:
         check_k(k)
         gen, _ = self._check()
         exclude = (not self.allow_repeats) if exclude_seen is None else exclude_seen
-        cands = gen.generate(np.asarray(users, dtype=np.int64), exclude_seen=exclude)
+        cands = gen.generate(np.asarray(users, dtype=np.int64), exclude_seen=exclude,
+                             threads=fit_threads(len(gen.sources_)))
         return rank_by_score(cands, self.score_candidates(cands), k, self.name)
 
     def recommend(self, user_ids: Sequence[str | int] | pl.Series, k: int) -> pl.DataFrame:

@@ -112,13 +112,14 @@ class CoVisitation(TopKRetrieval):
         n_groups = int(gid.max()) + 1 if len(gid) else 0
         x = sp.csr_matrix((np.ones(len(gid), np.float32), (gid, g.get_column(ITEM).to_numpy())),
                           shape=(n_groups, history.n_items))
-        size = np.asarray(x.sum(axis=1)).ravel()
+        size = np.diff(x.indptr).astype(np.float64)
         # Large sessions say little about any one pair: weight 1/log2(1 + size).
-        d = sp.diags((1.0 / np.log2(1.0 + np.maximum(size, 1.0))).astype(np.float32))
-        c = (x.T @ d @ x).tocsr()
-        c.setdiag(0)
-        c.eliminate_zeros()
-        return c
+        w = (1.0 / np.log2(1.0 + np.maximum(size, 1.0))).astype(np.float32)
+        xw = sp.csr_matrix((x.data * np.repeat(w, np.diff(x.indptr)), x.indices, x.indptr), shape=x.shape)
+        # Xᵀ as CSR times a CSR gives the CSR product directly (Online Retail item-kNN 8M pairs:
+        # ~0.2 s, against ~0.4 s for the CSC product and its conversion). The diagonal is dropped
+        # in _normalise, where the row of every entry is at hand anyway.
+        return x.T.tocsr() @ xw
 
     def _transitions(self, f: pl.DataFrame, n_items: int) -> sp.csr_matrix:
         s = f.sort([USER, TIMESTAMP], maintain_order=True)
@@ -136,20 +137,27 @@ class CoVisitation(TopKRetrieval):
         return c
 
     def _normalise(self, c: sp.csr_matrix, history: Interactions) -> sp.csr_matrix:
-        """``c_ij / (pop_i^α · pop_j^(1-α))`` (float64, stored as float32), each row cut to its
-        ``neighbours`` best, columns in ascending order. Works on the arrays: no float64 copy of
-        the matrix, and the rows come out of the top-k already sorted instead of through a COO
-        build that sorts them (the same matrix; Online Retail item-kNN 0.28-0.57 s -> 0.15 s)."""
+        """``c_ij / (pop_i^α · pop_j^(1-α))`` (stored as float32) off the diagonal, each row cut to its
+        ``neighbours`` best, columns in ascending order. A row's order does not depend on its own
+        ``pop_i^α``, so only the column factor touches every pair before the cut and the row factor
+        the kept ones after it; the rows come out of the top-k already sorted instead of through a
+        COO build that sorts them. (Online Retail item-kNN, 8M pairs: ~1.0 s -> ~0.45 s with the
+        product above.)"""
         pop = np.asarray(history.to_csr(binary=True).sum(axis=0)).ravel().astype(np.float64) + 1.0
-        rows = np.repeat(np.arange(c.shape[0]), np.diff(c.indptr))
-        scale = (pop ** self.alpha)[rows] * (pop ** (1.0 - self.alpha))[c.indices]
-        data = (c.data.astype(np.float64) / scale).astype(np.float32)
+        n_rows = c.shape[0]
+        rows = np.repeat(np.arange(n_rows, dtype=c.indices.dtype), np.diff(c.indptr))
+        data = c.data.astype(np.float32) * (pop ** -(1.0 - self.alpha)).astype(np.float32)[c.indices]
+        data[rows == c.indices] = -np.inf  # an item is not its own neighbour (top-k skips -inf)
+        del rows
         items, vals = sparse_topk(sp.csr_matrix((data, c.indices, c.indptr), shape=c.shape), self.neighbours)
+        del data
         order = np.argsort(np.where(items >= 0, items, np.iinfo(np.int64).max), axis=1, kind="stable")
         items, vals = np.take_along_axis(items, order, axis=1), np.take_along_axis(vals, order, axis=1)
         keep = items >= 0  # padding sorts last
-        index = np.int32 if max(c.shape[0] * self.neighbours, c.shape[1]) < 2**31 else np.int64
-        indptr = np.zeros(c.shape[0] + 1, dtype=index)
+        row_scale = pop[: n_rows] ** -self.alpha
+        vals = (vals.astype(np.float64) * row_scale[:, None]).astype(np.float32)
+        index = np.int32 if max(n_rows * self.neighbours, c.shape[1]) < 2**31 else np.int64
+        indptr = np.zeros(n_rows + 1, dtype=index)
         np.cumsum(keep.sum(axis=1), out=indptr[1:])
         return sp.csr_matrix((vals[keep], items[keep].astype(index), indptr), shape=c.shape)
 

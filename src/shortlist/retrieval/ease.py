@@ -67,6 +67,10 @@ def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
     gram.flat[:: n + 1] += l2
     # LU inverse in place (one n² buffer). OpenBLAS' Cholesky inverse (potri) measured 2-3x slower.
     p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+    # P is symmetric, so its transpose is P too: read the Fortran-ordered result as the C-ordered
+    # array retrieval wants (a sparse row times B), instead of copying 4 n² bytes into C order
+    # (~0.25 s at 3,659 items). LU leaves P_ij and P_ji a rounding apart, no more.
+    p = p.T
     p /= -np.diag(p)  # B_ij = -P_ij / P_jj, in place
     np.fill_diagonal(p, 0.0)
     return p.astype(np.float32, copy=False)
