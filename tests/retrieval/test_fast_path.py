@@ -42,8 +42,48 @@ def test_generator_one_user_equals_the_batch_union(dataset):
         assert_frame_equal(fast, batch)
         assert_frame_equal(gen.generate(users[:5], exclude_seen=exclude),
                            batch.filter(pl.col(USER) < 5))
+        # the batch path (numpy union of the top-k matrices) whatever the users' order, repeats or threads
+        shuffled = np.random.default_rng(1).permutation(np.concatenate([users, users[:7]]))
+        for threads in (1, 2):
+            assert_frame_equal(gen.generate(shuffled, exclude_seen=exclude, threads=threads), batch)
     session = gen.generate_for_history(np.array([3, 5, 8]), timestamps=np.array([1, 2, 3]), exclude_seen=True)
     assert session.height and (session[USER] == -1).all() and not set(session["item"].to_list()) & {3, 5, 8}
+
+
+@pytest.mark.parametrize(("block_users", "direct_cells"), [(2048, 1 << 25), (16, 1 << 25), (2048, 0), (7, 0)])
+def test_union_of_topk_matrices_equals_the_union_of_frames(dataset, monkeypatch, block_users, direct_cells):
+    """Blocks of users and both ways of finding a block's distinct pairs (direct addressing, sort)."""
+    import shortlist.retrieval.union as union_module
+
+    monkeypatch.setattr(union_module, "BLOCK_USERS", block_users)
+    monkeypatch.setattr(union_module, "DIRECT_CELLS", direct_cells)
+    data = dataset.interactions
+    names = ["repurchase", "itemknn", "ease", "popular", "userknn"]
+    gen = CandidateGenerator(names, per_source=15, max_candidates=25).fit(data, rng=np.random.default_rng(0))
+    users = np.random.default_rng(2).permutation(all_users(data))
+    for exclude in (True, False):
+        parts = gen.retrieve_all(users, exclude_seen=exclude)
+        tops = gen.topk_all(users, exclude_seen=exclude)
+        expected = gen.union_of(parts)
+        got = gen.union_tops(users, tops)
+        assert_frame_equal(got, expected)
+        assert got.height > 10 * len(users)
+        assert_frame_equal(gen.combine(unioned=got), gen.combine(parts))
+        assert_frame_equal(gen.fuse_tops(users, tops), gen.combine(parts))
+    assert gen.union_tops(np.zeros(0, np.int64), gen.topk_all(np.zeros(0, np.int64), exclude_seen=True)).height == 0
+
+
+def test_learn_weights_fallback_from_the_union_equals_from_the_parts(dataset):
+    data = dataset.interactions
+    gen = CandidateGenerator(["itemknn", "popular"], per_source=15, max_candidates=25).fit(data, rng=np.random.default_rng(0))
+    users = np.arange(30)
+    parts = gen.retrieve_all(users, exclude_seen=True)
+    labels = parts["popular"].frame.filter(pl.col("rank") == 3).select("user", "item").head(5)  # too few to learn
+    from_parts = gen.learn_weights(parts, labels)
+    assert set(from_parts) == {"itemknn", "popular"}
+    assert gen.learn_weights(None, labels, unioned=gen.union_of(parts)) == from_parts
+    with pytest.raises(ValueError, match="union"):
+        gen.learn_weights(None, labels)
 
 
 def test_fuse_topk_equals_fuse_of_union_with_exact_rows():

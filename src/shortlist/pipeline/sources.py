@@ -23,7 +23,7 @@ from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.fusion import is_learned, learn_fusion
 from shortlist.retrieval.registry import load_source, save_source
-from shortlist.retrieval.union import TopK, fuse, fuse_topk, fuse_topk_columns, union
+from shortlist.retrieval.union import TopK, fuse, fuse_topk, fuse_topk_columns, rank_col, union, union_topk
 from shortlist.schema import ITEM_TEXT_COLUMNS, SECONDS_PER_DAY
 
 logger = logging.getLogger(__name__)
@@ -174,38 +174,41 @@ class CandidateGenerator:
                 logger.info("warmed source %s in %.2fs", name, time.perf_counter() - t0)
         return self
 
-    def retrieve_all(self, users: np.ndarray, *, exclude_seen: bool, threads: int = 1) -> dict[str, Candidates]:
-        """Each source's candidates for ``users``; ``threads`` > 1 runs sources side by side (each
-        source is used by one thread; the lists are the same)."""
-        def one(name: str) -> Candidates:
-            return self.sources_[name].retrieve(users, self.per_source, exclude_seen=exclude_seen)
-
-        if threads <= 1 or len(self.sources_) <= 1:
-            return {n: one(n) for n in self.sources_}
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="shortlist-retrieve") as pool:
-            return dict(zip(self.sources_, pool.map(one, list(self.sources_)), strict=True))
+    def retrieve_all(self, users: np.ndarray, *, exclude_seen: bool) -> dict[str, Candidates]:
+        return {n: s.retrieve(users, self.per_source, exclude_seen=exclude_seen) for n, s in self.sources_.items()}
 
     def generate(self, users: np.ndarray, *, exclude_seen: bool, threads: int = 1) -> pl.DataFrame:
         """The candidate union for ``users``, at most ``max_candidates`` each (best rank first).
 
-        Up to :data:`FAST_PATH_USERS` distinct users (a serving request) go through each source's
-        top-k matrices and a numpy union — the same frame as the batch path, a fraction of its cost.
-        ``threads``: for the batch path, sources retrieved side by side (see :meth:`retrieve_all`).
+        Each source's top-k matrices go through a numpy union (:func:`~shortlist.retrieval.union.fuse_topk`):
+        the same frame as :meth:`combine` of :meth:`retrieve_all` (tested), without a frame a source.
+        ``threads`` > 1 runs the sources side by side (see :meth:`topk_all`).
         """
         users = np.asarray(users, dtype=np.int64).reshape(-1)
-        if len(users) <= FAST_PATH_USERS and len(np.unique(users)) == len(users):
-            return self.fuse_tops(users, self.topk_all(users, exclude_seen=exclude_seen))
-        return self.combine(self.retrieve_all(users, exclude_seen=exclude_seen, threads=threads))
+        if len(users) > FAST_PATH_USERS or len(np.unique(users)) != len(users):
+            users = np.unique(users)  # a user asked twice gets one list, as the union of frames gives
+        return self.fuse_tops(users, self.topk_all(users, exclude_seen=exclude_seen, threads=threads))
 
     def topk_all(self, users: np.ndarray, *, exclude_seen: bool, skip: Sequence[str] = (),
-                 failed: list[str] | None = None) -> dict[str, TopK]:
+                 failed: list[str] | None = None, threads: int = 1) -> dict[str, TopK]:
         """Each source's (users × ``per_source``) items and scores, best first, padded -1 / -inf.
 
         ``failed``: when given, a source that raises is left out and its name appended (the serving
         path answers from the others); otherwise errors propagate. ``skip`` names sources to leave out.
+        ``threads`` > 1 (without ``failed``) runs sources side by side, each on one thread (the
+        products, sorts and selections release the GIL); the matrices are the same.
         """
         users = np.asarray(users, dtype=np.int64).reshape(-1)
-        return self._each(lambda s: s.topk(users, self.per_source, exclude_seen=exclude_seen), skip, failed)
+
+        def one(s: Any) -> TopK:  # every catalogue source is a TopKRetrieval
+            return s.topk(users, self.per_source, exclude_seen=exclude_seen)
+
+        if threads > 1 and failed is None:
+            names = [n for n in self.sources_ if n not in skip]
+            if len(names) > 1:
+                with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="shortlist-topk") as pool:
+                    return dict(zip(names, pool.map(one, [self.sources_[n] for n in names]), strict=True))
+        return self._each(one, skip, failed)
 
     def topk_for_history(self, items: np.ndarray, *, timestamps: np.ndarray | None = None, exclude_seen: bool,
                          k: int | None = None, skip: Sequence[str] = (),
@@ -248,18 +251,31 @@ class CandidateGenerator:
         return fuse_topk_columns(users, tops, list(self.sources_), priority=self._priority(),
                                  max_per_user=self.max_candidates, weights=self.weights, priors=self.priors())
 
-    def combine(self, parts: Mapping[str, Candidates], *, unioned: pl.DataFrame | None = None) -> pl.DataFrame:
+    def combine(self, parts: Mapping[str, Candidates] | None = None, *,
+                unioned: pl.DataFrame | None = None) -> pl.DataFrame:
         """Union, ordered by the fusion (learned, or reciprocal-rank with repurchase first), ``max_candidates``
-        per user. ``unioned``: :meth:`union_of` ``parts``, when the caller already built it."""
+        per user. ``unioned``: the union (:meth:`union_of` ``parts``, or :meth:`union_tops`) when the
+        caller already built it; then ``parts`` is not needed."""
         names = list(self.sources_)
-        u = self.union_of(parts) if unioned is None else unioned
+        if unioned is None and parts is None:
+            raise ValueError("combine needs the sources' candidates (parts) or their union (unioned)")
+        u = self.union_of(parts or {}) if unioned is None else unioned
         return fuse(u, names, priority=self._priority(), max_per_user=self.max_candidates, weights=self.weights,
                     priors=self.priors())
 
     def union_of(self, parts: Mapping[str, Candidates]) -> pl.DataFrame:
         """The unordered union of the sources' candidates (one row per user and item)."""
-        names = list(self.sources_)
+        names = self._names()
         return union([parts[n] for n in names if n in parts], sources=names)
+
+    def union_tops(self, users: np.ndarray, tops: Mapping[str, TopK]) -> pl.DataFrame:
+        """:meth:`union_of` from :meth:`topk_all`'s matrices for distinct ``users`` (the same frame,
+        tested; no frame a source)."""
+        return union_topk(users, tops, list(self.sources_))
+
+    def _names(self) -> list[str]:
+        """The fitted sources' names (before a fit: the configured ones, for candidates made elsewhere)."""
+        return list(self.sources_) if self.sources_ else list(self.names)
 
     def _priority(self) -> tuple[str, ...]:
         # A learned fusion weighs repurchase's presence itself: a fixed priority would override it.
@@ -269,22 +285,25 @@ class CandidateGenerator:
         """Per-item fusion priors: log(1 + popularity) of each fitted popularity source."""
         return {n: s.item_prior() for n, s in self.sources_.items() if hasattr(s, "item_prior")}
 
-    def learn_weights(self, parts: Mapping[str, Candidates], labels: pl.DataFrame, *, depth: int = 100,
+    def learn_weights(self, parts: Mapping[str, Candidates] | None, labels: pl.DataFrame, *, depth: int = 100,
                       unioned: pl.DataFrame | None = None) -> dict[str, float]:
         """The fusion, learned from a (training) label window and its candidates ``parts``: a weighted
         logistic regression on ranks, presence and item priors (:func:`~shortlist.retrieval.fusion.learn_fusion`).
         Where the candidates hold too few labels to fit on, each source's recall@``depth`` scaled to
         mean 1 (a floor keeps every source in play). Sets and returns them. ``unioned`` as in :meth:`combine`."""
-        learned = learn_fusion(self.union_of(parts) if unioned is None else unioned, list(self.sources_), labels,
-                               priors=self.priors())
+        if unioned is None and parts is None:
+            raise ValueError("learn_weights needs the sources' candidates (parts) or their union (unioned)")
+        u = self.union_of(parts or {}) if unioned is None else unioned
+        learned = learn_fusion(u, self._names(), labels, priors=self.priors())
         if learned is not None:
             self.weights = learned
             return dict(learned)
         total = max(labels.height, 1)
-        pairs = labels.select("user", "item")
+        pairs = labels.select(pl.col("user").cast(pl.Int32), pl.col("item").cast(pl.Int32))
         raw = {}
-        for name, c in parts.items():
-            top = c.frame.filter(pl.col("rank") <= depth).select("user", "item")
+        for name in self._names():  # a source's pairs within its top ``depth`` that are labels
+            top = u.filter(pl.col(rank_col(name)) <= depth).select(pl.col("user").cast(pl.Int32),
+                                                                    pl.col("item").cast(pl.Int32))
             raw[name] = max(top.join(pairs, on=["user", "item"], how="inner").height / total, 1e-3)
         mean = sum(raw.values()) / len(raw)
         self.weights = {n: round(v / mean, 4) for n, v in raw.items()}

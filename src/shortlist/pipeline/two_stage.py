@@ -179,9 +179,9 @@ class TwoStageRecommender:
                 final = pool.submit(self._final_fit, history, items, final_rng, vectors)
                 retrieved = [f.result() for f in retrieving]
                 if retrieved:  # the most recent window teaches the union its weights
-                    gen, parts, unioned = retrieved[0]
-                    self.source_weights_ = gen.learn_weights(parts, windows[0].labels, unioned=unioned)
-                    del gen, parts, unioned
+                    gen, unioned = retrieved[0]
+                    self.source_weights_ = gen.learn_weights(None, windows[0].labels, unioned=unioned)
+                    del gen, unioned
                 framing = [pool.submit(self._window_frame, win, g, *got, items)
                            for g, (win, got) in enumerate(zip(windows, retrieved, strict=True))]
                 del retrieving, retrieved  # each window's sources go once its frame is built
@@ -226,23 +226,22 @@ class TwoStageRecommender:
         return gen, self._features(gen, history, items).warm(), time.perf_counter() - t0
 
     def _window_candidates(self, win: LabelWindow, items: Items | None, rng: np.random.Generator,
-                           vectors: VectorCache) -> tuple[CandidateGenerator, dict[str, Candidates], pl.DataFrame]:
-        """One window's sources, fitted on its history, their candidates for its users, and their union."""
+                           vectors: VectorCache) -> tuple[CandidateGenerator, pl.DataFrame]:
+        """One window's sources, fitted on its history, and the union of their candidates for its users."""
         t0 = time.perf_counter()
         gen = self._generator(win.history, items).fit(win.history, items=items, rng=rng, vector_cache=vectors)
         t1 = time.perf_counter()
         users = np.unique(win.labels.get_column(USER).to_numpy())
-        parts = gen.retrieve_all(users, exclude_seen=not self.allow_repeats)
-        unioned = gen.union_of(parts)
+        unioned = gen.union_tops(users, gen.topk_all(users, exclude_seen=not self.allow_repeats))
         self._window_seconds[win.name] = {"sources_fit": round(t1 - t0, 2), "retrieve_union": round(time.perf_counter() - t1, 2)}
-        return gen, parts, unioned
+        return gen, unioned
 
-    def _window_frame(self, win: LabelWindow, g: int, gen: CandidateGenerator, parts: dict[str, Candidates],
-                      unioned: pl.DataFrame, items: Items | None) -> tuple[np.ndarray, pl.DataFrame, FeaturePipeline, float]:
+    def _window_frame(self, win: LabelWindow, g: int, gen: CandidateGenerator, unioned: pl.DataFrame,
+                      items: Items | None) -> tuple[np.ndarray, pl.DataFrame, FeaturePipeline, float]:
         """One window's feature matrix and, row for row, its best rank, label and group."""
         t0 = time.perf_counter()
         gen.weights = self.source_weights_
-        cands = gen.combine(parts, unioned=unioned)
+        cands = gen.combine(unioned=unioned)
         feats = self._features(gen, win.history, items)
         X = feats.matrix(cands, ref_ts=feats.reference_times(cands.get_column(USER).to_numpy(),
                                                              mode=self.target.reference))
