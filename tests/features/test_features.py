@@ -164,3 +164,21 @@ def test_similarity_features_one_user_equal_batch_rows(ds):
     batch = sim.transform(c).to_numpy()
     np.testing.assert_array_equal(sim.transform(c[:3]).to_numpy(), batch[:3])
     np.testing.assert_array_equal(sim.transform(c[3:]).to_numpy(), batch[3:])
+
+
+def test_cosine_tables_are_shared_between_pipelines_of_a_fit(ds):
+    from shortlist.features.similarity import CosineTables
+
+    rng = np.random.default_rng(4)
+    text, other = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(3, 4)).astype(np.float32)
+    shared = CosineTables()
+    c = cands([0, 1], [2, 0], [0, 0])
+    first = SimilarityFeatures(embeddings={"text": text, "als": other}, shared=shared).fit(ds.interactions)
+    second = SimilarityFeatures(embeddings={"text": text.copy(), "als": other[::-1].copy()},
+                                shared=shared).fit(ds.interactions)
+    alone = SimilarityFeatures(embeddings={"text": text, "als": other}).fit(ds.interactions)
+    assert first.transform(c).equals(alone.transform(c))
+    second.transform(c)
+    assert first._tables["text"] is second._tables["text"]  # equal vectors: one table
+    assert first._tables["als"] is not second._tables["als"]
+    np.testing.assert_array_equal(second._tables["als"], alone._tables["als"][::-1, ::-1])

@@ -15,7 +15,12 @@ from shortlist.errors import NotFittedError
 from shortlist.features.item import ITEM_FEATURES, ItemFeatures
 from shortlist.features.pair import PAIR_FEATURES, PairFeatures
 from shortlist.features.profile import UserHistory, UserProfiles
-from shortlist.features.similarity import DENSE_ITEM_TABLE_CELLS, SIMILARITY_FEATURES, SimilarityFeatures
+from shortlist.features.similarity import (
+    DENSE_ITEM_TABLE_CELLS,
+    SIMILARITY_FEATURES,
+    CosineTables,
+    SimilarityFeatures,
+)
 from shortlist.features.stats import HistoryStats
 from shortlist.features.user import USER_FEATURES, UserFeatures
 from shortlist.retrieval.union import FUSED, rank_col, score_col
@@ -49,12 +54,15 @@ class FeaturePipeline:
         sources: Sequence[str],
         similarities: Mapping[str, sp.csr_matrix] | None = None,
         embeddings: Mapping[str, np.ndarray] | None = None,
+        shared_tables: CosineTables | None = None,
     ) -> None:
+        """``shared_tables``: cosine tables shared with the other pipelines of a fit (see
+        :class:`~shortlist.features.similarity.CosineTables`)."""
         self.sources = list(sources)
         self.item = ItemFeatures()
         self.user = UserFeatures()
         self.pair = PairFeatures(similarities=similarities or {})
-        self.sim = SimilarityFeatures(embeddings=embeddings or {})
+        self.sim = SimilarityFeatures(embeddings=embeddings or {}, shared=shared_tables)
         self.source_names = [c for s in self.sources for c in (score_col(s), rank_col(s))] + [N_SOURCES, FUSED]
         self.names = self.source_names + self.item.names + self.user.names + self.pair.names + self.sim.names
         self.stats_: HistoryStats | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Mapping
 from typing import Self
 
@@ -27,6 +29,27 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return (v / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+class CosineTables:
+    """Item × item cosine tables shared by the feature pipelines of one fit, keyed by the vectors'
+    bytes: vectors that do not change between the label windows and the final fit (the catalogue's
+    text vectors) give one table for all of them. Thread-safe; one build per distinct vectors."""
+
+    def __init__(self) -> None:
+        self._tables: dict[bytes, np.ndarray] = {}
+        self._locks: dict[bytes, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, v: np.ndarray) -> np.ndarray:
+        """The cosine table of (L2-normalised, float32) ``v``: ``v @ v.T``."""
+        key = hashlib.blake2b(np.ascontiguousarray(v).tobytes(), digest_size=16).digest() + str(v.shape).encode()
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._tables:
+                self._tables[key] = np.asarray(v @ v.T, dtype=np.float32)  # v is float32: no copy
+            return self._tables[key]
+
+
 class SimilarityFeatures:
     """``<name>_sim_mean``, ``<name>_sim_last1``, ``<name>_sim_max10`` for each item-vector table.
 
@@ -34,9 +57,10 @@ class SimilarityFeatures:
     the history, and the source's own score column already carries its trained similarity.
     """
 
-    def __init__(self, *, embeddings: Mapping[str, np.ndarray], history_len: int = 50, decay: float = 0.9) -> None:
+    def __init__(self, *, embeddings: Mapping[str, np.ndarray], history_len: int = 50, decay: float = 0.9,
+                 shared: CosineTables | None = None) -> None:
         self.embeddings = {k: _normalise(np.asarray(v, dtype=np.float32)) for k, v in embeddings.items()}
-        self.history_len, self.decay = history_len, decay
+        self.history_len, self.decay, self.shared = history_len, decay, shared
         self.names = [f"{k}_{f}" for k in self.embeddings for f in SIMILARITY_FEATURES]
         self.profiles_: UserProfiles | None = None
         self.user_mean_: dict[str, np.ndarray] | None = None
@@ -103,7 +127,7 @@ class SimilarityFeatures:
     def _table(self, name: str, v: np.ndarray) -> np.ndarray:
         """The item × item cosine table (2-D, as the pair features' tables), built on first use."""
         if name not in self._tables:
-            self._tables[name] = np.asarray(v @ v.T, dtype=np.float32)  # v is float32: no copy
+            self._tables[name] = (self.shared or CosineTables()).get(v)
         return self._tables[name]
 
 

@@ -25,6 +25,7 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError, NotFittedError
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.features.profile import UserHistory
+from shortlist.features.similarity import CosineTables
 from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.labels import LabelWindow, Target, label_windows
 from shortlist.pipeline.options import check_options
@@ -149,9 +150,10 @@ class TwoStageRecommender:
         return CandidateGenerator(names, per_source=self.per_source, max_candidates=self.candidates_count,
                                   overrides=self.source_params)
 
-    def _features(self, gen: CandidateGenerator, history: Interactions, items: Items | None) -> FeaturePipeline:
+    def _features(self, gen: CandidateGenerator, history: Interactions, items: Items | None,
+                  tables: CosineTables | None = None) -> FeaturePipeline:
         return FeaturePipeline(sources=list(gen.sources_), similarities=gen.similarities(),
-                               embeddings=gen.embeddings()).fit(history, items=items)
+                               embeddings=gen.embeddings(), shared_tables=tables).fit(history, items=items)
 
     def fit(self, history: Interactions, *, items: Items | None = None, rng: np.random.Generator | None = None) -> Self:
         t_start = time.perf_counter()
@@ -159,6 +161,7 @@ class TwoStageRecommender:
         windows = label_windows(history, self.target, n_windows=self.windows_count, repeats=self.allow_repeats)
         self.source_weights_ = None
         vectors = VectorCache()  # catalogue-only item vectors, shared by every fit below
+        tables = CosineTables()  # and their cosine tables, shared by the feature pipelines
         self._window_seconds: dict[str, dict[str, float]] = {}
         # Every stage draws from its own generator, seeded here in a fixed order: the model does not
         # depend on which thread runs what first, nor on how many threads there are (tested).
@@ -176,13 +179,13 @@ class TwoStageRecommender:
                 pool.submit(self._generator(history, items).encode_catalogue, history, items, vectors)
                 retrieving = [pool.submit(self._window_candidates, win, items, r, vectors)
                               for win, r in zip(windows, window_rngs, strict=True)]
-                final = pool.submit(self._final_fit, history, items, final_rng, vectors)
+                final = pool.submit(self._final_fit, history, items, final_rng, vectors, tables)
                 retrieved = [f.result() for f in retrieving]
                 if retrieved:  # the most recent window teaches the union its weights
                     gen, unioned = retrieved[0]
                     self.source_weights_ = gen.learn_weights(None, windows[0].labels, unioned=unioned)
                     del gen, unioned
-                framing = [pool.submit(self._window_frame, win, g, *got, items)
+                framing = [pool.submit(self._window_frame, win, g, *got, items, tables)
                            for g, (win, got) in enumerate(zip(windows, retrieved, strict=True))]
                 del retrieving, retrieved  # each window's sources go once its frame is built
                 framed = [f.result() for f in framing]
@@ -199,7 +202,7 @@ class TwoStageRecommender:
         names, categorical = (framed[-1][2].names, framed[-1][2].categorical) if framed else ([], [])
         self.metrics_ = {"target": str(self.target), "windows": [w.name for w in windows],
                          "candidate_recall": {w.name: r for w, (_, _, _, r) in zip(windows, framed, strict=True)}}
-        del framed
+        del framed, tables  # the windows' pipelines and tables (the final one keeps its own)
         self.ranker_ = self._train_ranker(matrices, metas, names, categorical, ranker_rng) if metas else None
         if self.ranker_ is None:
             warnings.warn("too little data to train the ranker: recommendations come from the candidate "
@@ -218,12 +221,12 @@ class TwoStageRecommender:
         return self
 
     def _final_fit(self, history: Interactions, items: Items | None, rng: np.random.Generator,
-                   vectors: VectorCache) -> tuple[CandidateGenerator, FeaturePipeline, float]:
+                   vectors: VectorCache, tables: CosineTables) -> tuple[CandidateGenerator, FeaturePipeline, float]:
         """Sources and feature statistics refitted on all the training data (for inference), and
         the seconds it took."""
         t0 = time.perf_counter()
         gen = self._generator(history, items).fit(history, items=items, rng=rng, vector_cache=vectors)
-        return gen, self._features(gen, history, items).warm(), time.perf_counter() - t0
+        return gen, self._features(gen, history, items, tables).warm(), time.perf_counter() - t0
 
     def _window_candidates(self, win: LabelWindow, items: Items | None, rng: np.random.Generator,
                            vectors: VectorCache) -> tuple[CandidateGenerator, pl.DataFrame]:
@@ -237,12 +240,12 @@ class TwoStageRecommender:
         return gen, unioned
 
     def _window_frame(self, win: LabelWindow, g: int, gen: CandidateGenerator, unioned: pl.DataFrame,
-                      items: Items | None) -> tuple[np.ndarray, pl.DataFrame, FeaturePipeline, float]:
+                      items: Items | None, tables: CosineTables) -> tuple[np.ndarray, pl.DataFrame, FeaturePipeline, float]:
         """One window's feature matrix and, row for row, its best rank, label and group."""
         t0 = time.perf_counter()
         gen.weights = self.source_weights_
         cands = gen.combine(unioned=unioned)
-        feats = self._features(gen, win.history, items)
+        feats = self._features(gen, win.history, items, tables)
         X = feats.matrix(cands, ref_ts=feats.reference_times(cands.get_column(USER).to_numpy(),
                                                              mode=self.target.reference))
         self._window_seconds[win.name]["combine_features"] = round(time.perf_counter() - t0, 2)
