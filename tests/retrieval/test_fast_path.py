@@ -191,3 +191,19 @@ def test_fused_scores_add_terms_in_a_fixed_order():
         want = np.add.reduce(np.stack(terms), axis=0) + np.where(ranks[1] < MISSING_RANK, 1.0, 0.0)
         got = fused_scores(ranks, items, names, k0=30.0, priority=("b",), weights=weights, priors={"pop": prior})
         np.testing.assert_array_equal(got, want)
+
+
+def test_fuse_topk_on_threads_equals_one_thread(dataset, monkeypatch):
+    import shortlist.retrieval.union as union_module
+
+    monkeypatch.setattr(union_module, "PARALLEL_MIN_USERS", 10)
+    data = dataset.interactions
+    gen = CandidateGenerator(["repurchase", "itemknn", "ease", "popular"], per_source=15, max_candidates=20)
+    gen.fit(data, rng=np.random.default_rng(0))
+    gen.weights = {"ease": 1.5, "popular": 0.5}
+    users = np.random.default_rng(3).permutation(all_users(data))
+    tops = gen.topk_all(users, exclude_seen=True)
+    one = gen.fuse_tops(users, tops)
+    assert one.height > 5 * len(users)
+    for threads in (2, 3):
+        assert_frame_equal(gen.fuse_tops(users, tops, threads=threads), one)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from shortlist.retrieval.topk import rows_of, topk_dense, topk_global
+from shortlist.retrieval.topk import rows_of, sparse_topk, sparse_topk_csr, topk_dense, topk_global
 
 
 def test_topk_dense_ties_exclusion_and_padding():
@@ -163,3 +163,38 @@ def test_als_bounded_float32_search_equals_the_float64_product():
     none = np.zeros(500, bool)
     gi, gv = _exact_topk_dot(u, items32, items64, norms, none, 5)
     assert (gi == -1).all() and np.isneginf(gv).all()
+
+
+def _sorted_by_column(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """sparse_topk's selection, reordered by column, as CSR (the reference for sparse_topk_csr)."""
+    items, vals = sparse_topk(m, k)
+    order = np.argsort(np.where(items >= 0, items, np.iinfo(np.int64).max), axis=1, kind="stable")
+    items, vals = np.take_along_axis(items, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    keep = items >= 0
+    indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
+    np.cumsum(keep.sum(axis=1), out=indptr[1:])
+    return sp.csr_matrix((vals[keep], items[keep], indptr), shape=m.shape)
+
+
+def test_sparse_topk_csr_selects_as_sparse_topk_with_ties_infinities_nan_and_unsorted_columns():
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        n, cols = int(rng.integers(1, 30)), int(rng.integers(1, 40))
+        a = sp.random(n, cols, density=rng.random(), format="csr", dtype=np.float32,
+                      random_state=int(rng.integers(1 << 30)))
+        a.data = rng.integers(0, 4, a.nnz).astype(np.float32)  # many ties at the cut
+        a.data[rng.random(a.nnz) < 0.1] = -np.inf
+        a.data[rng.random(a.nnz) < 0.05] = np.nan
+        for r in range(n):  # columns in no order within a row, as sparse products leave them
+            lo, hi = a.indptr[r], a.indptr[r + 1]
+            p = rng.permutation(hi - lo) + lo
+            a.indices[lo:hi], a.data[lo:hi] = a.indices[p], a.data[p]
+        a.has_sorted_indices = False
+        k = int(rng.integers(1, 10))
+        got, want = sparse_topk_csr(a, k), _sorted_by_column(a, k)
+        np.testing.assert_array_equal(got.indptr, want.indptr)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.data, want.data)
+        assert (np.diff(got.indptr) <= k).all() and np.isfinite(got.data).all()
+    row = sp.csr_matrix(np.array([[1, 2, 2, 2, 0, 3]], np.float32))
+    assert sparse_topk_csr(row, 3).indices.tolist() == [1, 2, 5]  # the tie at 2 keeps the lower columns

@@ -145,6 +145,7 @@ class FeaturePipeline:
         """Build the lookup tables requests use (dense similarity and cosine tables, sorted recent
         items) now, so the first request after a fit or load is as fast as the rest."""
         self._prepare(self._stats().profiles)
+        self.sim.shared = None  # its tables are built: let go of the fit's shared store
         return self
 
     def _prepare(self, profiles: UserProfiles) -> None:

@@ -187,7 +187,7 @@ class CandidateGenerator:
         users = np.asarray(users, dtype=np.int64).reshape(-1)
         if len(users) > FAST_PATH_USERS or len(np.unique(users)) != len(users):
             users = np.unique(users)  # a user asked twice gets one list, as the union of frames gives
-        return self.fuse_tops(users, self.topk_all(users, exclude_seen=exclude_seen, threads=threads))
+        return self.fuse_tops(users, self.topk_all(users, exclude_seen=exclude_seen, threads=threads), threads=threads)
 
     def topk_all(self, users: np.ndarray, *, exclude_seen: bool, skip: Sequence[str] = (),
                  failed: list[str] | None = None, threads: int = 1) -> dict[str, TopK]:
@@ -241,10 +241,11 @@ class CandidateGenerator:
         return self.fuse_tops(np.array([-1]), self.topk_for_history(items, timestamps=timestamps,
                                                                      exclude_seen=exclude_seen))
 
-    def fuse_tops(self, users: np.ndarray, tops: Mapping[str, TopK]) -> pl.DataFrame:
-        """The union of per-source top-k matrices for distinct ``users``, as :meth:`combine` orders it."""
+    def fuse_tops(self, users: np.ndarray, tops: Mapping[str, TopK], *, threads: int = 1) -> pl.DataFrame:
+        """The union of per-source top-k matrices for distinct ``users``, as :meth:`combine` orders it
+        (``threads`` as in :func:`~shortlist.retrieval.union.fuse_topk`)."""
         return fuse_topk(users, tops, list(self.sources_), priority=self._priority(), max_per_user=self.max_candidates,
-                         weights=self.weights, priors=self.priors())
+                         weights=self.weights, priors=self.priors(), threads=threads)
 
     def fuse_tops_columns(self, users: np.ndarray, tops: Mapping[str, TopK]) -> dict[str, np.ndarray]:
         """:meth:`fuse_tops`'s columns as numpy arrays (NaN for null): a request's candidates, no frame."""

@@ -180,14 +180,16 @@ class TwoStageRecommender:
                 retrieving = [pool.submit(self._window_candidates, win, items, r, vectors)
                               for win, r in zip(windows, window_rngs, strict=True)]
                 final = pool.submit(self._final_fit, history, items, final_rng, vectors, tables)
-                retrieved = [f.result() for f in retrieving]
-                if retrieved:  # the most recent window teaches the union its weights
-                    gen, unioned = retrieved[0]
-                    self.source_weights_ = gen.learn_weights(None, windows[0].labels, unioned=unioned)
+                # The most recent window teaches the union its weights as soon as it is retrieved (the
+                # others may still be fitting); then each window's frame is queued once it is ready.
+                framing = []
+                for g, (win, retrieval) in enumerate(zip(windows, retrieving, strict=True)):
+                    gen, unioned = retrieval.result()
+                    if g == 0:
+                        self.source_weights_ = gen.learn_weights(None, win.labels, unioned=unioned)
+                    framing.append(pool.submit(self._window_frame, win, g, gen, unioned, items, tables))
                     del gen, unioned
-                framing = [pool.submit(self._window_frame, win, g, *got, items, tables)
-                           for g, (win, got) in enumerate(zip(windows, retrieved, strict=True))]
-                del retrieving, retrieved  # each window's sources go once its frame is built
+                del retrieving  # each window's sources go once its frame is built
                 framed = [f.result() for f in framing]
                 del framing
                 generator, features, t_final = final.result()

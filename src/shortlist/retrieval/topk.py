@@ -165,6 +165,46 @@ def sparse_topk(
     return items, scores
 
 
+def sparse_topk_csr(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """The :func:`sparse_topk` selection of every row of ``m`` as a CSR matrix (columns ascending):
+    each row's ``k`` largest stored entries, ties at the cut to the lower column, -inf and NaN never.
+
+    For a graph's rows, where the order by score is not needed: only each row's cut is found row by
+    row (one ``np.partition``), the selection is one vectorised pass; ~2x faster than
+    :func:`sparse_topk` plus the reordering by column (Online Retail item-kNN, 8M pairs).
+    """
+    m = m if isinstance(m, sp.csr_matrix) else sp.csr_matrix(m)
+    n_rows = m.shape[0]
+    indptr = m.indptr
+    data = m.data.astype(np.float32, copy=False)
+    finite = data > -np.inf  # False for -inf and NaN
+    if not finite.all():  # NaN would sort above every score in np.partition
+        data = np.where(finite, data, np.float32(-np.inf))
+    sizes = np.diff(indptr)
+    cut = np.full(n_rows, -np.inf, dtype=np.float32)  # rows with at most k entries keep every finite one
+    for r in np.flatnonzero(sizes > k):
+        d = data[indptr[r]:indptr[r + 1]]
+        cut[r] = np.partition(d, len(d) - k)[len(d) - k]
+    keep = data >= np.repeat(cut, sizes)
+    keep &= finite
+    counts = np.zeros(len(keep) + 1, dtype=np.int64)
+    np.cumsum(keep, out=counts[1:])
+    kept = counts[indptr[1:]] - counts[indptr[:-1]]
+    for r in np.flatnonzero(kept > k):  # ties at the cut: keep the lower columns among them
+        lo, hi = indptr[r], indptr[r + 1]
+        at_cut = np.flatnonzero(keep[lo:hi] & (data[lo:hi] == cut[r]))
+        surplus = int(kept[r]) - k
+        drop = at_cut[np.argsort(m.indices[lo:hi][at_cut], kind="stable")[len(at_cut) - surplus:]]
+        keep[lo + drop] = False
+        kept[r] = k
+    sel = np.flatnonzero(keep)
+    out_ptr = np.zeros(n_rows + 1, dtype=indptr.dtype)
+    np.cumsum(kept, out=out_ptr[1:])
+    out = sp.csr_matrix((data[sel], m.indices[sel], out_ptr), shape=m.shape)
+    out.sort_indices()
+    return out
+
+
 def _row_select(c: np.ndarray, d: np.ndarray, k: int, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """One sparse row's best ``k`` (columns, float32 scores): -inf, NaN and ``exclude`` dropped,
     cut at the ``k``-th largest, ordered by score then lower column."""
