@@ -133,3 +133,25 @@ def test_refuses_large_catalogues_and_bad_options():
             EASE(**bad)
     with pytest.raises(NotFittedError):
         EASE().retrieve(np.array([0]), 3)
+
+
+def test_general_inverse_when_cholesky_fails(monkeypatch):
+    """Should float32 rounding make the Gram indefinite, a fresh Gram takes the general inverse."""
+    import scipy.linalg
+
+    x = ease_module.profile_matrix(tiny().frame, (4, 5), binary=True, half_life_days=None, now=None)
+    expected = ease_module.ease_weights(x, 1.0)
+    real_inv, calls = scipy.linalg.inv, []
+
+    def failing_cholesky(a, *args, assume_a=None, **kwargs):
+        calls.append(assume_a)
+        if assume_a == "pos":
+            a[:] = np.nan  # what an in-place factorisation that gave up may leave behind
+            raise np.linalg.LinAlgError("not positive definite")
+        return real_inv(a, *args, assume_a=assume_a, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "inv", failing_cholesky)
+    got = ease_module.ease_weights(x, 1.0)
+    assert calls == ["pos", "general"]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got, direct_ease(x.toarray(), 1.0), rtol=1e-5, atol=1e-7)
