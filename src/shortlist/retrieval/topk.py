@@ -187,17 +187,18 @@ def sparse_topk_csr(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
         cut[r] = np.partition(d, len(d) - k)[len(d) - k]
     keep = data >= np.repeat(cut, sizes)
     keep &= finite
-    counts = np.zeros(len(keep) + 1, dtype=np.int64)
-    np.cumsum(keep, out=counts[1:])
-    kept = counts[indptr[1:]] - counts[indptr[:-1]]
-    for r in np.flatnonzero(kept > k):  # ties at the cut: keep the lower columns among them
+    sel = np.flatnonzero(keep)
+    kept = np.diff(np.searchsorted(sel, indptr))  # per row (a cumulative sum of the mask is ~5x slower)
+    tied = np.flatnonzero(kept > k)
+    for r in tied:  # ties at the cut: keep the lower columns among them
         lo, hi = indptr[r], indptr[r + 1]
         at_cut = np.flatnonzero(keep[lo:hi] & (data[lo:hi] == cut[r]))
         surplus = int(kept[r]) - k
         drop = at_cut[np.argsort(m.indices[lo:hi][at_cut], kind="stable")[len(at_cut) - surplus:]]
         keep[lo + drop] = False
         kept[r] = k
-    sel = np.flatnonzero(keep)
+    if len(tied):
+        sel = np.flatnonzero(keep)
     out_ptr = np.zeros(n_rows + 1, dtype=indptr.dtype)
     np.cumsum(kept, out=out_ptr[1:])
     out = sp.csr_matrix((data[sel], m.indices[sel], out_ptr), shape=m.shape)
