@@ -155,3 +155,20 @@ def test_general_inverse_when_cholesky_fails(monkeypatch):
     assert calls == ["pos", "general"]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(got, direct_ease(x.toarray(), 1.0), rtol=1e-5, atol=1e-7)
+
+
+def test_older_scipy_without_structure_takes_the_general_inverse(monkeypatch):
+    import scipy.linalg
+
+    x = ease_module.profile_matrix(tiny().frame, (4, 5), binary=True, half_life_days=None, now=None)
+    expected = ease_module.ease_weights(x, 1.0)
+    real_inv, calls = scipy.linalg.inv, []
+
+    def old_inv(a, overwrite_a=False, check_finite=True):  # SciPy < 1.17's signature
+        calls.append("lu")
+        return real_inv(a, overwrite_a=overwrite_a, check_finite=check_finite)
+
+    monkeypatch.setattr(scipy.linalg, "inv", old_inv)
+    monkeypatch.setattr(ease_module, "_INV_TAKES_STRUCTURE", False)
+    np.testing.assert_allclose(ease_module.ease_weights(x, 1.0), expected, rtol=1e-5, atol=1e-7)
+    assert calls == ["lu"]

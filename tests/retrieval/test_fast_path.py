@@ -12,7 +12,7 @@ from shortlist.data.synthetic import make_synthetic
 from shortlist.pipeline.sources import CandidateGenerator
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.topk import product_rows_dense, product_topk, rows_of, sparse_topk, topk_dense
-from shortlist.retrieval.union import FUSED, fuse, fuse_topk, union
+from shortlist.retrieval.union import FUSED, fuse, fuse_topk, union, union_topk
 from shortlist.schema import MISSING_RANK, USER
 
 
@@ -207,3 +207,19 @@ def test_fuse_topk_on_threads_equals_one_thread(dataset, monkeypatch):
     assert one.height > 5 * len(users)
     for threads in (2, 3):
         assert_frame_equal(gen.fuse_tops(users, tops, threads=threads), one)
+
+
+def test_a_source_repeating_an_item_keeps_its_first_rank_on_every_path():
+    users = np.array([1, 0])
+    tops = {"a": (np.array([[3, 3, 5], [4, 2, 4]]), np.array([[2.0, 1.0, 0.5], [3.0, 2.0, 1.0]], np.float32)),
+            "b": (np.array([[5, 3, -1], [2, 2, 2]]), np.array([[9.0, 8.0, -np.inf], [1.0, 1.0, 1.0]], np.float32))}
+    parts = [Candidates.from_topk(users, *tops[s], s) for s in ("a", "b")]
+    expected = union(parts, sources=["a", "b"])
+    assert expected.filter(pl.col(USER) == 1).select("item", "a_score", "a_rank").rows()[0] == (3, 2.0, 1)
+    assert expected.filter((pl.col(USER) == 0) & (pl.col("item") == 2)).select("b_rank").item() == 1
+    assert_frame_equal(union_topk(users, tops, ["a", "b"]), expected)
+    fused = fuse(expected, ["a", "b"])
+    assert_frame_equal(fuse_topk(users, tops, ["a", "b"]), fused)
+    one_by_one = [fuse_topk(np.array([u]), {s: (t[0][[r]], t[1][[r]]) for s, t in tops.items()}, ["a", "b"])
+                  for r, u in enumerate(users)]
+    assert_frame_equal(pl.concat(one_by_one[::-1]), fused)

@@ -187,6 +187,7 @@ class CandidateGenerator:
         users = np.asarray(users, dtype=np.int64).reshape(-1)
         if len(users) > FAST_PATH_USERS or len(np.unique(users)) != len(users):
             users = np.unique(users)  # a user asked twice gets one list, as the union of frames gives
+        threads = threads if len(users) > FAST_PATH_USERS else 1  # a request: no thread pool to start
         return self.fuse_tops(users, self.topk_all(users, exclude_seen=exclude_seen, threads=threads), threads=threads)
 
     def topk_all(self, users: np.ndarray, *, exclude_seen: bool, skip: Sequence[str] = (),

@@ -7,6 +7,7 @@ catalogues beyond ``max_items`` are refused; use ALS or the two-tower source for
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from typing import Any, Literal, Self
@@ -60,13 +61,7 @@ def profile_matrix(
 
 def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
     """The EASE item-item matrix (zero diagonal, float32) for a user×item matrix ``x``."""
-    # Cholesky inverse in place (one n² buffer): the Gram plus λI is symmetric positive definite,
-    # and saying so skips scipy's structure check (~0.07 s of ~0.55 at 3,659 items; the same
-    # result). Should float32 rounding break definiteness, the general inverse of a fresh Gram.
-    try:
-        p = scipy.linalg.inv(_regularised_gram(x, l2), overwrite_a=True, check_finite=False, assume_a="pos")
-    except np.linalg.LinAlgError:
-        p = scipy.linalg.inv(_regularised_gram(x, l2), overwrite_a=True, check_finite=False, assume_a="general")
+    p = _inverse(x, l2)
     # P is symmetric, so its transpose is P too: read the Fortran-ordered result as the C-ordered
     # array retrieval wants (a sparse row times B), instead of copying 4 n² bytes into C order
     # (~0.25 s at 3,659 items). The inverse leaves P_ij and P_ji a rounding apart at most.
@@ -74,6 +69,23 @@ def ease_weights(x: sp.csr_matrix, l2: float) -> np.ndarray:
     p /= -np.diag(p)  # B_ij = -P_ij / P_jj, in place
     np.fill_diagonal(p, 0.0)
     return p.astype(np.float32, copy=False)
+
+
+#: SciPy 1.17 and later take the matrix's structure (``assume_a``); older ones invert by LU.
+_INV_TAKES_STRUCTURE = "assume_a" in inspect.signature(scipy.linalg.inv).parameters
+
+
+def _inverse(x: sp.csr_matrix, l2: float) -> np.ndarray:
+    """``(XᵀX + λI)⁻¹`` in place of the Gram (one n² buffer, Fortran-ordered). The Gram plus λI is
+    symmetric positive definite: SciPy ≥ 1.17 told so inverts by Cholesky without its structure
+    check (~0.07 s of ~0.55 at 3,659 items; the same result as its own detection). Should float32
+    rounding break definiteness, the general inverse of a fresh Gram."""
+    if not _INV_TAKES_STRUCTURE:
+        return scipy.linalg.inv(_regularised_gram(x, l2), overwrite_a=True, check_finite=False)
+    try:
+        return scipy.linalg.inv(_regularised_gram(x, l2), overwrite_a=True, check_finite=False, assume_a="pos")
+    except np.linalg.LinAlgError:
+        return scipy.linalg.inv(_regularised_gram(x, l2), overwrite_a=True, check_finite=False, assume_a="general")
 
 
 def _regularised_gram(x: sp.csr_matrix, l2: float) -> np.ndarray:

@@ -80,10 +80,12 @@ def union(
         rk = np.full(n, MISSING_RANK, dtype=np.int32)
         sel = src == j
         if sel.any():
-            # reversed assignment: where a source repeats a pair, its best (first) rank wins
-            idx = inv[sel][::-1]
-            sc[idx] = score[sel][::-1]
-            rk[idx] = rank[sel][::-1]
+            idx, sc_j, rk_j = inv[sel], score[sel], rank[sel]
+            first = _first_occurrences(idx, n)  # where a source repeats a pair, its best (first) rank wins
+            if first is not None:
+                idx, sc_j, rk_j = idx[first], sc_j[first], rk_j[first]
+            sc[idx] = sc_j
+            rk[idx] = rk_j
             mark = np.zeros(n, dtype=bool)
             mark[idx] = True
             n_src += mark
@@ -344,11 +346,31 @@ def _union_block(users: np.ndarray, tops: Mapping[str, TopK], names: list[str], 
     ranks = np.full((len(names), n), MISSING_RANK, dtype=np.int32)
     vals = np.full((len(names), n), np.nan, dtype=np.float32)
     if len(row):
-        src = np.concatenate(part_src)
-        # reversed assignment: where a source repeats a pair, its best (first) rank wins, as in union()
-        ranks[src[::-1], inv[::-1]] = np.concatenate(part_rank)[::-1]
-        vals[src[::-1], inv[::-1]] = np.concatenate(part_score)[::-1]
+        _scatter_first(ranks, vals, np.concatenate(part_src) * n + inv, np.concatenate(part_rank),
+                       np.concatenate(part_score))
     return out_user, out_item, ranks, vals
+
+
+def _first_occurrences(cells: np.ndarray, size: int) -> np.ndarray | None:
+    """Positions of the first occurrence of each value of ``cells`` (ints in ``[0, size)``), or
+    ``None`` when no value repeats (the common case, found without a sort)."""
+    seen = np.zeros(size, dtype=bool)
+    seen[cells] = True
+    if np.count_nonzero(seen) == len(cells):
+        return None
+    return np.unique(cells, return_index=True)[1]
+
+
+def _scatter_first(ranks: np.ndarray, vals: np.ndarray, cells: np.ndarray, rank: np.ndarray,
+                   score: np.ndarray) -> None:
+    """``ranks`` / ``vals`` (C-ordered sources × rows) at flat ``cells`` = ``rank`` / ``score``; where
+    a source repeats a pair, its first (best-ranked) entry wins, as in :func:`union` (numpy leaves
+    the winner of a repeated index in an assignment unspecified, so repeats are dropped first)."""
+    first = _first_occurrences(cells, ranks.size)
+    if first is not None:
+        cells, rank, score = cells[first], rank[first], score[first]
+    ranks.reshape(-1)[cells] = rank
+    vals.reshape(-1)[cells] = score
 
 
 def _fuse_one_user(user: int, tops: Mapping[str, TopK], names: list[str], present: list[int], *,
@@ -374,10 +396,8 @@ def _fuse_one_user(user: int, tops: Mapping[str, TopK], names: list[str], presen
     ranks = np.full((len(names), n), MISSING_RANK, dtype=np.int32)
     vals = np.full((len(names), n), np.nan, dtype=np.float32)
     if n:
-        src = np.concatenate(part_src)
-        # reversed assignment: where a source repeats an item, its best (first) rank wins, as in union()
-        ranks[src[::-1], inv[::-1]] = np.concatenate(part_rank)[::-1]
-        vals[src[::-1], inv[::-1]] = np.concatenate(part_scores)[::-1]
+        _scatter_first(ranks, vals, np.concatenate(part_src) * n + inv, np.concatenate(part_rank),
+                       np.concatenate(part_scores))
     fused32 = fused_scores(ranks, uniq, names, k0=k0, priority=priority, weights=weights,
                            priors=priors).astype(np.float32)
     out_item = uniq.astype(np.int32)
