@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -91,6 +93,8 @@ def main() -> None:
 
     ndcg = compute_metrics(recs.to_matrix(users, 10), targets, metrics=("ndcg",))["ndcg@10"]
     ndcg_pop = compute_metrics(pop_recs.to_matrix(users, 10), targets, metrics=("ndcg",))["ndcg@10"]
+    print(f"# host: {host_cpu()}, {os.cpu_count()} logical cores (the peer's time varies more across hosts "
+          "than ours: compare the ratio of one run, not seconds across machines)")
     print(f"# {args.dataset} {protocol}: {len(split.train):,} training rows, {len(users):,} test users")
     print(f"features: {X.shape[1]} features × {X.shape[0]:,} candidate rows in {t_feat:.2f}s "
           f"= {X.shape[0] / t_feat:,.0f} rows/s")
@@ -104,6 +108,17 @@ def main() -> None:
     peer_python = None if args.no_peer else find_peer_python(args.peer_python)
     if peer_python is not None or args.as_process:
         compare_as_processes(args, protocol, split, ds.repeats, peer_python)
+
+
+def host_cpu() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; the platform's processor string elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def request_latency(model: TwoStageRecommender, cands: pl.DataFrame, n_users: int = 200) -> dict[str, list[float]]:
