@@ -86,9 +86,7 @@ def union(
                 idx, sc_j, rk_j = idx[first], sc_j[first], rk_j[first]
             sc[idx] = sc_j
             rk[idx] = rk_j
-            mark = np.zeros(n, dtype=bool)
-            mark[idx] = True
-            n_src += mark
+            n_src[idx] += 1  # idx holds each pair once
         cols[score_col(s)], cols[rank_col(s)] = sc, rk
     order = np.lexsort((cols[ITEM], best, cols[USER]))  # user, then best rank, then item
     out = pl.DataFrame({USER: cols[USER][order], ITEM: cols[ITEM][order], N_SOURCES: n_src[order]})
@@ -331,13 +329,7 @@ def _union_block(users: np.ndarray, tops: Mapping[str, TopK], names: list[str], 
     item = np.concatenate(part_item).astype(np.int64) if part_item else np.zeros(0, np.int64)
     n_items = int(item.max()) + 1 if len(item) else 0
     if len(users) * n_items <= DIRECT_CELLS:  # (row, item) cells addressed directly: no sort
-        key = row * n_items + item
-        hit = np.zeros(len(users) * n_items, dtype=bool)
-        hit[key] = True
-        cells = np.flatnonzero(hit)
-        slot = np.empty(len(hit), dtype=np.int32 if len(cells) < 2**31 else np.int64)
-        slot[cells] = np.arange(len(cells), dtype=slot.dtype)
-        inv = slot[key]
+        cells, inv = _unique_items(row * n_items + item)
         out_user, out_item = users[cells // n_items].astype(np.int32), (cells % n_items).astype(np.int32)
     else:
         uniq, inv = np.unique((users[row] << np.int64(32)) | item, return_inverse=True)
@@ -419,10 +411,13 @@ def _union_columns(users: np.ndarray, items: np.ndarray, ranks: np.ndarray, vals
 
 
 def _unique_items(items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(items, return_inverse=True)`` by direct addressing of the item ids (no sort:
-    one request's few thousand entries)."""
+    """``np.unique(items, return_inverse=True)`` by direct addressing of the (non-negative) ids, no
+    sort: one request's few thousand item ids, or a block's (row × n_items + item) cells."""
     if not len(items):
         return np.unique(items, return_inverse=True)
     present = np.zeros(int(items.max()) + 1, dtype=bool)
     present[items] = True
-    return np.flatnonzero(present), (np.cumsum(present) - 1)[items]
+    uniq = np.flatnonzero(present)
+    slot = np.empty(len(present), dtype=np.int32 if len(uniq) < 2**31 else np.int64)
+    slot[uniq] = np.arange(len(uniq), dtype=slot.dtype)
+    return uniq, slot[items]
