@@ -1,0 +1,103 @@
+"""`fit`, `recommend` and `candidates`: a model directory in, recommendations out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import polars as pl
+import typer
+
+from shortlist.cli._common import ColumnMap, app, console, load_data, parse_column_map, read_users, write_csv_atomic
+from shortlist.config import load_config
+from shortlist.schema import ITEM_ID, RANK, SCORE, USER_ID
+
+
+@app.command()
+def fit(
+    interactions: Annotated[Path, typer.Option(help="CSV or Parquet with user_id, item_id, timestamp.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Model directory to write.")],
+    items: Annotated[Path | None, typer.Option(help="Item catalogue (item_id, title, ...).")] = None,
+    allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Allow already-seen items.")] = False,
+    target: Annotated[str | None, typer.Option(help="last | days:N (default: the config's, 'last').")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file overriding defaults.")] = None,
+    column_map: ColumnMap = None,
+) -> None:
+    """Fit a model on interactions and save it to a directory."""
+    cfg = load_config(config)
+    ds = load_data(None, interactions, items, parse_column_map(column_map), None, allow_repeats)
+    t0 = time.perf_counter()
+    with console.status("fitting (candidate sources, features, ranker)"):
+        model = _make_model(cfg, allow_repeats=allow_repeats, target=target)
+        if hasattr(model, "resolved_kind"):
+            model.fit(ds.interactions, rng=np.random.default_rng(cfg["model"]["seed"]))
+        else:
+            model.fit(ds.interactions, items=ds.items, rng=np.random.default_rng(cfg["model"]["seed"]))
+        model.save(out_dir)
+    console.print(f"fitted {cfg['model']['kind']} in {time.perf_counter() - t0:.1f}s → {out_dir}")
+    metrics = getattr(model, "metrics_", {})
+    if "candidate_recall" in metrics:
+        console.print(f"[dim]candidate recall per label window: {metrics['candidate_recall']}; "
+                      f"ranker: {metrics.get('ranker', 'not trained (too little data)')}[/dim]")
+
+
+def _make_model(cfg: dict[str, Any], *, allow_repeats: bool, target: str | None) -> Any:
+    from shortlist.pipeline.baseline import BaselineRecommender
+    from shortlist.pipeline.two_stage import TwoStageRecommender
+
+    m = cfg["model"]
+    if m["kind"] != "two_stage":
+        return BaselineRecommender(kind=m["kind"], allow_repeats=allow_repeats)
+    return TwoStageRecommender(
+        target=target or m["target"], allow_repeats=allow_repeats, sources=m["sources"] or None,
+        source_params=cfg["source_params"], per_source=m["per_source"], max_candidates=m["max_candidates"] or None,
+        n_windows=m["n_windows"] or None, max_negatives=m["max_negatives"], hard_negatives=m["hard_negatives"],
+        ranker=m["ranker"], ranker_params=cfg["ranker"], seed=m["seed"],
+    )
+
+
+@app.command()
+def recommend(
+    model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`.")],
+    users: Annotated[Path, typer.Option(help="CSV with a user_id column.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output CSV: user_id,item_id,rank,score.")],
+    k: Annotated[int, typer.Option(help="Items per user.", min=1)] = 10,
+) -> None:
+    """Write the top-K recommendations for each listed user."""
+    from shortlist.pipeline.load import load_model
+
+    with console.status("loading the model"):
+        rec = load_model(model)
+    user_ids = read_users(users)
+    with console.status(f"recommending for {len(user_ids):,} users"):
+        recs = rec.recommend(user_ids, k)
+    write_csv_atomic(recs.select(USER_ID, ITEM_ID, RANK, SCORE), out_path)
+    console.print(f"wrote {recs.height:,} rows for {len(user_ids):,} users → {out_path}")
+
+
+@app.command()
+def candidates(
+    model: Annotated[Path, typer.Option(help="Two-stage model directory written by `shortlist fit`.")],
+    users: Annotated[Path, typer.Option(help="CSV with a user_id column.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output CSV: the stage-1 candidate union.")],
+) -> None:
+    """Write stage 1's candidate union: user_id, item_id, n_sources, each source's score and rank."""
+    from shortlist.pipeline.external import internal_users
+    from shortlist.pipeline.two_stage import TwoStageRecommender
+
+    with console.status("loading the model"):
+        rec = TwoStageRecommender.load(model)
+    assert rec.history_ is not None and rec.generator_ is not None
+    ext, internal = internal_users(read_users(users), rec.history_.users)
+    with console.status(f"retrieving candidates for {len(ext):,} users"):
+        union = rec.generator_.generate(internal.to_numpy().astype(np.int64), exclude_seen=not rec.allow_repeats)
+    lookup = pl.DataFrame({"user": internal, USER_ID: ext})
+    out_df = union.join(lookup, on="user", how="inner", maintain_order="left")
+    out_df = out_df.with_columns(rec.history_.items.external(out_df.get_column("item")).alias(ITEM_ID))
+    cols = [USER_ID, ITEM_ID, "n_sources", *[c for c in union.columns if c not in ("user", "item", "n_sources")]]
+    write_csv_atomic(out_df.select(cols), out_path)
+    console.print(f"wrote {out_df.height:,} candidates for {len(ext):,} users → {out_path}")
+
+
