@@ -93,10 +93,8 @@ class PairFeatures:
         out["pair_interval_days"] = interval.astype(np.float32)
         out["pair_cycle_ratio"] = (out["pair_days_since_last"] / np.maximum(interval, 1.0 / 24)).astype(np.float32)
         out["pair_share"] = np.where(ku, c64 / np.maximum(profiles.total[us], 1), np.nan).astype(np.float32)
-        cat = np.where(ki, st.item_category[is_], -1)
-        has_cat = ku & (cat >= 0)
-        aff = profiles.user_cat.get(np.where(has_cat, rows, -1), np.maximum(cat, 0))
-        out["pair_cat_affinity"] = np.where(has_cat, aff / np.maximum(profiles.cat_total[us], 1e-9),
+        aff, has_cat = _category_affinity(profiles, st.tables.item_cats, np.where(ku, rows, -1), np.where(ki, i, -1))
+        out["pair_cat_affinity"] = np.where(ku & has_cat, aff / np.maximum(profiles.cat_total[us], 1e-9),
                                             np.nan).astype(np.float32)
         price = np.where(ki, st.item_price[is_], np.nan)
         out["pair_price_ratio"] = np.where(ku, price / profiles.price[us], np.nan).astype(np.float32)
@@ -151,3 +149,22 @@ def _row_sums(vals: np.ndarray) -> np.ndarray:
 
 DENSE_SIM_CELLS = 16_000_000
 
+
+
+def _category_affinity(profiles: UserProfiles, item_cats: sp.csr_matrix, rows: np.ndarray,
+                       items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair: the user's interactions in the item's most frequent (for them) category, and
+    whether the item has a category at all (rows or items of -1: none)."""
+    known = items >= 0
+    it = np.where(known, items, 0)
+    n_cats = np.where(known, np.diff(item_cats.indptr)[it], 0)
+    ends = np.cumsum(n_cats)
+    pair = np.repeat(np.arange(len(items)), n_cats)
+    offset = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(ends - n_cats, n_cats)
+    cats = item_cats.indices[item_cats.indptr[it][pair] + offset]
+    values = profiles.user_cat.get(rows[pair], cats).astype(np.float64)
+    best = np.zeros(len(items), dtype=np.float64)
+    has = n_cats > 0
+    if has.any():
+        best[has] = np.maximum.reduceat(values, (ends - n_cats)[has])
+    return best, has

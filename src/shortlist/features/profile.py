@@ -56,9 +56,13 @@ class ItemTables:
     n_items: int
     item_pop: np.ndarray  # float32 log(1 + distinct users)
     item_price: np.ndarray  # float64, NaN unknown
-    item_category: np.ndarray  # int32, -1 unknown
-    n_categories: int
+    item_category: np.ndarray  # int32 primary category code, -1 unknown
+    item_cats: sp.csr_matrix  # (n_items × n_categories) float32 membership: every category of an item
     has_baskets: bool  # whether the fitted history had basket ids (else user_n_baskets is NaN)
+
+    @property
+    def n_categories(self) -> int:
+        return int(self.item_cats.shape[1])
 
 
 @dataclass
@@ -73,9 +77,9 @@ class UserProfiles:
     pair_count: np.ndarray  # float32 interactions of the pair (aligned with pair_keys)
     pair_first: np.ndarray  # float64 first timestamp of the pair
     pair_last: np.ndarray  # float64 last timestamp of the pair
-    user_cat: SparseCells  # interactions per (user, category)
+    user_cat: SparseCells  # interactions per (user, category), an item counting in each of its categories
     total: np.ndarray  # float64 interactions
-    cat_total: np.ndarray  # float64 interactions in a known category
+    cat_total: np.ndarray  # float64 interactions with items that have a category
     price: np.ndarray  # float64 mean catalogue price of the user's distinct items (NaN: none known)
     pop: np.ndarray  # float64 mean item_pop of the user's distinct items
     recent: np.ndarray  # int64 (n × recent_len) distinct items, most recent first, -1 padded
@@ -162,11 +166,12 @@ class UserProfiles:
             "user_n_baskets": (_distinct_per_user(u, basket_codes, n) if tables.has_baskets
                                else np.full(n, np.nan)),
         }
-        cat = tables.item_category[pi]
-        keep = cat >= 0
-        user_cat = (mat(pair_n[keep], cat[keep], tables.n_categories) if tables.n_categories
+        # An item counts once in each of its categories; items without one count in none.
+        user_cat = (sp.csr_matrix(counts @ tables.item_cats) if tables.n_categories
                     else sp.csr_matrix((n, 1), dtype=np.float32))
-        static["user_top_cat_share"], static["user_cat_entropy"] = _category_shape(user_cat)
+        categorised = (tables.item_cats.getnnz(axis=1) > 0).astype(np.float64)
+        cat_total = np.asarray(counts @ categorised, dtype=np.float64).ravel()
+        static["user_top_cat_share"], static["user_cat_entropy"] = _category_shape(user_cat, cat_total)
         static = {k: np.where(has, v, np.nan).astype(np.float32) for k, v in static.items()}
         binary = (counts > 0).astype(np.float32)
         known_price = (~np.isnan(tables.item_price)).astype(np.float64)
@@ -175,7 +180,7 @@ class UserProfiles:
         return cls(
             n=n, last=user_last, static=static, counts=counts, pair_keys=ks[start], pair_count=pair_n,
             pair_first=first, pair_last=last, user_cat=SparseCells(user_cat), total=n_rows,
-            cat_total=np.asarray(user_cat.sum(axis=1), dtype=np.float64).ravel(),
+            cat_total=cat_total,
             price=np.where(priced > 0, price, np.nan),
             pop=(binary @ tables.item_pop) / np.maximum(n_items, 1e-9).astype(np.float32),
             recent=_recent(pu, pi, last, n, recent_len),
@@ -203,8 +208,9 @@ def _distinct_per_user(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(us[new], minlength=n).astype(np.float64)
 
 
-def _category_shape(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """Share of the top category and entropy (nats) of each row's category counts."""
+def _category_shape(m: sp.csr_matrix, cat_total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of the user's categorised interactions in their top category, and the entropy (nats)
+    of their distribution over categories (an item in several categories counts in each)."""
     total = np.asarray(m.sum(axis=1), dtype=np.float64).ravel()
     if m.nnz == 0:
         nan = np.full(m.shape[0], np.nan)
@@ -214,7 +220,7 @@ def _category_shape(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     p.data = -p.data * np.log(np.maximum(p.data, 1e-12))
     ent = np.asarray(p.sum(axis=1)).ravel()
     has = total > 0
-    return np.where(has, top / np.maximum(total, 1e-9), np.nan), np.where(has, ent, np.nan)
+    return np.where(has, top / np.maximum(cat_total, 1e-9), np.nan), np.where(has, ent, np.nan)
 
 
 def _recent(pu: np.ndarray, pi: np.ndarray, last: np.ndarray, n: int, length: int) -> np.ndarray:

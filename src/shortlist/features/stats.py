@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.features.base import TimeScale, sorted_item_times
@@ -34,10 +36,10 @@ class HistoryStats:
         u = f.get_column(USER).to_numpy().astype(np.int64)
         it = f.get_column(ITEM).to_numpy().astype(np.int64)
         ts = f.get_column(TIMESTAMP).to_numpy().astype(np.int64)
-        price, category, n_cat = _item_attributes(history, items)
+        price, category, item_cats = _item_attributes(history, items)
         item_users = np.bincount(np.unique(u * n_i + it) % max(n_i, 1), minlength=n_i) if n_i else np.zeros(0)
         tables = ItemTables(n_items=n_i, item_pop=np.log1p(item_users).astype(np.float32), item_price=price,
-                            item_category=category, n_categories=n_cat, has_baskets=BASKET in f.columns)
+                            item_category=category, item_cats=item_cats, has_baskets=BASKET in f.columns)
         paid = f.get_column(PRICE).cast(pl.Float64).fill_null(np.nan).to_numpy() if PRICE in f.columns else None
         baskets = (f.get_column(BASKET).cast(pl.Utf8).rank("dense").fill_null(0).to_numpy().astype(np.int64)
                    if BASKET in f.columns else None)
@@ -99,8 +101,9 @@ class _UserRows:
                            None if self.baskets is None else self.baskets[a:b])
 
 
-def _item_attributes(history: Interactions, items: Items | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Median price per item (catalogue first, then paid prices) and category codes."""
+def _item_attributes(history: Interactions, items: Items | None) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+    """Median price per item (catalogue first, then paid prices), the primary category code (-1:
+    none) and the item × category membership of every category an item has."""
     n = history.n_items
     price = np.full(n, np.nan, dtype=np.float64)
     f = history.frame
@@ -108,7 +111,7 @@ def _item_attributes(history: Interactions, items: Items | None) -> tuple[np.nda
         p = f.group_by(ITEM).agg(pl.col(PRICE).median())
         price[p.get_column(ITEM).to_numpy()] = p.get_column(PRICE).to_numpy()
     category = np.full(n, -1, dtype=np.int32)
-    n_cat = 0
+    sets: list[frozenset[str]] = [frozenset()] * n
     if items is not None:
         if items.has(PRICE):
             cat_price = items.aligned(PRICE).cast(pl.Float64).to_numpy()
@@ -117,8 +120,19 @@ def _item_attributes(history: Interactions, items: Items | None) -> tuple[np.nda
             c = items.aligned(CATEGORY).cast(pl.Utf8)
             codes = c.rank("dense").to_numpy()
             category = np.where(c.is_null().to_numpy(), -1, np.nan_to_num(codes, nan=0) - 1).astype(np.int32)
-            n_cat = int(category.max()) + 1
-    return price, category, n_cat
+            sets = [frozenset() if v is None else frozenset([v]) for v in c.to_list()[:n]]
+    return price, category, category_membership(sets, n)
+
+
+def category_membership(sets: Sequence[frozenset[str]], n_items: int) -> sp.csr_matrix:
+    """(n_items × categories) float32 0/1: row i marks every category of item i (columns in
+    sorted category order); items past ``sets`` have none."""
+    vocab = {c: j for j, c in enumerate(sorted(set().union(*sets)))}
+    cols = [vocab[c] for s in sets for c in sorted(s)]
+    indptr = np.r_[0, np.cumsum([len(s) for s in sets], dtype=np.int64)]
+    indptr = np.r_[indptr, np.full(n_items - len(sets), indptr[-1], dtype=np.int64)]
+    return sp.csr_matrix((np.ones(len(cols), np.float32), np.asarray(cols, np.int64), indptr),
+                         shape=(n_items, len(vocab)))
 
 
 def recent_items(stats: HistoryStats, n: int) -> np.ndarray:
