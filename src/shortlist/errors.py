@@ -113,6 +113,10 @@ class ModelLoadError(ShortlistError, OSError):
     """A saved model directory is missing files, corrupt, or from an incompatible version."""
 
 
+class OutputPathError(ShortlistError, OSError):
+    """An output path would overwrite or delete something shortlist did not create."""
+
+
 class DependencyMissingError(ShortlistError, ImportError):
     def __init__(self, package: str, extra: str, what: str) -> None:
         super().__init__(

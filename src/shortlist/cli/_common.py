@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shortlist.errors import ConfigError, MissingColumnError
+from shortlist.errors import ConfigError, MissingColumnError, OutputPathError
 from shortlist.schema import USER_ID
 
 app = typer.Typer(
@@ -86,10 +86,35 @@ def read_users(path: Path) -> pl.Series:
     return df.get_column(USER_ID).str.strip_chars().drop_nulls().unique(maintain_order=True)
 
 
-def write_csv_atomic(df: pl.DataFrame, path: Path) -> None:
+def write_table_atomic(df: pl.DataFrame, path: Path) -> None:
+    """Write ``df`` as CSV, or Parquet for a ``.parquet`` path, through a temporary sibling renamed
+    into place. An existing file is replaced only when it holds the same columns (an earlier
+    output of the same command): anything else may be the user's data and is refused."""
+    check_output_file(path, df.columns)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    df.write_csv(tmp)
-    os.replace(tmp, path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            df.write_parquet(tmp)
+        else:
+            df.write_csv(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
+def check_output_file(path: Path, columns: list[str]) -> None:
+    """Refuse ``path`` as an output with ``columns`` unless it is new or an earlier such output
+    (commands call it before their work, so a refusal costs nothing)."""
+    if path.is_dir():
+        raise OutputPathError(f"--out {path}: that is a folder; name a file (e.g. {path / 'out.csv'})")
+    if not path.exists():
+        return
+    try:
+        existing = (list(pl.read_parquet_schema(path)) if path.suffix.lower() == ".parquet"
+                    else pl.read_csv(path, n_rows=0).columns)
+    except (OSError, pl.exceptions.PolarsError):
+        existing = []
+    if existing != columns:
+        raise OutputPathError(f"--out {path}: the file exists and is not an earlier output of this command "
+                              f"(its columns are not {', '.join(columns)}); pass a new path, or move it away yourself")

@@ -17,7 +17,7 @@ from shortlist.cli._common import (
     load_data,
     parse_column_map,
     print_table,
-    write_csv_atomic,
+    write_table_atomic,
 )
 from shortlist.config import load_config
 from shortlist.schema import USER_ID
@@ -120,10 +120,10 @@ def split(
     ds = load_data(dataset, interactions, None, None, data_dir, allow_repeats)
     s = split_by_protocol(ds.interactions, protocol, repeats=allow_repeats)
     out_dir.mkdir(parents=True, exist_ok=True)
-    export_interactions(s.train).write_parquet(out_dir / "train.parquet")
-    export_interactions(s.test).write_parquet(out_dir / "test.parquet")
+    write_table_atomic(export_interactions(s.train), out_dir / "train.parquet")
+    write_table_atomic(export_interactions(s.test), out_dir / "test.parquet")
     users = s.train.users.external(s.test_users)
-    write_csv_atomic(pl.DataFrame({USER_ID: users}), out_dir / "test_users.csv")
+    write_table_atomic(pl.DataFrame({USER_ID: users}), out_dir / "test_users.csv")
     console.print(f"{s} → {out_dir}")
 
 

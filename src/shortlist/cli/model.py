@@ -10,7 +10,16 @@ import numpy as np
 import polars as pl
 import typer
 
-from shortlist.cli._common import ColumnMap, app, console, load_data, parse_column_map, read_users, write_csv_atomic
+from shortlist.cli._common import (
+    ColumnMap,
+    app,
+    check_output_file,
+    console,
+    load_data,
+    parse_column_map,
+    read_users,
+    write_table_atomic,
+)
 from shortlist.config import load_config
 from shortlist.schema import ITEM_ID, RANK, SCORE, USER_ID
 
@@ -26,6 +35,9 @@ def fit(
     column_map: ColumnMap = None,
 ) -> None:
     """Fit a model on interactions and save it to a directory."""
+    from shortlist.pipeline.artifacts import check_model_target
+
+    check_model_target(out_dir)  # before the fit: a refused folder costs nothing
     cfg = load_config(config)
     ds = load_data(None, interactions, items, parse_column_map(column_map), None, allow_repeats)
     t0 = time.perf_counter()
@@ -68,12 +80,13 @@ def recommend(
     """Write the top-K recommendations for each listed user."""
     from shortlist.pipeline.load import load_model
 
+    check_output_file(out_path, [USER_ID, ITEM_ID, RANK, SCORE])
     with console.status("loading the model"):
         rec = load_model(model)
     user_ids = read_users(users)
     with console.status(f"recommending for {len(user_ids):,} users"):
         recs = rec.recommend(user_ids, k)
-    write_csv_atomic(recs.select(USER_ID, ITEM_ID, RANK, SCORE), out_path)
+    write_table_atomic(recs.select(USER_ID, ITEM_ID, RANK, SCORE), out_path)
     console.print(f"wrote {recs.height:,} rows for {len(user_ids):,} users → {out_path}")
 
 
@@ -97,7 +110,7 @@ def candidates(
     out_df = union.join(lookup, on="user", how="inner", maintain_order="left")
     out_df = out_df.with_columns(rec.history_.items.external(out_df.get_column("item")).alias(ITEM_ID))
     cols = [USER_ID, ITEM_ID, "n_sources", *[c for c in union.columns if c not in ("user", "item", "n_sources")]]
-    write_csv_atomic(out_df.select(cols), out_path)
+    write_table_atomic(out_df.select(cols), out_path)
     console.print(f"wrote {out_df.height:,} candidates for {len(ext):,} users → {out_path}")
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from shortlist import __version__
-from shortlist.errors import ModelLoadError
+from shortlist.errors import ModelLoadError, OutputPathError
 
 MANIFEST = "manifest.json"
 FORMAT = "shortlist-model"
@@ -48,13 +48,39 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def check_model_target(target: Path | str) -> Path:
+    """``target`` resolved, if a model may be written there: a new path, an empty folder, or an
+    existing shortlist model (which a new one replaces). Anything else is refused before any work,
+    since replacing it would delete what shortlist did not create."""
+    path = Path(target).expanduser().resolve()
+    fix = "pass a new folder name (e.g. --out models/my-model)"
+    if path == Path.cwd().resolve() or path in Path.cwd().resolve().parents:
+        raise OutputPathError(f"--out {target}: the model folder cannot be the working directory or one "
+                              f"above it; {fix}")
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"--out {target}: a file of that name exists and a model is a folder; {fix}, "
+                              f"or move the file away yourself")
+    if path.is_dir() and any(path.iterdir()) and not _is_model(path):
+        raise OutputPathError(f"--out {target}: the folder exists and is not a shortlist model (it has no "
+                              f"{MANIFEST} of format {FORMAT!r}), so replacing it would delete its files; {fix}")
+    return path
+
+
+def _is_model(path: Path) -> bool:
+    try:
+        return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 @contextlib.contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
+def atomic_directory(target: Path | str) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``target`` in one rename.
 
-    On error the temporary directory is removed and ``target`` is left as it was.
+    ``target`` must pass :func:`check_model_target`. On error the temporary directory is removed
+    and ``target`` is left as it was.
     """
-    target = Path(target)
+    target = check_model_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
