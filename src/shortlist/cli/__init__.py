@@ -10,6 +10,8 @@ import logging
 import os
 import sys
 
+from rich.text import Text
+
 from shortlist.cli._common import app, console
 from shortlist.errors import ShortlistError
 
@@ -30,13 +32,13 @@ def main() -> None:
     except (ShortlistError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
         if debug:
             raise
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("error:", "red"), f" {e}"), soft_wrap=True)
         sys.exit(2)
     except Exception as e:  # anything unexpected: still one line, with the way to see more
         if debug:
             raise
-        console.print(f"[red]error:[/red] {type(e).__name__}: {e} (set SHORTLIST_DEBUG=1 for the traceback)",
-                      highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("error:", "red"), f" {type(e).__name__}: {e} "
+                                    "(set SHORTLIST_DEBUG=1 for the traceback)"), soft_wrap=True)
         sys.exit(1)
 
 

@@ -21,9 +21,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="shortlist: two-stage recommendations — fit, recommend, evaluate.",
 )
-console = Console(stderr=True)
+# No markup and no highlighting: messages carry user text (paths, ids, values such as "[nan, 1]")
+# that rich would otherwise read as style tags; styles are passed as arguments instead.
+console = Console(stderr=True, markup=False, highlight=False)
 # Tables stay readable when piped (rich would otherwise assume 80 columns).
-out = Console(width=None if sys.stdout.isatty() else 200)
+out = Console(width=None if sys.stdout.isatty() else 200, markup=False, highlight=False)
 
 DataDir = Annotated[list[Path] | None, typer.Option("--data-dir", help="Folder holding dataset folders (repeatable).")]
 ColumnMap = Annotated[
@@ -63,7 +65,7 @@ def load_data(dataset: str | None, interactions: Path | None, items: Path | None
         else:
             assert interactions is not None
             ds = load_dataset(interactions, items, columns=columns, repeats=bool(repeats))
-    console.print(f"[dim]{ds.report}[/dim]")
+    console.print(str(ds.report), style="dim")
     return ds
 
 
@@ -77,13 +79,10 @@ def print_table(table: pl.DataFrame, title: str) -> None:
 
 
 def read_users(path: Path) -> pl.Series:
-    try:
-        df = pl.read_csv(path, schema_overrides={USER_ID: pl.Utf8}, infer_schema_length=0)
-    except FileNotFoundError as e:
-        raise ConfigError(f"users file {path} does not exist") from e
-    if USER_ID not in df.columns:
-        raise MissingColumnError(str(path), USER_ID, df.columns)
-    return df.get_column(USER_ID).str.strip_chars().drop_nulls().unique(maintain_order=True)
+    """The users file's ``user_id`` column (CSV, Parquet or JSON), normalised like every other id."""
+    from shortlist.data.loaders import load_user_ids
+
+    return load_user_ids(path)
 
 
 def write_table_atomic(df: pl.DataFrame, path: Path) -> None:

@@ -60,7 +60,7 @@ def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report
     cfg = load_config(config)
     t0 = time.perf_counter()
     split = split_by_protocol(ds.interactions, protocol, repeats=repeats)
-    console.print(f"[dim]{split}[/dim]")
+    console.print(str(split), style="dim")
     ks = sorted({5, k, 20})
     params = _model_params(cfg)
     with console.status("evaluating") as status:
@@ -99,7 +99,7 @@ def demo(
     t0 = time.perf_counter()
     with console.status("loading the bundled UCI Online Retail data"):
         ds = load_named("online-retail", search_dirs=[])
-    console.print(f"[dim]{ds.report}[/dim]")
+    console.print(str(ds.report), style="dim")
     _run_evaluation(ds, protocol="days:14", repeats=True, k=10, report=report)
     console.print(f"demo finished in {time.perf_counter() - t0:.1f}s")
 

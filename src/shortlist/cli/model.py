@@ -51,8 +51,8 @@ def fit(
     console.print(f"fitted {cfg['model']['kind']} in {time.perf_counter() - t0:.1f}s → {out_dir}")
     metrics = getattr(model, "metrics_", {})
     if "candidate_recall" in metrics:
-        console.print(f"[dim]candidate recall per label window: {metrics['candidate_recall']}; "
-                      f"ranker: {metrics.get('ranker', 'not trained (too little data)')}[/dim]")
+        console.print(f"candidate recall per label window: {metrics['candidate_recall']}; "
+                      f"ranker: {metrics.get('ranker', 'not trained (too little data)')}", style="dim")
 
 
 def _make_model(cfg: dict[str, Any], *, allow_repeats: bool, target: str | None) -> Any:
