@@ -4,6 +4,7 @@ two-stage model, with candidate recall per source — all fitted on the same tra
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from shortlist.pipeline.baseline import make_baseline
 from shortlist.pipeline.ranked import rank_by_score
 from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.retrieval.union import best_rank, rank_col
+from shortlist.schema import SECONDS_PER_DAY, TIMESTAMP
 
 logger = logging.getLogger(__name__)
 RECALL_AT = (50, 100, 200, 300)
@@ -44,7 +46,7 @@ def evaluate_full(
     base = evaluate({f"baseline:{n}": make_baseline(n) for n in baselines}, split, ks=ks, depth=depth)
 
     step("two-stage model")
-    params = {"target": "last" if split.protocol.startswith("llo") else split.protocol,
+    params = {"target": target_for(split),
               "allow_repeats": split.repeats, "seed": seed, **(model_params or {})}
     t0 = time.perf_counter()
     model = TwoStageRecommender(**params).fit(split.train, items=items, rng=np.random.default_rng(seed))
@@ -81,6 +83,19 @@ def evaluate_full(
     curves = {m: {**base.curves[m], **sources_scored.curves[m], **rest.curves[m]} for m in base.curves}
     result = EvaluationResult(table, curves, len(users), split.protocol, meta={**base.meta, "best_source": best_source})
     return result, pl.DataFrame(recall_rows), model
+
+
+def target_for(split: Split) -> str:
+    """The two-stage target that matches a split: each user's next interaction for leave-last-out
+    (and splits without a time window), else the next N days, N the test period's length."""
+    name, _, _ = split.protocol.partition(":")
+    if name == "days":
+        return split.protocol
+    if name == "quantile":
+        ts = split.test.frame.get_column(TIMESTAMP)
+        span_days = (int(ts.max()) - int(ts.min()) + 1) / SECONDS_PER_DAY  # type: ignore[arg-type]
+        return f"days:{max(1.0, math.ceil(span_days * 100) / 100):g}"
+    return "last"
 
 
 def _recalls(matrix: np.ndarray, targets: Any) -> dict[str, float]:
