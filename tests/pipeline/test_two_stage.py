@@ -252,3 +252,14 @@ def test_vector_cache_copies_with_fresh_locks():
         copy = pickle.loads(pickle.dumps(cache))  # a held lock does not travel
     assert copy.get("content")[1] == "tfidf" and np.array_equal(copy.get("content")[0], np.ones((3, 2)))
     assert copy.lock("content").acquire(blocking=False)
+
+
+def test_unknown_users_get_the_popular_list(fitted):
+    # bug 10: unknown users were ranked with all-NaN features (items 151st-210th by popularity)
+    _, model = fitted
+    recs = model.recommend(["nobody", "nobody-else"], 10)
+    popular = model.history_.items.external(model.fallback_.ranking_[:10]).to_list()
+    for user in ("nobody", "nobody-else"):
+        got = recs.filter(pl.col("user_id") == user).sort("rank")
+        assert got.get_column("item_id").to_list() == popular
+        assert got.get_column("score").is_null().all()  # never scored by the ranker

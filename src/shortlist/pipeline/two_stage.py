@@ -356,7 +356,8 @@ class TwoStageRecommender:
         ext, internal = internal_users(user_ids, self.history_.users)
         u = internal.to_numpy().astype(np.int64)
         exclude = not self.allow_repeats
-        ranked = top_up(self.retrieve(u, k), self.fallback_.retrieve(u, k, exclude_seen=exclude), k, self.name)
+        known = u[u < self.history_.n_users]  # the others have no history to rank for: popularity alone
+        ranked = top_up(self.retrieve(known, k), self.fallback_.retrieve(u, k, exclude_seen=exclude), k, self.name)
         return to_external(ranked, internal, ext, self.history_.items)
 
     def recommend_for_history(
