@@ -372,3 +372,24 @@ def test_minilm_puts_synonyms_closer_than_unrelated_items(tmp_path):
     assert enc.name == "st:sentence-transformers/all-MiniLM-L6-v2:l2"
     with pytest.raises(ConfigError, match="never downloads"):
         SentenceTransformerEncoder(tmp_path / "no-model-here", device="cpu").encode(["x"])
+
+
+def test_tfidf_fits_a_catalogue_with_a_single_ngram():
+    # bug 19: emoji-only catalogue text left one n-gram, and TruncatedSVD refused one feature
+    from shortlist.retrieval.content.tfidf import TfidfSvdEncoder
+
+    enc = TfidfSvdEncoder(8).fit(["🎉"] * 5)
+    v = enc.encode(["🎉", "nothing known"])
+    assert v.shape == (2, 8) and v[0, 0] == pytest.approx(1.0) and not v[1].any()
+
+
+def test_an_empty_text_column_is_not_text():
+    # bug 11: a catalogue whose title column is all empty refused to fit ("no item has any text")
+    from shortlist.data import build_dataset
+    from shortlist.pipeline.sources import default_source_names, has_text
+
+    inter = pl.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"], "timestamp": [1_600_000_000, 1_600_000_001]})
+    empty = build_dataset(inter, pl.DataFrame({"item_id": ["x", "y"], "title": ["", "  "]})).items
+    some = build_dataset(inter, pl.DataFrame({"item_id": ["x", "y"], "title": [None, "a mug"]})).items
+    assert not has_text(empty) and has_text(some)
+    assert "content" not in default_source_names(n_items=2, repeats=False, has_text=has_text(empty))

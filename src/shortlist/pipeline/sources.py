@@ -107,8 +107,13 @@ def default_source_names(*, n_items: int, repeats: bool, has_text: bool = False)
 
 
 def has_text(items: Items | None) -> bool:
-    """Whether a catalogue carries any text the content source can embed."""
-    return items is not None and any(items.has(c) for c in ITEM_TEXT_COLUMNS)
+    """Whether a catalogue carries any text the content source can embed: a text column with at
+    least one non-blank value (a column that is there but empty does not count)."""
+    if items is None:
+        return False
+    present = [c for c in ITEM_TEXT_COLUMNS if items.has(c)]
+    return any(items.frame.get_column(c).cast(pl.Utf8).str.strip_chars().str.len_chars().gt(0).any()
+               for c in present)
 
 
 @dataclass

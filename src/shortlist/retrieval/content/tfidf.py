@@ -81,10 +81,13 @@ class TfidfSvdEncoder:
         from sklearn.decomposition import TruncatedSVD
 
         x = _combine(blocks)
+        self.vocabs_, self.idfs_ = vocabs, idfs
+        if x.shape[1] < 2:  # one n-gram in all (e.g. a catalogue of one emoji): nothing to reduce
+            self.components_ = np.eye(x.shape[1], dtype=np.float32)
+            return self
         k = max(1, min(self.dim, x.shape[1] - 1, x.shape[0]))
         svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=self.seed)
         svd.fit(x)
-        self.vocabs_, self.idfs_ = vocabs, idfs
         self.components_ = svd.components_.astype(np.float32)
         return self
 
