@@ -263,3 +263,13 @@ def test_unknown_users_get_the_popular_list(fitted):
         got = recs.filter(pl.col("user_id") == user).sort("rank")
         assert got.get_column("item_id").to_list() == popular
         assert got.get_column("score").is_null().all()  # never scored by the ranker
+
+
+def test_a_huge_k_costs_the_catalogue_not_k(fitted):
+    # bug 18: recommend --k 1000000000 was killed for memory (lists padded to k)
+    split, model = fitted
+    user = model.history_.users.external([0]).item()
+    recs = model.recommend([user, "nobody"], 10**9)
+    n_items = model.history_.n_items
+    assert recs.group_by("user_id").len().get_column("len").max() <= n_items
+    assert model.recommend_for_history([model.history_.items.external([0]).item()], 10**9).height <= n_items

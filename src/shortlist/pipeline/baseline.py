@@ -79,8 +79,8 @@ class BaselineRecommender:
 
         Users unknown at fit time get the popularity fallback; lists are topped up from it too.
         """
-        check_k(k)
         source, fallback, users, items = self._check()
+        k = check_k(k, len(items))
         ext, internal = internal_users(user_ids, users)
         u = internal.to_numpy().astype(np.int64)
         exclude = not self.allow_repeats

@@ -338,8 +338,9 @@ class TwoStageRecommender:
 
     def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool | None = None) -> Candidates:
         """Top-``k`` re-ranked items per user (internal ids)."""
-        check_k(k)
         gen, _ = self._check()
+        assert self.history_ is not None
+        k = check_k(k, self.history_.n_items)
         exclude = (not self.allow_repeats) if exclude_seen is None else exclude_seen
         cands = gen.generate(np.asarray(users, dtype=np.int64), exclude_seen=exclude,
                              threads=fit_threads(len(gen.sources_)))
@@ -350,9 +351,9 @@ class TwoStageRecommender:
 
         Users unknown at fit time get the popularity fallback; short lists are topped up from it.
         """
-        check_k(k)
         if self.history_ is None or self.fallback_ is None:
             raise NotFittedError(type(self).__name__)
+        k = check_k(k, self.history_.n_items)
         ext, internal = internal_users(user_ids, self.history_.users)
         u = internal.to_numpy().astype(np.int64)
         exclude = not self.allow_repeats
@@ -371,8 +372,9 @@ class TwoStageRecommender:
         """
         from shortlist.pipeline.session import recommend_for_session
 
-        check_k(k)
-        return recommend_for_session(self, item_ids, k, timestamps=timestamps)
+        if self.history_ is None:
+            raise NotFittedError(type(self).__name__)
+        return recommend_for_session(self, item_ids, check_k(k, self.history_.n_items), timestamps=timestamps)
 
     def save(self, directory: Path | str) -> Path:
         from shortlist.pipeline.persist import save_two_stage

@@ -65,9 +65,12 @@ class TopKRetrieval:
         return Candidates.from_topk(np.array([-1]), *top, self.name)
 
 
-def check_k(k: int) -> None:
+def check_k(k: int, n_items: int | None = None) -> int:
+    """``k`` checked, and capped at ``n_items`` when given: no list is longer than the catalogue, so
+    a huge ``k`` costs what the catalogue costs, not what ``k`` asks."""
     if not isinstance(k, int | np.integer) or k <= 0:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
+    return int(k) if n_items is None else max(1, min(int(k), n_items))
 
 
 def require_fitted(obj: object, attr: str) -> None:
