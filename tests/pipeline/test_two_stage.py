@@ -267,7 +267,7 @@ def test_unknown_users_get_the_popular_list(fitted):
 
 def test_a_huge_k_costs_the_catalogue_not_k(fitted):
     # bug 18: recommend --k 1000000000 was killed for memory (lists padded to k)
-    split, model = fitted
+    _, model = fitted
     user = model.history_.users.external([0]).item()
     recs = model.recommend([user, "nobody"], 10**9)
     n_items = model.history_.n_items
