@@ -1,7 +1,10 @@
-"""Reports: Markdown table with bold best values, report files, HTML image links, valid PNGs."""
+"""Reports: Markdown table with bold best values, report files, plots embedded in the HTML, readable
+metric@K plots (distinct styles, legend outside, the reported model emphasised)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from pathlib import Path
 
@@ -10,7 +13,13 @@ import polars as pl
 import pytest
 
 from shortlist.errors import DataValidationError
-from shortlist.evaluation.plots import PNG_MAGIC, atomic_write_bytes, plot_importances
+from shortlist.evaluation.plots import (
+    PNG_MAGIC,
+    atomic_write_bytes,
+    line_style,
+    metric_curves_figure,
+    plot_importances,
+)
 from shortlist.evaluation.report import table_curves, to_markdown, write_report
 
 RESULTS = pl.DataFrame(
@@ -49,8 +58,11 @@ def test_table_curves_groups_ks_per_metric() -> None:
     assert curves["ndcg"]["als"] == ([5.0, 10.0], [0.20, 0.23])
 
 
-def _links(page: str) -> list[str]:
-    return re.findall(r'<img src="([^"]+)"', page)
+def _figures(page: str) -> dict[str, bytes]:
+    """caption → the embedded PNG's bytes, for every figure of an HTML report."""
+    found = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]*)">', page)
+    assert len(found) == page.count("<img "), "every image is embedded"
+    return {alt: base64.b64decode(data) for data, alt in found}
 
 
 def test_write_report_files(tmp_path: Path) -> None:
@@ -86,17 +98,18 @@ def test_write_report_files(tmp_path: Path) -> None:
     page = (out / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "MovieLens &lt;100K&gt;" in page
     assert "<strong>0.2500</strong>" in page
-    links = _links(page)
-    assert set(links) == {
-        "recall_at_k.png",  # explicit K = 1..3 curve
-        "results_ndcg_at_k.png",  # from the results table's ndcg@5 / ndcg@10
-        "candidate_recall_recall_at_k.png",
-        "per_user_ndcg_10.png",
-        "feature_importance.png",
+    figures = _figures(page)
+    files = {
+        "recall@K for K = 1 .. 3": "recall_at_k.png",  # explicit K = 1..3 curve
+        "Results: ndcg@K": "results_ndcg_at_k.png",  # from the results table's ndcg@5 / ndcg@10
+        "Candidate recall: recall@K": "candidate_recall_recall_at_k.png",
+        "per-user ndcg@10": "per_user_ndcg_10.png",
+        "feature importance": "feature_importance.png",
     }
-    for name in links:
-        assert (out / name).read_bytes().startswith(PNG_MAGIC), name
-        assert f"]({name})" in md
+    assert set(figures) == set(files)
+    for caption, name in files.items():
+        assert figures[caption] == (out / name).read_bytes() and figures[caption].startswith(PNG_MAGIC), name
+        assert f"![{caption}]({name})" in md
     assert not list(out.glob(".*.tmp")), "temporary files left behind"
 
 
@@ -104,7 +117,7 @@ def test_write_report_minimal_and_overwrites(tmp_path: Path) -> None:
     for _ in range(2):
         path = write_report(tmp_path, title="t", tables={"Results": RESULTS.select("model", "ndcg@10")})
     assert path.read_text().count("| model") == 1
-    assert _links((tmp_path / "report.html").read_text()) == []
+    assert _figures((tmp_path / "report.html").read_text()) == {}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.md"]
 
 
@@ -119,3 +132,61 @@ def test_atomic_write_replaces_content(tmp_path: Path) -> None:
     atomic_write_bytes(target, b"two")
     assert target.read_bytes() == b"two"
     assert [p.name for p in target.parent.iterdir()] == ["f.bin"]
+
+
+def _curves(n: int) -> dict[str, tuple[list[int], list[float]]]:
+    """``n`` models with K = 1..30; model i ends at 0.1 + 0.01 i, and ``two_stage`` is model 3."""
+    names = [f"source:s{i}" for i in range(n)]
+    names[3] = "two_stage"
+    return {name: (list(range(1, 31)), [(0.1 + 0.01 * i) * k / 30 for k in range(1, 31)]) for i, name in enumerate(names)}
+
+
+def test_line_styles_are_distinct_beyond_ten_models() -> None:
+    styles = {tuple(sorted(line_style(i).items())) for i in range(40)}
+    assert len(styles) == 40
+    assert line_style(0)["color"] == line_style(10)["color"]  # a colour comes back ...
+    assert line_style(0)["linestyle"] != line_style(10)["linestyle"]  # ... with another dash
+    assert line_style(0)["marker"] != line_style(10)["marker"]  # ... and another marker
+
+
+def test_metric_curves_emphasise_the_model_and_keep_the_legend_outside() -> None:
+    fig = metric_curves_figure(metric="ndcg", series=_curves(14), highlight="two_stage")
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert len(lines) == 14
+    styles = {(line.get_color(), line.get_linestyle(), line.get_marker()) for line in lines.values()}
+    assert len(styles) == 14  # the reused colours come back with another dash and marker
+    top = lines["two_stage"]
+    assert top.get_color() == "#000000" and top.get_linewidth() == 3.0
+    assert top.get_zorder() > max(line.get_zorder() for name, line in lines.items() if name != "two_stage")
+    assert ax.get_title() == "ndcg@K: two_stage (black) against 13 others"
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().x0 > ax.get_window_extent().x1  # right of the axes, not on them
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[:3] == ["source:s13", "source:s12", "source:s11"] and labels[-1] == "source:s0"  # best first
+
+
+def test_metric_curves_without_the_highlighted_model_emphasise_nothing() -> None:
+    ax = metric_curves_figure(metric="recall", series={"a": ([5, 10], [0.1, 0.2])}, title="t",
+                              highlight="two_stage").axes[0]
+    assert ax.get_title() == "t" and ax.get_lines()[0].get_linewidth() < 3.0
+    with pytest.raises(DataValidationError, match="2 K values but 1 metric values"):
+        metric_curves_figure(metric="recall", series={"a": ([5, 10], [0.1])})
+
+
+def test_report_embeds_the_config_and_the_learning_curve(tmp_path: Path) -> None:
+    config = {"model": {"target": "days:14", "sources": ["als", "popular"]}, "ranker": {"num_leaves": 15}}
+    meta = {"model_metrics": {"ranker": {"best_iteration": 7, "valid_curve": {"ndcg@10": [0.1] * 40}},
+                              "windows": ["w1", "w2"]}}
+    write_report(tmp_path, title="fit", tables={"Results": RESULTS}, config=config, meta=meta,
+                 rounds={"ndcg@10": [0.1, 0.2, 0.25, 0.24], "ndcg@5": [0.05, 0.1, 0.2, 0.2]}, best_round=3)
+    page = (tmp_path / "report.html").read_text()
+    shown = re.search(r"<h2>Configuration</h2><pre>(.*?)</pre>", page, re.S)
+    assert shown is not None and json.loads(shown.group(1).replace("&quot;", '"')) == config
+    assert "ranker validation metrics by boosting round" in _figures(page)
+    assert (tmp_path / "ranker_rounds.png").read_bytes().startswith(PNG_MAGIC)
+    md = (tmp_path / "report.md").read_text()
+    assert "```json\n" + json.dumps(config, indent=2) + "\n```" in md
+    # long lists in the summary are counted, not printed
+    assert "  - ranker: best_iteration=7, valid_curve={ndcg@10=[40 values]}" in md
+    assert "  - windows: [w1, w2]" in md

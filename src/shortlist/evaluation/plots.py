@@ -1,4 +1,5 @@
-"""PNG plots for evaluation reports: metric@K curves, per-user distributions, feature importances.
+"""PNG plots for evaluation reports: metric@K curves, per-user distributions, feature importances,
+the ranker's learning curve.
 
 Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot, no global backend state)
 and written atomically, so a crashed run never leaves a truncated image behind.
@@ -11,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -47,29 +49,119 @@ def _save(fig: Figure, path: Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+#: Line styles: ten colours, then each colour again with another dash pattern and marker, so no two
+#: of the first 40 models look alike. The emphasised model is drawn in black, thick, on top.
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22", "#17becf")
+_DASHES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_EMPHASIS = "#000000"
+
+
+def line_style(index: int) -> dict[str, object]:
+    """Colour × dash × marker for the ``index``-th line (distinct for the first 40)."""
+    return {"color": _COLOURS[index % len(_COLOURS)], "linestyle": _DASHES[(index // len(_COLOURS)) % len(_DASHES)],
+            "marker": _MARKERS[(index + index // len(_COLOURS)) % len(_MARKERS)]}
+
+
 def plot_metric_curves(
     path: Path,
     *,
     metric: str,
     series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     title: str | None = None,
+    highlight: str | None = None,
 ) -> Path:
-    """Line plot of ``metric@K`` against K, one line per model; ``series`` maps model → (ks, values)."""
-    fig = Figure(figsize=(6.0, 4.0))
+    """Line plot of ``metric@K`` against K, one line per model; ``series`` maps model → (ks, values).
+    See :func:`metric_curves_figure`."""
+    return _save(metric_curves_figure(metric=metric, series=series, title=title, highlight=highlight), path)
+
+
+def metric_curves_figure(
+    *,
+    metric: str,
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str | None = None,
+    highlight: str | None = None,
+) -> Figure:
+    """Every model gets its own colour, dash and marker; the legend sits outside the axes, ordered by
+    the value at the largest K (best first), so it never hides a curve. ``highlight`` (when among the
+    models) is drawn black, thick and on top, and named in the title."""
+    curves = _checked_curves(metric, series)
+    emphasised = highlight if highlight in curves else None
+    fig = Figure(figsize=(7.0, 4.2))
     ax = fig.add_subplot()
+    others = [m for m in curves if m != emphasised]
+    for i, label in enumerate(others):
+        xs, ys = curves[label]
+        ax.plot(xs, ys, label=label, linewidth=1.3, markersize=4, alpha=0.9, zorder=2,
+                markevery=_mark_every(xs.size, i), **line_style(i))  # type: ignore[arg-type]
+    if emphasised is not None:
+        xs, ys = curves[emphasised]
+        ax.plot(xs, ys, label=emphasised, color=_EMPHASIS, linewidth=3.0, marker="o", markersize=5, zorder=10,
+                markevery=_mark_every(xs.size, 0))
+    ax.set_xlabel("K")
+    ax.set_ylabel(f"{metric}@K")
+    default = f"{metric}@K: {emphasised} (black) against {len(others)} others" if emphasised else f"{metric}@K"
+    ax.set_title(title + (f" ({emphasised} in black)" if title and emphasised else "") if title else default)
+    ax.grid(alpha=0.3)
+    if curves:
+        _legend_outside(ax, curves)
+    return fig
+
+
+def _checked_curves(metric: str, series: Mapping[str, tuple[Sequence[float], Sequence[float]]]
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    out = {}
     for label, (ks, values) in series.items():
         xs, ys = np.asarray(ks, dtype=float), np.asarray(values, dtype=float)
         if xs.shape != ys.shape:
             raise DataValidationError(
                 f"curve {metric!r} of {label!r}: {xs.size} K values but {ys.size} metric values."
             )
-        ax.plot(xs, ys, marker="o" if xs.size <= 12 else None, markersize=4, label=label)
-    ax.set_xlabel("K")
-    ax.set_ylabel(f"{metric}@K")
-    ax.set_title(title or f"{metric}@K")
+        out[label] = (xs, ys)
+    return out
+
+
+def _mark_every(points: int, index: int) -> int | tuple[int, int]:
+    """Markers on about eight points a line, staggered so neighbouring lines' markers do not overlap."""
+    if points <= 12:
+        return 1
+    step = max(1, points // 8)
+    return (index % step, step)
+
+
+def _legend_outside(ax: Any, curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """The legend right of the axes, best model (value at the largest K) first."""
+    def last(label: str) -> float:
+        ys = curves[label][1]
+        finite = ys[np.isfinite(ys)]
+        return float(finite[-1]) if finite.size else -np.inf
+
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: -last(labels[i]))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0.0, fontsize="small", ncol=1 if len(labels) <= 22 else 2, frameon=False)
+
+
+def plot_rounds(path: Path, *, curves: Mapping[str, Sequence[float]], best: int | None = None,
+                title: str = "ranker validation metrics by boosting round") -> Path:
+    """The ranker's validation metrics per boosting round (round 1 first), the chosen round marked."""
+    fig = Figure(figsize=(7.0, 4.0))
+    ax = fig.add_subplot()
+    for i, (name, values) in enumerate(curves.items()):
+        ys = np.asarray(values, dtype=float)
+        style = line_style(i)
+        ax.plot(np.arange(1, ys.size + 1), ys, label=name, color=style["color"], linestyle=style["linestyle"],
+                linewidth=1.6)
+    if best is not None:
+        ax.axvline(best, color=_EMPHASIS, linestyle=":", linewidth=1.2, label=f"chosen round ({best})")
+    ax.set_xlabel("boosting round")
+    ax.set_ylabel("validation metric")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    if series:
-        ax.legend(fontsize="small")
+    if curves:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", frameon=False)
     return _save(fig, path)
 
 

@@ -169,6 +169,9 @@ class LGBMRanker:
         for split_name, per_metric in evals.items():
             for metric, curve in per_metric.items():
                 self.metrics_[f"{split_name}_{metric}"] = float(curve[best - 1])
+        # Each validation metric per boosting round (including the rounds after the best one), for
+        # learning curves in reports and experiment tracking.
+        self.metrics_["valid_curve"] = {m: [float(v) for v in c] for m, c in evals.get("valid", {}).items()}
         if "train_ndcg@10" in self.metrics_ and "valid_ndcg@10" in self.metrics_:
             self.metrics_["ndcg@10_gap"] = self.metrics_["train_ndcg@10"] - self.metrics_["valid_ndcg@10"]
         if self.refit and sets:
