@@ -186,6 +186,9 @@ BAD = [
     ({"user_id": "1", "exclude_items": [str(i) for i in range(501)]}, "exclude_items"),
     ({"user_id": "1", "categories": [1, 2]}, "categories"),
     ({"user_id": "1", "use_cache": "maybe"}, "use_cache"),
+    ({"user_id": "x" * 257, "k": 5}, "user_id"),  # not an id, and it would fill the cache
+    ({"user_id": "  ", "k": 5}, "user_id"),
+    ({"user_id": "1", "categories": ["c" * 300]}, "categories"),
 ]
 
 
@@ -194,6 +197,18 @@ def test_bad_recommend_requests_are_422_naming_the_field(client, payload, field)
     r = client.post("/recommend", json=payload)
     assert r.status_code == 422, r.text
     assert field in {str(p) for d in r.json()["detail"] for p in d["loc"]}
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/recommend", '{"user_id": "\\ud800", "k": 5}'),
+    ("/events", '{"user_id": "\\udc00x", "item_id": "1001"}'),
+    ("/recommend/session", '{"items": ["\\ud800"], "k": 5}'),
+])
+def test_a_lone_surrogate_id_is_422_not_500(client, path, body):
+    # bug 19: a lone-surrogate user_id answered 500 (and /events stored it)
+    r = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "surrogate" in r.text
 
 
 def test_bad_bodies_and_other_endpoints_are_422(client, fitted):

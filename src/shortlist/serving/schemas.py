@@ -5,10 +5,38 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, WithJsonSchema
 
-#: An external id as JSON: a string or an integer (never a float or a bool).
-ExternalId = StrictStr | StrictInt
+#: Longest id or category name a request may carry: longer ones are not ids, and would fill the cache.
+MAX_ID_CHARS = 256
+
+
+def _text(value: object) -> str:
+    """A non-empty string of at most ``MAX_ID_CHARS`` characters of valid Unicode (a lone surrogate
+    such as ``"\\ud800"`` can be neither looked up nor written back)."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    if not value.strip() or len(value) > MAX_ID_CHARS:
+        raise ValueError(f"must hold 1 to {MAX_ID_CHARS} characters, got {len(value)}")
+    return value
+
+
+def _external_id(value: object) -> str | int:
+    """An id as JSON: a string (as :func:`_text`) or an integer, never a float or a bool."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be a string or an integer")
+    return value if isinstance(value, int) else _text(value)
+
+
+#: A request's text: 1 to ``MAX_ID_CHARS`` characters of valid Unicode.
+Text = Annotated[str, PlainValidator(_text), WithJsonSchema({"type": "string", "maxLength": MAX_ID_CHARS})]
+#: An external id as JSON: a string or an integer (``17850`` and ``"17850"`` are the same id).
+ExternalId = Annotated[str | int, PlainValidator(_external_id),
+                       WithJsonSchema({"anyOf": [{"type": "string", "maxLength": MAX_ID_CHARS}, {"type": "integer"}]})]
 
 
 class _Strict(BaseModel):
@@ -19,7 +47,7 @@ class RecommendRequest(_Strict):
     user_id: ExternalId
     k: Annotated[StrictInt, Field(ge=1)] = 10
     exclude_items: list[ExternalId] | None = None
-    categories: list[StrictStr] | None = None
+    categories: list[Text] | None = None
     use_cache: bool = True
     explain: bool = False
 
@@ -28,7 +56,7 @@ class SessionRequest(_Strict):
     items: list[ExternalId]
     k: Annotated[StrictInt, Field(ge=1)] = 10
     exclude_items: list[ExternalId] | None = None
-    categories: list[StrictStr] | None = None
+    categories: list[Text] | None = None
     explain: bool = False
 
 
@@ -36,7 +64,7 @@ class EventRequest(_Strict):
     user_id: ExternalId
     item_id: ExternalId
     timestamp: Annotated[StrictInt, Field(ge=0, lt=100_000_000_000)] | None = None
-    event: StrictStr | None = None
+    event: Text | None = None
 
 
 class Contribution(BaseModel):
