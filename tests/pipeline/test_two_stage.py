@@ -38,6 +38,10 @@ def test_fit_trains_a_ranker_and_records_metrics(fitted):
     assert m["windows"] == ["last-1", "last-2"] and model.ranker_ is not None
     assert set(m["candidate_recall"]) == {"last-1", "last-2"}
     assert m["ranker"]["best_iteration"] >= 1 and m["groups_kept"] > 20
+    for name, stats in m["window_stats"].items():
+        assert stats["recall"]["union"] == m["candidate_recall"][name]
+        assert set(stats["recall"]) == {"union", *FAST} and 0 < stats["positives"] <= stats["labels"]
+        assert all(0.0 <= r <= 1.0 for r in stats["recall"].values())
     imp = model.importance()
     assert imp.columns == ["name", "gain", "split"] and imp.height == len(model.features_.names)
 

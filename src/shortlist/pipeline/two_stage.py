@@ -44,8 +44,8 @@ from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
 from shortlist.retrieval.base import check_k
 from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.popularity import Popularity
-from shortlist.retrieval.union import best_rank
-from shortlist.schema import ITEM, LABEL, USER
+from shortlist.retrieval.union import best_rank, rank_col
+from shortlist.schema import ITEM, LABEL, MISSING_RANK, USER
 
 logger = logging.getLogger(__name__)
 MIN_RANKER_GROUPS = 20
@@ -163,6 +163,7 @@ class TwoStageRecommender:
         vectors = VectorCache()  # catalogue-only item vectors, shared by every fit below
         tables = CosineTables()  # and their cosine tables, shared by the feature pipelines
         self._window_seconds: dict[str, dict[str, float]] = {}
+        self._window_stats: dict[str, dict[str, Any]] = {}
         # Every stage draws from its own generator, seeded here in a fixed order: the model does not
         # depend on which thread runs what first, nor on how many threads there are (tested).
         seeds = rng.integers(2**63, size=len(windows) + 2)
@@ -203,7 +204,8 @@ class TwoStageRecommender:
             offset += len(X)
         names, categorical = (framed[-1][2].names, framed[-1][2].categorical) if framed else ([], [])
         self.metrics_ = {"target": str(self.target), "windows": [w.name for w in windows],
-                         "candidate_recall": {w.name: r for w, (_, _, _, r) in zip(windows, framed, strict=True)}}
+                         "candidate_recall": {w.name: r for w, (_, _, _, r) in zip(windows, framed, strict=True)},
+                         "window_stats": {w.name: self._window_stats[w.name] for w in windows}}
         del framed, tables  # the windows' pipelines and tables (the final one keeps its own)
         self.ranker_ = self._train_ranker(matrices, metas, names, categorical, ranker_rng) if metas else None
         if self.ranker_ is None:
@@ -257,6 +259,9 @@ class TwoStageRecommender:
         found = int((y > 0).sum())
         recall = found / max(win.labels.height, 1)
         logger.info("window %s: %d candidate rows, recall %.3f", win.name, len(cands), recall)
+        self._window_stats[win.name] = {
+            "rows": len(cands), "positives": found, "labels": win.labels.height,
+            "recall": {"union": recall, **_source_recalls(unioned, win.labels, list(gen.sources_))}}
         meta = pl.concat([best, pl.DataFrame({LABEL: y, GROUP: cands.get_column(USER).cast(pl.Int64) + g * (1 << 32)})],
                          how="horizontal")
         return X, meta, feats, recall
@@ -391,3 +396,13 @@ class TwoStageRecommender:
         if self.ranker_ is None:
             return pl.DataFrame({"name": [], "gain": [], "split": []})
         return self.ranker_.importance()
+
+
+def _source_recalls(unioned: pl.DataFrame, labels: pl.DataFrame, sources: list[str]) -> dict[str, float]:
+    """Each source's recall of a window's labels: the share of (user, item) labels it proposed
+    within its own list, before the union's budget cut."""
+    pairs = labels.select(pl.col(USER).cast(pl.Int32), pl.col(ITEM).cast(pl.Int32)).unique()
+    hit = unioned.select(pl.col(USER).cast(pl.Int32), pl.col(ITEM).cast(pl.Int32),
+                         *[pl.col(rank_col(s)) for s in sources]).join(pairs, on=[USER, ITEM], how="inner")
+    total = max(pairs.height, 1)
+    return {s: int((hit.get_column(rank_col(s)) < MISSING_RANK).sum()) / total for s in sources}
