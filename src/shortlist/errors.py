@@ -54,6 +54,15 @@ class InvalidIdError(DataValidationError):
         self.source, self.column, self.n_bad = source, column, n_bad
 
 
+class IdValueError(DataValidationError):
+    def __init__(self, value: object) -> None:
+        super().__init__(
+            f"{value!r} is not a valid id. Fix: pass a non-empty string or an integer "
+            f"(integral floats such as 12346.0 are read as 12346)."
+        )
+        self.value = value
+
+
 class TimestampParseError(DataValidationError):
     def __init__(self, source: str, column: str, n_bad: int, examples: Sequence[object]) -> None:
         super().__init__(

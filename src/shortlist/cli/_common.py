@@ -12,8 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shortlist.errors import ConfigError, MissingColumnError, OutputPathError
-from shortlist.schema import USER_ID
+from shortlist.errors import ConfigError, OutputPathError
 
 app = typer.Typer(
     add_completion=False,

@@ -84,10 +84,21 @@ def recommend(
     with console.status("loading the model"):
         rec = load_model(model)
     user_ids = read_users(users)
+    _report_unknown(user_ids, rec)
     with console.status(f"recommending for {len(user_ids):,} users"):
         recs = rec.recommend(user_ids, k)
     write_table_atomic(recs.select(USER_ID, ITEM_ID, RANK, SCORE), out_path)
     console.print(f"wrote {recs.height:,} rows for {len(user_ids):,} users → {out_path}")
+
+
+def _report_unknown(user_ids: pl.Series, rec: Any) -> None:
+    """Say how many requested users the model has never seen: they get the popularity fallback."""
+    from shortlist.pipeline.external import unknown_users
+
+    known = rec.history_.users if getattr(rec, "history_", None) is not None else rec.users_
+    n_unknown = len(unknown_users(user_ids, known))
+    if n_unknown:
+        console.print(f"{n_unknown:,} of {len(user_ids):,} users unknown to the model: popularity fallback")
 
 
 @app.command()

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from shortlist.data.ids import IdMap
+from shortlist.data.ids import IdMap, normalize_ids
 from shortlist.data.report import CleaningReport
 from shortlist.data.validate import DuplicatePolicy, TimestampUnit, validate_interactions
 from shortlist.errors import DataValidationError, EmptyInputError, MissingColumnError
@@ -271,12 +271,9 @@ def _clean_items(df: pl.DataFrame, *, source: str, report: CleaningReport) -> pl
         raise EmptyInputError(source, "items")
     if ITEM_ID not in df.columns:
         raise MissingColumnError(source, ITEM_ID, df.columns)
-    ids = df.get_column(ITEM_ID)
-    if ids.dtype.is_float():
-        ids = ids.cast(pl.Int64)
-    ids = ids.cast(pl.Utf8).str.strip_chars()
+    ids = normalize_ids(df.get_column(ITEM_ID), source=source)
     df = df.with_columns(ids.alias(ITEM_ID))
-    bad = ids.is_null() | (ids == "")
+    bad = ids.is_null()
     if bad.any():
         report.note(f"{source}: dropped {int(bad.sum())} catalogue rows with a null or empty item_id")
         df = df.filter(~bad)

@@ -11,6 +11,7 @@ from typing import Literal
 
 import polars as pl
 
+from shortlist.data.ids import normalize_ids
 from shortlist.data.report import CleaningReport
 from shortlist.errors import (
     ColumnTypeError,
@@ -65,16 +66,10 @@ def apply_column_map(df: pl.DataFrame, columns: Mapping[str, str] | None, *, sou
 def normalise_ids(
     df: pl.DataFrame, column: str, *, source: str, drop_invalid: bool, report: CleaningReport
 ) -> pl.DataFrame:
-    """Cast an id column to stripped strings (``17850.0`` → ``"17850"``); null/empty ids error or drop."""
-    s = df.get_column(column)
-    if s.dtype.is_float():
-        finite = s.drop_nulls().drop_nans()
-        if len(finite) and (finite == finite.round(0)).all():
-            s = s.fill_nan(None).cast(pl.Int64)
-    if s.dtype == pl.Utf8:
-        s = s.str.strip_chars()
-    s = s.cast(pl.Utf8)
-    bad = s.is_null() | (s == "")
+    """Normalise an id column by :func:`~shortlist.data.ids.normalize_ids` (``17850.0`` → ``"17850"``);
+    null/empty ids error or are dropped with a count."""
+    s = normalize_ids(df.get_column(column), source=source)
+    bad = s.is_null()
     n_bad = int(bad.sum())
     df = df.with_columns(s.alias(column))
     if n_bad:

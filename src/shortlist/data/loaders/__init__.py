@@ -8,7 +8,7 @@ removed row in ``dataset.report``. Loaders never read environment variables or t
 from ._io import InputNotFoundError, UnreadableFileError
 from .amazon import load_amazon
 from .amazon_meta import load_amazon_meta
-from .generic import load_dataset, load_interactions, load_items
+from .generic import load_dataset, load_interactions, load_items, load_user_ids
 from .hm import load_hm, load_hm_articles, load_hm_customers
 from .movielens import load_movielens, load_movielens_users
 from .registry import DATASETS, DatasetSpec, find_dataset, get_spec, load_named
@@ -35,4 +35,5 @@ __all__ = [
     "load_named",
     "load_online_retail",
     "load_retailrocket",
+    "load_user_ids",
 ]

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from shortlist.data.ids import normalize_ids
 from shortlist.data.report import CleaningReport
 from shortlist.data.validate import TimestampUnit, parse_timestamps
 from shortlist.errors import InvalidIdError, TimestampParseError
@@ -22,10 +23,12 @@ def check_ids(
     drop_invalid: bool,
     report: CleaningReport,
 ) -> pl.DataFrame:
-    """Null/empty ids in ``columns`` (canonical → name in the file): error, or drop with a count."""
+    """Normalise the ids in ``columns`` (canonical → name in the file) by
+    :func:`~shortlist.data.ids.normalize_ids`; null/empty ids error, or are dropped with a count."""
     for canonical, theirs in columns.items():
-        s = df.get_column(canonical).cast(pl.Utf8).str.strip_chars()
-        bad = s.is_null() | (s == "")
+        s = normalize_ids(df.get_column(canonical), source=source)
+        df = df.with_columns(s.alias(canonical))
+        bad = s.is_null()
         n_bad = int(bad.sum())
         if not n_bad:
             continue

@@ -8,8 +8,9 @@ from pathlib import Path
 import polars as pl
 
 from shortlist.data.containers import Dataset, build_dataset
+from shortlist.data.ids import normalize_ids
 from shortlist.data.validate import DuplicatePolicy, TimestampUnit, apply_column_map
-from shortlist.errors import ColumnTypeError, EmptyInputError, MissingColumnError
+from shortlist.errors import ColumnTypeError, EmptyInputError, InvalidIdError, MissingColumnError
 from shortlist.schema import ITEM_ID, ITEM_TEXT_COLUMNS, PRICE, USER_ID
 
 from ._io import (
@@ -83,6 +84,26 @@ def load_items(
             )
         casts.append(pl.col(PRICE).cast(pl.Float64, strict=False))
     return df.with_columns(casts).with_columns(pl.col(ITEM_ID).cast(pl.Utf8))
+
+
+def load_user_ids(path: Path | str, *, format: str | None = None) -> pl.Series:
+    """The ``user_id`` column of a users file (CSV / TSV / Parquet / JSON(L), gzipped or not), normalised
+    by :func:`~shortlist.data.ids.normalize_ids`, unique, in file order.
+
+    An empty file or a file without rows raises EmptyInputError; null or empty ids InvalidIdError.
+    """
+    source = str(path)
+    df = read_frame(require_path(path, what="users file"), format=format, string_columns=(USER_ID,))
+    if USER_ID not in df.columns:
+        raise MissingColumnError(
+            source, USER_ID, df.columns, hint="give the file a user_id column (a first line `user_id` in a CSV)"
+        )
+    if df.height == 0:
+        raise EmptyInputError(source, "users")
+    ids = normalize_ids(df.get_column(USER_ID), source=source)
+    if ids.null_count():
+        raise InvalidIdError(source, USER_ID, ids.null_count(), ids.is_null().arg_true().head(5).to_list())
+    return ids.rename(USER_ID).unique(maintain_order=True)
 
 
 def load_dataset(

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from shortlist.data.containers import Dataset, build_dataset
+from shortlist.data.ids import normalize_ids
 from shortlist.data.report import CleaningReport
 from shortlist.data.validate import DuplicatePolicy
 from shortlist.errors import DependencyMissingError, EmptyInputError, MissingColumnError
@@ -110,12 +111,8 @@ def _read(file: Path) -> pl.DataFrame:
 
 
 def _normalise(raw: pl.DataFrame) -> pl.DataFrame:
-    customer = pl.col("CustomerID")
-    if raw.schema["CustomerID"].is_float():
-        customer = customer.fill_nan(None).cast(pl.Int64)
-    customer = customer.cast(pl.Utf8).str.strip_chars().str.replace(r"\.0+$", "")
     cols = [
-        customer.alias(USER_ID),
+        pl.lit(normalize_ids(raw.get_column("CustomerID"), source="CustomerID")).alias(USER_ID),
         pl.col("StockCode").cast(pl.Utf8).str.strip_chars().str.to_uppercase().alias(ITEM_ID),
         pl.col("InvoiceDate").alias(TIMESTAMP),
         pl.col("InvoiceNo").cast(pl.Utf8).str.strip_chars().alias(BASKET),
