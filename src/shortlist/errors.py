@@ -73,6 +73,14 @@ class TimestampParseError(DataValidationError):
         self.source, self.column, self.n_bad = source, column, n_bad
 
 
+class ImplausibleTimestampsError(DataValidationError):
+    """Timestamps that parse but are not plausible dates: mixed units, out-of-range dates, day numbers."""
+
+    def __init__(self, source: str, column: str, what: str, fix: str) -> None:
+        super().__init__(f"{source}: column {column!r} {what}. Fix: {fix}.")
+        self.source, self.column = source, column
+
+
 class DuplicateRowsError(DataValidationError):
     def __init__(self, source: str, n_dup: int, keys: Sequence[str]) -> None:
         super().__init__(

@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 
 from shortlist.data import validate_interactions
-from shortlist.data.validate import parse_timestamps
+from shortlist.data.timestamps import parse_timestamps
 from shortlist.errors import (
     ColumnTypeError,
     DuplicateRowsError,

@@ -13,13 +13,13 @@ import polars as pl
 
 from shortlist.data.ids import normalize_ids
 from shortlist.data.report import CleaningReport
+from shortlist.data.timestamps import TimestampUnit, clean_timestamps
 from shortlist.errors import (
     ColumnTypeError,
     DuplicateRowsError,
     EmptyInputError,
     InvalidIdError,
     MissingColumnError,
-    TimestampParseError,
 )
 from shortlist.schema import (
     ITEM_ID,
@@ -32,21 +32,6 @@ from shortlist.schema import (
 )
 
 DuplicatePolicy = Literal["drop", "keep", "error"]
-TimestampUnit = Literal["auto", "s", "ms", "us", "ns"]
-
-_DATETIME_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.f%z",
-    "%Y-%m-%d %H:%M:%S%.f%z",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%Y",
-)
-_UNIT_DIVISOR = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 def apply_column_map(df: pl.DataFrame, columns: Mapping[str, str] | None, *, source: str) -> pl.DataFrame:
@@ -81,51 +66,13 @@ def normalise_ids(
     return df
 
 
-def parse_timestamps(s: pl.Series, *, unit: TimestampUnit = "auto") -> pl.Series:
-    """Epoch seconds (``Int64``) from numbers, datetimes or ISO-like strings; unparsable → null."""
-    if s.dtype == pl.Date:
-        return s.cast(pl.Datetime("us")).dt.epoch("s").cast(pl.Int64)
-    if isinstance(s.dtype, pl.Datetime):
-        if s.dtype.time_zone is None:
-            s = s.dt.replace_time_zone("UTC")
-        return s.dt.epoch("s").cast(pl.Int64)
-    if s.dtype.is_numeric():
-        f = s.cast(pl.Float64)
-        if unit == "auto":
-            med = f.drop_nulls().abs().median()
-            mag = float(med) if isinstance(med, int | float) else 0.0
-            unit = "ns" if mag > 1e17 else "us" if mag > 1e14 else "ms" if mag > 1e11 else "s"
-        f = f.fill_nan(None)
-        return (f / _UNIT_DIVISOR[unit]).floor().cast(pl.Int64)
-    text = s.cast(pl.Utf8).str.strip_chars()
-    numeric = text.cast(pl.Float64, strict=False)
-    if numeric.null_count() == text.null_count():  # all numbers stored as text
-        return parse_timestamps(numeric, unit=unit)
-    frame = pl.DataFrame({"t": text})
-    attempts = []
-    for fmt in _DATETIME_FORMATS:
-        parsed = pl.col("t").str.strptime(pl.Datetime("us"), fmt, strict=False)
-        if "%z" in fmt:
-            parsed = parsed.dt.convert_time_zone("UTC")
-        else:
-            parsed = parsed.dt.replace_time_zone("UTC")
-        attempts.append(parsed.dt.epoch("s"))
-    return frame.select(pl.coalesce(attempts).cast(pl.Int64)).to_series().rename(s.name)
-
-
 def normalise_timestamps(
     df: pl.DataFrame, *, source: str, unit: TimestampUnit, drop_invalid: bool, report: CleaningReport
 ) -> pl.DataFrame:
-    raw = df.get_column(TIMESTAMP)
-    ts = parse_timestamps(raw, unit=unit)
-    bad = ts.is_null()
-    n_bad = int(bad.sum())
-    if n_bad:
-        if not drop_invalid:
-            examples = raw.filter(bad).head(5).to_list()
-            raise TimestampParseError(source, TIMESTAMP, n_bad, examples)
-        report.drop(f"null or unparsable {TIMESTAMP}", n_bad)
-    return df.with_columns(ts.alias(TIMESTAMP)).filter(~bad)
+    """``timestamp`` as Int64 epoch seconds (see :mod:`shortlist.data.timestamps`)."""
+    return clean_timestamps(
+        df, TIMESTAMP, theirs=TIMESTAMP, source=source, unit=unit, drop_invalid=drop_invalid, report=report
+    )
 
 
 def _cast_optional(df: pl.DataFrame, *, source: str) -> pl.DataFrame:

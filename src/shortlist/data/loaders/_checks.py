@@ -10,8 +10,8 @@ import polars as pl
 
 from shortlist.data.ids import normalize_ids
 from shortlist.data.report import CleaningReport
-from shortlist.data.validate import TimestampUnit, parse_timestamps
-from shortlist.errors import InvalidIdError, TimestampParseError
+from shortlist.data.timestamps import TimestampUnit, clean_timestamps
+from shortlist.errors import InvalidIdError
 from shortlist.schema import TIMESTAMP
 
 
@@ -56,12 +56,8 @@ def check_timestamps(
     make the whole column be parsed as date strings.
     """
     raw = df.get_column(TIMESTAMP)
-    values = raw.cast(pl.Float64, strict=False) if epoch and raw.dtype == pl.Utf8 else raw
-    ts = parse_timestamps(values, unit=unit)
-    bad = ts.is_null()
-    n_bad = int(bad.sum())
-    if n_bad:
-        if not drop_invalid:
-            raise TimestampParseError(source, theirs, n_bad, raw.filter(bad).head(5).to_list())
-        report.drop(f"null or unparsable {theirs}", n_bad)
-    return df.with_columns(ts.alias(TIMESTAMP)).filter(~bad)
+    values = raw.cast(pl.Float64, strict=False) if epoch and raw.dtype == pl.Utf8 else None
+    return clean_timestamps(
+        df, TIMESTAMP, theirs=theirs, source=source, unit=unit, drop_invalid=drop_invalid, report=report,
+        values=values,
+    )
