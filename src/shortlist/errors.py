@@ -35,12 +35,12 @@ class MissingColumnError(DataValidationError):
 
 
 class ColumnTypeError(DataValidationError):
-    def __init__(self, source: str, column: str, expected: str, got: str, examples: Sequence[object] = ()) -> None:
+    def __init__(
+        self, source: str, column: str, expected: str, got: str, examples: Sequence[object] = (), *, fix: str = ""
+    ) -> None:
         ex = f" Offending values: {list(examples)[:5]!r}." if examples else ""
-        super().__init__(
-            f"{source}: column {column!r} must be {expected}, got {got}.{ex} "
-            f"Fix: convert the column to {expected} or drop the bad rows."
-        )
+        fix = fix or f"convert the column to {expected} or drop the bad rows"
+        super().__init__(f"{source}: column {column!r} must be {expected}, got {got}.{ex} Fix: {fix}.")
         self.source, self.column = source, column
 
 

@@ -100,3 +100,40 @@ def test_duplicates_dropped_counted_or_error():
 def test_event_is_lowercased():
     out, _ = validate_interactions(frame(event=["View", "PURCHASE", "cart"]))
     assert out.get_column("event").to_list() == ["view", "purchase", "cart"]
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), None])
+def test_negative_nan_inf_or_missing_weights_rejected_before_als(bad):
+    with pytest.raises(ColumnTypeError) as e:
+        validate_interactions(frame(weight=[1.0, bad, 2.0]), source="w.csv")
+    msg = str(e.value)
+    assert "w.csv" in msg and "'weight'" in msg and "finite non-negative number" in msg and "1 invalid" in msg
+    assert "--drop-invalid" in msg
+    df, rep = validate_interactions(frame(weight=[1.0, bad, 2.0]), drop_invalid=True)
+    assert df.get_column("weight").to_list() == [1.0, 2.0]
+    assert rep.removed == {"invalid weight (not a finite non-negative number)": 1}
+
+
+def test_zero_weight_is_valid():
+    df, _ = validate_interactions(frame(weight=[0.0, 1.0, 2.5]))
+    assert df.get_column("weight").to_list() == [0.0, 1.0, 2.5]
+
+
+def test_drop_invalid_drops_bad_ids_timestamps_and_weights_with_counts():
+    df = frame(user_id=["u1", "", "u1", "u2", "u3"], item_id=["a", "b", "c", "d", "e"],
+               timestamp=["2020-01-01", "2020-01-02", "never", "2020-01-04", "2020-01-05"],
+               weight=[1.0, 1.0, 1.0, -2.0, 3.0])
+    out, rep = validate_interactions(df, drop_invalid=True, source="messy.csv")
+    assert out.get_column("item_id").to_list() == ["a", "e"]
+    assert rep.removed == {"null or empty user_id": 1, "null or unparsable timestamp": 1,
+                           "invalid weight (not a finite non-negative number)": 1}
+    assert rep.n_input == 5 and rep.n_output == 2
+
+
+def test_basket_with_some_nulls_gets_one_basket_per_user_and_timestamp():
+    df = frame(basket=["b1", None, " "], timestamp=[1_600_000_000, 1_600_000_000, 1_600_000_005])
+    out, rep = validate_interactions(df, source="b.csv")
+    assert out.get_column("basket").to_list() == ["b1", "u2@1600000000#own", "u1@1600000005#own"]
+    assert rep.notes == ["b.csv: 2 row(s) without a basket: each (user, timestamp) made its own basket"]
+    ints, _ = validate_interactions(frame(basket=[536365.0, 536365.0, None], timestamp=[1_600_000_000] * 3))
+    assert ints.get_column("basket").to_list() == ["536365", "536365", "u1@1600000000#own"]

@@ -22,6 +22,8 @@ from shortlist.errors import (
     MissingColumnError,
 )
 from shortlist.schema import (
+    BASKET,
+    EVENT,
     ITEM_ID,
     OPTIONAL_INTERACTION_DTYPES,
     PRICE,
@@ -32,6 +34,10 @@ from shortlist.schema import (
 )
 
 DuplicatePolicy = Literal["drop", "keep", "error"]
+_DROP_HINT = "drop_invalid=True / --drop-invalid drops them with a count"
+# Suffix of the baskets made for rows without one; a "#" never ends an id from a real basket column's
+# owner-made ids in practice, and the user@timestamp part keeps them apart from each other.
+_OWN_BASKET = "#own"
 
 
 def apply_column_map(df: pl.DataFrame, columns: Mapping[str, str] | None, *, source: str) -> pl.DataFrame:
@@ -75,24 +81,56 @@ def normalise_timestamps(
     )
 
 
-def _cast_optional(df: pl.DataFrame, *, source: str) -> pl.DataFrame:
+#: Optional numeric columns whose negative values are invalid (a weight or a price below zero).
+_NON_NEGATIVE = frozenset({WEIGHT, PRICE})
+#: Optional numeric columns where a missing value is invalid (every row needs a weight).
+_NOT_NULL = frozenset({WEIGHT})
+
+
+def _clean_optional(df: pl.DataFrame, *, source: str, drop_invalid: bool, report: CleaningReport) -> pl.DataFrame:
+    """Cast the optional canonical columns; invalid numbers (not numeric, NaN/inf, negative weights or
+    prices, missing weights) raise ColumnTypeError, or are dropped and counted with ``drop_invalid``."""
     for col, dtype in OPTIONAL_INTERACTION_DTYPES.items():
         if col not in df.columns:
             continue
         s = df.get_column(col)
-        if dtype.is_numeric():
-            cast = s.cast(dtype, strict=False)
-            bad = cast.is_null() & s.is_not_null()
-            if cast.dtype.is_float():
-                bad = bad | ~cast.is_finite().fill_null(True)
-            if bad.any():
-                examples = s.filter(bad).head(5).to_list()
-                raise ColumnTypeError(source, col, f"a finite number ({dtype})", str(s.dtype), examples)
-            df = df.with_columns(cast)
-        else:
-            cast = s.cast(pl.Utf8)
-            df = df.with_columns(cast.str.to_lowercase() if col == "event" else cast)
+        if not dtype.is_numeric():
+            text = s.cast(pl.Utf8)
+            df = df.with_columns(text.str.to_lowercase() if col == EVENT else text)
+            continue
+        cast = s.cast(dtype, strict=False)
+        bad = (cast.is_null() & s.is_not_null()) | ~cast.is_finite().fill_null(True)
+        if col in _NON_NEGATIVE:
+            bad = bad | (cast < 0).fill_null(False)
+        if col in _NOT_NULL:
+            bad = bad | cast.is_null()
+        df = df.with_columns(cast)
+        if bad.any():
+            if not drop_invalid:
+                expected = "a finite non-negative number" if col in _NON_NEGATIVE else "a finite number"
+                raise ColumnTypeError(
+                    source, col, f"{expected} ({dtype})", f"{int(bad.sum()):,} invalid value(s)",
+                    s.filter(bad).head(5).to_list(), fix=f"fix or remove those rows ({_DROP_HINT})",
+                )
+            report.drop(f"invalid {col} (not a finite{' non-negative' if col in _NON_NEGATIVE else ''} number)",
+                        int(bad.sum()))
+            df = df.filter(~bad)
     return df
+
+
+def _fill_baskets(df: pl.DataFrame, *, source: str, report: CleaningReport) -> pl.DataFrame:
+    """Rows without a basket get their own: one basket per (user, timestamp), recorded in the report,
+    so no consumer ever sees a null basket."""
+    if BASKET not in df.columns:
+        return df
+    basket = normalize_ids(df.get_column(BASKET), source=source)
+    missing = basket.is_null()
+    n_missing = int(missing.sum())
+    if n_missing:
+        own = df.select(pl.format("{}@{}{}", USER_ID, TIMESTAMP, pl.lit(_OWN_BASKET))).to_series()
+        basket = basket.zip_with(~missing, own)
+        report.note(f"{source}: {n_missing:,} row(s) without a {BASKET}: each (user, timestamp) made its own basket")
+    return df.with_columns(basket.alias(BASKET))
 
 
 def validate_interactions(
@@ -123,12 +161,10 @@ def validate_interactions(
     for col in (USER_ID, ITEM_ID):
         df = normalise_ids(df, col, source=source, drop_invalid=drop_invalid, report=report)
     df = normalise_timestamps(df, source=source, unit=timestamp_unit, drop_invalid=drop_invalid, report=report)
-    df = _cast_optional(df, source=source)
+    df = _clean_optional(df, source=source, drop_invalid=drop_invalid, report=report)
     if WEIGHT not in df.columns:
         df = df.with_columns(pl.lit(1.0, pl.Float32).alias(WEIGHT))
-    if PRICE in df.columns and (df.get_column(PRICE) < 0).any():
-        n_neg = int((df.get_column(PRICE) < 0).sum())
-        raise ColumnTypeError(source, PRICE, "a non-negative price", f"{n_neg} negative value(s)")
+    df = _fill_baskets(df, source=source, report=report)
     if duplicates != "keep":
         dup = ~df.select(pl.struct(pl.all()).is_first_distinct()).to_series()
         n_dup = int(dup.sum())
