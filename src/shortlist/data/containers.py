@@ -11,11 +11,12 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from shortlist.data.ids import IdMap, normalize_ids
+from shortlist.data.catalogue import category_lists, clean_catalogue
+from shortlist.data.ids import IdMap
 from shortlist.data.report import CleaningReport
 from shortlist.data.validate import DuplicatePolicy, TimestampUnit, validate_interactions
 from shortlist.errors import DataValidationError, EmptyInputError, MissingColumnError
-from shortlist.schema import BASKET, ID_DTYPE, ITEM, ITEM_ID, TIMESTAMP, USER, USER_ID, WEIGHT
+from shortlist.schema import BASKET, CATEGORY, ID_DTYPE, ITEM, ITEM_ID, TIMESTAMP, USER, USER_ID, WEIGHT
 
 T = TypeVar("T")
 
@@ -212,6 +213,17 @@ class Items:
         full = pl.DataFrame({ITEM: pl.int_range(len(self.ids), eager=True, dtype=ID_DTYPE)})
         return full.join(self._frame.select(ITEM, column), on=ITEM, how="left").sort(ITEM).get_column(column)
 
+    def category_lists(self) -> pl.Series:
+        """Each item's set of categories as a ``List(Utf8)`` Series indexed by internal item id (empty
+        where the item has no category or no catalogue row); see :func:`~shortlist.data.catalogue.category_lists`."""
+        if not self.has(CATEGORY):
+            return pl.Series(CATEGORY, [[]] * len(self.ids), pl.List(pl.Utf8))
+        return category_lists(self.aligned(CATEGORY))
+
+    def category_sets(self) -> list[frozenset[str]]:
+        """Each item's set of categories, indexed by internal item id (A > B paths count as A and B)."""
+        return [frozenset(c) for c in self.category_lists().to_list()]
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -258,30 +270,12 @@ def build_dataset(
     cat: Items | None = None
     item_map = IdMap.from_values(clean.get_column(ITEM_ID))
     if items is not None:
-        items = _clean_items(items, source=items_source, report=report)
+        items = clean_catalogue(items, source=items_source, report=report)
         item_map = item_map.extend(items.get_column(ITEM_ID).to_list())
     inter = Interactions.from_clean(clean, items=item_map)
     if items is not None:
         cat = Items.from_frame(items, inter.items, source=items_source)
     return Dataset(inter, cat, name=name, report=report, repeats=repeats)
-
-
-def _clean_items(df: pl.DataFrame, *, source: str, report: CleaningReport) -> pl.DataFrame:
-    if df.height == 0:
-        raise EmptyInputError(source, "items")
-    if ITEM_ID not in df.columns:
-        raise MissingColumnError(source, ITEM_ID, df.columns)
-    ids = normalize_ids(df.get_column(ITEM_ID), source=source)
-    df = df.with_columns(ids.alias(ITEM_ID))
-    bad = ids.is_null()
-    if bad.any():
-        report.note(f"{source}: dropped {int(bad.sum())} catalogue rows with a null or empty item_id")
-        df = df.filter(~bad)
-    dup = df.get_column(ITEM_ID).is_duplicated() & ~df.get_column(ITEM_ID).is_first_distinct()
-    if dup.any():
-        report.note(f"{source}: {int(dup.sum())} repeated catalogue rows for the same item_id; kept the first")
-        df = df.filter(~dup)
-    return df
 
 
 def read_only(m: sp.csr_matrix) -> sp.csr_matrix:

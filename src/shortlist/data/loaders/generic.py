@@ -7,11 +7,12 @@ from pathlib import Path
 
 import polars as pl
 
+from shortlist.data.catalogue import ITEMS_MAP_HINT, flatten_text_columns
 from shortlist.data.containers import Dataset, build_dataset
 from shortlist.data.ids import normalize_ids
 from shortlist.data.validate import DuplicatePolicy, TimestampUnit, apply_column_map
 from shortlist.errors import ColumnTypeError, EmptyInputError, InvalidIdError, MissingColumnError
-from shortlist.schema import ITEM_ID, ITEM_TEXT_COLUMNS, PRICE, USER_ID
+from shortlist.schema import ITEM_ID, PRICE, USER_ID
 
 from ._io import (
     SUFFIX_FORMATS,
@@ -72,8 +73,8 @@ def load_items(
         raise EmptyInputError(source, "items")
     df = apply_column_map(df, columns, source=source)
     if ITEM_ID not in df.columns:
-        raise MissingColumnError(source, ITEM_ID, df.columns)
-    casts = [pl.col(c).cast(pl.Utf8) for c in ITEM_TEXT_COLUMNS if c in df.columns and df[c].dtype != pl.Utf8]
+        raise MissingColumnError(source, ITEM_ID, df.columns, hint=ITEMS_MAP_HINT)
+    df = flatten_text_columns(df).with_columns(normalize_ids(df.get_column(ITEM_ID), source=source))
     if PRICE in df.columns:
         raw = df.get_column(PRICE)
         price = raw.cast(pl.Float64, strict=False)
@@ -82,8 +83,8 @@ def load_items(
             raise ColumnTypeError(
                 source, PRICE, "a number", str(raw.dtype), raw.filter(bad).head(5).to_list()
             )
-        casts.append(pl.col(PRICE).cast(pl.Float64, strict=False))
-    return df.with_columns(casts).with_columns(pl.col(ITEM_ID).cast(pl.Utf8))
+        df = df.with_columns(price)
+    return df
 
 
 def load_user_ids(path: Path | str, *, format: str | None = None) -> pl.Series:

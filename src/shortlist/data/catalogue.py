@@ -1,0 +1,103 @@
+"""Item catalogues: cleaning raw catalogue frames, and the one reading of an item's categories.
+
+A catalogue's text columns are ``Utf8`` display strings whatever the file held: list values (JSON
+``"category": ["Books", "Fiction"]``) are joined with ``" | "``, nested lists (Amazon 2014's list of
+category paths) with ``" > "`` inside and ``" | "`` between, objects become their JSON text. An
+item's *set* of categories is read from that string by :func:`category_lists`, used by every feature
+and filter: ``"|"`` separates categories (MovieLens ``Crime|Thriller``, joined lists) and a
+hierarchical path ``"A > B > C"`` puts the item in each of A, B and C.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from shortlist.data.ids import normalize_ids
+from shortlist.data.report import CleaningReport
+from shortlist.errors import EmptyInputError, MissingColumnError
+from shortlist.schema import ITEM_ID, ITEM_TEXT_COLUMNS
+
+LIST_SEPARATOR = " | "
+PATH_SEPARATOR = " > "
+_JSON_LIST = r"^\s*\[.*\]\s*$"
+
+
+def clean_catalogue(df: pl.DataFrame, *, source: str, report: CleaningReport) -> pl.DataFrame:
+    """Catalogue rows with normalised ``item_id`` (see :func:`~shortlist.data.ids.normalize_ids`) and flat
+    text columns; rows without an id and repeated ids (the first row wins) are dropped, noted."""
+    if df.height == 0:
+        raise EmptyInputError(source, "items")
+    if ITEM_ID not in df.columns:
+        raise MissingColumnError(source, ITEM_ID, df.columns, hint=ITEMS_MAP_HINT)
+    ids = normalize_ids(df.get_column(ITEM_ID), source=source)
+    df = flatten_text_columns(df.with_columns(ids.alias(ITEM_ID)))
+    bad = ids.is_null()
+    if bad.any():
+        report.note(f"{source}: dropped {int(bad.sum())} catalogue rows with a null or empty item_id")
+        df = df.filter(~bad)
+    dup = ~df.get_column(ITEM_ID).is_first_distinct()
+    if dup.any():
+        report.note(f"{source}: {int(dup.sum())} repeated catalogue rows for the same item_id; kept the first")
+        df = df.filter(~dup)
+    return df
+
+
+#: How to fix a catalogue column that is missing, for MissingColumnError.
+ITEMS_MAP_HINT = (
+    "rename the catalogue column, or map it (items_columns={'item_id': 'sku'}; on the command line "
+    "--items-map item_id=sku, or --map, which also applies to the catalogue where it has that column)"
+)
+
+
+def flatten_text_columns(df: pl.DataFrame) -> pl.DataFrame:
+    """The known text columns as ``Utf8``, and every list or object column (any attribute) as text:
+    lists joined with ``" | "``, nested lists as ``" > "`` paths, objects as JSON; empty → null."""
+    out = []
+    for name, dtype in df.schema.items():
+        s = df.get_column(name)
+        if isinstance(dtype, pl.List | pl.Array):
+            out.append(_join_lists(s))
+        elif isinstance(dtype, pl.Struct):
+            out.append(s.struct.json_encode().set(s.is_null(), None))
+        elif name in ITEM_TEXT_COLUMNS:
+            out.append(_decode_json_lists(s.cast(pl.Utf8)))
+    return df.with_columns(out) if out else df
+
+
+def _join_lists(s: pl.Series) -> pl.Series:
+    if isinstance(s.dtype, pl.Array):
+        s = s.arr.to_list()
+    while isinstance(s.dtype, pl.List) and isinstance(s.dtype.inner, pl.List | pl.Array):
+        s = s.list.eval(pl.element().list.eval(pl.element().cast(pl.Utf8).str.strip_chars()).list.join(PATH_SEPARATOR))
+    if isinstance(s.dtype, pl.List) and isinstance(s.dtype.inner, pl.Struct):
+        s = s.list.eval(pl.element().struct.json_encode())
+    joined = s.list.eval(pl.element().cast(pl.Utf8)).list.eval(
+        pl.element().str.strip_chars().filter(pl.element().str.strip_chars() != "")
+    ).list.join(LIST_SEPARATOR)
+    return joined.set(joined == "", None) if joined.len() else joined
+
+
+def _decode_json_lists(s: pl.Series) -> pl.Series:
+    """Text values that are JSON arrays (a JSON file mixing list and string values) joined like lists."""
+    looks = s.str.contains(_JSON_LIST).fill_null(False)
+    if not looks.any():
+        return s
+    try:
+        decoded = s.filter(looks).str.json_decode(pl.List(pl.Utf8))
+    except pl.exceptions.PolarsError:
+        return s  # not JSON after all: keep the text as written
+    return s.scatter(looks.arg_true(), _join_lists(decoded))
+
+
+def category_lists(values: pl.Series) -> pl.Series:
+    """Each value's categories as a ``List(Utf8)`` (unique, in order; empty for null): ``"|"`` separates
+    categories and a path ``"A > B > C"`` is the categories A, B and C."""
+    text = values.cast(pl.Utf8).str.replace_all(">", "|", literal=True)
+    stripped = pl.element().str.strip_chars()
+    parts = text.str.split("|").list.eval(stripped.filter(stripped != ""))
+    return parts.list.unique(maintain_order=True).fill_null(pl.lit([], pl.List(pl.Utf8))).rename(values.name)
+
+
+def category_set(value: str | None) -> frozenset[str]:
+    """One category value's set of categories, by :func:`category_lists`."""
+    return frozenset(category_lists(pl.Series([value], dtype=pl.Utf8))[0].to_list())
