@@ -19,6 +19,7 @@ from shortlist.data.loaders import (
 )
 from shortlist.errors import (
     ColumnTypeError,
+    ConfigError,
     DuplicateRowsError,
     EmptyInputError,
     InvalidIdError,
@@ -221,3 +222,43 @@ def test_load_dataset_with_catalogue(write: Write) -> None:
     # interacted items first, then catalogue-only items
     assert ds.interactions.items.ids.to_list() == ["a", "b", "c"]
     assert ds.items is not None and ds.items.aligned("title").to_list() == [None, "B", "C"]
+
+
+def test_map_reaches_the_catalogue_where_it_has_the_column(write: Write) -> None:
+    inter = write("log.csv", "uid,sku,when\n1,A,1609459200\n2,B,1609459260\n")
+    items = write("items.csv", "sku,name,cost\nA,Mug,2.5\nC,Jar,1.0\n")
+    cmap = {"user_id": "uid", "item_id": "sku", "timestamp": "when", "title": "name", "price": "cost"}
+    ds = load_dataset(inter, items, columns=cmap)  # price=cost: only the catalogue has it
+    assert ds.interactions.items.ids.to_list() == ["A", "B", "C"]
+    assert ds.items is not None and ds.items.aligned("title").to_list() == ["Mug", None, "Jar"]
+    assert ds.items.aligned("price").to_list() == [2.5, None, 1.0]
+    with pytest.raises(MissingColumnError, match=r"log\.csv.*'UnitPrice'"):
+        load_dataset(inter, items, columns={**cmap, "price": "UnitPrice"})
+
+
+def test_catalogue_map_entry_without_a_catalogue_or_column_is_an_error(write: Write) -> None:
+    inter = write("log.csv", "user_id,item_id,timestamp\n1,A,1609459200\n")
+    with pytest.raises(ConfigError, match="title=name is for a catalogue"):
+        load_dataset(inter, columns={"title": "name"})
+    with pytest.raises(MissingColumnError, match=r"items\.csv.*'nmae'"):
+        load_dataset(inter, write("items.csv", "item_id,name\nA,Mug\n"), columns={"title": "nmae"})
+
+
+def test_catalogue_missing_item_id_recommends_a_mapping_that_works(write: Write) -> None:
+    inter = write("log.csv", "user_id,item_id,timestamp\n1,A,1609459200\n")
+    items = write("items.csv", "code,name\nA,Mug\n")
+    with pytest.raises(MissingColumnError) as err:
+        load_dataset(inter, items)
+    assert "items_columns={'item_id': 'sku'}" in str(err.value) and "--items-map item_id=" in str(err.value)
+    ds = load_dataset(inter, items, items_columns={"item_id": "code", "title": "name"})
+    assert ds.items is not None and ds.items.aligned("title").to_list() == ["Mug"]
+
+
+@pytest.mark.parametrize("name", ["log.jsonl", "log.json"])
+def test_json_file_missing_a_column_names_the_column_not_redownload(write: Write, name: str) -> None:
+    row = '{"uid": "a", "item_id": "x", "timestamp": 1609459200}'
+    path = write(name, f"[{row}]" if name.endswith(".json") else row + "\n")
+    with pytest.raises(MissingColumnError) as err:
+        load_interactions(path)
+    assert "'user_id' is missing" in str(err.value) and "--map user_id=" in str(err.value)
+    assert "re-download" not in str(err.value)

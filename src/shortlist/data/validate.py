@@ -6,7 +6,7 @@ the caller asked for it — a counted clean-up recorded in a :class:`CleaningRep
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Literal
 
 import polars as pl
@@ -40,8 +40,16 @@ _DROP_HINT = "drop_invalid=True / --drop-invalid drops them with a count"
 _OWN_BASKET = "#own"
 
 
-def apply_column_map(df: pl.DataFrame, columns: Mapping[str, str] | None, *, source: str) -> pl.DataFrame:
-    """Rename source columns to canonical names; ``columns`` maps canonical → source name."""
+def apply_column_map(
+    df: pl.DataFrame, columns: Mapping[str, str] | None, *, source: str, optional: Collection[str] = ()
+) -> pl.DataFrame:
+    """Rename source columns to canonical names; ``columns`` maps canonical → source name.
+
+    A mapping that names a column the frame lacks is an error, except for the canonical names in
+    ``optional``, which apply only where the frame has the column (a mapping shared between the
+    interactions and a catalogue: ``item_id=sku`` maps the catalogue's ``sku`` if it has one).
+    """
+    columns = {c: theirs for c, theirs in (columns or {}).items() if c not in optional or theirs in df.columns}
     if not columns:
         return df
     for canonical, theirs in columns.items():

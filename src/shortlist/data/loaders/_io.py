@@ -175,9 +175,16 @@ def read_table(
             data = read_bytes(path) if is_gzip(path) else path
             return pl.read_parquet(data)
         raw = read_bytes(path)
-        if raw.lstrip()[:1] == b"[":  # a JSON array rather than JSON lines
-            return pl.read_json(raw, infer_schema_length=10_000, schema_overrides=dict(overrides) or None)
-        return pl.read_ndjson(raw, infer_schema_length=10_000, schema_overrides=dict(overrides) or None)
+        try:
+            return _read_json(raw, overrides)
+        except pl.exceptions.SchemaFieldNotFoundError:  # a column to keep as text is absent:
+            return _read_json(raw, {})  # read it as it is, so validation names the column and the mapping
+
+
+def _read_json(raw: bytes, overrides: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    if raw.lstrip()[:1] == b"[":  # a JSON array rather than JSON lines
+        return pl.read_json(raw, infer_schema_length=10_000, schema_overrides=dict(overrides) or None)
+    return pl.read_ndjson(raw, infer_schema_length=10_000, schema_overrides=dict(overrides) or None)
 
 
 def read_lines(path: Path) -> pl.Series:

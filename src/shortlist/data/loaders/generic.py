@@ -11,8 +11,8 @@ from shortlist.data.catalogue import ITEMS_MAP_HINT, flatten_text_columns
 from shortlist.data.containers import Dataset, build_dataset
 from shortlist.data.ids import normalize_ids
 from shortlist.data.validate import DuplicatePolicy, TimestampUnit, apply_column_map
-from shortlist.errors import ColumnTypeError, EmptyInputError, InvalidIdError, MissingColumnError
-from shortlist.schema import ITEM_ID, PRICE, USER_ID
+from shortlist.errors import ColumnTypeError, ConfigError, EmptyInputError, InvalidIdError, MissingColumnError
+from shortlist.schema import ITEM_ID, ITEM_TEXT_COLUMNS, PRICE, USER_ID
 
 from ._io import (
     SUFFIX_FORMATS,
@@ -54,24 +54,32 @@ def read_frame(
     except pl.exceptions.PolarsError as exc:
         raise UnreadableFileError(p, f"the part files have different columns ({exc})") from exc
 
+#: Canonical columns a catalogue can have, and so the entries of an interactions mapping it takes.
+CATALOGUE_COLUMNS = frozenset({ITEM_ID, PRICE, *ITEM_TEXT_COLUMNS})
+
 
 def load_items(
     path: Path | str,
     *,
     columns: Mapping[str, str] | None = None,
     format: str | None = None,
+    shared: bool = False,
 ) -> pl.DataFrame:
     """Read an item catalogue into canonical columns (``item_id`` + title/description/... + attributes).
 
     ``columns`` maps canonical → source names, e.g. ``{"item_id": "sku", "title": "name"}``.
+    ``shared``: ``columns`` is the interactions' mapping, so only its catalogue entries apply, and
+    those the catalogue shares with the interactions (item id, price) only where the file has the column.
     The frame is ready for :func:`~shortlist.data.build_dataset`.
     """
     source = str(path)
+    if shared:
+        columns = {c: theirs for c, theirs in (columns or {}).items() if c in CATALOGUE_COLUMNS}
     id_col = (columns or {}).get(ITEM_ID, ITEM_ID)
     df = read_frame(path, format=format, string_columns=(id_col,))
     if df.height == 0:
         raise EmptyInputError(source, "items")
-    df = apply_column_map(df, columns, source=source)
+    df = apply_column_map(df, columns, source=source, optional=(ITEM_ID, PRICE) if shared else ())
     if ITEM_ID not in df.columns:
         raise MissingColumnError(source, ITEM_ID, df.columns, hint=ITEMS_MAP_HINT)
     df = flatten_text_columns(df).with_columns(normalize_ids(df.get_column(ITEM_ID), source=source))
@@ -123,14 +131,21 @@ def load_dataset(
 ) -> Dataset:
     """Load an interactions file (+ optional item catalogue) in any supported format into a Dataset.
 
-    ``columns`` / ``items_columns`` map canonical → source names. Ids are read as text so
-    ``"007"`` stays ``"007"``; every removed row is counted in ``dataset.report``.
+    ``columns`` / ``items_columns`` map canonical → source names. Without ``items_columns``,
+    ``columns`` also applies to the catalogue, where it has the named column (``item_id=sku`` maps
+    both files' ``sku``). Ids are read as text so ``"007"`` stays ``"007"``; every removed row is
+    counted in ``dataset.report``.
     """
     path = require_path(interactions_path)
-    cmap = dict(columns or {})
-    ids = (cmap.get(USER_ID, USER_ID), cmap.get(ITEM_ID, ITEM_ID))
-    raw = read_frame(path, format=format, string_columns=ids)
-    items = None if items_path is None else load_items(items_path, columns=items_columns, format=items_format)
+    cmap = _interactions_map(columns, has_catalogue=items_path is not None)
+    raw = read_frame(path, format=format, string_columns=(cmap.get(USER_ID, USER_ID), cmap.get(ITEM_ID, ITEM_ID)))
+    items = None
+    if items_path is not None:
+        shared = items_columns is None
+        items = load_items(items_path, columns=columns if shared else items_columns, format=items_format,
+                           shared=shared)
+        if shared and PRICE in cmap and cmap[PRICE] not in raw.columns and PRICE in items.columns:
+            del cmap[PRICE]  # a catalogue price column, mapped there
     return build_dataset(
         raw,
         items,
@@ -143,6 +158,14 @@ def load_dataset(
         drop_invalid=drop_invalid,
         duplicates=duplicates,
     )
+
+
+def _interactions_map(columns: Mapping[str, str] | None, *, has_catalogue: bool) -> dict[str, str]:
+    """The entries of a shared column mapping that apply to the interactions (not the catalogue's text)."""
+    text_map = sorted(f"{c}={theirs}" for c, theirs in (columns or {}).items() if c in ITEM_TEXT_COLUMNS)
+    if text_map and not has_catalogue:
+        raise ConfigError(f"the column mapping {', '.join(text_map)} is for a catalogue, but no catalogue was given")
+    return {c: theirs for c, theirs in (columns or {}).items() if c not in ITEM_TEXT_COLUMNS}
 
 
 def load_interactions(
