@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import polars as pl
 import typer
@@ -13,6 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from shortlist.errors import ConfigError, OutputPathError
+
+if TYPE_CHECKING:
+    from shortlist.data.containers import Dataset
+    from shortlist.data.timestamps import TimestampUnit
 
 app = typer.Typer(
     add_completion=False,
@@ -28,18 +32,37 @@ out = Console(width=None if sys.stdout.isatty() else 200, markup=False, highligh
 
 DataDir = Annotated[list[Path] | None, typer.Option("--data-dir", help="Folder holding dataset folders (repeatable).")]
 ColumnMap = Annotated[
-    list[str] | None, typer.Option("--map", help="Column mapping canonical=theirs, e.g. --map user_id=CustomerID.")
+    list[str] | None,
+    typer.Option("--map", help="Column mapping canonical=theirs, e.g. --map user_id=CustomerID (repeatable); "
+                 "it applies to the catalogue too where the catalogue has that column."),
 ]
+ItemsMap = Annotated[
+    list[str] | None,
+    typer.Option("--items-map", help="Catalogue column mapping canonical=theirs, e.g. --items-map item_id=sku "
+                 "(repeatable; replaces --map for the catalogue)."),
+]
+DropInvalid = Annotated[
+    bool,
+    typer.Option("--drop-invalid", help="Drop rows with invalid ids, timestamps or weights (counted in the "
+                 "cleaning report) instead of stopping at the first."),
+]
+TimestampUnitOption = Annotated[
+    str,
+    typer.Option("--timestamp-unit", help="Unit of numeric timestamps: auto (decided per column), s, ms, us, ns "
+                 "or D (days since 1970-01-01)."),
+]
+_TIMESTAMP_UNITS = ("auto", "s", "ms", "us", "ns", "D")
 
 
-def parse_column_map(pairs: list[str] | None) -> dict[str, str] | None:
+def parse_column_map(pairs: list[str] | None, *, option: str = "--map") -> dict[str, str] | None:
+    """``["user_id=CustomerID", ...]`` → ``{"user_id": "CustomerID", ...}``; a malformed pair is a ConfigError."""
     if not pairs:
         return None
     out_: dict[str, str] = {}
     for p in pairs:
         canonical, sep, theirs = p.partition("=")
-        if not sep or not canonical or not theirs:
-            raise ConfigError(f"--map {p!r} must look like canonical=their_column (e.g. user_id=CustomerID)")
+        if not sep or not canonical.strip() or not theirs.strip():
+            raise ConfigError(f"{option} {p!r} must look like canonical=their_column (e.g. user_id=CustomerID)")
         out_[canonical.strip()] = theirs.strip()
     return out_
 
@@ -53,17 +76,28 @@ def search_dirs(extra: list[Path] | None) -> list[Path]:
 
 
 def load_data(dataset: str | None, interactions: Path | None, items: Path | None, columns: dict[str, str] | None,
-          data_dir: list[Path] | None, repeats: bool | None):
+              data_dir: list[Path] | None, repeats: bool | None, *, items_columns: dict[str, str] | None = None,
+              drop_invalid: bool = False, timestamp_unit: str = "auto") -> Dataset:
+    """A named dataset, or an interactions file (+ catalogue) read with the file options; prints the report."""
     from shortlist.data.loaders import load_dataset, load_named
 
     if (dataset is None) == (interactions is None):
         raise ConfigError("pass exactly one of --dataset NAME or --interactions PATH")
+    if timestamp_unit not in _TIMESTAMP_UNITS:
+        raise ConfigError(f"--timestamp-unit {timestamp_unit!r} is not one of {', '.join(_TIMESTAMP_UNITS)}")
+    file_options = {"--map": columns, "--items-map": items_columns, "--drop-invalid": drop_invalid,
+                    "--timestamp-unit": timestamp_unit != "auto"}
+    if dataset is not None and any(file_options.values()):
+        used = ", ".join(k for k, v in file_options.items() if v)
+        raise ConfigError(f"{used} apply to --interactions files; the named dataset {dataset!r} has its own "
+                          "loader (drop the option, or pass the files with --interactions / --items)")
     with console.status("loading data"):
         if dataset is not None:
             ds = load_named(dataset, search_dirs=search_dirs(data_dir))
         else:
             assert interactions is not None
-            ds = load_dataset(interactions, items, columns=columns, repeats=bool(repeats))
+            ds = load_dataset(interactions, items, columns=columns, items_columns=items_columns, repeats=bool(repeats),
+                              drop_invalid=drop_invalid, timestamp_unit=cast("TimestampUnit", timestamp_unit))
     console.print(str(ds.report), style="dim")
     return ds
 

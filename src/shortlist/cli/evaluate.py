@@ -12,6 +12,9 @@ import typer
 from shortlist.cli._common import (
     ColumnMap,
     DataDir,
+    DropInvalid,
+    ItemsMap,
+    TimestampUnitOption,
     app,
     console,
     load_data,
@@ -39,12 +42,17 @@ def evaluate(
     ] = None,
     data_dir: DataDir = None,
     column_map: ColumnMap = None,
+    items_map: ItemsMap = None,
+    drop_invalid: DropInvalid = False,
+    timestamp_unit: TimestampUnitOption = "auto",
     config: Annotated[Path | None, typer.Option(help="TOML file overriding defaults.")] = None,
 ) -> None:
     """Split, fit every model on the training part, and print models × metrics."""
     from shortlist.data.loaders import DATASETS
 
-    ds = load_data(dataset, interactions, items, parse_column_map(column_map), data_dir, allow_repeats)
+    ds = load_data(dataset, interactions, items, parse_column_map(column_map), data_dir, allow_repeats,
+                   items_columns=parse_column_map(items_map, option="--items-map"), drop_invalid=drop_invalid,
+                   timestamp_unit=timestamp_unit)
     spec = DATASETS.get(dataset) if dataset else None
     repeats = allow_repeats if allow_repeats is not None else ds.repeats
     protocol = protocol or (spec.protocol if spec else ("days:14" if repeats else "llo"))
@@ -112,12 +120,16 @@ def split(
     interactions: Annotated[Path | None, typer.Option(help="CSV or Parquet with canonical columns.")] = None,
     allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Keep re-consumed test items.")] = False,
     data_dir: DataDir = None,
+    column_map: ColumnMap = None,
+    drop_invalid: DropInvalid = False,
+    timestamp_unit: TimestampUnitOption = "auto",
 ) -> None:
     """Write a leak-free train/test split with external ids (for `fit` / `recommend` / `score`)."""
     from shortlist.data.export import export_interactions
     from shortlist.data.split import split_by_protocol
 
-    ds = load_data(dataset, interactions, None, None, data_dir, allow_repeats)
+    ds = load_data(dataset, interactions, None, parse_column_map(column_map), data_dir, allow_repeats,
+                   drop_invalid=drop_invalid, timestamp_unit=timestamp_unit)
     s = split_by_protocol(ds.interactions, protocol, repeats=allow_repeats)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table_atomic(export_interactions(s.train), out_dir / "train.parquet")

@@ -12,6 +12,9 @@ import typer
 
 from shortlist.cli._common import (
     ColumnMap,
+    DropInvalid,
+    ItemsMap,
+    TimestampUnitOption,
     app,
     check_output_file,
     console,
@@ -33,13 +36,18 @@ def fit(
     target: Annotated[str | None, typer.Option(help="last | days:N (default: the config's, 'last').")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file overriding defaults.")] = None,
     column_map: ColumnMap = None,
+    items_map: ItemsMap = None,
+    drop_invalid: DropInvalid = False,
+    timestamp_unit: TimestampUnitOption = "auto",
 ) -> None:
     """Fit a model on interactions and save it to a directory."""
     from shortlist.pipeline.artifacts import check_model_target
 
     check_model_target(out_dir)  # before the fit: a refused folder costs nothing
     cfg = load_config(config)
-    ds = load_data(None, interactions, items, parse_column_map(column_map), None, allow_repeats)
+    ds = load_data(None, interactions, items, parse_column_map(column_map), None, allow_repeats,
+                   items_columns=parse_column_map(items_map, option="--items-map"), drop_invalid=drop_invalid,
+                   timestamp_unit=timestamp_unit)
     t0 = time.perf_counter()
     with console.status("fitting (candidate sources, features, ranker)"):
         model = _make_model(cfg, allow_repeats=allow_repeats, target=target)
