@@ -226,3 +226,23 @@ def test_json_file_missing_a_column_names_it_and_the_mapping(tmp_path, capsys):
     code, _, err = run(["fit", "--interactions", str(path), "--out", str(tmp_path / "m")], capsys)
     text = " ".join(err.split())
     assert code == 2 and "'user_id' is missing" in text and "--map user_id=" in text and "re-download" not in text
+
+
+def test_time_protocols_on_a_dataset_without_time_and_its_default(tmp_path, capsys):
+    # ml-1m-partial's shape: user-movie pairs without timestamps (issue 21, bug 17)
+    ds = make_synthetic(n_users=120, n_items=50, n_interactions=2500, seed=7)
+    pairs = export_interactions(ds.interactions).select(pl.col("user_id").alias("userID"),
+                                                        pl.col("item_id").alias("movieID")).unique(maintain_order=True)
+    (tmp_path / "ml-1m-partial").mkdir()
+    pairs.write_parquet(tmp_path / "ml-1m-partial" / "ratings_pairs_only.parquet")
+    data = ["--dataset", "ml-1m", "--data-dir", str(tmp_path)]
+    for protocol in ("llo", "days:7", "quantile:0.8"):
+        code, _, err = run(["evaluate", *data, "--protocol", protocol], capsys)
+        text = " ".join(err.split())
+        assert code == 2 and "ml-1m-partial has no timestamps" in text and "random:0.2" in text, protocol
+    code, _, err = run(["split", *data, "--protocol", "random:0.25", "--out", str(tmp_path / "s")], capsys)
+    assert code == 0, err
+    assert pl.read_csv(tmp_path / "s" / "test_users.csv").height > 100
+    code, out, err = run(["evaluate", *data, "--k", "5"], capsys)
+    assert code == 0, err
+    assert "random:0.2" in out and "ndcg@5" in out

@@ -102,6 +102,19 @@ class ConfigError(ShortlistError, ValueError):
     """A configuration value or option is invalid."""
 
 
+class NoTimestampsError(ConfigError):
+    """A time protocol or target was asked of data whose timestamps only order the rows."""
+
+    def __init__(self, dataset: str, protocol: str, works: str) -> None:
+        super().__init__(
+            f"{dataset} has no timestamps (its time column only orders the rows), so the time protocol "
+            f"{protocol!r} cannot split it honestly; llo, llo:N, days:N and quantile:Q all need times. "
+            f"Fix: use {works.partition(':')[0]}:Q, a seeded random holdout of a fraction Q of each user's "
+            f"interactions (e.g. --protocol {works})."
+        )
+        self.dataset, self.protocol = dataset, protocol
+
+
 class NotFittedError(ShortlistError, RuntimeError):
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} is not fitted yet; call fit(...) first.")

@@ -17,7 +17,8 @@ from shortlist.data.loaders import (
     load_movielens_users,
 )
 from shortlist.data.loaders.movielens import PAIRS_ONLY_NOTE
-from shortlist.errors import MissingColumnError, TimestampParseError
+from shortlist.data.split import default_protocol, split_by_protocol
+from shortlist.errors import MissingColumnError, NoTimestampsError, TimestampParseError
 
 Write = Callable[[str, "str | bytes"], Path]
 
@@ -111,6 +112,7 @@ def test_ml_1m_pairs_only_gets_a_synthetic_order(write: Write, tmp_path: Path) -
     assert "rating" not in ds.interactions.frame.columns
     assert ds.report.notes == [PAIRS_ONLY_NOTE] and "row position" in PAIRS_ONLY_NOTE
     assert ds.items is None
+    assert not ds.has_time and not ds.interactions.has_time  # issue 21, bug 17
     buf = io.BytesIO()
     pairs.rename({"userID": "user"}).write_parquet(buf)
     write("bad/ratings_pairs_only.parquet", buf.getvalue())
@@ -168,3 +170,8 @@ def test_shared_ml_1m_partial(shared: Callable[[str], Path]) -> None:
     assert f["timestamp"].to_list()[:3] == [0, 1, 2] and ds.report.notes == [PAIRS_ONLY_NOTE]
     first = f.head(3)["item"].to_list()
     assert [ds.interactions.items.ids[i] for i in first] == ["1193", "661", "914"]  # original order
+    assert not ds.has_time
+    with pytest.raises(NoTimestampsError, match=r"ml-1m-partial has no timestamps.*random:0\.2"):
+        split_by_protocol(ds.interactions, "llo", repeats=False, dataset=ds.name)
+    split = split_by_protocol(ds.interactions, default_protocol(ds.interactions, "llo"), repeats=False)
+    assert split.protocol == "random:0.2" and len(split.test_users) == 6_040

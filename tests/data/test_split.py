@@ -2,8 +2,8 @@ import polars as pl
 import pytest
 
 from shortlist.data import Interactions
-from shortlist.data.split import leave_last_out, split_by_protocol, time_window_split
-from shortlist.errors import ConfigError, DataValidationError
+from shortlist.data.split import default_protocol, leave_last_out, random_holdout, split_by_protocol, time_window_split
+from shortlist.errors import ConfigError, DataValidationError, NoTimestampsError
 from shortlist.schema import ITEM, SECONDS_PER_DAY, USER
 
 DAY = SECONDS_PER_DAY
@@ -93,3 +93,47 @@ def test_window_longer_than_data_is_a_clear_error():
 def test_no_leak_every_train_row_precedes_cutoff():
     s = time_window_split(log(), days=5, repeats=True)
     assert s.train.frame["timestamp"].max() <= s.counts["cutoff"] < s.test.frame["timestamp"].min()
+
+
+def no_time_log() -> Interactions:
+    """Pairs whose 'timestamps' are row positions, as in ml-1m-partial."""
+    users = ["a"] * 5 + ["b"] * 3 + ["c"]
+    items = ["1", "2", "3", "4", "5", "1", "2", "6", "1"]
+    df = pl.DataFrame({"user_id": users, "item_id": items, "timestamp": list(range(9))})
+    return Interactions.from_frame(df, timestamp_unit="s")
+
+
+def test_time_protocols_on_data_without_time_raise_naming_the_dataset():
+    inter = no_time_log()
+    data = Interactions(inter.frame, inter.users, inter.items, has_time=False)
+    assert not data.has_time and not data.filter(pl.col(USER) == 0).has_time  # subsets keep the flag
+    for protocol in ("llo", "llo:2", "days:7", "quantile:0.5"):
+        with pytest.raises(NoTimestampsError) as err:
+            split_by_protocol(data, protocol, repeats=False, dataset="ml-1m-partial")
+        msg = str(err.value)
+        assert "ml-1m-partial has no timestamps" in msg and repr(protocol) in msg and "random:0.2" in msg
+    with pytest.raises(NoTimestampsError):
+        time_window_split(data, days=7)  # the label windows of a days:N target refuse it too
+    assert default_protocol(data, "llo") == "random:0.2" and default_protocol(data, "random:0.3") == "random:0.3"
+    assert default_protocol(log(), "llo") == "llo"
+    assert split_by_protocol(data, "random:0.2", repeats=False).protocol == "random:0.2"
+
+
+def test_random_holdout_is_seeded_per_user_and_never_takes_everything():
+    s = random_holdout(no_time_log(), fraction=0.4, seed=0)
+    assert s.protocol == "random:0.4"
+    by_user = s.test.frame.group_by(USER).len().sort(USER)["len"].to_list()
+    assert by_user == [2, 1]  # a: round(0.4 * 5) = 2, b: round(1.2) = 1, c: one row only, no target
+    assert s.counts["users_too_short"] == 1 and len(s.train) + len(s.test) == 9
+    again = random_holdout(no_time_log(), fraction=0.4, seed=0)
+    assert ext(again.test) == ext(s.test)
+    tests = {tuple(ext(random_holdout(no_time_log(), fraction=0.4, seed=k).test)) for k in range(8)}
+    assert len(tests) > 1  # the seed decides
+    most = random_holdout(no_time_log(), fraction=0.95, seed=0)
+    assert most.train.frame.group_by(USER).len().sort(USER)["len"].to_list() == [1, 1, 1]  # one row always stays
+
+
+def test_random_holdout_bad_fraction():
+    for protocol in ("random:0", "random:1", "random:abc"):
+        with pytest.raises(ConfigError):
+            split_by_protocol(no_time_log(), protocol, repeats=False)

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 @app.command()
 def evaluate(
-    protocol: Annotated[str | None, typer.Option(help="llo | llo:N | days:N | quantile:Q (default: dataset's).")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="llo | llo:N | days:N | quantile:Q | random:Q (default: the dataset's).")] = None,
     dataset: Annotated[str | None, typer.Option(help="A named dataset (see `shortlist datasets`).")] = None,
     interactions: Annotated[Path | None, typer.Option(help="CSV or Parquet with canonical columns.")] = None,
     items: Annotated[Path | None, typer.Option(help="Item catalogue.")] = None,
@@ -49,13 +50,14 @@ def evaluate(
 ) -> None:
     """Split, fit every model on the training part, and print models × metrics."""
     from shortlist.data.loaders import DATASETS
+    from shortlist.data.split import default_protocol
 
     ds = load_data(dataset, interactions, items, parse_column_map(column_map), data_dir, allow_repeats,
                    items_columns=parse_column_map(items_map, option="--items-map"), drop_invalid=drop_invalid,
                    timestamp_unit=timestamp_unit)
     spec = DATASETS.get(dataset) if dataset else None
     repeats = allow_repeats if allow_repeats is not None else ds.repeats
-    protocol = protocol or (spec.protocol if spec else ("days:14" if repeats else "llo"))
+    protocol = protocol or default_protocol(ds.interactions, spec.protocol if spec else ("days:14" if repeats else "llo"))
     _run_evaluation(ds, protocol=protocol, repeats=repeats, k=k, report=report, config=config)
 
 
@@ -67,7 +69,7 @@ def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report
 
     cfg = load_config(config)
     t0 = time.perf_counter()
-    split = split_by_protocol(ds.interactions, protocol, repeats=repeats)
+    split = split_by_protocol(ds.interactions, protocol, repeats=repeats, seed=cfg["model"]["seed"], dataset=ds.name)
     console.print(str(split), style="dim")
     ks = sorted({5, k, 20})
     params = _model_params(cfg)
@@ -114,7 +116,7 @@ def demo(
 
 @app.command()
 def split(
-    protocol: Annotated[str, typer.Option(help="llo | llo:N | days:N | quantile:Q")],
+    protocol: Annotated[str, typer.Option(help="llo | llo:N | days:N | quantile:Q | random:Q")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for train.parquet, test.parquet, test_users.csv.")],
     dataset: Annotated[str | None, typer.Option(help="A named dataset.")] = None,
     interactions: Annotated[Path | None, typer.Option(help="CSV or Parquet with canonical columns.")] = None,
@@ -130,7 +132,7 @@ def split(
 
     ds = load_data(dataset, interactions, None, parse_column_map(column_map), data_dir, allow_repeats,
                    drop_invalid=drop_invalid, timestamp_unit=timestamp_unit)
-    s = split_by_protocol(ds.interactions, protocol, repeats=allow_repeats)
+    s = split_by_protocol(ds.interactions, protocol, repeats=allow_repeats, dataset=ds.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table_atomic(export_interactions(s.train), out_dir / "train.parquet")
     write_table_atomic(export_interactions(s.test), out_dir / "test.parquet")

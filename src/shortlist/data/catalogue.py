@@ -1,4 +1,5 @@
-"""Item catalogues: cleaning raw catalogue frames, and the one reading of an item's categories.
+"""Item catalogues: the :class:`Items` container, cleaning raw catalogue frames, and the one reading of
+an item's categories.
 
 A catalogue's text columns are ``Utf8`` display strings whatever the file held: list values (JSON
 ``"category": ["Books", "Fiction"]``) are joined with ``" | "``, nested lists (Amazon 2014's list of
@@ -12,14 +13,71 @@ from __future__ import annotations
 
 import polars as pl
 
-from shortlist.data.ids import normalize_ids
+from shortlist.data.ids import IdMap, normalize_ids
 from shortlist.data.report import CleaningReport
-from shortlist.errors import EmptyInputError, MissingColumnError
-from shortlist.schema import ITEM_ID, ITEM_TEXT_COLUMNS
+from shortlist.errors import DataValidationError, EmptyInputError, MissingColumnError
+from shortlist.schema import CATEGORY, ID_DTYPE, ITEM, ITEM_ID, ITEM_TEXT_COLUMNS
 
 LIST_SEPARATOR = " | "
 PATH_SEPARATOR = " > "
 _JSON_LIST = r"^\s*\[.*\]\s*$"
+
+
+class Items:
+    """An item catalogue aligned to an interactions id map: one row per catalogued item.
+
+    ``frame`` has the Int32 ``item`` column plus any of title, description, category, brand, price
+    and free attributes. Items in the id map without a catalogue row have no row here.
+    """
+
+    __slots__ = ("_frame", "ids")
+
+    def __init__(self, frame: pl.DataFrame, ids: IdMap) -> None:
+        if ITEM not in frame.columns:
+            raise MissingColumnError("Items", ITEM, frame.columns)
+        self._frame = frame.sort(ITEM)
+        self.ids = ids
+
+    @classmethod
+    def from_frame(cls, df: pl.DataFrame, ids: IdMap, *, source: str = "<items>") -> Items:
+        """Map a catalogue with an external ``item_id`` column onto ``ids`` (which must hold every id)."""
+        if df.height == 0:
+            raise EmptyInputError(source, "items")
+        if ITEM_ID not in df.columns:
+            raise MissingColumnError(source, ITEM_ID, df.columns)
+        idx = ids.index(df.get_column(ITEM_ID).cast(pl.Utf8))
+        if idx.null_count():
+            raise DataValidationError(f"{source}: {idx.null_count()} catalogue ids are not in the id map")
+        return cls(df.with_columns(idx.alias(ITEM)).drop(ITEM_ID), ids)
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        return self._frame
+
+    def __len__(self) -> int:
+        return self._frame.height
+
+    def __repr__(self) -> str:
+        return f"Items({len(self):,} rows, columns={self._frame.columns})"
+
+    def has(self, column: str) -> bool:
+        return column in self._frame.columns
+
+    def aligned(self, column: str) -> pl.Series:
+        """``column`` as a Series of length ``len(ids)`` indexed by internal item id (null where absent)."""
+        full = pl.DataFrame({ITEM: pl.int_range(len(self.ids), eager=True, dtype=ID_DTYPE)})
+        return full.join(self._frame.select(ITEM, column), on=ITEM, how="left").sort(ITEM).get_column(column)
+
+    def category_lists(self) -> pl.Series:
+        """Each item's set of categories as a ``List(Utf8)`` Series indexed by internal item id (empty
+        where the item has no category or no catalogue row); see :func:`~shortlist.data.catalogue.category_lists`."""
+        if not self.has(CATEGORY):
+            return pl.Series(CATEGORY, [[]] * len(self.ids), pl.List(pl.Utf8))
+        return category_lists(self.aligned(CATEGORY))
+
+    def category_sets(self) -> list[frozenset[str]]:
+        """Each item's set of categories, indexed by internal item id (A > B paths count as A and B)."""
+        return [frozenset(c) for c in self.category_lists().to_list()]
 
 
 def clean_catalogue(df: pl.DataFrame, *, source: str, report: CleaningReport) -> pl.DataFrame:

@@ -11,12 +11,12 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from shortlist.data.catalogue import category_lists, clean_catalogue
+from shortlist.data.catalogue import Items, clean_catalogue
 from shortlist.data.ids import IdMap
 from shortlist.data.report import CleaningReport
 from shortlist.data.validate import DuplicatePolicy, TimestampUnit, validate_interactions
-from shortlist.errors import DataValidationError, EmptyInputError, MissingColumnError
-from shortlist.schema import BASKET, CATEGORY, ID_DTYPE, ITEM, ITEM_ID, TIMESTAMP, USER, USER_ID, WEIGHT
+from shortlist.errors import EmptyInputError, MissingColumnError
+from shortlist.schema import BASKET, ITEM, ITEM_ID, TIMESTAMP, USER, USER_ID, WEIGHT
 
 T = TypeVar("T")
 
@@ -30,9 +30,9 @@ class Interactions:
     comparable across splits.
     """
 
-    __slots__ = ("_frame", "_memo", "items", "users")
+    __slots__ = ("_frame", "_memo", "has_time", "items", "users")
 
-    def __init__(self, frame: pl.DataFrame, users: IdMap, items: IdMap) -> None:
+    def __init__(self, frame: pl.DataFrame, users: IdMap, items: IdMap, *, has_time: bool = True) -> None:
         for col in (USER, ITEM, TIMESTAMP, WEIGHT):
             if col not in frame.columns:
                 raise MissingColumnError("Interactions", col, frame.columns)
@@ -40,6 +40,8 @@ class Interactions:
         self.users = users
         self.items = items
         self._memo: dict[Hashable, Any] = {}
+        #: False when ``timestamp`` only orders rows (a log without times): time protocols refuse it.
+        self.has_time = has_time
 
     def cached(self, key: Hashable, build: Callable[[], T]) -> T:
         """``build()``'s result, built once per log and ``key`` (the log is read-only, so anything
@@ -80,7 +82,12 @@ class Interactions:
 
     @classmethod
     def from_clean(
-        cls, clean: pl.DataFrame, *, users: IdMap | None = None, items: IdMap | None = None
+        cls,
+        clean: pl.DataFrame,
+        *,
+        users: IdMap | None = None,
+        items: IdMap | None = None,
+        has_time: bool = True,
     ) -> Interactions:
         """Map an already validated frame (external ``user_id``/``item_id``) to internal ids."""
         u = clean.get_column(USER_ID)
@@ -89,11 +96,11 @@ class Interactions:
         items = items.extend(i.unique(maintain_order=True)) if items else IdMap.from_values(i)
         frame = clean.with_columns(users.index(u).alias(USER), items.index(i).alias(ITEM)).drop(USER_ID, ITEM_ID)
         ordered = [USER, ITEM, TIMESTAMP, WEIGHT]
-        return cls(frame.select(ordered + [c for c in frame.columns if c not in ordered]), users, items)
+        return cls(frame.select(ordered + [c for c in frame.columns if c not in ordered]), users, items, has_time=has_time)
 
     def with_frame(self, frame: pl.DataFrame) -> Interactions:
         """Same id maps over another frame (a subset, re-weighted copy, ...)."""
-        return Interactions(frame, self.users, self.items)
+        return Interactions(frame, self.users, self.items, has_time=self.has_time)
 
     def filter(self, predicate: pl.Expr | pl.Series) -> Interactions:
         return self.with_frame(self._frame.filter(predicate))
@@ -168,63 +175,6 @@ class Interactions:
         return h.hexdigest()
 
 
-class Items:
-    """An item catalogue aligned to an interactions id map: one row per catalogued item.
-
-    ``frame`` has the Int32 ``item`` column plus any of title, description, category, brand, price
-    and free attributes. Items in the id map without a catalogue row have no row here.
-    """
-
-    __slots__ = ("_frame", "ids")
-
-    def __init__(self, frame: pl.DataFrame, ids: IdMap) -> None:
-        if ITEM not in frame.columns:
-            raise MissingColumnError("Items", ITEM, frame.columns)
-        self._frame = frame.sort(ITEM)
-        self.ids = ids
-
-    @classmethod
-    def from_frame(cls, df: pl.DataFrame, ids: IdMap, *, source: str = "<items>") -> Items:
-        """Map a catalogue with an external ``item_id`` column onto ``ids`` (which must hold every id)."""
-        if df.height == 0:
-            raise EmptyInputError(source, "items")
-        if ITEM_ID not in df.columns:
-            raise MissingColumnError(source, ITEM_ID, df.columns)
-        idx = ids.index(df.get_column(ITEM_ID).cast(pl.Utf8))
-        if idx.null_count():
-            raise DataValidationError(f"{source}: {idx.null_count()} catalogue ids are not in the id map")
-        return cls(df.with_columns(idx.alias(ITEM)).drop(ITEM_ID), ids)
-
-    @property
-    def frame(self) -> pl.DataFrame:
-        return self._frame
-
-    def __len__(self) -> int:
-        return self._frame.height
-
-    def __repr__(self) -> str:
-        return f"Items({len(self):,} rows, columns={self._frame.columns})"
-
-    def has(self, column: str) -> bool:
-        return column in self._frame.columns
-
-    def aligned(self, column: str) -> pl.Series:
-        """``column`` as a Series of length ``len(ids)`` indexed by internal item id (null where absent)."""
-        full = pl.DataFrame({ITEM: pl.int_range(len(self.ids), eager=True, dtype=ID_DTYPE)})
-        return full.join(self._frame.select(ITEM, column), on=ITEM, how="left").sort(ITEM).get_column(column)
-
-    def category_lists(self) -> pl.Series:
-        """Each item's set of categories as a ``List(Utf8)`` Series indexed by internal item id (empty
-        where the item has no category or no catalogue row); see :func:`~shortlist.data.catalogue.category_lists`."""
-        if not self.has(CATEGORY):
-            return pl.Series(CATEGORY, [[]] * len(self.ids), pl.List(pl.Utf8))
-        return category_lists(self.aligned(CATEGORY))
-
-    def category_sets(self) -> list[frozenset[str]]:
-        """Each item's set of categories, indexed by internal item id (A > B paths count as A and B)."""
-        return [frozenset(c) for c in self.category_lists().to_list()]
-
-
 @dataclass(frozen=True)
 class Dataset:
     """Interactions, an optional item catalogue, and what loading removed."""
@@ -234,6 +184,11 @@ class Dataset:
     name: str = "dataset"
     report: CleaningReport = field(default_factory=lambda: CleaningReport("dataset"))
     repeats: bool = False  # whether re-consuming an item is normal in this domain (retail: yes)
+
+    @property
+    def has_time(self) -> bool:
+        """Whether the interactions carry real times (time protocols need them)."""
+        return self.interactions.has_time
 
     def __repr__(self) -> str:
         return f"Dataset({self.name!r}, {self.interactions!r}, items={self.items!r})"
@@ -252,11 +207,13 @@ def build_dataset(
     timestamp_unit: TimestampUnit = "auto",
     drop_invalid: bool = False,
     duplicates: DuplicatePolicy = "drop",
+    has_time: bool = True,
 ) -> Dataset:
     """Validate raw frames and build a :class:`Dataset` with one shared item id map.
 
     Items seen in interactions come first (order of first appearance), then catalogue-only items,
-    so a catalogue never changes the indices of interacted items.
+    so a catalogue never changes the indices of interacted items. ``has_time=False``: the
+    ``timestamp`` column only orders the rows (see :attr:`Interactions.has_time`).
     """
     clean, report = validate_interactions(
         interactions,
@@ -272,7 +229,7 @@ def build_dataset(
     if items is not None:
         items = clean_catalogue(items, source=items_source, report=report)
         item_map = item_map.extend(items.get_column(ITEM_ID).to_list())
-    inter = Interactions.from_clean(clean, items=item_map)
+    inter = Interactions.from_clean(clean, items=item_map, has_time=has_time)
     if items is not None:
         cat = Items.from_frame(items, inter.items, source=items_source)
     return Dataset(inter, cat, name=name, report=report, repeats=repeats)

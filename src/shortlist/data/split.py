@@ -1,4 +1,5 @@
-"""Leak-free splits: leave-last-out and global time windows, with warm-user filtering."""
+"""Leak-free splits: leave-last-out and global time windows, with warm-user filtering, and a seeded
+per-user random holdout for logs without times."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import polars as pl
 import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions
-from shortlist.errors import ConfigError, DataValidationError
+from shortlist.errors import ConfigError, DataValidationError, NoTimestampsError
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 _ROW = "__row"
+#: Protocols that read the order or the value of timestamps.
+TIME_PROTOCOLS = ("llo", "days", "quantile")
+#: The protocol for a log without times: a fifth of each user's interactions, drawn at random.
+NO_TIME_PROTOCOL = "random:0.2"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,9 @@ def time_window_split(
     """
     if (days is None) == (quantile is None):
         raise ConfigError("time_window_split needs exactly one of days=N or quantile=q")
+    if not data.has_time:
+        raise NoTimestampsError("this data", f"days:{days:g}" if days is not None else f"quantile:{quantile:g}",
+                                NO_TIME_PROTOCOL)
     ts = data.frame.get_column(TIMESTAMP)
     if days is not None:
         if days <= 0:
@@ -108,6 +116,30 @@ def time_window_split(
     return _finish(data, train, test.sort(_ROW), repeats=repeats, protocol=protocol, counts=counts)
 
 
+def random_holdout(data: Interactions, *, fraction: float, repeats: bool = False, seed: int = 0) -> Split:
+    """Hold out a random ``fraction`` of each user's interactions (at least one, never all), drawn with
+    ``seed``: the protocol for logs without times. Users with a single interaction get no target.
+
+    Test targets are de-duplicated to one row per (user, item); with ``repeats=False`` targets the
+    user also has in train are removed (counted).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"random holdout fraction must be in (0, 1), got {fraction}")
+    key = np.random.default_rng(seed).random(len(data))
+    f = data.frame.with_row_index(_ROW).with_columns(pl.Series("_key", key))
+    n_user = pl.len().over(USER)
+    n_test = (n_user.cast(pl.Float64) * fraction).round(0).cast(pl.Int64).clip(1, n_user.cast(pl.Int64) - 1)
+    pick = pl.col("_key").rank("ordinal").over(USER) <= n_test
+    is_test = f.select((pick & (n_user >= 2)).alias("t")).to_series()
+    f = f.drop("_key")
+    train, test = f.filter(~is_test), f.filter(is_test)
+    counts = {"users_too_short": int(f.filter(pl.len().over(USER) < 2).get_column(USER).n_unique())}
+    n_before = test.height
+    test = test.sort([USER, ITEM, _ROW]).unique([USER, ITEM], keep="first", maintain_order=True)
+    counts["duplicate_target_rows"] = n_before - test.height
+    return _finish(data, train, test, repeats=repeats, protocol=f"random:{fraction:g}", counts=counts)
+
+
 def _finish(
     data: Interactions,
     train: pl.DataFrame,
@@ -130,10 +162,21 @@ def _finish(
     return Split(data.with_frame(train), data.with_frame(test), protocol, repeats, counts)
 
 
-def split_by_protocol(data: Interactions, protocol: str, *, repeats: bool) -> Split:
-    """``llo`` / ``llo:N`` → leave-last-out; ``days:N`` → last N days; ``quantile:q`` → time quantile."""
+def split_by_protocol(
+    data: Interactions, protocol: str, *, repeats: bool, seed: int = 0, dataset: str = "this data"
+) -> Split:
+    """``llo`` / ``llo:N`` → leave-last-out; ``days:N`` → last N days; ``quantile:q`` → time quantile;
+    ``random:q`` → a seeded random fraction q of each user's interactions.
+
+    Time protocols on data without times (``data.has_time`` False) raise NoTimestampsError naming
+    ``dataset`` and the protocol that works.
+    """
     name, _, arg = protocol.partition(":")
+    if name in TIME_PROTOCOLS and not data.has_time:
+        raise NoTimestampsError(dataset, protocol, NO_TIME_PROTOCOL)
     try:
+        if name == "random" and arg:
+            return random_holdout(data, fraction=float(arg), repeats=repeats, seed=seed)
         if name == "llo":
             return leave_last_out(data, n_last=int(arg or 1), repeats=repeats)
         if name == "days":
@@ -144,4 +187,11 @@ def split_by_protocol(data: Interactions, protocol: str, *, repeats: bool) -> Sp
         if isinstance(e, DataValidationError | ConfigError):
             raise
         raise ConfigError(f"bad protocol {protocol!r}: {e}") from e
-    raise ConfigError(f"unknown protocol {protocol!r}; use llo, llo:N, days:N or quantile:Q")
+    raise ConfigError(f"unknown protocol {protocol!r}; use llo, llo:N, days:N, quantile:Q or random:Q")
+
+
+def default_protocol(data: Interactions, preferred: str) -> str:
+    """``preferred`` (a dataset's usual protocol), unless it needs times the data lacks: then random:0.2."""
+    if data.has_time or preferred.partition(":")[0] not in TIME_PROTOCOLS:
+        return preferred
+    return NO_TIME_PROTOCOL

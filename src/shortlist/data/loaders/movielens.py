@@ -31,8 +31,8 @@ _NO_GENRES = "(no genres listed)"
 PAIRS_ONLY_FILE = "ratings_pairs_only.parquet"
 PAIRS_ONLY_NOTE = (
     f"{PAIRS_ONLY_FILE} has no timestamps or ratings: timestamp = row position (0..n-1), which keeps "
-    "each user's original ratings.dat order; use random, user-based or leave-last-out splits only, "
-    "never global time splits"
+    "each user's original ratings.dat order; the dataset has no time (has_time=False), so evaluate it "
+    "with the random:Q protocol: time protocols (llo, days:N, quantile:Q) refuse it"
 )
 
 
@@ -114,7 +114,8 @@ def _load_1m(directory: Path, *, name: str | None) -> Dataset:
     report = CleaningReport(str(pairs_path))
     report.note(PAIRS_ONLY_NOTE)
     return _build(
-        pairs, items, name=name or "ml-1m-partial", source=pairs_path, items_source=movies_path, report=report
+        pairs, items, name=name or "ml-1m-partial", source=pairs_path, items_source=movies_path, report=report,
+        has_time=False,
     )
 
 
@@ -159,6 +160,7 @@ def _build(
     source: Path,
     items_source: Path | None,
     report: CleaningReport | None = None,
+    has_time: bool = True,
 ) -> Dataset:
     return build_dataset(
         ratings,
@@ -169,6 +171,7 @@ def _build(
         report=report,
         repeats=False,
         timestamp_unit="s",
+        has_time=has_time,
     )
 
 
