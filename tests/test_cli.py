@@ -246,3 +246,12 @@ def test_time_protocols_on_a_dataset_without_time_and_its_default(tmp_path, caps
     code, out, err = run(["evaluate", *data, "--k", "5"], capsys)
     assert code == 0, err
     assert "random:0.2" in out and "ndcg@5" in out
+
+
+@pytest.mark.parametrize("target", ["days:inf", "days:nan", "days:0", "days:-3", "days:abc", "days:"])
+def test_fit_target_days_must_be_a_finite_positive_number(files, capsys, tmp_path, target):
+    code, _, err = run(["fit", "--interactions", str(files / "train.csv"), "--target", target,
+                        "--out", str(tmp_path / "m")], capsys)
+    text = " ".join(err.split())
+    assert code == 2 and "target must be 'last' or 'days:N' with N a finite number of days > 0" in text
+    assert repr(target) in text and not (tmp_path / "m").exists()

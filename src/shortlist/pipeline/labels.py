@@ -7,6 +7,7 @@ are the labels and everything before the window the history, for n_windows conse
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import polars as pl
@@ -34,9 +35,9 @@ class Target:
                 days = float(arg)
             except ValueError:
                 days = -1.0
-            if days > 0:
+            if math.isfinite(days) and days > 0:
                 return cls("days", days)
-        raise ConfigError(f"target must be 'last' or 'days:N' with N > 0, got {text!r}")
+        raise ConfigError(f"target must be 'last' or 'days:N' with N a finite number of days > 0, got {text!r}")
 
     @property
     def reference(self) -> str:
