@@ -111,3 +111,12 @@ def test_small_numbers_are_relative_seconds_with_a_note() -> None:
     assert df["timestamp"].to_list() == [1, 2, 3]
     assert report.notes == ["steps.csv: 'timestamp' values 1..3 are not dates in any epoch unit: read as seconds "
                             "from an arbitrary origin (pass real dates to use calendar time windows)"]
+
+
+def test_numbers_beyond_any_date_are_an_error_not_a_crash() -> None:
+    with pytest.raises(ImplausibleTimestampsError, match=r"1e\+25 → out of range"):
+        validate_interactions(frame([1e25, JAN1]))
+    with pytest.raises(TimestampParseError, match=r"1e\+25"):
+        validate_interactions(frame([1e25, JAN1]), timestamp_unit="s")
+    df, report = validate_interactions(frame([1e25, JAN1, float("inf")]), drop_invalid=True)
+    assert df["timestamp"].to_list() == [JAN1] and report.removed == {"implausible dates in timestamp": 2}

@@ -127,12 +127,13 @@ def _numbers(
         reading.notes.append(f"{column!r} read as calendar integers (YYYYMMDD[hhmm[ss]])")
         return reading
     if values.min() >= 0 and values.max() < RELATIVE_LIMIT:  # type: ignore[operator]
-        return _relative(f, values, raw=raw, source=source, column=column)
+        return _relative(f, values, source=source, column=column)
     return _implausible(f, bands, raw=raw, source=source, column=column)
 
 
 def _scaled(f: pl.Series, unit: str) -> pl.Series:
-    return (f * SECONDS_PER_UNIT[unit]).floor().cast(pl.Int64)
+    """Epoch seconds of numbers in ``unit``; values beyond Int64 become null (unparsable)."""
+    return (f * SECONDS_PER_UNIT[unit]).floor().cast(pl.Int64, strict=False)
 
 
 def _unit_bands(f: pl.Series) -> dict[str, pl.Series]:
@@ -154,7 +155,8 @@ def _calendar(f: pl.Series) -> pl.Series:
     return parsed.dt.replace_time_zone("UTC").dt.epoch("s").cast(pl.Int64)
 
 
-def _relative(f: pl.Series, values: pl.Series, *, raw: pl.Series, source: str, column: str) -> TimestampReading:
+def _relative(f: pl.Series, values: pl.Series, *, source: str, column: str) -> TimestampReading:
+    """Small numbers: day numbers are an error (they would be minutes as seconds), the rest relative seconds."""
     lo, hi = EARLIEST_PLAUSIBLE.timestamp() / SECONDS_PER_DAY, latest_plausible().timestamp() / SECONDS_PER_DAY
     days = values.is_between(lo, hi, closed="left").all()
     serial = (values + _SPREADSHEET_EPOCH_DAYS).is_between(lo, hi, closed="left").all()
@@ -182,7 +184,7 @@ def _implausible(
     counts = {u: int(b.sum()) for u, b in bands.items() if b.any()}
     best = max(counts, key=lambda u: counts[u]) if counts else "s"
     invalid = ~bands[best] & f.is_not_null()
-    latest = latest_plausible().date().isoformat()
+    latest = (latest_plausible() - dt.timedelta(days=1)).date().isoformat()
     if len(counts) > 1:
         parts = ", ".join(f"{n:,} look like {_EPOCH_UNITS[u]} (e.g. {_ex(raw.filter(bands[u]))})"
                           for u, n in counts.items())
@@ -198,7 +200,7 @@ def _implausible(
     error = ImplausibleTimestampsError(
         source, column,
         f"has {int(invalid.sum()):,} value(s) that are no plausible date as {_EPOCH_UNITS[best]} "
-        f"(between 1990-01-01 and {latest}): {shown}",
+        f"(from 1990-01-01 to {latest}): {shown}",
         "convert the column to epoch seconds or ISO 8601 dates (YYYYMMDD integers are read as dates), pass the "
         "unit explicitly (timestamp_unit= / --timestamp-unit), or drop those rows (drop_invalid=True / "
         "--drop-invalid)",
