@@ -45,11 +45,11 @@ class ColumnTypeError(DataValidationError):
 
 
 class InvalidIdError(DataValidationError):
-    def __init__(self, source: str, column: str, n_bad: int, rows: Sequence[int]) -> None:
+    def __init__(self, source: str, column: str, n_bad: int, rows: Sequence[int], *, fix: str = "") -> None:
+        fix = fix or ("remove those rows or fill the ids (pass drop_invalid=True / --drop-invalid to drop them "
+                      "with a count)")
         super().__init__(
-            f"{source}: column {column!r} has {n_bad} null or empty id(s) (first rows: {list(rows)[:5]}). "
-            f"Fix: remove those rows or fill the ids (pass drop_invalid=True / --drop-invalid to drop "
-            f"them with a count)."
+            f"{source}: column {column!r} has {n_bad} null or empty id(s) (first rows: {list(rows)[:5]}). Fix: {fix}."
         )
         self.source, self.column, self.n_bad = source, column, n_bad
 

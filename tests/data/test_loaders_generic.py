@@ -16,6 +16,7 @@ from shortlist.data.loaders import (
     load_dataset,
     load_interactions,
     load_items,
+    load_user_ids,
 )
 from shortlist.errors import (
     ColumnTypeError,
@@ -262,3 +263,26 @@ def test_json_file_missing_a_column_names_the_column_not_redownload(write: Write
         load_interactions(path)
     assert "'user_id' is missing" in str(err.value) and "--map user_id=" in str(err.value)
     assert "re-download" not in str(err.value)
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_csv_with_another_separator_is_read(write: Write, sep: str) -> None:
+    text = "user_id,item_id,timestamp\n1,a,1609459200\n2,b,1609459260\n".replace(",", sep)
+    ds = load_interactions(write("semi.csv", text))
+    assert ds.interactions.users.ids.to_list() == ["1", "2"] and len(ds.interactions) == 2
+
+
+def test_catalogue_prices_nan_or_negative_become_null_with_a_note(write: Write) -> None:
+    inter = write("inter.csv", "user_id,item_id,timestamp\n1,a,1609459200\n")
+    ds = load_dataset(inter, write("items.csv", "item_id,price\na,nan\nb,-3\nc,2.5\n"))
+    assert ds.items is not None and ds.items.aligned("price").to_list() == [None, None, 2.5]
+    assert any("2 catalogue prices that are NaN, infinite or negative set to null" in n for n in ds.report.notes)
+
+
+def test_users_file_with_a_blank_id_names_the_rows_and_a_fix_that_exists(write: Write) -> None:
+    with pytest.raises(InvalidIdError) as err:
+        load_user_ids(write("users.csv", "user_id\n1\n\n2\n"))
+    assert "first rows: [1]" in str(err.value) and "remove or fill those rows of the users file" in str(err.value)
+    assert "--drop-invalid" not in str(err.value)  # recommend has no such option
+    with pytest.raises(MissingColumnError, match="first line `user_id`"):
+        load_user_ids(write("noheader.csv", "1\n2\n"))

@@ -16,7 +16,7 @@ import polars as pl
 from shortlist.data.ids import IdMap, normalize_ids
 from shortlist.data.report import CleaningReport
 from shortlist.errors import DataValidationError, EmptyInputError, MissingColumnError
-from shortlist.schema import CATEGORY, ID_DTYPE, ITEM, ITEM_ID, ITEM_TEXT_COLUMNS
+from shortlist.schema import CATEGORY, ID_DTYPE, ITEM, ITEM_ID, ITEM_TEXT_COLUMNS, PRICE
 
 LIST_SEPARATOR = " | "
 PATH_SEPARATOR = " > "
@@ -81,8 +81,9 @@ class Items:
 
 
 def clean_catalogue(df: pl.DataFrame, *, source: str, report: CleaningReport) -> pl.DataFrame:
-    """Catalogue rows with normalised ``item_id`` (see :func:`~shortlist.data.ids.normalize_ids`) and flat
-    text columns; rows without an id and repeated ids (the first row wins) are dropped, noted."""
+    """Catalogue rows with normalised ``item_id`` (see :func:`~shortlist.data.ids.normalize_ids`), flat
+    text columns and a price that is a finite non-negative number or null (metadata may be partial);
+    rows without an id and repeated ids (the first row wins) are dropped; every change is noted."""
     if df.height == 0:
         raise EmptyInputError(source, "items")
     if ITEM_ID not in df.columns:
@@ -97,7 +98,17 @@ def clean_catalogue(df: pl.DataFrame, *, source: str, report: CleaningReport) ->
     if dup.any():
         report.note(f"{source}: {int(dup.sum())} repeated catalogue rows for the same item_id; kept the first")
         df = df.filter(~dup)
-    return df
+    return _clean_price(df, source=source, report=report)
+
+
+def _clean_price(df: pl.DataFrame, *, source: str, report: CleaningReport) -> pl.DataFrame:
+    if PRICE not in df.columns or not df.schema[PRICE].is_numeric():
+        return df
+    price = df.get_column(PRICE).cast(pl.Float64)
+    bad = (~price.is_finite() | (price < 0)).fill_null(False)
+    if bad.any():
+        report.note(f"{source}: {int(bad.sum())} catalogue prices that are NaN, infinite or negative set to null")
+    return df.with_columns(price.set(bad, None))
 
 
 #: How to fix a catalogue column that is missing, for MissingColumnError.

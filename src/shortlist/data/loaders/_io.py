@@ -167,7 +167,7 @@ def read_table(
         if kind in ("csv", "tsv"):
             return pl.read_csv(
                 path,
-                separator="," if kind == "csv" else "\t",
+                separator=_separator(path, "," if kind == "csv" else "\t"),
                 schema_overrides=dict(overrides),
                 infer_schema_length=10_000,
             )
@@ -179,6 +179,16 @@ def read_table(
             return _read_json(raw, overrides)
         except pl.exceptions.SchemaFieldNotFoundError:  # a column to keep as text is absent:
             return _read_json(raw, {})  # read it as it is, so validation names the column and the mapping
+
+
+def _separator(path: Path, expected: str) -> str:
+    """``expected``, unless the header line lacks it and holds another common separator (a ``.csv``
+    exported with semicolons, as spreadsheets in many locales write them)."""
+    with gzip.open(path, "rb") if is_gzip(path) else path.open("rb") as fh:
+        header = fh.readline(1 << 16).decode("utf-8", errors="replace")
+    if expected in header:
+        return expected
+    return next((sep for sep in (";", "\t", "|", ",") if sep in header), expected)
 
 
 def _read_json(raw: bytes, overrides: Mapping[str, pl.DataType]) -> pl.DataFrame:

@@ -111,7 +111,8 @@ def load_user_ids(path: Path | str, *, format: str | None = None) -> pl.Series:
         raise EmptyInputError(source, "users")
     ids = normalize_ids(df.get_column(USER_ID), source=source)
     if ids.null_count():
-        raise InvalidIdError(source, USER_ID, ids.null_count(), ids.is_null().arg_true().head(5).to_list())
+        rows = ids.is_null().arg_true().head(5).to_list()
+        raise InvalidIdError(source, USER_ID, ids.null_count(), rows, fix="remove or fill those rows of the users file")
     return ids.rename(USER_ID).unique(maintain_order=True)
 
 
