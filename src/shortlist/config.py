@@ -33,6 +33,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "ks": [5, 10, 20],
         "depth": 100,
     },
+    "tracking": {  # MLflow runs of fit / evaluate (pip install 'shortlist[mlflow]'); flags override
+        "enabled": False,
+        "uri": "",  # empty: MLFLOW_TRACKING_URI, else sqlite:///mlruns.db in the working directory
+        "experiment": "shortlist",
+        "register": "",  # fit only: register each tracked model as a new version of this name
+        "alias": "",  # and point this alias (e.g. champion) at it
+    },
 }
 
 

@@ -18,7 +18,7 @@ from shortlist.errors import ShortlistError
 __all__ = ["app", "main"]
 
 #: Command modules, in the order `shortlist --help` lists their commands (importing one registers them).
-COMMAND_MODULES = ("model", "evaluate", "serve", "data")
+COMMAND_MODULES = ("model", "evaluate", "serve", "data", "runs", "search")
 for _module in COMMAND_MODULES:
     importlib.import_module(f"shortlist.cli.{_module}")
 

@@ -22,11 +22,20 @@ from shortlist.cli._common import (
     print_table,
     write_table_atomic,
 )
+from shortlist.cli.runs import (
+    Experiment,
+    Track,
+    TrackingUri,
+    finish_tracking,
+    start_tracking,
+    tracking_settings,
+)
 from shortlist.config import load_config
 from shortlist.schema import USER_ID
 
 if TYPE_CHECKING:
     from shortlist.data.containers import Dataset
+    from shortlist.tracking.config import TrackingSettings
 
 
 @app.command()
@@ -47,27 +56,35 @@ def evaluate(
     drop_invalid: DropInvalid = False,
     timestamp_unit: TimestampUnitOption = "auto",
     config: Annotated[Path | None, typer.Option(help="TOML file overriding defaults.")] = None,
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = None,
 ) -> None:
-    """Split, fit every model on the training part, and print models × metrics."""
+    """Split, fit every model on the training part, and print models × metrics (tracked: log them to MLflow)."""
     from shortlist.data.loaders import DATASETS
     from shortlist.data.split import default_protocol
 
+    tracking = tracking_settings(load_config(config), track=track, uri=tracking_uri, experiment=experiment)
     ds = load_data(dataset, interactions, items, parse_column_map(column_map), data_dir, allow_repeats,
                    items_columns=parse_column_map(items_map, option="--items-map"), drop_invalid=drop_invalid,
                    timestamp_unit=timestamp_unit)
     spec = DATASETS.get(dataset) if dataset else None
     repeats = allow_repeats if allow_repeats is not None else ds.repeats
     protocol = protocol or default_protocol(ds.interactions, spec.protocol if spec else ("days:14" if repeats else "llo"))
-    _run_evaluation(ds, protocol=protocol, repeats=repeats, k=k, report=report, config=config)
+    _run_evaluation(ds, protocol=protocol, repeats=repeats, k=k, report=report, config=config, tracking=tracking,
+                    source=str(interactions or dataset))
 
 
 def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report: Path | None,
-                    config: Path | None = None) -> None:
+                    config: Path | None = None, tracking: TrackingSettings | None = None, source: str = "") -> None:
     from shortlist.data.split import split_by_protocol
     from shortlist.evaluation.full import evaluate_full
     from shortlist.evaluation.report import write_report
+    from shortlist.tracking.resolved import resolved_config
 
     cfg = load_config(config)
+    tracker = start_tracking("evaluate", tracking, ds, source=source or ds.name, config=config,
+                             options={"protocol": protocol, "k": k, "repeats": repeats})
     t0 = time.perf_counter()
     split = split_by_protocol(ds.interactions, protocol, repeats=repeats, seed=cfg["model"]["seed"], dataset=ds.name)
     console.print(str(split), style="dim")
@@ -82,13 +99,19 @@ def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report
     print_table(result.table.select(["model", *headline]), title)
     print_table(recall.rename({"candidates": "model"}), "candidate recall@N (stage 1)")
     seconds = round(time.perf_counter() - t0, 2)
-    if report is not None:
+    report_dir = report or tracker.report_dir()  # a tracked run keeps the report even when none was asked for
+    if report_dir is not None:
         meta = {**result.meta, "dataset": ds.name, "cleaning": str(ds.report), "seconds": seconds,
                 "model_metrics": model.metrics_}
-        path = write_report(report, title=f"shortlist evaluation: {ds.name}",
+        ranker = model.metrics_.get("ranker") or {}
+        path = write_report(report_dir, title=f"shortlist evaluation: {ds.name}",
                             tables={"results": result.table, "candidate recall": recall},
-                            curves=result.curves, meta=meta, importances=model.importance())
-        console.print(f"report → {path}")
+                            curves=result.curves, meta=meta, importances=model.importance(),
+                            config=resolved_config(model), rounds=ranker.get("valid_curve"),
+                            best_round=ranker.get("best_iteration"))
+        if report is not None:
+            console.print(f"report → {path}")
+    finish_tracking(tracker, split=split, table=result.table, recall=recall, model=model, report=report_dir)
 
 
 def _model_params(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,17 @@ from shortlist.cli._common import (
     read_users,
     write_table_atomic,
 )
+from shortlist.cli.runs import (
+    Alias,
+    Experiment,
+    Register,
+    Track,
+    TrackingUri,
+    finish_tracking,
+    model_directory,
+    start_tracking,
+    tracking_settings,
+)
 from shortlist.config import load_config
 from shortlist.schema import ITEM_ID, RANK, SCORE, USER_ID
 
@@ -39,15 +50,24 @@ def fit(
     items_map: ItemsMap = None,
     drop_invalid: DropInvalid = False,
     timestamp_unit: TimestampUnitOption = "auto",
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = None,
+    register: Register = None,
+    alias: Alias = None,
 ) -> None:
-    """Fit a model on interactions and save it to a directory."""
+    """Fit a model on interactions and save it to a directory (and, tracked, log it to MLflow)."""
     from shortlist.pipeline.artifacts import check_model_target
 
     check_model_target(out_dir)  # before the fit: a refused folder costs nothing
     cfg = load_config(config)
+    tracking = tracking_settings(cfg, track=track, uri=tracking_uri, experiment=experiment, register=register,
+                                 alias=alias)  # checked before the fit too
     ds = load_data(None, interactions, items, parse_column_map(column_map), None, allow_repeats,
                    items_columns=parse_column_map(items_map, option="--items-map"), drop_invalid=drop_invalid,
                    timestamp_unit=timestamp_unit)
+    tracker = start_tracking("fit", tracking, ds, source=str(interactions), config=config,
+                             options={"target": target, "allow_repeats": allow_repeats})
     t0 = time.perf_counter()
     with console.status("fitting (candidate sources, features, ranker)"):
         model = _make_model(cfg, allow_repeats=allow_repeats, target=target)
@@ -59,8 +79,10 @@ def fit(
     console.print(f"fitted {cfg['model']['kind']} in {time.perf_counter() - t0:.1f}s → {out_dir}")
     metrics = getattr(model, "metrics_", {})
     if "candidate_recall" in metrics:
+        ranker = {k: v for k, v in metrics.get("ranker", {}).items() if k != "valid_curve"}  # per round: in reports
         console.print(f"candidate recall per label window: {metrics['candidate_recall']}; "
-                      f"ranker: {metrics.get('ranker', 'not trained (too little data)')}", style="dim")
+                      f"ranker: {ranker or 'not trained (too little data)'}", style="dim")
+    finish_tracking(tracker, model=model, model_dir=out_dir)
 
 
 def _make_model(cfg: dict[str, Any], *, allow_repeats: bool, target: str | None) -> Any:
@@ -80,15 +102,18 @@ def _make_model(cfg: dict[str, Any], *, allow_repeats: bool, target: str | None)
 
 @app.command()
 def recommend(
-    model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`.")],
+    model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`, or a registered "
+                                             "model: models:/NAME@ALIAS or models:/NAME/VERSION.")],
     users: Annotated[Path, typer.Option(help="CSV with a user_id column.")],
     out_path: Annotated[Path, typer.Option("--out", help="Output CSV: user_id,item_id,rank,score.")],
     k: Annotated[int, typer.Option(help="Items per user.", min=1)] = 10,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Write the top-K recommendations for each listed user."""
     from shortlist.pipeline.load import load_model
 
     check_output_file(out_path, [USER_ID, ITEM_ID, RANK, SCORE])
+    model = model_directory(model, tracking_uri)
     with console.status("loading the model"):
         rec = load_model(model)
     user_ids = read_users(users)

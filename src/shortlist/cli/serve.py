@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from shortlist.cli._common import app, console, out
+from shortlist.cli.runs import TrackingUri, model_directory
 from shortlist.errors import ConfigError
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks of a running system (serving).")
@@ -25,7 +26,8 @@ def _serving_settings(model: Path, redis_url: str | None, max_k: int, cache_ttl:
 
 @app.command()
 def serve(
-    model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`.")],
+    model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`, or a registered model: "
+                                             "models:/NAME@ALIAS or models:/NAME/VERSION (see --tracking-uri).")],
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     redis_url: Annotated[str | None, typer.Option(help="Redis for the response cache and online events, "
@@ -37,6 +39,7 @@ def serve(
     max_candidates: Annotated[int | None, typer.Option(
         help="Candidates a request ranks (default: the model's own, 300; Online Retail NDCG@10 is the same "
              "from 150 up; fewer rows to featurise and score).", min=1)] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Serve recommendations over HTTP (FastAPI + uvicorn): /recommend, /events, /metrics, a web page at /."""
     try:
@@ -47,6 +50,7 @@ def serve(
         from shortlist.errors import DependencyMissingError
 
         raise DependencyMissingError(getattr(e, "name", None) or "fastapi", "serve", "`shortlist serve`") from e
+    model = model_directory(model, tracking_uri)  # a registered version is fetched once, then served as a folder
     settings = _serving_settings(model, redis_url, max_k, cache_ttl, watch, max_candidates)
     # One BLAS thread: a request's matrix products are small, and waking a second thread on a busy
     # box cost more than the product itself (ALS one-user scores ~8 ms instead of ~0.3 ms).

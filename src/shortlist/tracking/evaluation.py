@@ -1,0 +1,97 @@
+"""A tracked ``shortlist evaluate``: every model row of the results table as metrics, the split as
+dataset inputs, the two-stage model's own state, and the evaluation report as artifacts."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import polars as pl
+
+from shortlist.data.containers import Dataset
+from shortlist.data.split import Split
+from shortlist.tracking.config import TrackingSettings
+from shortlist.tracking.datasets import DataInput, data_profile, split_inputs, to_mlflow
+from shortlist.tracking.fit import Tracked
+from shortlist.tracking.model_log import log_model_state, write_model_artifacts
+from shortlist.tracking.resolved import metric_key
+from shortlist.tracking.run import TrackedRun
+
+MODEL = "model"
+
+
+def table_metrics(table: pl.DataFrame, *, prefix: str, label: str = MODEL) -> dict[str, float]:
+    """``<prefix>.<row label>.<column>`` → value for every numeric cell (``eval.two_stage.ndcg_at_10``)."""
+    out: dict[str, float] = {}
+    numeric = [c for c, t in zip(table.columns, table.dtypes, strict=True) if t.is_numeric() and c != label]
+    for row in table.iter_rows(named=True):
+        for col in numeric:
+            if row[col] is not None:
+                out[metric_key(prefix, str(row[label]), col)] = float(row[col])
+    return out
+
+
+class EvaluationTracking:
+    """``start()`` before the evaluation, ``log_evaluation(...)`` after it (ends the run). The report
+    goes into the run too: where the user asked for none, :meth:`report_dir` gives a temporary one."""
+
+    def __init__(self, settings: TrackingSettings | None, *, dataset: Dataset, data_source: str,
+                 config_file: Path | None = None, options: Mapping[str, object] | None = None) -> None:
+        self.settings, self.dataset, self.data_source, self.config_file = settings, dataset, data_source, config_file
+        params = {f"cli.{k}": v for k, v in (options or {}).items()} | {"data.name": dataset.name,
+                                                                           "data.source": data_source}
+        self.run = TrackedRun(settings, kind="evaluate", params=params, run_name=f"evaluate {dataset.name}")
+        self._scratch: Path | None = None
+
+    def start(self) -> Self:
+        self.run.start()
+        return self
+
+    def report_dir(self) -> Path | None:
+        """A temporary folder for the report when tracking (removed once logged), else ``None``."""
+        if self.settings is None:
+            return None
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="shortlist-report-"))
+        return self._scratch
+
+    def log_evaluation(self, *, split: Split, table: pl.DataFrame, recall: pl.DataFrame, model: Any,
+                       report: Path | None) -> Tracked | None:
+        """Results (``eval.*``), candidate recall (``candidates.*``), the split, the model, the report."""
+        if self.settings is None:
+            return None
+        try:
+            if not self.run.active:
+                return None
+            self._log(split, table, recall, model, report)
+            run_id = self.run.run_id
+        except Exception as e:  # an artifact could not be written: the evaluation itself is done
+            self.run.fail(e)
+            return None
+        finally:
+            self.run.finish()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+        return Tracked(self.settings.uri, self.settings.experiment, run_id) if run_id else None
+
+    def _log(self, split: Split, table: pl.DataFrame, recall: pl.DataFrame, model: Any, report: Path | None) -> None:
+        log_model_state(self.run, model)
+        self.run.log_params({"eval.protocol": split.protocol, "eval.repeats": split.repeats})
+        self.run.log_metrics(table_metrics(table, prefix="eval")
+                             | table_metrics(recall, prefix="candidates", label=recall.columns[0]))
+        whole = DataInput(self.dataset.name, self.dataset.interactions.fingerprint(), self.data_source,
+                          data_profile(self.dataset.interactions), "source")
+        inputs = [whole, *split_inputs(split, name=self.dataset.name, source=self.data_source)]
+        self.run.call(lambda c, r: c.log_inputs(r, datasets=[to_mlflow(i) for i in inputs]))
+        with tempfile.TemporaryDirectory(prefix="shortlist-run-") as tmp:
+            folder = Path(tmp)
+            write_model_artifacts(folder, model, dataset=self.dataset, config_file=self.config_file)
+            (folder / "evaluation").mkdir()
+            table.write_csv(folder / "evaluation" / "results.csv")
+            recall.write_csv(folder / "evaluation" / "candidate_recall.csv")
+            self.run.log_artifacts(folder)
+        if report is not None and Path(report).is_dir():
+            self.run.log_artifacts(Path(report), "report")
