@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -30,6 +30,18 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str] | None = None) -
         return code, "", ""
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+@pytest.fixture(scope="session")
+def shortlist_cli() -> Callable[..., tuple[int, str, str]]:
+    """:func:`run_cli` for fixtures wider than one test (no output capture)."""
+    return run_cli
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[[list[str]], tuple[int, str, str]]:
+    """``cli(argv)`` → (exit code, stdout, stderr) of ``shortlist ARGV`` run in this process."""
+    return lambda argv: run_cli(argv, capsys)
 
 
 @pytest.fixture(scope="session")
@@ -71,4 +83,4 @@ def tracked_fit(store: tuple[str, Path], files: Path) -> dict[str, object]:
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name("tiny")
     (run,) = client.search_runs([exp.experiment_id])
-    return {"uri": uri, "client": client, "run": run, "model_dir": folder / "model", "folder": folder}
+    return {"uri": uri, "client": client, "run": run, "model_dir": folder / "model", "folder": folder, "files": files}
