@@ -1,0 +1,255 @@
+"""`search index | query | batch | finetune | evaluate`: free-text search over a catalogue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import polars as pl
+import typer
+
+from shortlist.cli._common import (
+    DataDir,
+    app,
+    check_output_file,
+    console,
+    out,
+    print_table,
+    search_dirs,
+    write_table_atomic,
+)
+from shortlist.errors import ConfigError, DataValidationError, MissingColumnError
+from shortlist.schema import ITEM_ID, RANK, SCORE
+
+if TYPE_CHECKING:
+    from shortlist.search.finetune import FinetuneConfig
+
+search_app = typer.Typer(no_args_is_help=True, help="Free-text search: index a catalogue, query it, fine-tune, evaluate.")
+app.add_typer(search_app, name="search")
+
+QUERY_ID, QUERY_TEXT = "query_id", "query"
+BATCH_COLUMNS = [QUERY_ID, ITEM_ID, RANK, SCORE]
+Items = Annotated[Path | None, typer.Option(help="Catalogue: Amazon meta_*.json(l) or a table with item_id.")]
+Reviews = Annotated[Path | None, typer.Option(help="Reviews: Amazon 2018/2023 JSON Lines or a table with "
+                                                   "user_id, item_id, timestamp, review_text.")]
+Dataset = Annotated[str | None, typer.Option(help="A named dataset instead of --items/--reviews "
+                                                  "(e.g. amazon-gift-cards).")]
+Mode = Annotated[str, typer.Option(help="auto (re-ranked where trained, else hybrid) | reranked | hybrid | dense | "
+                                        "bm25 | popular.")]
+Holdout = Annotated[float, typer.Option(help="Share of the latest reviews held out (re-ranker queries / "
+                                             "fine-tuning validation).", min=0.01, max=0.9)]
+
+
+def _dataset_name(name: str) -> str:
+    """A dataset's registered name; its folder names (e.g. amazon18-gift-cards) are accepted too."""
+    from shortlist.data.loaders import DATASETS
+
+    for spec in DATASETS.values():
+        if name == spec.name or name in spec.dir_names:
+            return spec.name
+    return name  # unknown: load_named raises with a did-you-mean
+
+
+def load_inputs(dataset: str | None, items: Path | None, reviews: Path | None, data_dir: list[Path] | None,
+                *, need_reviews: bool) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """(catalogue, reviews) from a named dataset or from files."""
+    from shortlist.search import data
+
+    if (dataset is None) == (items is None):
+        raise ConfigError("pass exactly one of --dataset NAME or --items PATH")
+    with console.status("loading data"):
+        if dataset is not None:
+            from shortlist.data.loaders import load_named
+
+            ds = load_named(_dataset_name(dataset), search_dirs=search_dirs(data_dir))
+            console.print(f"[dim]{ds.report}[/dim]")
+            return data.catalogue_from_dataset(ds), data.reviews_from_dataset(ds)
+        assert items is not None
+        catalogue = data.read_catalogue(items)
+        found = data.read_reviews(reviews) if reviews is not None else None
+    if need_reviews and found is None:
+        raise ConfigError("this command needs reviews: pass --reviews PATH (or --dataset NAME)")
+    return catalogue, found
+
+
+@search_app.command("index")
+def index_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Index directory to write.")],
+    items: Items = None,
+    reviews: Reviews = None,
+    dataset: Dataset = None,
+    encoder: Annotated[str, typer.Option(help="minilm (bundled all-MiniLM-L6-v2) or a local model folder "
+                                              "(BGE-M3, e5, a fine-tuned one).")] = "minilm",
+    store: Annotated[str, typer.Option(help="numpy (exact) | faiss (FAISS Flat) | chroma (persistent ChromaDB).")]
+    = "numpy",
+    rerank: Annotated[bool, typer.Option("--rerank/--no-rerank", help="Train the re-ranker (needs reviews).")] = True,
+    holdout: Holdout = 0.1,
+    keywords: Annotated[int, typer.Option(help="Review keywords per item document (0: none).", min=0)] = 10,
+    depth: Annotated[int, typer.Option(help="Candidates from each of dense and BM25 for re-ranking.", min=1)] = 100,
+    data_dir: DataDir = None,
+) -> None:
+    """Build a search index: item documents, BM25, vectors, and (with reviews) the re-ranker."""
+    from shortlist.pipeline.artifacts import check_model_target
+    from shortlist.search import SearchIndex, SearchOptions, save_index
+
+    check_model_target(out_dir)
+    catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=False)
+    options = SearchOptions(encoder=encoder, store=store, rerank=rerank, holdout=holdout, keywords=keywords,
+                            depth=depth)
+    with console.status("building the search index"):
+        index = SearchIndex(options).fit(catalogue, found)
+        save_index(index, out_dir)
+    ranker = index.metrics_.get("ranker")
+    console.print(f"{index.metrics_['documents']:,} documents indexed"
+                  + (f"; re-ranker trained on {ranker['target_in_candidates']:,} queries" if ranker else "")
+                  + f" → {out_dir}")
+
+
+@search_app.command("query")
+def query_cmd(
+    index_dir: Annotated[Path, typer.Option("--index", help="Index directory written by `search index`.")],
+    query: Annotated[str, typer.Option(help="The search text.")],
+    k: Annotated[int, typer.Option(help="Results to show.", min=1)] = 10,
+    mode: Mode = "auto",
+) -> None:
+    """Search one query and print the top items."""
+    from shortlist.search import load_index
+
+    index = load_index(index_dir)
+    found = index.search([query], k, mode=mode)
+    titled = found.join(index.item_titles(), on=ITEM_ID, how="left", maintain_order="left")
+    print_table(titled.select(RANK, ITEM_ID, SCORE, "title"), f"{query[:60]!r} · {index.resolve_mode(mode)}")
+
+
+def read_queries(path: Path) -> pl.DataFrame:
+    """``query_id, query`` rows (both text); ids must be unique, a missing query is the empty text."""
+    from shortlist.data.loaders.generic import read_frame
+
+    df = read_frame(path, string_columns=(QUERY_ID, QUERY_TEXT))
+    for col in (QUERY_ID, QUERY_TEXT):
+        if col not in df.columns:
+            raise MissingColumnError(str(path), col, df.columns, hint="the queries file needs columns query_id,query")
+    df = df.select(pl.col(QUERY_ID).cast(pl.Utf8), pl.col(QUERY_TEXT).cast(pl.Utf8).fill_null(""))
+    if df.get_column(QUERY_ID).is_null().any():
+        raise DataValidationError(f"{path}: {df.get_column(QUERY_ID).null_count()} rows have no query_id. Fix: fill them")
+    repeated = df.filter(pl.col(QUERY_ID).is_duplicated()).get_column(QUERY_ID).unique().head(5).to_list()
+    if repeated:
+        raise DataValidationError(f"{path}: query ids repeat (e.g. {repeated}); results would be ambiguous. "
+                                  f"Fix: give every query its own id")
+    return df
+
+
+@search_app.command("batch")
+def batch_cmd(
+    index_dir: Annotated[Path, typer.Option("--index", help="Index directory written by `search index`.")],
+    queries: Annotated[Path, typer.Option(help="Table with query_id, query (CSV, TSV, Parquet, JSON Lines).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Results: query_id, item_id, rank, score (CSV or .parquet).")],
+    k: Annotated[int, typer.Option(help="Results per query.", min=1)] = 100,
+    mode: Mode = "auto",
+) -> None:
+    """Search every query of a file; write the top-k items of each (written atomically)."""
+    from shortlist.search import load_index
+
+    check_output_file(out_path, BATCH_COLUMNS)
+    table = read_queries(queries)
+    index = load_index(index_dir)
+    with console.status(f"searching {table.height:,} queries"):
+        found = index.search(table.get_column(QUERY_TEXT).to_list(), k, mode=mode)
+    ids = table.get_column(QUERY_ID).gather(found.get_column("query"))
+    result = found.with_columns(ids.alias(QUERY_ID)).select(BATCH_COLUMNS)
+    write_table_atomic(result, out_path)
+    empty = int((table.get_column(QUERY_TEXT).str.strip_chars() == "").sum())
+    console.print(f"{result.height:,} results for {table.height:,} queries ({index.resolve_mode(mode)}"
+                  + (f"; {empty} empty queries" if empty else "") + f") → {out_path}")
+
+
+def _finetune_config(**kwargs: Any) -> FinetuneConfig:
+    from shortlist.search.finetune import FinetuneConfig
+
+    return FinetuneConfig(**kwargs)
+
+
+@search_app.command("finetune")
+def finetune_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    items: Items = None,
+    reviews: Reviews = None,
+    dataset: Dataset = None,
+    base_model: Annotated[str, typer.Option(help="minilm or a local sentence-transformers folder.")] = "minilm",
+    query_type: Annotated[str, typer.Option(help="review | keywords | both.")] = "review",
+    epochs: Annotated[float, typer.Option(help="Passes over the pairs (capped by --max-steps).", min=0.01)] = 1.0,
+    max_steps: Annotated[int, typer.Option(help="At most this many steps (0: no cap).", min=0)] = 150,
+    batch_size: Annotated[int, typer.Option(help="Pairs per step (in-batch negatives).", min=2)] = 32,
+    max_seq_length: Annotated[int, typer.Option(help="Tokens per text.", min=8)] = 64,
+    hard_negatives: Annotated[int, typer.Option(help="Mined hard negatives per pair (0: in-batch only).", min=0)] = 0,
+    holdout: Holdout = 0.1,
+    data_dir: DataDir = None,
+) -> None:
+    """Fine-tune the encoder on (review → item document) pairs; the latest reviews validate it."""
+    from shortlist.pipeline.artifacts import check_model_target
+    from shortlist.search.finetune import finetune
+    from shortlist.search.split import holdout_split
+
+    check_model_target(out_dir)
+    config = _finetune_config(base_model=base_model, query_type=query_type, epochs=epochs, max_steps=max_steps,
+                              batch_size=batch_size, max_seq_length=max_seq_length, hard_negatives=hard_negatives)
+    catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=True)
+    assert found is not None
+    train, valid = holdout_split(found, holdout)
+    with console.status("fine-tuning"):
+        result = finetune(catalogue, train, valid, out_dir, config)
+    rows = [{"step": e["step"], **{m: e.get(m) for m in ("recall@1", "recall@10", "recall@100", "mrr@100")}}
+            for e in result.evaluations]
+    if rows:
+        print_table(pl.DataFrame(rows), f"validation ({result.valid_queries:,} queries)")
+    out.print(f"{result.steps} steps, {result.train_pairs:,} pairs, {result.pairs_per_second:.1f} pairs/s on "
+              f"{result.device}{' (fp16)' if result.fp16 else ''} → {out_dir}")
+
+
+@search_app.command("evaluate")
+def evaluate_cmd(
+    dataset: Dataset = None,
+    items: Items = None,
+    reviews: Reviews = None,
+    encoder: Annotated[str | None, typer.Option(help="A fine-tuned model folder (default: fine-tune one now).")]
+    = None,
+    base_encoder: Annotated[str, typer.Option(help="The base encoder to compare with.")] = "minilm",
+    query_type: Annotated[str, typer.Option(help="Fine-tuning queries: review | keywords | both.")] = "review",
+    k: Annotated[str, typer.Option(help="Cut-offs, comma-separated.")] = "1,5,10,20,50,100",
+    report: Annotated[Path | None, typer.Option(help="Write report.md/.html, plots and the fine-tuned model here.")]
+    = None,
+    max_steps: Annotated[int, typer.Option(help="Fine-tuning steps at most.", min=0)] = 150,
+    data_dir: DataDir = None,
+) -> None:
+    """Reviews split 80/10/10 by time; the last 10% are queries: BM25, base, fine-tuned, hybrid, re-ranked."""
+    import tempfile
+
+    from shortlist.search.evaluate import evaluate_search
+
+    ks = _parse_ks(k)
+    catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=True)
+    assert found is not None
+    config = _finetune_config(base_model=base_encoder, query_type=query_type, max_steps=max_steps)
+    with tempfile.TemporaryDirectory(prefix="shortlist-search-") as work:
+        tuned_out = (report / "encoder") if report is not None else Path(work) / "encoder"
+        with console.status("evaluating (fine-tuning, indexing, searching)"):
+            result = evaluate_search(catalogue, found, base_encoder=base_encoder, tuned_encoder=encoder,
+                                     finetune_out=None if encoder else tuned_out, finetune_config=config, ks=ks)
+    name = dataset or (items.name if items else "")
+    print_table(result.table, f"text search · {name} · {result.meta['test_queries']:,} test queries")
+    if report is not None:
+        from shortlist.evaluation.report import write_report
+
+        path = write_report(report, title=f"shortlist text search: {name}", tables={"results": result.table},
+                            curves=result.curves, meta=result.meta, importances=result.importance)
+        console.print(f"report → {path}")
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as e:
+        raise ConfigError(f"--k {text!r} must be comma-separated positive integers, e.g. 1,5,10") from e
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--k {text!r} must be comma-separated positive integers, e.g. 1,5,10")
+    return sorted(set(ks))
