@@ -27,6 +27,7 @@ def test_a_run_records_params_metrics_series_and_artifacts(store: tuple[str, Pat
     with tracked_run("finetune", {"trials": 3, "space": None, "flag": True}, TrackingSettings(uri, "generic")) as run:
         run.log_metrics({"best.ndcg_at_10": 0.25, "skipped": None})  # type: ignore[dict-item]
         run.log_series("trial.ndcg_at_10", [0.1, 0.2, 0.25])
+        run.log_steps([{"step": 50, "recall@10": 0.4, "device": "cpu"}, {"step": 100, "recall@10": 0.5}], prefix="valid")
         run.log_params({"long": "x" * 7000})
         run.log_artifacts(tmp_path / "notes.txt", "extra")
         run_id = run.run_id
@@ -39,9 +40,11 @@ def test_a_run_records_params_metrics_series_and_artifacts(store: tuple[str, Pat
     assert (params["trials"], params["space"], params["flag"]) == ("3", "null", "true")
     assert len(params["long"]) == 6000 and params["long"].endswith("…")
     assert params["env.shortlist"] and params["env.lightgbm"] and params["env.mlflow"]
-    assert got.data.metrics == {"best.ndcg_at_10": 0.25, "trial.ndcg_at_10": 0.25}
+    assert got.data.metrics == {"best.ndcg_at_10": 0.25, "trial.ndcg_at_10": 0.25, "valid.recall_at_10": 0.5}
     history = client.get_metric_history(run_id, "trial.ndcg_at_10")
     assert [(m.step, m.value) for m in history] == [(1, 0.1), (2, 0.2), (3, 0.25)]
+    steps = client.get_metric_history(run_id, "valid.recall_at_10")
+    assert [(m.step, m.value) for m in steps] == [(50, 0.4), (100, 0.5)]
     assert [a.path for a in client.list_artifacts(run_id, "extra")] == ["extra/notes.txt"]
     assert got.data.tags[COMMIT_TAG] == code_version()[COMMIT_TAG]
 

@@ -129,6 +129,15 @@ class TrackedRun:
         """``values`` as one metric's history, step ``first_step`` onwards (e.g. one per boosting round)."""
         self._log_metric_rows([(key, float(v), first_step + i) for i, v in enumerate(values)])
 
+    def log_steps(self, rows: Sequence[Mapping[str, object]], *, prefix: str, step_key: str = "step") -> None:
+        """Evaluations taken during training (``[{"step": 50, "recall@10": 0.4}, ...]``) as step metrics
+        ``<prefix>.<metric>``; non-numbers are left out."""
+        from shortlist.tracking.resolved import metric_key
+
+        self._log_metric_rows([(metric_key(prefix, k), float(v), int(row[step_key]))  # type: ignore[call-overload]
+                               for row in rows for k, v in row.items()
+                               if k != step_key and isinstance(v, int | float) and not isinstance(v, bool)])
+
     def _log_metric_rows(self, rows: list[tuple[str, float, int]]) -> None:
         for i in range(0, len(rows), _METRICS_PER_BATCH):
             self.call(_batch(metrics=rows[i:i + _METRICS_PER_BATCH]))
