@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from shortlist.tracking.config import TrackingSettings
 
 Track = Annotated[bool | None, typer.Option(
-    "--track/--no-track", help="Record this run in MLflow (default: the config's [tracking] enabled; "
-                               "pip install 'shortlist[mlflow]').")]
+    "--track/--no-track", help="Record this run in MLflow (default: the config's tracking.enabled; "
+                               "needs the mlflow extra).")]
 TrackingUri = Annotated[str | None, typer.Option(
     "--tracking-uri", help="MLflow store: a server (http://127.0.0.1:5000) or a database (sqlite:///mlruns.db). "
                            "Default: MLFLOW_TRACKING_URI, else the config's, else sqlite:///mlruns.db here.")]
@@ -81,7 +81,7 @@ def runs(
     experiment: Experiment = None,
     tracking_uri: TrackingUri = None,
     limit: Annotated[int, typer.Option(help="Newest runs to show.", min=1)] = 10,
-    config: Annotated[Path | None, typer.Option(help="TOML file with a [tracking] section.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file whose tracking section names the store.")] = None,
 ) -> None:
     """Show tracked runs side by side: data, code, headline metrics, and the parameters that differ."""
     from shortlist.tracking.config import resolve_uri
