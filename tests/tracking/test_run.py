@@ -86,3 +86,36 @@ def test_code_version_outside_a_checkout_of_shortlist_is_unknown(tmp_path: Path)
     assert code_version(tmp_path) == {COMMIT_TAG: "unknown", DIRTY_TAG: "unknown"}
     here = code_version()
     assert here[COMMIT_TAG] == "unknown" or len(here[COMMIT_TAG]) == 40
+
+
+class _FinetuneResult:
+    """The shape of ``shortlist.search.finetune.FinetuneResult.to_dict()``."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+
+    def to_dict(self) -> dict[str, object]:
+        return {"model_dir": str(self.model_dir), "config": {"base_model": "minilm", "epochs": 1.0, "max_steps": 150},
+                "evaluations": [{"step": 75, "recall@10": 0.31, "mrr@100": 0.2}, {"step": 150, "recall@10": 0.38}],
+                "train_pairs": 4800, "steps": 150, "pairs_per_second": 52.5, "device": "cpu", "fp16": False}
+
+
+def test_a_finetune_result_is_logged_as_params_steps_figures_and_the_model(store: tuple[str, Path],
+                                                                            tmp_path: Path) -> None:
+    from shortlist.tracking.finetune import log_finetune
+
+    uri, _ = store
+    (tmp_path / "encoder").mkdir()
+    (tmp_path / "encoder" / "config.json").write_text("{}")
+    with tracked_run("finetune", None, TrackingSettings(uri, "search")) as run:
+        log_finetune(run, _FinetuneResult(tmp_path / "encoder"))
+        run_id = run.run_id
+    client = _client(uri)
+    got = client.get_run(run_id)
+    assert {k: v for k, v in got.data.params.items() if not k.startswith("env.")} == {
+        "finetune.base_model": "minilm", "finetune.epochs": "1.0", "finetune.max_steps": "150",
+        "result.device": "cpu", "result.fp16": "false"}
+    assert got.data.metrics == {"valid.recall_at_10": 0.38, "valid.mrr_at_100": 0.2, "train_pairs": 4800.0,
+                                "steps": 150.0, "pairs_per_second": 52.5}
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "valid.recall_at_10")] == [(75, 0.31), (150, 0.38)]
+    assert [a.path for a in client.list_artifacts(run_id, "model")] == ["model/config.json"]

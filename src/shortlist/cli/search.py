@@ -18,6 +18,8 @@ from shortlist.cli._common import (
     search_dirs,
     write_table_atomic,
 )
+from shortlist.cli.runs import Experiment, Track, TrackingUri, tracking_settings
+from shortlist.config import load_config
 from shortlist.errors import ConfigError, DataValidationError, MissingColumnError
 from shortlist.schema import ITEM_ID, RANK, SCORE
 
@@ -184,20 +186,27 @@ def finetune_cmd(
     hard_negatives: Annotated[int, typer.Option(help="Mined hard negatives per pair (0: in-batch only).", min=0)] = 0,
     holdout: Holdout = 0.1,
     data_dir: DataDir = None,
+    track: Track = None,
+    tracking_uri: TrackingUri = None,
+    experiment: Experiment = None,
 ) -> None:
     """Fine-tune the encoder on (review → item document) pairs; the latest reviews validate it."""
     from shortlist.pipeline.artifacts import check_model_target
     from shortlist.search.finetune import finetune
     from shortlist.search.split import holdout_split
+    from shortlist.tracking import tracked_run
+    from shortlist.tracking.finetune import log_finetune
 
     check_model_target(out_dir)
+    tracking = tracking_settings(load_config(None), track=track, uri=tracking_uri, experiment=experiment)
     config = _finetune_config(base_model=base_model, query_type=query_type, epochs=epochs, max_steps=max_steps,
                               batch_size=batch_size, max_seq_length=max_seq_length, hard_negatives=hard_negatives)
     catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=True)
     assert found is not None
     train, valid = holdout_split(found, holdout)
-    with console.status("fine-tuning"):
+    with tracked_run("finetune", None, tracking) as run, console.status("fine-tuning"):
         result = finetune(catalogue, train, valid, out_dir, config)
+        log_finetune(run, result)
     rows = [{"step": e["step"], **{m: e.get(m) for m in ("recall@1", "recall@10", "recall@100", "mrr@100")}}
             for e in result.evaluations]
     if rows:
