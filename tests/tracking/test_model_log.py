@@ -54,6 +54,23 @@ def test_resolved_config_fills_in_every_data_derived_choice(model: TwoStageRecom
     assert params["model.windows"] == "last-1, last-2" and params["model.source_params.covisit.neighbours"] == 50
 
 
+def test_a_model_that_keeps_its_derived_config_is_read_from_it() -> None:
+    class Derived:
+        def to_json(self) -> dict[str, object]:
+            return {"target": "days:14", "sources": ["als"], "max_candidates": 100, "n_windows": 2,
+                    "source_params": {"als": {"factors": 64}}, "ranker_params": {"num_leaves": 31}}
+
+    class Ranker:
+        def params(self) -> dict[str, object]:
+            return {"objective": "lambdarank", "num_leaves": 31, "learning_rate": 0.1}
+
+    model = SimpleNamespace(name="two_stage", resolved_=Derived(), ranker_=Ranker(), config=Derived())
+    assert resolved_config(model) == {
+        "kind": "two_stage", "target": "days:14", "sources": ["als"], "max_candidates": 100, "n_windows": 2,
+        "source_params": {"als": {"factors": 64}},
+        "ranker_params": {"num_leaves": 31, "objective": "lambdarank", "learning_rate": 0.1}}
+
+
 def test_a_baseline_resolves_its_auto_kind() -> None:
     assert resolved_config(BaselineRecommender(kind="auto", allow_repeats=True)) == {
         "kind": "baseline:repurchase_then_popular", "allow_repeats": True}

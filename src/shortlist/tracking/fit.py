@@ -72,11 +72,12 @@ class FitTracking:
         ds = self.dataset
         data = DataInput(ds.name, getattr(model, "fingerprint_", None) or ds.interactions.fingerprint(),
                          self.data_source, {**data_profile(ds.interactions), "repeats": ds.repeats}, "training")
+        metadata = {"shortlist_kind": getattr(model, "name", type(model).__name__), "data_fingerprint": data.fingerprint}
         with tempfile.TemporaryDirectory(prefix="shortlist-run-") as tmp, ThreadPoolExecutor(1) as pool:
             writing = pool.submit(self._write_artifacts, Path(tmp), model, data)
             log_model_state(self.run, model)
             self.run.call(lambda c, r: c.log_inputs(r, datasets=[to_mlflow(data)]))
-            logged = log_model(self.run, model_dir, metadata=_metadata(model))
+            logged = log_model(self.run, model_dir, metadata=metadata)
             writing.result()
             self.run.log_artifacts(Path(tmp))
         return logged
@@ -91,13 +92,6 @@ class FitTracking:
         summary = {"data": self.dataset.name, "fingerprint": data.fingerprint, **data.profile}
         write_fit_report(folder / "report", model, title=f"shortlist fit: {self.dataset.name}", config=config,
                          summary=summary, cleaning=str(self.dataset.report))
-
-
-def _metadata(model: Any) -> dict[str, Any]:
-    """Stored in the pyfunc's MLmodel: what the model is and which data it was fitted on."""
-    return {"shortlist_kind": getattr(model, "name", type(model).__name__),
-            "data_fingerprint": getattr(model, "fingerprint_", None)}
-
 
 
 def _import_for_logging() -> None:

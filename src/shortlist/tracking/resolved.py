@@ -13,24 +13,43 @@ _INVALID_KEY_CHARS = re.compile(r"[^\w.\-/]+")
 
 
 def resolved_config(model: Any) -> dict[str, Any]:
-    """``{"kind": ..., **model.config()}`` with, for a fitted two-stage model, the sources it chose,
-    its candidate budget and window count, each source's constructor parameters and the ranker's
-    full parameter set (the values the fit used, defaults included)."""
-    config: dict[str, Any] = {"kind": getattr(model, "name", type(model).__name__), **model.config()}
+    """``{"kind": ..., **config}`` with every default and data-derived choice filled in: the sources
+    the fit chose, its candidate budget and window count, each source's parameters, and the ranker's
+    full parameter set. A model that keeps its derived configuration (``resolved_`` with
+    ``to_json()``) is read from it; otherwise from its config plus the fitted parts."""
+    name = getattr(model, "name", type(model).__name__)
     if hasattr(model, "resolved_kind"):  # a baseline: "auto" becomes the kind it chose
-        config["kind"] = f"baseline:{model.resolved_kind}"
-        return config
-    generator = getattr(model, "generator_", None)
-    if generator is not None:
-        config["sources"] = list(generator.names)
-        config["source_params"] = {name: _source_params(src) for name, src in generator.sources_.items()}
-    if hasattr(model, "candidates_count"):
-        config["max_candidates"] = model.candidates_count
-        config["n_windows"] = model.windows_count
+        return {**_declared(model), "kind": f"baseline:{model.resolved_kind}"}
+    resolved = getattr(model, "resolved_", None)
+    if resolved is not None and hasattr(resolved, "to_json"):
+        config = {"kind": name, **resolved.to_json()}
+    else:
+        config = {"kind": name, **_declared(model), **_derived(model)}
     ranker = getattr(model, "ranker_", None)
     if ranker is not None and hasattr(ranker, "params"):
-        config["ranker_params"] = dict(ranker.params())
+        config["ranker_params"] = {**(config.get("ranker_params") or {}), **dict(ranker.params())}
     return config
+
+
+def _declared(model: Any) -> dict[str, Any]:
+    """The model's own configuration: ``config()``, or a ``config`` object with ``to_json()``."""
+    config: Any = getattr(model, "config", None)
+    if callable(config):
+        return dict(config())
+    return dict(config.to_json()) if hasattr(config, "to_json") else {}
+
+
+def _derived(model: Any) -> dict[str, Any]:
+    """What a fitted model chose from the data: sources (with their parameters), budget, windows."""
+    out: dict[str, Any] = {}
+    generator = getattr(model, "generator_", None)
+    if generator is not None:
+        out["sources"] = list(generator.names)
+        out["source_params"] = {name: _source_params(src) for name, src in generator.sources_.items()}
+    if hasattr(model, "candidates_count"):
+        out["max_candidates"] = model.candidates_count
+        out["n_windows"] = model.windows_count
+    return out
 
 
 def _source_params(source: Any) -> dict[str, Any]:
