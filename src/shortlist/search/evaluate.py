@@ -27,6 +27,7 @@ from shortlist.schema import ITEM_ID, RANK
 from shortlist.search.data import REVIEW_TEXT, query_texts
 from shortlist.search.finetune import FinetuneConfig, finetune
 from shortlist.search.index import QUERY, SearchIndex, SearchOptions
+from shortlist.search.rerank import TooFewQueriesError
 from shortlist.search.split import split_by_time
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,20 @@ def score_rows(indexes: dict[str, SearchIndex], test: pl.DataFrame, ks: Sequence
     return pl.DataFrame(rows), curves
 
 
+def _fit(options: SearchOptions, catalogue: pl.DataFrame, train: pl.DataFrame, valid: pl.DataFrame,
+         meta: dict[str, Any], which: str) -> SearchIndex:
+    """An index with its re-ranker, or without one (noted in ``meta``) when the validation
+    reviews are too few to train it."""
+    try:
+        index = SearchIndex(options).fit(catalogue, train, label_reviews=valid)
+    except TooFewQueriesError as e:
+        logger.warning("%s index: no re-ranker (%s)", which, e)
+        meta[f"ranker_{which}"] = f"not trained: {e}"
+        return SearchIndex(replace(options, rerank=False)).fit(catalogue, pl.concat([train, valid]))
+    meta[f"ranker_{which}"] = index.metrics_.get("ranker", {})
+    return index
+
+
 def evaluate_search(
     catalogue: pl.DataFrame,
     reviews: pl.DataFrame,
@@ -126,9 +141,8 @@ def evaluate_search(
         if encoder is None:
             continue
         start = time.perf_counter()
-        indexes[which] = SearchIndex(replace(opts, encoder=str(encoder))).fit(catalogue, train, label_reviews=valid)
+        indexes[which] = _fit(replace(opts, encoder=str(encoder)), catalogue, train, valid, meta, which)
         seconds[f"index_{which}"] = round(time.perf_counter() - start, 1)
-        meta[f"ranker_{which}"] = indexes[which].metrics_.get("ranker", {})
     start = time.perf_counter()
     table, curves = score_rows(indexes, test, ks)
     seconds["search"] = round(time.perf_counter() - start, 1)

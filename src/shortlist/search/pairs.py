@@ -69,25 +69,19 @@ def training_pairs(reviews: pl.DataFrame, documents: pl.DataFrame, *, query_type
 
 def add_hard_negatives(pairs: pl.DataFrame, documents: pl.DataFrame, encoder: Encoder, *, n: int,
                        memo: dict[str, np.ndarray] | None = None) -> pl.DataFrame:
-    """``pairs`` with columns ``negative_1..n``: per query, the ``n`` best other documents by the
-    encoder, skipping the query's own item and any document equal to its positive."""
+    """``pairs`` with columns ``negative_1..n``: per query, the ``n`` distinct document texts the
+    encoder ranks highest, skipping its positive (so never the query's own item, nor an item whose
+    document is word for word the same)."""
     if n < 1:
         raise ConfigError(f"hard negatives: n must be positive, got {n}")
-    docs = documents.get_column(DOCUMENT).to_list()
-    if len(set(docs)) <= n:
-        raise DataValidationError(f"hard negatives: {n} asked but only {len(set(docs))} distinct documents")
-    index = VectorIndex(backend="numpy", metric="ip").build(encode_texts(encoder, docs, memo))
-    q = encode_texts(encoder, pairs.get_column(ANCHOR).to_list(), memo)
-    # the same item, and items with its very document, may take up to (1 + duplicates) slots
-    copies = documents.group_by(DOCUMENT).len().get_column("len").to_numpy()
-    spare = int(copies.max()) + 1
-    pos, _ = index.search(q, min(n + spare, len(docs)))
-    own = documents.with_row_index("pos").select(ITEM_ID, pl.col("pos").cast(pl.Int64))
-    own_pos = pairs.select(ITEM_ID).join(own, on=ITEM_ID, how="left", maintain_order="left").get_column("pos")
-    doc_arr = np.asarray(docs, dtype=object)
+    texts = np.asarray(documents.get_column(DOCUMENT).unique(maintain_order=True).to_list(), dtype=object)
+    if len(texts) <= n:
+        raise DataValidationError(f"hard negatives: {n} asked but only {len(texts)} distinct documents")
+    index = VectorIndex(backend="numpy", metric="ip").build(encode_texts(encoder, texts.tolist(), memo))
+    pos, _ = index.search(encode_texts(encoder, pairs.get_column(ANCHOR).to_list(), memo), n + 1)
     positive = pairs.get_column(POSITIVE).to_numpy().astype(object)
-    ok = (pos >= 0) & (pos != own_pos.to_numpy()[:, None]) & (doc_arr[np.maximum(pos, 0)] != positive[:, None])
-    slot = np.cumsum(ok, axis=1)
+    ok = (pos >= 0) & (texts[np.maximum(pos, 0)] != positive[:, None])
+    slot = np.cumsum(ok, axis=1)  # the j-th usable column of each row is where ok and slot == j
     chosen = [pos[np.arange(len(pos)), np.argmax(ok & (slot == j), axis=1)] for j in range(1, n + 1)]
-    return pairs.with_columns([pl.Series(f"negative_{j}", doc_arr[c].tolist(), dtype=pl.Utf8)
+    return pairs.with_columns([pl.Series(f"negative_{j}", texts[c].tolist(), dtype=pl.Utf8)
                                for j, c in enumerate(chosen, start=1)])

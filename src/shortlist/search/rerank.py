@@ -29,6 +29,10 @@ MIN_LABELLED_QUERIES = 8
 _VALID_SHARE = 0.25
 
 
+class TooFewQueriesError(DataValidationError):
+    """Too few labelled queries (with their item among the candidates) to train the re-ranker."""
+
+
 def labels_for(cands: Candidates, targets: np.ndarray) -> np.ndarray:
     """1 where a candidate is its query's target document position, else 0 (float32)."""
     return (cands.pos == targets[cands.query]).astype(np.float32)
@@ -55,7 +59,7 @@ def train_reranker(cands: Candidates, targets: np.ndarray, *, feature_names: lis
                                "target_in_index": int((targets >= 0).sum()),
                                "target_in_candidates": int(usable.size)}
     if usable.size < MIN_LABELLED_QUERIES:
-        raise DataValidationError(
+        raise TooFewQueriesError(
             f"the re-ranker needs at least {MIN_LABELLED_QUERIES} labelled queries whose item is among the "
             f"candidates, got {usable.size} of {len(targets)}. Fix: pass more reviews, or index without the "
             f"re-ranker (--no-rerank)")

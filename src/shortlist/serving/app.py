@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -29,6 +30,7 @@ from shortlist.serving.schemas import (
     SessionRequest,
     SimilarResponse,
 )
+from shortlist.serving.search_route import add_search_route
 from shortlist.serving.service import BadRequestError, NotFoundError, Service, dumps
 from shortlist.serving.settings import ServingSettings
 
@@ -171,8 +173,10 @@ class _BodyTooLargeError(Exception):
     pass
 
 
-def create_app(settings: ServingSettings, *, service: Service | None = None) -> FastAPI:
-    """The service for one model directory (loaded and verified here, before the first request)."""
+def create_app(settings: ServingSettings, *, service: Service | None = None, search_dir: Path | None = None) -> FastAPI:
+    """The service for one model directory (loaded and verified here, before the first request).
+
+    ``search_dir``: the search index behind ``POST /search`` (default ``MODEL_DIR/search`` when present)."""
     svc = service or Service(settings)
 
     @contextlib.asynccontextmanager
@@ -259,6 +263,8 @@ def create_app(settings: ServingSettings, *, service: Service | None = None) -> 
         except ModelLoadError as e:
             return JSONResponse(status_code=500, content={"detail": str(e)})
         return _json({"reloaded": old != new, "previous_version": old, "model_version": new})
+
+    add_search_route(app, svc, search_dir)
 
     static = resources.files("shortlist.serving") / "static"
     if static.is_dir():

@@ -121,3 +121,45 @@ class HistoryResponse(BaseModel):
     user_id: str
     known: bool
     items: list[HistoryItem]
+
+
+#: Longest search text a request may carry (a long review fits).
+MAX_QUERY_CHARS = 2000
+
+
+def _query(value: object) -> str:
+    """A search text: valid Unicode, not blank, at most ``MAX_QUERY_CHARS`` characters."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
+    if not value.strip() or len(value) > MAX_QUERY_CHARS:
+        raise ValueError(f"must hold 1 to {MAX_QUERY_CHARS} characters (not only spaces), got {len(value)}")
+    return value
+
+
+SearchText = Annotated[str, PlainValidator(_query), WithJsonSchema({"type": "string", "maxLength": MAX_QUERY_CHARS})]
+
+
+class SearchRequest(_Strict):
+    query: SearchText
+    k: Annotated[StrictInt, Field(ge=1)] = 10
+    user_id: ExternalId | None = None
+    mode: Text = "auto"
+
+
+class SearchItem(BaseModel):
+    item_id: str
+    title: str | None
+    score: float
+    rank: int
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: str
+    personalised: bool
+    items: list[SearchItem]
+    latency_ms: float

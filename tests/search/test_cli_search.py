@@ -1,0 +1,109 @@
+"""`shortlist search …` end to end on the tiny catalogue (the bundled MiniLM; nothing downloaded)."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("bm25s")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict:
+    from conftest import CATALOGUE, _reviews
+
+    root = tmp_path_factory.mktemp("search-cli")
+    items, reviews = root / "items.csv", root / "reviews.csv"
+    pl.DataFrame(CATALOGUE).write_csv(items)
+    _reviews().drop("review_title").write_csv(reviews)
+    return {"root": root, "items": items, "reviews": reviews}
+
+
+@pytest.fixture(scope="module")
+def index_dir(files) -> str:
+    from typer.testing import CliRunner
+
+    from shortlist.cli import app
+
+    out = files["root"] / "index"
+    result = CliRunner().invoke(app, ["search", "index", "--items", str(files["items"]), "--reviews",
+                                      str(files["reviews"]), "--holdout", "0.3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return str(out)
+
+
+def test_index_writes_a_verified_directory(index_dir) -> None:
+    from pathlib import Path
+
+    manifest = json.loads((Path(index_dir) / "manifest.json").read_text())
+    assert manifest["kind"] == "search_index" and manifest["n_documents"] == 5
+    assert manifest["ranker_file"] == "ranker.txt"
+    assert manifest["encoder"] == "st:sentence-transformers/all-MiniLM-L6-v2:l2"
+
+
+def test_query_prints_the_best_item(cli, index_dir) -> None:
+    code, out, err = cli(["search", "query", "--index", index_dir, "--query", "helmet for road cycling", "--k", "2"])
+    assert code == 0, err
+    assert "Road bike helmet" in out.splitlines()[4] or "bike" in out
+
+
+def test_batch_writes_query_id_item_id_rank_score(cli, index_dir, files) -> None:
+    queries = files["root"] / "queries.csv"
+    # ids that look like numbers stay text; quoted text with commas and a newline; an empty query
+    queries.write_text('query_id,query\n007,"green tea, please"\n8,"a mystery\nnovel"\n9,\n')
+    out = files["root"] / "results.csv"
+    code, _, err = cli(["search", "batch", "--index", index_dir, "--queries", str(queries), "--k", "3",
+                        "--out", str(out)])
+    assert code == 0, err
+    got = pl.read_csv(out, schema_overrides={"query_id": pl.Utf8})
+    assert got.columns == ["query_id", "item_id", "rank", "score"]
+    # the empty query is answered from the most reviewed items (the re-ranker's popular candidates)
+    assert got.group_by("query_id").len().sort("query_id").rows() == [("007", 3), ("8", 3), ("9", 3)]
+    assert got.filter(pl.col("rank") == 1).select("query_id", "item_id").sort("query_id").rows()[:2] == [
+        ("007", "tea"), ("8", "novel")]
+    assert got.get_column("rank").to_list()[:3] == [1, 2, 3]
+    # every mode through the same command; BM25 returns only documents sharing a word
+    code, _, err = cli(["search", "batch", "--index", index_dir, "--queries", str(queries), "--k", "3",
+                        "--mode", "bm25", "--out", str(out)])
+    assert code == 0, err
+    assert "9" not in pl.read_csv(out, schema_overrides={"query_id": pl.Utf8}).get_column("query_id").to_list()
+
+
+def test_batch_refuses_bad_query_files_and_outputs(cli, index_dir, files) -> None:
+    dup = files["root"] / "dup.csv"
+    dup.write_text("query_id,query\n1,tea\n1,coffee\n")
+    code, _, err = cli(["search", "batch", "--index", index_dir, "--queries", str(dup), "--out",
+                        str(files["root"] / "r.csv")])
+    assert code == 2 and "repeat" in err
+    wrong = files["root"] / "wrong.csv"
+    wrong.write_text("id,text\n1,tea\n")
+    code, _, err = cli(["search", "batch", "--index", index_dir, "--queries", str(wrong), "--out",
+                        str(files["root"] / "r.csv")])
+    assert code == 2 and "query_id" in err
+    mine = files["root"] / "mine.csv"
+    mine.write_text("a,b\n1,2\n")
+    ok = files["root"] / "ok.csv"
+    ok.write_text("query_id,query\n1,tea\n")
+    code, _, err = cli(["search", "batch", "--index", index_dir, "--queries", str(ok), "--out", str(mine)])
+    assert code == 2 and mine.read_text() == "a,b\n1,2\n"
+
+
+def test_mode_errors_are_one_line(cli, index_dir) -> None:
+    code, _, err = cli(["search", "query", "--index", index_dir, "--query", "tea", "--mode", "magic"])
+    assert code == 2 and "unknown search mode" in err
+
+
+def test_evaluate_on_files_with_a_given_encoder(cli, files, tmp_path) -> None:
+    code, out, err = cli(["search", "evaluate", "--items", str(files["items"]), "--reviews", str(files["reviews"]),
+                          "--encoder", "minilm", "--k", "1,5", "--report", str(tmp_path / "report")])
+    assert code == 0, err
+    for row in ("bm25", "base encoder", "fine-tuned encoder", "hybrid", "popularity"):
+        assert row in out
+    # 4 validation reviews are too few to train a re-ranker: the rows are left out, and the report says why
+    assert "re-ranked" not in out
+    assert "not trained" in (tmp_path / "report" / "report.md").read_text()
+    assert (tmp_path / "report" / "report.md").is_file()
+    assert "recall@5" in (tmp_path / "report" / "report.md").read_text()
