@@ -8,19 +8,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import polars as pl
 import typer
 
-from shortlist.cli._common import (
-    DataDir,
-    app,
-    check_output_file,
-    console,
-    out,
-    print_table,
-    search_dirs,
-    write_table_atomic,
+from shortlist.cli._common import DataDir, app, check_output_file, console, out, print_table, write_table_atomic
+from shortlist.cli._search_io import (
+    QUERY_ID,
+    QUERY_TEXT,
+    enrich_with_llm,
+    load_inputs,
+    parse_ks,
+    read_queries,
+    recommender_affinity,
 )
 from shortlist.cli.runs import Experiment, Track, TrackingUri, tracking_settings
 from shortlist.config import load_config
-from shortlist.errors import ConfigError, DataValidationError, MissingColumnError
+from shortlist.errors import ConfigError
 from shortlist.schema import ITEM_ID, RANK, SCORE
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 search_app = typer.Typer(no_args_is_help=True, help="Free-text search: index a catalogue, query it, fine-tune, evaluate.")
 app.add_typer(search_app, name="search")
 
-QUERY_ID, QUERY_TEXT = "query_id", "query"
 BATCH_COLUMNS = [QUERY_ID, ITEM_ID, RANK, SCORE]
 Items = Annotated[Path | None, typer.Option(help="Catalogue: Amazon meta_*.json(l) or a table with item_id.")]
 Reviews = Annotated[Path | None, typer.Option(help="Reviews: Amazon 2018/2023 JSON Lines or a table with "
@@ -40,38 +39,6 @@ Mode = Annotated[str, typer.Option(help="auto (re-ranked where trained, else hyb
                                         "bm25 | popular.")]
 Holdout = Annotated[float, typer.Option(help="Share of the latest reviews held out (re-ranker queries / "
                                              "fine-tuning validation).", min=0.01, max=0.9)]
-
-
-def _dataset_name(name: str) -> str:
-    """A dataset's registered name; its folder names (e.g. amazon18-gift-cards) are accepted too."""
-    from shortlist.data.loaders import DATASETS
-
-    for spec in DATASETS.values():
-        if name == spec.name or name in spec.dir_names:
-            return spec.name
-    return name  # unknown: load_named raises with a did-you-mean
-
-
-def load_inputs(dataset: str | None, items: Path | None, reviews: Path | None, data_dir: list[Path] | None,
-                *, need_reviews: bool) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """(catalogue, reviews) from a named dataset or from files."""
-    from shortlist.search import data
-
-    if (dataset is None) == (items is None):
-        raise ConfigError("pass exactly one of --dataset NAME or --items PATH")
-    with console.status("loading data"):
-        if dataset is not None:
-            from shortlist.data.loaders import load_named
-
-            ds = load_named(_dataset_name(dataset), search_dirs=search_dirs(data_dir))
-            console.print(f"[dim]{ds.report}[/dim]")
-            return data.catalogue_from_dataset(ds), data.reviews_from_dataset(ds)
-        assert items is not None
-        catalogue = data.read_catalogue(items)
-        found = data.read_reviews(reviews) if reviews is not None else None
-    if need_reviews and found is None:
-        raise ConfigError("this command needs reviews: pass --reviews PATH (or --dataset NAME)")
-    return catalogue, found
 
 
 @search_app.command("index")
@@ -88,6 +55,16 @@ def index_cmd(
     holdout: Holdout = 0.1,
     keywords: Annotated[int, typer.Option(help="Review keywords per item document (0: none).", min=0)] = 10,
     depth: Annotated[int, typer.Option(help="Candidates from each of dense and BM25 for re-ranking.", min=1)] = 100,
+    model: Annotated[Path | None, typer.Option(help="A recommender (`shortlist fit` folder, fitted on reviews before "
+                                                    "the held-out ones) for personalised search.")] = None,
+    llm_url: Annotated[str | None, typer.Option(help="Optional: an OpenAI-compatible API root (e.g. Ollama's "
+                                                     "http://127.0.0.1:11434/v1) asked for item keywords; key from "
+                                                     "OPENAI_API_KEY.")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="The LLM's model name (with --llm-url).")] = None,
+    llm_summary_words: Annotated[int, typer.Option(help="Also ask for a summary of at most N words (0: no).",
+                                                   min=0)] = 0,
+    llm_cache: Annotated[Path | None, typer.Option(help="Where LLM answers are cached (default "
+                                                        "~/.cache/shortlist/llm).")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Build a search index: item documents, BM25, vectors, and (with reviews) the re-ranker."""
@@ -95,12 +72,16 @@ def index_cmd(
     from shortlist.search import SearchIndex, SearchOptions, save_index
 
     check_model_target(out_dir)
-    catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=False)
+    catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=model is not None)
+    if llm_url is not None:
+        cache = llm_cache or Path.home() / ".cache" / "shortlist" / "llm"
+        catalogue = enrich_with_llm(catalogue, llm_url, llm_model, llm_summary_words, cache)
     options = SearchOptions(encoder=encoder, store=store, rerank=rerank, holdout=holdout, keywords=keywords,
                             depth=depth)
+    affinity = recommender_affinity(model) if model is not None else None
     with console.status("building the search index"):
-        index = SearchIndex(options).fit(catalogue, found)
-        save_index(index, out_dir)
+        index = SearchIndex(options).fit(catalogue, found, affinity=affinity)
+        save_index(index, out_dir, recommender=model)
     ranker = index.metrics_.get("ranker")
     console.print(f"{index.metrics_['documents']:,} documents indexed"
                   + (f"; re-ranker trained on {ranker['target_in_candidates']:,} queries" if ranker else "")
@@ -113,32 +94,25 @@ def query_cmd(
     query: Annotated[str, typer.Option(help="The search text.")],
     k: Annotated[int, typer.Option(help="Results to show.", min=1)] = 10,
     mode: Mode = "auto",
+    user_id: Annotated[str | None, typer.Option(help="Personalise for this user (an index built with --model).")]
+    = None,
+    model: Annotated[Path | None, typer.Option(help="The recommender folder (default: the one the index names).")]
+    = None,
 ) -> None:
     """Search one query and print the top items."""
     from shortlist.search import load_index
 
     index = load_index(index_dir)
-    found = index.search([query], k, mode=mode)
+    personal: dict[str, Any] = {}
+    if user_id is not None:
+        where = model or (Path(index.recommender_) if index.recommender_ else None)
+        if not index.personal_ or where is None:
+            raise ConfigError(f"--user-id: {index_dir} was built without a recommender. Fix: build it with "
+                              f"`shortlist search index ... --model MODEL_DIR`, or leave --user-id out")
+        personal = {"users": [user_id], "affinity": recommender_affinity(where)}
+    found = index.search([query], k, mode=mode, **personal)
     titled = found.join(index.item_titles(), on=ITEM_ID, how="left", maintain_order="left")
     print_table(titled.select(RANK, ITEM_ID, SCORE, "title"), f"{query[:60]!r} · {index.resolve_mode(mode)}")
-
-
-def read_queries(path: Path) -> pl.DataFrame:
-    """``query_id, query`` rows (both text); ids must be unique, a missing query is the empty text."""
-    from shortlist.data.loaders.generic import read_frame
-
-    df = read_frame(path, string_columns=(QUERY_ID, QUERY_TEXT))
-    for col in (QUERY_ID, QUERY_TEXT):
-        if col not in df.columns:
-            raise MissingColumnError(str(path), col, df.columns, hint="the queries file needs columns query_id,query")
-    df = df.select(pl.col(QUERY_ID).cast(pl.Utf8), pl.col(QUERY_TEXT).cast(pl.Utf8).fill_null(""))
-    if df.get_column(QUERY_ID).is_null().any():
-        raise DataValidationError(f"{path}: {df.get_column(QUERY_ID).null_count()} rows have no query_id. Fix: fill them")
-    repeated = df.filter(pl.col(QUERY_ID).is_duplicated()).get_column(QUERY_ID).unique().head(5).to_list()
-    if repeated:
-        raise DataValidationError(f"{path}: query ids repeat (e.g. {repeated}); results would be ambiguous. "
-                                  f"Fix: give every query its own id")
-    return df
 
 
 @search_app.command("batch")
@@ -235,7 +209,7 @@ def evaluate_cmd(
 
     from shortlist.search.evaluate import evaluate_search
 
-    ks = _parse_ks(k)
+    ks = parse_ks(k)
     catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=True)
     assert found is not None
     config = _finetune_config(base_model=base_encoder, query_type=query_type, max_steps=max_steps)
@@ -252,13 +226,3 @@ def evaluate_cmd(
         path = write_report(report, title=f"shortlist text search: {name}", tables={"results": result.table},
                             curves=result.curves, meta=result.meta, importances=result.importance)
         console.print(f"report → {path}")
-
-
-def _parse_ks(text: str) -> list[int]:
-    try:
-        ks = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as e:
-        raise ConfigError(f"--k {text!r} must be comma-separated positive integers, e.g. 1,5,10") from e
-    if not ks or min(ks) < 1:
-        raise ConfigError(f"--k {text!r} must be comma-separated positive integers, e.g. 1,5,10")
-    return sorted(set(ks))

@@ -24,8 +24,10 @@ from shortlist.schema import BRAND, CATEGORY, DESCRIPTION, ITEM_ID, PRICE, RATIN
 
 logger = logging.getLogger(__name__)
 
+#: Columns the optional LLM step adds (see :mod:`shortlist.search.llm`).
+LLM_KEYWORDS, SUMMARY = "llm_keywords", "summary"
 #: Catalogue text fields a document may use, and the numeric price.
-CATALOGUE_COLUMNS: tuple[str, ...] = (TITLE, DESCRIPTION, FEATURES, BRAND, CATEGORY, PRICE)
+CATALOGUE_COLUMNS: tuple[str, ...] = (TITLE, DESCRIPTION, FEATURES, BRAND, CATEGORY, LLM_KEYWORDS, SUMMARY, PRICE)
 #: Review columns, in order (user, rating and title may be null).
 REVIEW_COLUMNS: tuple[str, ...] = (ITEM_ID, USER_ID, TIMESTAMP, RATING, REVIEW_TITLE, REVIEW_TEXT)
 _JSON = (".json", ".jsonl", ".ndjson")
@@ -125,9 +127,11 @@ def query_texts(reviews: pl.DataFrame) -> list[str]:
 __all__ = [
     "CATALOGUE_COLUMNS",
     "FEATURES",
+    "LLM_KEYWORDS",
     "REVIEW_COLUMNS",
     "REVIEW_TEXT",
     "REVIEW_TITLE",
+    "SUMMARY",
     "catalogue_frame",
     "catalogue_from_dataset",
     "query_texts",

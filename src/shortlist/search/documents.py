@@ -1,8 +1,9 @@
 """Item documents: one labelled text per item, ``[Title] … [Category] … [Review keywords] …``.
 
-Fields come from the catalogue (title, category, brand, features, description) and the review
-keywords. Each field is cleaned and capped; the most telling fields come first, so an encoder's
-truncation cuts the long description, not the title or the keywords. Items without any text get
+Fields come from the catalogue (title, category, brand, features, description, and the optional
+LLM summary and keywords) and the review keywords. Each field is cleaned and capped; the most
+telling fields come first, so an encoder's truncation cuts the long description, not the title or
+the keywords. Items without any text get
 no document (counted in the log); items with reviews but no catalogue row get one from their
 keywords alone.
 """
@@ -17,7 +18,7 @@ import polars as pl
 from shortlist.errors import ConfigError
 from shortlist.retrieval.content.text import clean_field, truncate
 from shortlist.schema import BRAND, CATEGORY, DESCRIPTION, ITEM_ID, TITLE
-from shortlist.search.data import FEATURES
+from shortlist.search.data import FEATURES, LLM_KEYWORDS, SUMMARY
 from shortlist.search.keywords import KEYWORDS
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,9 @@ DEFAULT_FIELDS: tuple[DocumentField, ...] = (
     DocumentField(TITLE, "Title", 200),
     DocumentField(CATEGORY, "Category", 160),
     DocumentField(BRAND, "Brand", 80),
+    DocumentField(SUMMARY, "Summary", 300),
     DocumentField(KEYWORDS, "Review keywords", 240),
+    DocumentField(LLM_KEYWORDS, "Keywords", 200),
     DocumentField(FEATURES, "Features", 300),
     DocumentField(DESCRIPTION, "Description", 600),
 )

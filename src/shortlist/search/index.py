@@ -44,7 +44,7 @@ class SearchOptions:
     encoder: str = "minilm"
     store: str = "numpy"
     depth: int = 100
-    popular: int = 50
+    popular: int = 100
     keywords: int = 10
     holdout: float = 0.1
     rerank: bool = True

@@ -1,0 +1,92 @@
+"""Text search benchmark: `shortlist search evaluate` on the Amazon 2018 categories, plus CPU fine-tuning throughput.
+
+    python benchmarks/bench_search.py [--data-dir ../shared/data] [--datasets amazon-gift-cards,amazon-magazine-subs]
+                                      [--out reports/search] [--max-steps 150]
+
+For each dataset: reviews split 80/10/10 by time; the encoder fine-tuned on the first 80% (the
+next 10% score it); indexes built from the first 80% with the next 10% as the re-ranker's
+queries; the last 10% are the test queries (review text → its item; the whole category's
+metadata is the catalogue). Prints one Markdown table per dataset (Recall@1/5/10/20/50/100,
+MRR@100), the fine-tuning run (steps, pairs/s, device) and the host, and writes a report with
+plots under --out/<dataset>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from shortlist.data.loaders import load_named
+from shortlist.evaluation.report import to_markdown, write_report
+from shortlist.search import FinetuneConfig, evaluate_search
+from shortlist.search.data import catalogue_from_dataset, reviews_from_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def host_cpu() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; the platform's processor string elsewhere)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(name: str, data_dirs: list[Path], out: Path, max_steps: int) -> None:
+    ds = load_named(name, search_dirs=data_dirs)
+    catalogue, reviews = catalogue_from_dataset(ds), reviews_from_dataset(ds)
+    start = time.perf_counter()
+    result = evaluate_search(catalogue, reviews, finetune_out=out / name / "encoder",
+                             finetune_config=FinetuneConfig(max_steps=max_steps))
+    seconds = round(time.perf_counter() - start, 1)
+    write_report(out / name, title=f"text search: {name}", tables={"results": result.table}, curves=result.curves,
+                 meta=result.meta, importances=result.importance)
+    meta = result.meta
+    print(f"\n### {name}: {meta['test_queries']} test queries, {meta['documents']} documents "
+          f"({meta['catalogue_items']} catalogue items), {seconds} s in all\n")
+    print(to_markdown(result.table))
+    ft = meta.get("finetune", {})
+    if ft:
+        print(f"\nfine-tuning: {ft['steps']} steps x {ft['config']['batch_size']} pairs "
+              f"(max_seq_length {ft['config']['max_seq_length']}) in {ft['train_seconds']} s = "
+              f"{ft['pairs_per_second']} pairs/s on {ft['device']} (fp16: {ft['fp16']}); "
+              f"{ft['train_pairs']} training pairs, {ft['valid_queries']} validation queries")
+        print(f"validation (recall@10, mrr@100) by step: {meta.get('finetune_validation')}")
+    print(f"re-ranker (fine-tuned index): {meta.get('ranker_tuned')}")
+    print(f"timings (s): {meta.get('seconds')}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", type=Path, action="append", default=[])
+    ap.add_argument("--datasets", default="amazon-gift-cards,amazon-magazine-subs")
+    ap.add_argument("--out", type=Path, default=Path("reports/search"))
+    ap.add_argument("--max-steps", type=int, default=FinetuneConfig().max_steps)
+    args = ap.parse_args()
+    data_dirs = args.data_dir or [ROOT.parent / "shared" / "data"]
+    print(f"# host: {host_cpu()}, {os.cpu_count()} logical cores, no GPU; commit {commit()}; "
+          f"{datetime.now(UTC).isoformat(timespec='minutes')}")
+    with pl.Config(tbl_rows=50):
+        for name in args.datasets.split(","):
+            run(name.strip(), data_dirs, args.out, args.max_steps)
+
+
+if __name__ == "__main__":
+    main()
