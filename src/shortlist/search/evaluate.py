@@ -102,6 +102,16 @@ def _fit(options: SearchOptions, catalogue: pl.DataFrame, train: pl.DataFrame, v
     return index
 
 
+def _finetune(catalogue: pl.DataFrame, train: pl.DataFrame, valid: pl.DataFrame, out: Path, config: FinetuneConfig,
+              meta: dict[str, Any]) -> Path:
+    """Fine-tune on ``train`` (validated on ``valid``) into ``out``; the run's summary goes to ``meta``."""
+    result = finetune(catalogue, train, valid, out, config)
+    meta["finetune"] = {k: v for k, v in result.to_dict().items() if k != "evaluations"}
+    meta["finetune_validation"] = {f"step {e['step']}": {m: e[m] for m in ("recall@10", "mrr@100") if m in e}
+                                   for e in result.evaluations}
+    return result.model_dir
+
+
 def evaluate_search(
     catalogue: pl.DataFrame,
     reviews: pl.DataFrame,
@@ -130,12 +140,9 @@ def evaluate_search(
     seconds: dict[str, float] = {}
     if tuned_encoder is None and finetune_out is not None:
         start = time.perf_counter()
-        result = finetune(catalogue, train, valid, finetune_out, finetune_config or FinetuneConfig(base_model=base_encoder))
+        config = finetune_config or FinetuneConfig(base_model=base_encoder)
+        tuned_encoder = _finetune(catalogue, train, valid, finetune_out, config, meta)
         seconds["finetune"] = round(time.perf_counter() - start, 1)
-        meta["finetune"] = {k: v for k, v in result.to_dict().items() if k != "evaluations"}
-        meta["finetune_validation"] = {f"step {e['step']}": {m: e[m] for m in ("recall@10", "mrr@100") if m in e}
-                                       for e in result.evaluations}
-        tuned_encoder = result.model_dir
     indexes: dict[str, SearchIndex] = {}
     for which, encoder in (("base", base_encoder), ("tuned", tuned_encoder)):
         if encoder is None:
