@@ -69,6 +69,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def _runs(client: Any, experiment: str) -> list[Any]:
+    exp = client.get_experiment_by_name(experiment)
+    return [] if exp is None else list(client.search_runs([exp.experiment_id]))
+
+
 def _post(base: str, path: str, body: dict[str, Any]) -> Any:
     req = urllib.request.Request(f"{base}{path}", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
@@ -103,7 +108,10 @@ def test_fit_register_and_serve_through_a_tracking_server(files: Path, tmp_path:
         # the server dies while a fit is being tracked: the fit's model is kept, one warning names the URI
         ds = load_dataset(files / "train.csv", None)
         tracker = FitTracking(TrackingSettings(uri, "dies"), dataset=ds, data_source=str(files / "train.csv")).start()
-        assert tracker.run.active
+        deadline = time.monotonic() + 120
+        while not _runs(client, "dies"):  # the worker has opened the run
+            assert time.monotonic() < deadline, "the tracking worker never created its run"
+            time.sleep(0.5)
         stop(proc)
         with caplog.at_level(logging.WARNING, logger="shortlist.tracking"):
             assert tracker.log_fit(offline, tmp_path / "m") is None

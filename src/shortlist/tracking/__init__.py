@@ -6,14 +6,16 @@ recall, the ranker's validation NDCG per boosting round, the evaluation table, a
 model directory as a pyfunc, ``features.json``, the HTML report, the cleaning report). A fitted
 model can be registered under an alias and served back from ``models:/NAME@alias``.
 
-Like ``serving/``, this package talks to the outside world (a tracking store, git); it reads no
-environment variables itself (the CLI passes ``MLFLOW_TRACKING_URI`` in) and logs instead of
-printing. MLflow is imported only when a run is really tracked; tracking that fails never fails
-the work it records.
+Like ``serving/``, this package talks to the outside world (a tracking store, git, a worker
+process); it reads no environment variables itself (the CLI passes ``MLFLOW_TRACKING_URI`` in) and
+logs instead of printing. ``fit`` and ``evaluate`` hand plain records to a worker process that
+alone imports MLflow (:mod:`~shortlist.tracking.remote`, :mod:`~shortlist.tracking.worker`);
+tracking that fails never fails the work it records.
 
 - :mod:`~shortlist.tracking.config`: settings (URI resolution, experiment, registry name, alias).
 - :mod:`~shortlist.tracking.run`: :class:`TrackedRun` / :func:`tracked_run`, the generic API.
-- :mod:`~shortlist.tracking.fit`, :mod:`~shortlist.tracking.evaluation`: what the commands log.
+- :mod:`~shortlist.tracking.fit`, :mod:`~shortlist.tracking.evaluation`: what the commands log
+  (as :class:`~shortlist.tracking.record.RunRecord` s for the worker).
 - :mod:`~shortlist.tracking.registry`: pyfunc logging, registration, ``models:/`` resolution.
 - :mod:`~shortlist.tracking.runs`: runs side by side.
 """

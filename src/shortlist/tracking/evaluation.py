@@ -14,11 +14,12 @@ import polars as pl
 from shortlist.data.containers import Dataset
 from shortlist.data.split import Split
 from shortlist.tracking.config import TrackingSettings
-from shortlist.tracking.datasets import DataInput, data_profile, split_inputs, to_mlflow
+from shortlist.tracking.datasets import DataInput, data_profile, split_inputs
 from shortlist.tracking.fit import Tracked
-from shortlist.tracking.model_log import log_model_state, write_model_artifacts
+from shortlist.tracking.record import RunRecord, input_record, model_record
+from shortlist.tracking.remote import RemoteRun
 from shortlist.tracking.resolved import metric_key
-from shortlist.tracking.run import TrackedRun
+from shortlist.tracking.run import warn_failure
 
 MODEL = "model"
 
@@ -43,16 +44,18 @@ class EvaluationTracking:
         self.settings, self.dataset, self.data_source, self.config_file = settings, dataset, data_source, config_file
         params = {f"cli.{k}": v for k, v in (options or {}).items()} | {"data.name": dataset.name,
                                                                            "data.source": data_source}
-        self.run = TrackedRun(settings, kind="evaluate", params=params, run_name=f"evaluate {dataset.name}")
+        self.remote = RemoteRun(settings, kind="evaluate", params=params, run_name=f"evaluate {dataset.name}") \
+            if settings is not None else None
         self._scratch: Path | None = None
 
     def start(self) -> Self:
-        self.run.start()
+        if self.remote is not None:
+            self.remote.start()
         return self
 
     def report_dir(self) -> Path | None:
         """A temporary folder for the report when tracking (removed once logged), else ``None``."""
-        if self.settings is None:
+        if self.remote is None:
             return None
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="shortlist-report-"))
@@ -61,37 +64,28 @@ class EvaluationTracking:
     def log_evaluation(self, *, split: Split, table: pl.DataFrame, recall: pl.DataFrame, model: Any,
                        report: Path | None) -> Tracked | None:
         """Results (``eval.*``), candidate recall (``candidates.*``), the split, the model, the report."""
-        if self.settings is None:
+        if self.remote is None or self.settings is None:
             return None
         try:
-            if not self.run.active:
-                return None
-            self._log(split, table, recall, model, report)
-            run_id = self.run.run_id
-        except Exception as e:  # an artifact could not be written: the evaluation itself is done
-            self.run.fail(e)
-            return None
+            done = self.remote.finish(self._record(split, table, recall, model, report))
+        except Exception as e:  # a record could not be built: the evaluation itself is done
+            warn_failure(self.settings.uri, "evaluate", f"{type(e).__name__}: {e}")
+            done = None
         finally:
-            self.run.finish()
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
-        return Tracked(self.settings.uri, self.settings.experiment, run_id) if run_id else None
+        return Tracked(self.settings.uri, self.settings.experiment, done[0]) if done else None
 
-    def _log(self, split: Split, table: pl.DataFrame, recall: pl.DataFrame, model: Any, report: Path | None) -> None:
-        log_model_state(self.run, model)
-        self.run.log_params({"eval.protocol": split.protocol, "eval.repeats": split.repeats})
-        self.run.log_metrics(table_metrics(table, prefix="eval")
-                             | table_metrics(recall, prefix="candidates", label=recall.columns[0]))
+    def _record(self, split: Split, table: pl.DataFrame, recall: pl.DataFrame, model: Any,
+                report: Path | None) -> RunRecord:
+        record, _ = model_record(model, dataset=self.dataset, config_file=self.config_file)
+        record.params |= {"eval.protocol": split.protocol, "eval.repeats": split.repeats}
+        record.metrics |= table_metrics(table, prefix="eval") | \
+            table_metrics(recall, prefix="candidates", label=recall.columns[0])
         whole = DataInput(self.dataset.name, self.dataset.interactions.fingerprint(), self.data_source,
                           data_profile(self.dataset.interactions), "source")
-        inputs = [whole, *split_inputs(split, name=self.dataset.name, source=self.data_source)]
-        self.run.call(lambda c, r: c.log_inputs(r, datasets=[to_mlflow(i) for i in inputs]))
-        with tempfile.TemporaryDirectory(prefix="shortlist-run-") as tmp:
-            folder = Path(tmp)
-            write_model_artifacts(folder, model, dataset=self.dataset, config_file=self.config_file)
-            (folder / "evaluation").mkdir()
-            table.write_csv(folder / "evaluation" / "results.csv")
-            recall.write_csv(folder / "evaluation" / "candidate_recall.csv")
-            self.run.log_artifacts(folder)
+        record.inputs = input_record([whole, *split_inputs(split, name=self.dataset.name, source=self.data_source)])
+        record.files |= {"evaluation/results.csv": table.write_csv(), "evaluation/candidate_recall.csv": recall.write_csv()}
         if report is not None and Path(report).is_dir():
-            self.run.log_artifacts(Path(report), "report")
+            record.dirs["report"] = str(Path(report).resolve())
+        return record

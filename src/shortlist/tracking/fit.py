@@ -1,20 +1,20 @@
-"""A tracked ``shortlist fit``: the run opens beside the fit and is completed from the saved model."""
+"""A tracked ``shortlist fit``: the tracking worker opens the run beside the fit; what the fitted
+model knows goes to it while the model is saved; the saved model is logged and registered last."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 from shortlist.data.containers import Dataset
 from shortlist.tracking.config import TrackingSettings
-from shortlist.tracking.datasets import DataInput, data_profile, profile_text, to_mlflow
-from shortlist.tracking.model_log import log_model_state, write_model_artifacts
-from shortlist.tracking.registry import Registered, log_model, register
-from shortlist.tracking.run import TrackedRun
+from shortlist.tracking.datasets import DataInput, data_profile
+from shortlist.tracking.record import RunRecord, fit_report_inputs, input_record, model_record, profile_file
+from shortlist.tracking.registry import Registered
+from shortlist.tracking.remote import RemoteRun
+from shortlist.tracking.run import warn_failure
 
 
 @dataclass(frozen=True)
@@ -32,71 +32,61 @@ class Tracked:
 
 
 class FitTracking:
-    """``start()`` before the fit (the store opens meanwhile), ``log_fit(model, model_dir)`` after
-    ``model.save``: logs and ends the run. With ``settings=None`` both do nothing."""
+    """``start()`` before the fit; optionally ``fitted(model)`` before ``model.save`` (the worker logs
+    what the model knows and draws the report while it is saved); ``log_fit(model, model_dir)`` after
+    the save: the model is logged, registered, and the run ends. With ``settings=None`` all do nothing."""
 
     def __init__(self, settings: TrackingSettings | None, *, dataset: Dataset, data_source: str,
                  config_file: Path | None = None, options: Mapping[str, object] | None = None) -> None:
         self.settings, self.dataset, self.data_source, self.config_file = settings, dataset, data_source, config_file
         params = {f"cli.{k}": v for k, v in (options or {}).items()} | {"data.name": dataset.name,
                                                                            "data.source": data_source}
-        self.run = TrackedRun(settings, kind="fit", params=params, run_name=f"fit {dataset.name}",
-                              prepare=_import_for_logging)
+        self.remote = RemoteRun(settings, kind="fit", params=params, run_name=f"fit {dataset.name}") \
+            if settings is not None else None
+        self._fingerprint: str | None = None
+        self._sent = False
 
     def start(self) -> Self:
-        self.run.start()
+        if self.remote is not None:
+            self.remote.start()
         return self
 
-    def log_fit(self, model: Any, model_dir: Path) -> Tracked | None:
-        """Everything about the fitted and saved model; ``None`` when untracked or tracking failed."""
-        if self.settings is None:
-            return None
+    def fitted(self, model: Any) -> None:
+        """Hand the worker the fitted model's params, metrics, data input, files and report inputs."""
+        if self.remote is None or self._sent:
+            return
+        self._sent = True
         try:
-            if not self.run.active:
-                return None
-            logged = self._log(model, Path(model_dir))
-            name = self.settings.register
-            registered = register(self.run, name, self.settings.alias) if logged and name is not None else None
-            run_id = self.run.run_id
-        except Exception as e:  # writing an artifact failed: the model is saved, the fit must not fail
-            self.run.fail(e)
+            self.remote.send(self._state(model))
+        except Exception as e:  # a record could not be built: the fit goes on, its model is saved as usual
+            warn_failure(self.settings.uri if self.settings else None, "fit", f"{type(e).__name__}: {e}")
+
+    def log_fit(self, model: Any, model_dir: Path) -> Tracked | None:
+        """Log the saved model (and register it), end the run; ``None`` when untracked or tracking failed."""
+        if self.remote is None or self.settings is None:
             return None
-        finally:
-            self.run.finish()
-        return Tracked(self.settings.uri, self.settings.experiment, run_id, registered) if run_id else None
+        self.fitted(model)
+        final = RunRecord(model_dir=str(Path(model_dir).resolve()), register=self.settings.register,
+                          alias=self.settings.alias, model_metadata={
+                              "shortlist_kind": getattr(model, "name", type(model).__name__),
+                              "data_fingerprint": self._data_fingerprint(model)})
+        done = self.remote.finish(final)
+        return Tracked(self.settings.uri, self.settings.experiment, *done) if done else None
 
-    def _log(self, model: Any, model_dir: Path) -> bool:
-        """Params, metrics and the data input; the report and small artifacts are written on a second
-        thread (plots: CPU) while the model directory is copied into the store (I/O). Whether the
-        model was logged."""
+    def _state(self, model: Any) -> RunRecord:
         ds = self.dataset
-        data = DataInput(ds.name, getattr(model, "fingerprint_", None) or ds.interactions.fingerprint(),
-                         self.data_source, {**data_profile(ds.interactions), "repeats": ds.repeats}, "training")
-        metadata = {"shortlist_kind": getattr(model, "name", type(model).__name__), "data_fingerprint": data.fingerprint}
-        with tempfile.TemporaryDirectory(prefix="shortlist-run-") as tmp, ThreadPoolExecutor(1) as pool:
-            writing = pool.submit(self._write_artifacts, Path(tmp), model, data)
-            log_model_state(self.run, model)
-            self.run.call(lambda c, r: c.log_inputs(r, datasets=[to_mlflow(data)]))
-            logged = log_model(self.run, model_dir, metadata=metadata)
-            writing.result()
-            self.run.log_artifacts(Path(tmp))
-        return logged
+        record, config = model_record(model, dataset=ds, config_file=self.config_file)
+        data = DataInput(ds.name, self._data_fingerprint(model), self.data_source,
+                         {**data_profile(ds.interactions), "repeats": ds.repeats}, "training")
+        record.inputs = input_record([data])
+        record.files |= profile_file(data)
+        summary = {"data": ds.name, "fingerprint": data.fingerprint, **data.profile}
+        record.fit_report = fit_report_inputs(model, title=f"shortlist fit: {ds.name}", config=config,
+                                              summary=summary, cleaning=str(ds.report))
+        return record
 
-    def _write_artifacts(self, folder: Path, model: Any, data: DataInput) -> None:
-        """The model's artifacts (features, configuration, cleaning report), the data profile, and
-        the fit report with its plots."""
-        from shortlist.tracking.fit_report import write_fit_report  # matplotlib: only when tracking
-
-        config = write_model_artifacts(folder, model, dataset=self.dataset, config_file=self.config_file)
-        (folder / "data" / "training.json").write_text(profile_text(data))
-        summary = {"data": self.dataset.name, "fingerprint": data.fingerprint, **data.profile}
-        write_fit_report(folder / "report", model, title=f"shortlist fit: {self.dataset.name}", config=config,
-                         summary=summary, cleaning=str(self.dataset.report))
-
-
-def _import_for_logging() -> None:
-    """What :meth:`FitTracking.log_fit` imports (matplotlib, MLflow's model API), loaded during the fit."""
-    import mlflow.pyfunc  # noqa: F401
-
-    import shortlist.tracking.fit_report
-    import shortlist.tracking.pyfunc  # noqa: F401
+    def _data_fingerprint(self, model: Any) -> str:
+        """The fitted data's fingerprint: the model's own, or the dataset's (the same data for a fit)."""
+        if self._fingerprint is None:
+            self._fingerprint = getattr(model, "fingerprint_", None) or self.dataset.interactions.fingerprint()
+        return self._fingerprint

@@ -43,10 +43,10 @@ def ranker_table(metrics: Mapping[str, Any]) -> pl.DataFrame | None:
     return pl.DataFrame({"metric": list(ranker), "value": [float(v) for v in ranker.values()]})
 
 
-def write_fit_report(folder: Path, model: Any, *, title: str, config: Mapping[str, Any], summary: Mapping[str, Any],
-                     cleaning: str | None) -> Path:
-    """``report.md`` / ``report.html`` and plots for a fitted model, into ``folder``."""
-    metrics = getattr(model, "metrics_", {})
+def write_fit_report(folder: Path, *, title: str, metrics: Mapping[str, Any], importances: list[dict[str, Any]],
+                     config: Mapping[str, Any], summary: Mapping[str, Any], cleaning: str | None) -> Path:
+    """``report.md`` / ``report.html`` and plots for a fitted model (its ``metrics_`` and feature
+    importance rows), into ``folder``."""
     tables: dict[str, pl.DataFrame] = {}
     for name, table in (("Label windows (stage 1 candidates)", window_table(metrics)),
                         ("Ranker", ranker_table(metrics))):
@@ -59,6 +59,6 @@ def write_fit_report(folder: Path, model: Any, *, title: str, config: Mapping[st
     meta = {**summary, "timings (s)": metrics.get("timings", {})}
     if cleaning:
         meta["cleaning report"] = cleaning if "\n" in cleaning else cleaning + "\n"
-    importances = model.importance() if hasattr(model, "importance") else None
-    return write_report(folder, title=title, tables=tables, meta=meta, importances=importances, config=config,
+    gains = pl.DataFrame(importances) if importances else None
+    return write_report(folder, title=title, tables=tables, meta=meta, importances=gains, config=config,
                         rounds=ranker.get(CURVE), best_round=ranker.get("best_iteration"))

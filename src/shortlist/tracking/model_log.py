@@ -4,15 +4,10 @@ for the union, rows, positives), the ranker's validation curve as step metrics, 
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from shortlist.data.containers import Dataset
 from shortlist.tracking.resolved import flatten, metric_key, resolved_config
-from shortlist.tracking.run import TrackedRun
 
 #: Metric key prefixes for the groups of ``metrics_`` (others keep their own name).
 _GROUPS = {"candidate_recall": "recall", "window_stats": "window", "source_weights": "fusion_weight",
@@ -67,32 +62,3 @@ def feature_table(model: Any) -> dict[str, Any] | None:
              "gain": importance.get(n, {}).get("gain"), "split": importance.get(n, {}).get("split")}
             for n in features.names]
     return {"features": rows}
-
-
-def log_model_state(run: TrackedRun, model: Any) -> None:
-    """Params, metrics and curves of a fitted model into ``run``."""
-    run.log_params(model_params(model))
-    metrics = getattr(model, "metrics_", {})
-    run.log_metrics(model_metrics(metrics))
-    for key, values in model_curves(metrics).items():
-        run.log_series(key, values)
-
-
-def write_model_artifacts(folder: Path, model: Any, *, dataset: Dataset, config_file: Path | None) -> dict[str, Any]:
-    """Into ``folder``: ``features.json``, ``config/resolved.json`` (and the user's config file), and
-    ``data/cleaning_report.txt|json``; returns the resolved configuration."""
-    features = feature_table(model)
-    if features is not None:
-        write_json(folder / "features.json", features)
-    config = resolved_config(model)
-    write_json(folder / "config" / "resolved.json", config)
-    if config_file is not None and Path(config_file).is_file():
-        shutil.copyfile(config_file, folder / "config" / Path(config_file).name)
-    write_json(folder / "data" / "cleaning_report.json", dataset.report.to_dict())
-    (folder / "data" / "cleaning_report.txt").write_text(str(dataset.report) + "\n")
-    return config
-
-
-def write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, default=str))

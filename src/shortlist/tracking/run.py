@@ -49,15 +49,17 @@ class TrackedRun:
         self._finished = False
         self._thread: threading.Thread | None = None
         self._start_ms = 0
+        self.failure: str | None = None  # the first failure, as "Error: message"
 
     @property
     def uri(self) -> str | None:
         return None if self.settings is None else self.settings.uri
 
-    def start(self) -> Self:
-        """Open the store and create the run on a background thread; returns at once."""
+    def start(self, *, start_ms: int | None = None) -> Self:
+        """Open the store and create the run on a background thread; returns at once. The run starts
+        at ``start_ms`` (epoch milliseconds; default now), whenever the store answers."""
         if self.settings is not None and self._thread is None:
-            self._start_ms = int(time.time() * 1000)  # the work starts now, whenever the store answers
+            self._start_ms = start_ms or int(time.time() * 1000)
             self._thread = threading.Thread(target=self._open, name="shortlist-tracking", daemon=True)
             self._thread.start()
             atexit.register(self._end_at_exit)
@@ -84,8 +86,8 @@ class TrackedRun:
         """Record that tracking failed: one warning naming the URI, then every call is a no-op."""
         if not self._failed:
             first = (str(error).strip().splitlines() or [""])[0][:300]
-            logger.warning("experiment tracking at %s failed (%s: %s); nothing more is logged there, and the %s "
-                           "goes on: its outputs are written as usual", self.uri, type(error).__name__, first, self.kind)
+            self.failure = f"{type(error).__name__}: {first}"
+            warn_failure(self.uri, self.kind, self.failure)
         self._failed = True
 
     @property
@@ -173,6 +175,12 @@ class TrackedRun:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.finish("FINISHED" if kind is None else ("KILLED" if kind is KeyboardInterrupt else "FAILED"))
+
+
+def warn_failure(uri: str | None, kind: str, failure: str) -> None:
+    """The one warning a failed tracking gives: which store, what went wrong, and that the work goes on."""
+    logger.warning("experiment tracking at %s failed (%s); nothing more is logged there, and the %s goes on: "
+                   "its outputs are written as usual", uri, failure, kind)
 
 
 @contextmanager
