@@ -81,8 +81,8 @@ def test_recommend_out_refuses_a_file_that_is_not_its_output(cli, log, tmp_path)
 def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     from shortlist.cli._common import write_table_atomic
 
-    def boom(self, path, *a, **k):
-        Path(path).write_text("half")
+    def boom(self, file, *a, **k):
+        file.write(b"half")
         raise OSError("disk full")
 
     monkeypatch.setattr(pl.DataFrame, "write_csv", boom)

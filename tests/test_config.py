@@ -65,5 +65,37 @@ def test_the_spelled_out_two_stage_config_is_the_defaults():
 
     from shortlist.config import DEFAULTS
 
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "two_stage.toml")
+    path = Path(__file__).resolve().parents[1] / "configs" / "two_stage.toml"
+    cfg = load_config(path)
     assert cfg["model"] == DEFAULTS["model"]
+    text = path.read_text()
+    missing = [k for k in DEFAULTS["model"] if f"\n{k} =" not in text and f"\n# {k} =" not in text]
+    assert not missing, f"configs/two_stage.toml does not spell out {missing}"
+
+
+def test_model_config_from_a_file_and_flags(tmp_path):
+    from shortlist.config import TwoStageConfig, model_config
+
+    p = tmp_path / "c.toml"
+    p.write_text('[model]\nmax_candidates = 50\nsources = ["als"]\n[ranker]\nnum_leaves = 7\n')
+    cfg = model_config(load_config(p), target="days:7", allow_repeats=None)
+    assert cfg == TwoStageConfig(target="days:7", max_candidates=50, sources=("als",), ranker_params={"num_leaves": 7})
+    assert model_config(load_config(None)) == TwoStageConfig()
+    p.write_text("[model]\nmax_candidates = 0\n")
+    with pytest.raises(ConfigError, match="max_candidates must be a positive whole number"):
+        model_config(load_config(p))
+
+
+def test_the_public_api_imports_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, shortlist; assert 'shortlist.pipeline' not in sys.modules; "
+            "from shortlist import TwoStageRecommender, TwoStageConfig, load_model, load_dataset, Interactions, Items; "
+            "print(TwoStageRecommender.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "TwoStageRecommender"
+    import shortlist
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        shortlist.nope  # noqa: B018

@@ -1,6 +1,7 @@
-"""Experiment configuration: defaults live in code; a TOML file only overrides them.
+"""Every default in one place: :class:`TwoStageConfig` for the model, and the TOML file that overrides it.
 
-Unknown sections or keys, and values of the wrong type, are errors that name the key.
+A field left ``None`` is chosen from the data by :func:`derive`, the one function that does so.
+In a TOML file, unknown sections or keys and values of the wrong type are errors that name the key.
 """
 
 from __future__ import annotations
@@ -8,24 +9,145 @@ from __future__ import annotations
 import copy
 import tomllib
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
 
 from shortlist.errors import ConfigError
+from shortlist.schema import ITEM_TEXT_COLUMNS, SECONDS_PER_DAY
+
+if TYPE_CHECKING:
+    from shortlist.data.containers import Interactions, Items
+
+#: EASE inverts an items × items matrix: only where the catalogue is this small.
+EASE_MAX_ITEMS = 20_000
+#: Source settings the two-stage model uses unless a config overrides them: the content source
+#: encodes with TF-IDF + SVD (it is fitted once per label window, a transformer would dominate the
+#: fit), ALS runs smaller than its own defaults (fitted once per window too).
+MODEL_SOURCE_PARAMS: dict[str, dict[str, Any]] = {
+    "content": {"encoder": "tfidf"},
+    "als": {"factors": 64, "iterations": 8},
+}
+
+
+@dataclass(frozen=True)
+class TwoStageConfig:
+    """The two-stage model's options; ``None`` = derived from the data (:func:`derive`).
+
+    ``target``: ``"last"`` (each user's next interaction) or ``"days:N"`` (the next N days).
+    ``sources``: stage-1 source names (default: the set the data calls for); ``source_params``: per
+    source constructor overrides. ``per_source``: candidates each source proposes; ``max_candidates``:
+    the fused union's size per user (200 for ``last``, 100 for ``days:N``). ``n_windows``: label
+    windows stacked for training (3 for ``last``, 2 for ``days:N``). ``max_negatives`` /
+    ``hard_negatives``: negatives kept per user and window, the best-ranked always.
+    ``max_train_rows``: the ranker's candidate-row budget; a label window whose users would pass it
+    takes a seeded sample of them. ``shard_users``: users per shard of batch work (memory follows it).
+    ``n_jobs``: threads for independent fits (None: one per core).
+    """
+
+    target: str = "last"
+    allow_repeats: bool = False
+    sources: tuple[str, ...] | None = None
+    source_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    per_source: int = 300
+    max_candidates: int | None = None
+    n_windows: int | None = None
+    max_negatives: int | None = 250
+    hard_negatives: int = 50
+    valid_share: float = 0.15
+    max_train_rows: int = 2_000_000
+    shard_users: int = 10_000
+    ranker: str = "lightgbm"
+    ranker_params: Mapping[str, Any] = field(default_factory=dict)
+    n_jobs: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from shortlist.pipeline.labels import Target
+
+        Target.parse(self.target)
+        for name in ("per_source", "max_candidates", "n_windows", "max_train_rows", "shard_users", "n_jobs"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive whole number (or left out to derive it), got {value!r}")
+        if self.sources is not None:
+            object.__setattr__(self, "sources", tuple(self.sources))
+        if not 0.0 <= self.valid_share < 1.0:
+            raise ConfigError(f"valid_share must be in [0, 1), got {self.valid_share}")
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["sources"] = None if self.sources is None else list(self.sources)
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TwoStageConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def derive(config: TwoStageConfig, history: Interactions, items: Items | None = None) -> TwoStageConfig:
+    """``config`` with every ``None`` chosen from the data, and each source's settings spelled out
+    (the model's defaults, then what the data calls for, then the config's overrides)."""
+    from shortlist.pipeline.labels import Target
+
+    last = Target.parse(config.target).kind == "last"
+    sources = config.sources or default_sources(n_items=history.n_items, repeats=config.allow_repeats,
+                                                has_text=has_text(items))
+    derived = data_source_params(history)
+    params = {s: {**MODEL_SOURCE_PARAMS.get(s, {}), **derived.get(s, {}), **config.source_params.get(s, {})}
+              for s in sources}
+    return replace(config, sources=tuple(sources), source_params=params,
+                   max_candidates=config.max_candidates or (200 if last else 100),
+                   n_windows=config.n_windows or (3 if last else 2))
+
+
+def default_sources(*, n_items: int, repeats: bool, has_text: bool = False) -> list[str]:
+    """The default stage-1 set: sequence- and co-occurrence-aware CF, linear and factor models,
+    item text (when the catalogue has any), popularity windows, repurchase where re-consuming is
+    normal, and the recent items of similar users."""
+    names = ["repurchase"] if repeats else []
+    names += ["transition", "itemknn", "covisit"]
+    if n_items <= EASE_MAX_ITEMS:
+        names.append("ease")
+    names.append("als")
+    if has_text:
+        names.append("content")
+    return [*names, "popular_recent", "popular", "userknn"]
+
+
+def has_text(items: Items | None) -> bool:
+    """Whether a catalogue carries any text the content source can embed: a text column with at
+    least one non-blank value (a column that is there but empty does not count)."""
+    if items is None:
+        return False
+    return any(items.frame.get_column(c).cast(pl.Utf8).str.strip_chars().str.len_chars().gt(0).any()
+               for c in ITEM_TEXT_COLUMNS if items.has(c))
+
+
+def data_source_params(history: Interactions) -> dict[str, dict[str, Any]]:
+    """Source settings that follow the data: where items come in baskets of 5 or more (retail
+    invoices) a text profile spans more of the history and favours close neighbours, and EASE
+    decays pairs with a half-life of half the history's span (assortments drift)."""
+    if history.basket_size() >= 5:
+        first, last = history.time_span()
+        half_life = max(30.0, (last - first) / SECONDS_PER_DAY / 2.0)
+        return {"content": {"n_recent": 200, "sharpen": 5.0}, "ease": {"half_life_days": round(half_life, 1)}}
+    return {}
+
+
+# --- the TOML file -------------------------------------------------------------------------------
+def _model_section() -> dict[str, Any]:
+    """The file's [model] table: every scalar field of :class:`TwoStageConfig`, and the model kind."""
+    base = TwoStageConfig()
+    skip = {"source_params", "ranker_params"}
+    return {"kind": "two_stage", **{f.name: getattr(base, f.name) for f in fields(base) if f.name not in skip}}
+
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "model": {
-        "kind": "two_stage",  # or a baseline: auto | popular | popular_recent | repurchase_then_popular
-        "seed": 0,
-        "target": "last",  # last | days:N (the --target flag overrides)
-        "sources": [],  # empty: the default set for the data
-        "per_source": 300,
-        "max_candidates": 0,  # 0: 200 a user for target=last, 100 for days:N
-        "n_windows": 0,  # 0: 3 label depths for target=last, 2 windows for days:N
-        "max_negatives": 250,
-        "hard_negatives": 50,
-        "ranker": "lightgbm",  # or xgboost
-    },
+    "model": _model_section(),  # kind: two_stage, or a baseline (auto | popular | popular_recent | ...)
     "ranker": {},  # LightGBM/XGBoost ranker parameters, e.g. num_leaves = 63
     "source_params": {},  # per-source constructor overrides, e.g. [source_params.als] factors = 128
     "evaluate": {
@@ -41,6 +163,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "alias": "",  # and point this alias (e.g. champion) at it
     },
 }
+
+
+def model_config(cfg: Mapping[str, Any], **overrides: Any) -> TwoStageConfig:
+    """The :class:`TwoStageConfig` of a loaded file (``overrides``, e.g. from flags, win when not None)."""
+    m = {k: v for k, v in cfg["model"].items() if k != "kind"}
+    m.update(source_params=cfg.get("source_params", {}), ranker_params=cfg.get("ranker", {}))
+    m.update({k: v for k, v in overrides.items() if v is not None})
+    if m.get("sources") == []:
+        m["sources"] = None
+    return TwoStageConfig(**m)
 
 
 def merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any], *, where: str = "config") -> dict[str, Any]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from shortlist.config import TwoStageConfig
 from shortlist.data.split import split_by_protocol
 from shortlist.data.synthetic import make_synthetic
 from shortlist.evaluation.full import evaluate_full, target_for
 
-FAST = {"sources": ["transition", "itemknn", "popular"], "n_windows": 1}
+FAST = TwoStageConfig(sources=("transition", "itemknn", "popular"), n_windows=1)
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,6 @@ def test_quantile_protocol_evaluates(ds):
     ts = split.test.frame.get_column("timestamp")
     days = float(target_for(split).removeprefix("days:"))
     assert (int(ts.max()) - int(ts.min())) / 86400 <= days <= (int(ts.max()) - int(ts.min())) / 86400 + 0.02
-    result, recall, model = evaluate_full(split, model_params=FAST)
+    result, recall, model = evaluate_full(split, config=FAST)
     assert "two_stage" in result.table.get_column("model").to_list()
-    assert str(model.target) == target_for(split) and recall.height == len(FAST["sources"]) + 1
+    assert str(model.target) == target_for(split) and recall.height == len(FAST.sources) + 1

@@ -10,6 +10,7 @@ from shortlist.data import build_dataset
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.features.profile import UserHistory
 from shortlist.features.stats import category_membership
+from shortlist.retrieval.union import CandidateUnion
 
 
 def _dataset(categories: list[str | None]):
@@ -22,12 +23,16 @@ def _dataset(categories: list[str | None]):
     return build_dataset(inter, items)
 
 
+def _union(users: list[int], items: list[int]) -> CandidateUnion:
+    n = len(users)
+    return CandidateUnion(np.array(users), np.array(items), np.zeros((0, n), np.int32), np.zeros((0, n), np.float32),
+                          (), np.zeros(n, np.float32))
+
+
 def _affinity(ds, user: str, item: str) -> float:
     p = FeaturePipeline(sources=[]).fit(ds.interactions, items=ds.items)
     u, i = ds.interactions.users.get(user), ds.interactions.items.get(item)
-    cands = {"user": np.array([u]), "item": np.array([i]), "n_sources": np.array([1]),
-             "fused_score": np.array([0.0])}
-    X = p.matrix(cands, ref_ts=np.array([40]))
+    X = p.matrix(_union([u], [i]))
     return float(X[0, p.names.index("pair_cat_affinity")])
 
 
@@ -48,9 +53,7 @@ def test_item_without_category_in_an_explicit_history_scores():
     p = FeaturePipeline(sources=[]).fit(ds.interactions, items=ds.items)
     i1, i3 = ds.interactions.items.get("i1"), ds.interactions.items.get("i3")
     hist = UserHistory(np.array([i1, i3]), np.array([5, 6]))
-    cands = {"user": np.array([0, 0]), "item": np.array([0, 2]), "n_sources": np.array([1, 1]),
-             "fused_score": np.array([0.0, 0.0])}
-    X = p.matrix_for_history(cands, hist, mode="user")
+    X = p.matrix(_union([0, 0], [0, 2]), history=hist)
     assert X.shape == (2, len(p.names))
     # the history holds no categorised interaction: no affinity with the categorised candidates
     assert X[:, p.names.index("pair_cat_affinity")].tolist() == [0.0, 0.0]
@@ -60,3 +63,13 @@ def test_category_membership_marks_every_category_of_an_item():
     m = category_membership([frozenset({"b", "a"}), frozenset(), frozenset({"b"})], 4)
     assert m.shape == (4, 2)
     assert m.toarray().tolist() == [[1, 1], [0, 0], [0, 1], [0, 0]]
+
+
+def test_multi_valued_categories_count_in_each_of_their_categories():
+    # a list / "A|B" / "A > B" category: the item is in each; affinity takes the user's best of them
+    ds = _dataset(["Drama|Crime", "Crime", "Home > Kitchen", None])
+    p = FeaturePipeline(sources=[]).fit(ds.interactions, items=ds.items)
+    a = ds.interactions.users.get("a")
+    assert p.stats_.profiles.cat_total[a] == 3.0  # i0, i1, i2: each categorised
+    assert _affinity(ds, "a", "i0") == pytest.approx(2 / 3)  # Crime: i0 and i1 of a's three
+    assert _affinity(ds, "a", "i2") == pytest.approx(1 / 3)

@@ -8,13 +8,14 @@ import pytest
 import scipy.sparse as sp
 
 from shortlist.data import build_dataset
-from shortlist.features.base import SparseCells, TimeScale, count_in_window, sorted_item_times, table_cells
+from shortlist.features.base import FeatureRows, SparseCells, TimeScale, count_in_window, sorted_item_times, table_cells
 from shortlist.features.item import ItemFeatures
 from shortlist.features.pair import PairFeatures
-from shortlist.features.pipeline import FeaturePipeline, with_reference_times
+from shortlist.features.pipeline import FeaturePipeline
 from shortlist.features.similarity import SimilarityFeatures
 from shortlist.features.stats import HistoryStats, recent_items
 from shortlist.features.user import UserFeatures
+from shortlist.retrieval.union import CandidateUnion
 from shortlist.schema import SECONDS_PER_DAY
 
 DAY = SECONDS_PER_DAY
@@ -33,9 +34,12 @@ def ds():
     return build_dataset(inter, items)
 
 
-def cands(users, items, ref):
-    return pl.DataFrame({"user": np.array(users, np.int32), "item": np.array(items, np.int32),
-                         "ref_ts": np.array(ref, np.int64)})
+def features(builder, ds, users, items, ref) -> pl.DataFrame:
+    """``builder`` fitted on ``ds`` and computed for (user row, item, reference time) rows."""
+    stats = HistoryStats.build(ds.interactions, ds.items)
+    builder.fit(stats, ds.interactions, items=ds.items)
+    rows = FeatureRows(stats.profiles, np.array(users, np.int64), np.array(items, np.int64), np.array(ref, np.int64))
+    return pl.DataFrame(builder.compute(rows))
 
 
 def test_sparse_cells_match_dense_lookup():
@@ -61,8 +65,7 @@ def test_time_scale_windows():
 
 
 def test_item_features_exact(ds):
-    f = ItemFeatures().fit(ds.interactions, items=ds.items)
-    out = f.transform(cands([0, 1, 0], [0, 1, 2], [10 * DAY, 3 * DAY, 4 * DAY]))
+    out = features(ItemFeatures(), ds, [0, 1, 0], [0, 1, 2], [10 * DAY, 3 * DAY, 4 * DAY])
     assert out.columns == ItemFeatures.names
     assert out["item_cnt_all"].to_list() == [2.0, 2.0, 1.0]
     assert out["item_users_all"].to_list() == [1.0, 2.0, 1.0]
@@ -77,8 +80,7 @@ def test_item_features_exact(ds):
 
 
 def test_user_features_exact(ds):
-    f = UserFeatures().fit(ds.interactions, items=ds.items)
-    out = f.transform(cands([0, 1, 7], [0, 0, 0], [10 * DAY, 10 * DAY, 10 * DAY]))
+    out = features(UserFeatures(), ds, [0, 1, 7], [0, 0, 0], [10 * DAY, 10 * DAY, 10 * DAY])
     assert out["user_n"].to_list()[:2] == [3.0, 2.0]
     assert out["user_n_items"].to_list()[:2] == [2.0, 2.0]
     assert out["user_span_days"].to_list()[:2] == [10.0, 3.0]
@@ -92,8 +94,7 @@ def test_user_features_exact(ds):
 
 def test_pair_features_exact(ds):
     sim = sp.csr_matrix(np.array([[0, 1, 0], [0, 0, 2], [0, 0, 0]], dtype=np.float32))
-    f = PairFeatures(similarities={"s": sim}, last_n=(1, 3)).fit(ds.interactions, items=ds.items)
-    out = f.transform(cands([0, 0, 1], [0, 2, 0], [10 * DAY, 10 * DAY, 10 * DAY]))
+    out = features(PairFeatures(similarities={"s": sim}, last_n=(1, 3)), ds, [0, 0, 1], [0, 2, 0], [10 * DAY] * 3)
     assert out["pair_count"].to_list() == [2.0, 0.0, 0.0]
     assert out["pair_days_since_last"][0] == 0.0 and out["pair_days_since_first"][0] == 10.0
     assert out["pair_cat_affinity"].to_list() == [1.0, 0.0, 0.5]
@@ -113,72 +114,44 @@ def test_recent_items_order(ds):
 
 def test_similarity_features(ds):
     v = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
-    f = SimilarityFeatures(embeddings={"e": v}).fit(ds.interactions, items=ds.items)
-    out = f.transform(cands([0, 1], [2, 0], [0, 0]))
+    out = features(SimilarityFeatures(embeddings={"e": v}), ds, [0, 1], [2, 0], [0, 0])
     assert out["e_sim_last1"][0] == pytest.approx(1 / np.sqrt(2))  # a's last item x vs z
     assert out["e_sim_max10"][1] == pytest.approx(1 / np.sqrt(2))  # b's items y, z vs x: best is z
     assert out["e_sim_last1"][1] == pytest.approx(1 / np.sqrt(2))
 
 
-def test_pipeline_names_descriptions_and_one_code_path(ds):
-    p = FeaturePipeline(sources=["src"], similarities={}, embeddings={}).fit(ds.interactions, items=ds.items)
+def test_pipeline_names_descriptions_and_reference_times(ds):
+    p = FeaturePipeline(sources=["src"]).fit(ds.interactions, items=ds.items)
     assert len(p.names) == len(set(p.names)) and set(p.descriptions()) == set(p.names)
-    c = pl.DataFrame({"user": np.array([0, 1], np.int32), "item": np.array([2, 0], np.int32),
-                      "n_sources": np.array([1, 1], np.uint32), "src_score": [0.5, None], "src_rank": [1, 100000],
-                      "fused_score": [1 / 31, 0.0]})
-    a = p.transform(with_reference_times(c, p, mode="user"))
-    b = FeaturePipeline(sources=["src"]).fit(ds.interactions, items=ds.items).transform(
-        with_reference_times(c, p, mode="user"))
-    assert a.columns == p.names and a.equals(b)
-    assert with_reference_times(c, p, mode="global")["ref_ts"].to_list() == [10 * DAY, 10 * DAY]
-    assert with_reference_times(c, p, mode="user")["ref_ts"].to_list() == [10 * DAY, 5 * DAY]
+    union = CandidateUnion(np.array([0, 1]), np.array([2, 0]), np.array([[1, 100_000]], np.int32),
+                           np.array([[0.5, np.nan]], np.float32), ("src",), np.array([1 / 31, 0.0], np.float32))
+    X = p.matrix(union)
+    assert X.shape == (2, len(p.names)) and X[:, :4].tolist()[0][:3] == [0.5, 1.0, 1.0]
+    assert np.isnan(X[1, 0]) and X[1, 1] == 100_000
+    assert p.reference_times(np.array([0, 1, 9])).tolist() == [10 * DAY, 5 * DAY, 10 * DAY]
+    glob = FeaturePipeline(sources=["src"], reference="global").fit(ds.interactions, items=ds.items)
+    assert glob.reference_times(np.array([0, 1])).tolist() == [10 * DAY, 10 * DAY]
+    with pytest.raises(ValueError, match="sources"):
+        FeaturePipeline(sources=["other"]).fit(ds.interactions).matrix(union)
 
 
 def test_similarity_table_and_blocked_paths_agree(ds, monkeypatch):
     import shortlist.features.similarity as simmod
 
-    rng = np.random.default_rng(3)
-    v = rng.normal(size=(3, 4)).astype(np.float32)
-    c = cands([0, 0, 1, 1, 5], [0, 2, 1, 2, 1], [0, 0, 0, 0, 0])
-    table = SimilarityFeatures(embeddings={"e": v}).fit(ds.interactions, items=ds.items).transform(c)
+    v = np.random.default_rng(3).normal(size=(3, 4)).astype(np.float32)
+    args = ([0, 0, 1, 1, 5], [0, 2, 1, 2, 1], [0, 0, 0, 0, 0])
+    table = features(SimilarityFeatures(embeddings={"e": v}), ds, *args)
     monkeypatch.setattr(simmod, "DENSE_ITEM_TABLE_CELLS", 0)
-    blocked = SimilarityFeatures(embeddings={"e": v}).fit(ds.interactions, items=ds.items).transform(c)
+    blocked = features(SimilarityFeatures(embeddings={"e": v}), ds, *args)
     np.testing.assert_allclose(table.to_numpy(), blocked.to_numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_table_cells_one_user_block_equals_scattered_lookup():
+def test_table_cells_is_a_scattered_lookup():
     rng = np.random.default_rng(5)
     table = rng.random((50, 40)).astype(np.float32)
     cols = rng.integers(0, 40, 30)
-    same = np.broadcast_to(rng.integers(0, 50, 10), (30, 10)).copy()  # one user: every row alike
+    same = np.broadcast_to(rng.integers(0, 50, 10), (30, 10)).copy()
     mixed = rng.integers(0, 50, (30, 10))
     for rows in (same, mixed, same[:1], same[:0]):
         expected = table.ravel().take(rows * 40 + cols[: len(rows), None])
         np.testing.assert_array_equal(table_cells(table, rows, cols[: len(rows)]), expected)
-
-
-def test_similarity_features_one_user_equal_batch_rows(ds):
-    v = np.random.default_rng(3).normal(size=(3, 4)).astype(np.float32)
-    sim = SimilarityFeatures(embeddings={"e": v}).fit(ds.interactions, items=ds.items)
-    c = cands([0, 0, 0, 1, 1], [0, 1, 2, 1, 2], [0] * 5)
-    batch = sim.transform(c).to_numpy()
-    np.testing.assert_array_equal(sim.transform(c[:3]).to_numpy(), batch[:3])
-    np.testing.assert_array_equal(sim.transform(c[3:]).to_numpy(), batch[3:])
-
-
-def test_cosine_tables_are_shared_between_pipelines_of_a_fit(ds):
-    from shortlist.features.similarity import CosineTables
-
-    rng = np.random.default_rng(4)
-    text, other = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=(3, 4)).astype(np.float32)
-    shared = CosineTables()
-    c = cands([0, 1], [2, 0], [0, 0])
-    first = SimilarityFeatures(embeddings={"text": text, "als": other}, shared=shared).fit(ds.interactions)
-    second = SimilarityFeatures(embeddings={"text": text.copy(), "als": other[::-1].copy()},
-                                shared=shared).fit(ds.interactions)
-    alone = SimilarityFeatures(embeddings={"text": text, "als": other}).fit(ds.interactions)
-    assert first.transform(c).equals(alone.transform(c))
-    second.transform(c)
-    assert first._tables["text"] is second._tables["text"]  # equal vectors: one table
-    assert first._tables["als"] is not second._tables["als"]
-    np.testing.assert_array_equal(second._tables["als"], alone._tables["als"][::-1, ::-1])

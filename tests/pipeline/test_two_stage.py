@@ -15,7 +15,7 @@ from shortlist.data.synthetic import make_synthetic
 from shortlist.errors import ConfigError, ModelLoadError
 from shortlist.evaluation.metrics import compute_metrics
 from shortlist.pipeline.load import load_model
-from shortlist.pipeline.two_stage import TwoStageRecommender, fit_threads
+from shortlist.pipeline.two_stage import TwoStageRecommender
 
 FAST = ["transition", "itemknn", "covisit", "popular"]
 
@@ -46,69 +46,53 @@ def test_fit_trains_a_ranker_and_records_metrics(fitted):
     assert imp.columns == ["name", "gain", "split"] and imp.height == len(model.features_.names)
 
 
-def test_retrieve_contract_and_beats_popularity(fitted):
+def test_rank_contract_and_beats_popularity(fitted):
     split, model = fitted
     users = split.test_users
-    c = model.retrieve(users, 10)
-    f = c.frame
-    assert f.group_by("user").len()["len"].max() <= 10
-    seen = split.train.frame.select("user", "item").unique()
+    ranked = model.rank(users, 10)
+    assert ranked.items.shape == (len(users), 10) and (ranked.users == users).all()
+    f = ranked.to_frame()
+    seen = split.train.frame.select(pl.col("user").cast(pl.Int64), pl.col("item").cast(pl.Int64)).unique()
     assert f.join(seen, on=["user", "item"], how="inner").height == 0
-    ndcg = compute_metrics(c.to_matrix(users, 10), split.targets()[users], metrics=("ndcg",))["ndcg@10"]
-    pop = model.fallback_.retrieve(users, 10)
-    ndcg_pop = compute_metrics(pop.to_matrix(users, 10), split.targets()[users], metrics=("ndcg",))["ndcg@10"]
-    assert ndcg > ndcg_pop
+    ndcg = compute_metrics(ranked.items, split.targets()[users], metrics=("ndcg",))["ndcg@10"]
+    pop = model.fallback_.topk(users, 10)[0]
+    assert ndcg > compute_metrics(pop, split.targets()[users], metrics=("ndcg",))["ndcg@10"]
 
 
 def test_same_seed_same_recommendations(ds, fitted):
     split, model = fitted
     again = TwoStageRecommender(sources=FAST, n_windows=2, seed=1).fit(split.train, items=ds.items)
     users = split.test_users[:50]
-    assert model.retrieve(users, 10).frame.equals(again.retrieve(users, 10).frame)
+    np.testing.assert_array_equal(model.rank(users, 10).items, again.rank(users, 10).items)
 
 
-def test_threads_change_nothing(ds, monkeypatch):
-    """The windows' and the final refit's sources are fitted in parallel threads (sharing one
-    catalogue encoding): one thread or three, the model recommends the same."""
+def test_jobs_and_shards_change_nothing(ds):
+    """Sources fitted one at a time or side by side, users in one shard or many: the same model."""
     split = leave_last_out(ds.interactions)
     runs = []
-    for threads in ("1", "3"):
-        monkeypatch.setenv("SHORTLIST_FIT_THREADS", threads)
-        model = TwoStageRecommender(sources=[*FAST, "ease", "als", "content"], n_windows=2, seed=3,
-                                    source_params={"content": {"encoder": "tfidf", "tfidf_dim": 16}})
+    for jobs, shard in ((1, 10_000), (3, 37)):
+        model = TwoStageRecommender(sources=[*FAST, "ease", "als", "content"], n_windows=2, seed=3, n_jobs=jobs,
+                                    shard_users=shard, source_params={"content": {"encoder": "tfidf", "tfidf_dim": 16}})
         runs.append(model.fit(split.train, items=ds.items))
-    one, three = runs
+    one, many = runs
     users = split.test_users
-    assert one.retrieve(users, 10).frame.equals(three.retrieve(users, 10).frame)
-    assert pickle.loads(pickle.dumps(three)).retrieve(users, 10).frame.equals(one.retrieve(users, 10).frame)
-    assert one.source_weights_ == three.source_weights_
-    assert one.ranker_.booster_.model_to_string() == three.ranker_.booster_.model_to_string()
+    ids = split.train.users.external(users).to_list()
+    assert one.recommend(ids, 10).equals(many.recommend(ids, 10))
+    assert pickle.loads(pickle.dumps(many)).rank(users, 10).items.tolist() == one.rank(users, 10).items.tolist()
+    assert one.stage1_.fusion == many.stage1_.fusion
+    assert one.ranker_.booster_.model_to_string() == many.ranker_.booster_.model_to_string()
 
 
-@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
-def test_a_bad_thread_count_is_a_config_error(monkeypatch, value):
-    monkeypatch.setenv("SHORTLIST_FIT_THREADS", value)
-    with pytest.raises(ConfigError, match="SHORTLIST_FIT_THREADS"):
-        fit_threads(3)
+def test_an_error_in_a_source_fit_reaches_the_caller(ds, monkeypatch):
+    from shortlist.retrieval.covisit import CoVisitation
 
-
-def test_thread_count_from_the_environment(monkeypatch):
-    monkeypatch.setenv("SHORTLIST_FIT_THREADS", " 2 ")
-    assert fit_threads(3) == 2
-    assert fit_threads(1) == 1
-    monkeypatch.delenv("SHORTLIST_FIT_THREADS")
-    assert 1 <= fit_threads(3) <= 3
-
-
-@pytest.mark.parametrize("stage", ["_window_candidates", "_final_fit", "_window_frame"])
-def test_an_error_in_a_parallel_fit_stage_reaches_the_caller(ds, monkeypatch, stage):
     def boom(*args, **kwargs):
-        raise RuntimeError(f"boom in {stage}")
+        raise RuntimeError("boom in a source")
 
-    monkeypatch.setattr(TwoStageRecommender, stage, boom)
+    monkeypatch.setattr(CoVisitation, "fit", boom)
     split = leave_last_out(ds.interactions)
-    with pytest.raises(RuntimeError, match=f"boom in {stage}"):
-        TwoStageRecommender(sources=FAST, n_windows=2, seed=1).fit(split.train, items=ds.items)
+    with pytest.raises(RuntimeError, match="boom in a source"):
+        TwoStageRecommender(sources=FAST, n_windows=2, seed=1, n_jobs=2).fit(split.train, items=ds.items)
 
 
 def test_recommend_external_ids_with_fallback(fitted):
@@ -118,6 +102,16 @@ def test_recommend_external_ids_with_fallback(fitted):
     assert recs.columns == ["user_id", "item_id", "rank", "score"]
     assert recs.group_by("user_id").len().sort("user_id")["len"].to_list() == [5, 5, 5, 5]
     assert recs.filter(pl.col("user_id") == "somebody-new")["rank"].to_list() == [1, 2, 3, 4, 5]
+    assert recs["user_id"].unique(maintain_order=True).to_list() == ids  # request order
+
+
+def test_recommend_batches_stream_every_user(fitted):
+    _, model = fitted
+    parts = list(TwoStageRecommender.recommend_batches(model, None, 3))
+    everyone = pl.concat(parts)
+    assert everyone["user_id"].n_unique() == model.n_users and everyone.height <= 3 * model.n_users
+    small = model.config.shard_users
+    assert len(parts) == -(-model.n_users // small)
 
 
 def test_save_load_identical_and_verified(tmp_path, fitted):
@@ -150,9 +144,8 @@ def test_days_target_with_repeats():
     model = TwoStageRecommender(target="days:10", allow_repeats=True, sources=["repurchase", "covisit", "popular"],
                                 n_windows=2).fit(ds.interactions, items=ds.items)
     assert model.metrics_["windows"][0].startswith("days:10")
-    users = np.arange(20)
-    f = model.retrieve(users, 10).frame
-    seen = ds.interactions.frame.select("user", "item").unique()
+    f = model.rank(np.arange(20), 10).to_frame()
+    seen = ds.interactions.frame.select(pl.col("user").cast(pl.Int64), pl.col("item").cast(pl.Int64)).unique()
     assert f.join(seen, on=["user", "item"], how="inner").height > 0  # repeats are allowed
 
 
@@ -168,30 +161,15 @@ def test_recommend_for_history_uses_the_session(fitted):
     assert empty["rank"].to_list() == [1, 2, 3, 4]  # nothing known: popularity
 
 
-def test_fusion_weights_learned_from_the_training_window(fitted):
+def test_fusion_learned_from_the_training_window(fitted):
     _, model = fitted
-    w = model.source_weights_
+    fusion = model.stage1_.fusion
     # a learned fusion: per source an RRF coefficient and a presence bonus, and the popularity prior
-    assert w is not None and set(w) == {*FAST, *(f"{s}@present" for s in FAST), "@prior:popular"}
-    assert model.generator_.weights == w and model.metrics_["source_weights"] == w
-
-
-def test_learn_weights_exact():
-    from shortlist.pipeline.sources import CandidateGenerator
-    from shortlist.retrieval.candidates import Candidates
-
-    gen = CandidateGenerator(["a", "b"])
-    a = Candidates.from_topk(np.array([0, 1]), np.array([[5, 6], [7, 8]]), np.ones((2, 2), np.float32), "a")
-    b = Candidates.from_topk(np.array([0, 1]), np.array([[9, 9 + 1], [11, 12]]), np.ones((2, 2), np.float32), "b")
-    labels = pl.DataFrame({"user": [0, 1], "item": [5, 8]}, schema={"user": pl.Int32, "item": pl.Int32})
-    w = gen.learn_weights({"a": a, "b": b}, labels)
-    # raw recall@100: a finds both labels (1.0), b none (floored at 1e-3); scaled to mean 1, rounded
-    assert w == {"a": pytest.approx(2 / 1.001, abs=1e-4), "b": pytest.approx(0.002 / 1.001, abs=1e-4)}
+    assert fusion.learned and set(fusion.weights) == set(fusion.presence) == set(FAST)
+    assert set(fusion.priors) == {"popular"} and model.metrics_["fusion"] == fusion.to_json()
 
 
 def test_bad_options_fail_early_with_the_valid_ones():
-    from shortlist.errors import ConfigError
-
     with pytest.raises(ConfigError, match="num_leaves"):
         TwoStageRecommender(ranker_params={"num_leaf": 3})
     with pytest.raises(ConfigError, match="unknown source 'alz'"):
@@ -204,18 +182,20 @@ def test_bad_options_fail_early_with_the_valid_ones():
         TwoStageRecommender(max_candidates=0)
 
 
-def test_candidate_budget_follows_the_target_unless_given():
-    assert TwoStageRecommender(target="last").candidates_count == 200
-    assert TwoStageRecommender(target="days:14").candidates_count == 100
-    assert TwoStageRecommender(target="days:14", max_candidates=37).candidates_count == 37
-    model = TwoStageRecommender(target="days:14")
-    assert model.config()["max_candidates"] is None  # saved as "the target's default"
-    assert model._generator(make_synthetic(n_users=20, n_items=10, n_interactions=200, seed=0).interactions
-                            ).max_candidates == 100
+def test_derived_options_follow_the_target_and_data():
+    from shortlist.config import TwoStageConfig, derive
+
+    data = make_synthetic(n_users=20, n_items=10, n_interactions=200, seed=0).interactions
+    assert derive(TwoStageConfig(target="last"), data).max_candidates == 200
+    days = derive(TwoStageConfig(target="days:14"), data)
+    assert days.max_candidates == 100 and days.n_windows == 2
+    assert derive(TwoStageConfig(target="days:14", max_candidates=37), data).max_candidates == 37
+    assert TwoStageConfig(target="days:14").max_candidates is None  # saved as "derive it"
+    assert days.source_params["als"] == {"factors": 64, "iterations": 8} and "repurchase" not in days.sources
 
 
 def test_data_derived_source_params_follow_basket_size():
-    from shortlist.pipeline.sources import data_source_params
+    from shortlist.config import data_source_params
 
     retail = make_synthetic(n_users=20, n_items=30, n_interactions=400, seed=1).interactions
     big = retail.with_frame(retail.frame.with_columns(pl.lit("one-basket").alias("basket")))
@@ -224,38 +204,32 @@ def test_data_derived_source_params_follow_basket_size():
     assert data_source_params(retail.with_frame(retail.frame.drop("basket"))) == {}
 
 
-def test_serving_api_one_code_path(fitted):
+def test_a_users_list_does_not_depend_on_its_shard_and_history_path_equals_it(fitted):
     split, model = fitted
     users = np.array([0, 5, 17])
-    cands = model.generator_.generate(users, exclude_seen=True)
-    batch = model.features_for(cands)
-    assert batch.shape == (cands.height, len(model.feature_names)) and batch.dtype == np.float32
-    scores = model.score_candidates(cands)
-    for u in users:
-        rows = np.flatnonzero(cands["user"].to_numpy() == u)
-        one = cands[rows]
-        np.testing.assert_array_equal(model.features_for(one, history=model.user_history(int(u))), batch[rows])
-        np.testing.assert_array_equal(model.features_for(one), batch[rows])  # one user's rows alone
-        np.testing.assert_array_equal(model.score_candidates(one, history=model.user_history(int(u))), scores[rows])
-        np.testing.assert_array_equal(model.score_candidates(one), scores[rows])  # one user alone: same scores
-    contrib = model.contributions(cands[:7])
+    batch = model.rank(users, 10)
+    for r, u in enumerate(users):
+        alone = model.rank(np.array([u]), 10)
+        np.testing.assert_array_equal(alone.items[0], batch.items[r])
+        np.testing.assert_array_equal(alone.scores[0], batch.scores[r])
+        own = model.rank(np.array([u]), 10, history=model.user_history(int(u)))
+        np.testing.assert_array_equal(own.items[0][own.rows[0] >= 0], batch.items[r][batch.rows[r] >= 0])
+    assert batch.features is not None and batch.features.dtype == np.float32
+    contrib = model.contributions(batch.features[:7])
     assert contrib.shape == (7, len(model.feature_names) + 1)
-    np.testing.assert_allclose(contrib.sum(axis=1), scores[:7], rtol=1e-5, atol=1e-5)
+    scores = model.ranker_.predict(batch.features[:7])
+    np.testing.assert_allclose(contrib.sum(axis=1), scores, rtol=1e-5, atol=1e-5)
     h = model.user_history(0)
     assert len(h) == split.train.frame.filter(pl.col("user") == 0).height
-    later = h.extend(np.array([int(cands["item"][0])]), np.array([split.train.time_span()[1]]))
-    assert model.features_for(cands[:1], history=later)[0, model.feature_names.index("user_n")] == len(h) + 1
 
 
-def test_vector_cache_copies_with_fresh_locks():
-    from shortlist.pipeline.sources import VectorCache
-
-    cache = VectorCache()
-    cache.put("content", (np.ones((3, 2), np.float32), "tfidf"))
-    with cache.lock("content"):
-        copy = pickle.loads(pickle.dumps(cache))  # a held lock does not travel
-    assert copy.get("content")[1] == "tfidf" and np.array_equal(copy.get("content")[0], np.ones((3, 2)))
-    assert copy.lock("content").acquire(blocking=False)
+def test_filters_keep_only_allowed_items_and_top_up_within_them(fitted):
+    _, model = fitted
+    allowed = np.zeros(model.history_.n_items, bool)
+    allowed[::3] = True
+    ranked = model.rank(np.array([0, 10**6]), 8, allowed=allowed)
+    listed = ranked.items[ranked.items >= 0]
+    assert allowed[listed].all() and (ranked.items >= 0).sum(axis=1).tolist() == [8, 8]
 
 
 def test_unknown_users_get_the_popular_list(fitted):

@@ -2,6 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.sparse as sp
+from listing import retrieve, retrieve_for_history
 
 from shortlist.data import Interactions
 from shortlist.data.synthetic import make_synthetic
@@ -71,7 +72,7 @@ def test_fold_in_solves_the_weighted_least_squares():
 
 def test_retrieve_excludes_seen_keeps_k_and_scores_by_dot_product(model, data):
     users = np.arange(80)
-    c = model.retrieve(users, 10)
+    c = retrieve(model, users, 10)
     f = c.frame
     assert f.group_by(USER).len()["len"].max() <= 10 and f[RANK].min() == 1
     seen = data.to_csr(binary=True)
@@ -81,12 +82,12 @@ def test_retrieve_excludes_seen_keeps_k_and_scores_by_dot_product(model, data):
     np.testing.assert_allclose(f[SCORE].to_numpy(), dots, rtol=1e-4, atol=1e-6)
     assert f.sort([USER, RANK]).group_by(USER, maintain_order=True).agg(
         (pl.col(SCORE).diff().fill_null(0) <= 0).all())[SCORE].all()
-    again = model.retrieve(users, 10, exclude_seen=False).frame
+    again = retrieve(model, users, 10, exclude_seen=False).frame
     assert np.any(np.asarray(seen[again[USER].to_numpy(), again[ITEM].to_numpy()]).ravel())
 
 
 def test_unknown_users_get_nothing_and_zero_embeddings(model):
-    c = model.retrieve(np.array([5, 500, 999]), 5)
+    c = retrieve(model, np.array([5, 500, 999]), 5)
     assert c.frame[USER].unique().to_list() == [5]
     emb = model.user_embeddings(np.array([5, 500]))
     assert emb.shape == (2, 8) and emb.dtype == np.float32
@@ -97,7 +98,7 @@ def test_unknown_users_get_nothing_and_zero_embeddings(model):
 def test_same_seed_same_candidates_and_different_seed_differs(data, model):
     again = ALS(**SMALL).fit(data, rng=np.random.default_rng(7))
     users = np.arange(80)
-    assert again.retrieve(users, 10).frame.equals(model.retrieve(users, 10).frame)
+    assert retrieve(again, users, 10).frame.equals(retrieve(model, users, 10).frame)
     np.testing.assert_array_equal(again.item_embeddings(), model.item_embeddings())
     other = ALS(**SMALL).fit(data, rng=np.random.default_rng(8))
     assert not np.array_equal(other.item_embeddings(), model.item_embeddings())
@@ -105,7 +106,7 @@ def test_same_seed_same_candidates_and_different_seed_differs(data, model):
 
 def test_retrieve_for_history_folds_in_and_excludes(model):
     hist = np.array([3, 7, 7, 999])  # a duplicate and an id outside the catalogue
-    c = model.retrieve_for_history(hist, 6)
+    c = retrieve_for_history(model, hist, 6)
     f = c.frame
     assert f[USER].unique().to_list() == [-1] and len(f) == 6
     assert not set(f[ITEM].to_list()) & {3, 7}
@@ -114,14 +115,14 @@ def test_retrieve_for_history_folds_in_and_excludes(model):
     scores = model.item_embeddings() @ vec
     scores[[3, 7]] = -np.inf
     assert f[ITEM].to_list() == np.argsort(-scores, kind="stable")[:6].tolist()
-    assert len(model.retrieve_for_history(np.array([], dtype=np.int64), 6)) == 0
+    assert len(retrieve_for_history(model, np.array([], dtype=np.int64), 6)) == 0
 
 
 def test_chunked_search_equals_one_shot(model, monkeypatch):
     users = np.arange(80)
-    whole = model.retrieve(users, 5).frame
+    whole = retrieve(model, users, 5).frame
     monkeypatch.setattr(als_module, "_CHUNK_CELLS", 50 * 9)
-    assert model.retrieve(users, 5).frame.equals(whole)
+    assert retrieve(model, users, 5).frame.equals(whole)
 
 
 @pytest.mark.parametrize("confidence", ["log", "bm25"])
@@ -133,9 +134,9 @@ def test_save_load_gives_identical_output(tmp_path, data, confidence):
     loaded = load_source(tmp_path)
     assert isinstance(loaded, ALS)
     users = np.arange(85)
-    assert loaded.retrieve(users, 10).frame.equals(m.retrieve(users, 10).frame)
-    assert loaded.retrieve_for_history(np.array([1, 2, 2]), 5).frame.equals(
-        m.retrieve_for_history(np.array([1, 2, 2]), 5).frame)
+    assert retrieve(loaded, users, 10).frame.equals(retrieve(m, users, 10).frame)
+    assert retrieve_for_history(loaded, np.array([1, 2, 2]), 5).frame.equals(
+        retrieve_for_history(m, np.array([1, 2, 2]), 5).frame)
     assert loaded.name == "als2"
 
 
@@ -145,6 +146,6 @@ def test_bad_options_and_not_fitted():
         with pytest.raises(ConfigError):
             ALS(**bad)
     with pytest.raises(NotFittedError):
-        ALS().retrieve(np.array([0]), 3)
+        retrieve(ALS(), np.array([0]), 3)
     with pytest.raises(NotFittedError):
         ALS().item_embeddings()

@@ -1,6 +1,7 @@
 import numpy as np
 import polars as pl
 import pytest
+from listing import retrieve, retrieve_for_history
 
 from shortlist.data import Interactions
 from shortlist.errors import ConfigError, NotFittedError
@@ -38,16 +39,16 @@ def test_item_popularity_counts_users_interactions_and_windows():
 def test_popularity_excludes_seen_and_keeps_k():
     data = log()
     p = Popularity().fit(data)
-    c = p.retrieve(np.array([0, 1, 2]), 2)
+    c = retrieve(p, np.array([0, 1, 2]), 2)
     assert rows(c) == [(0, 1, 1), (1, 2, 1), (2, 2, 1)]  # u1 saw x,z; u2, u3 saw x,y
-    c = p.retrieve(np.array([0]), 2, exclude_seen=False)
+    c = retrieve(p, np.array([0]), 2, exclude_seen=False)
     assert rows(c) == [(0, 0, 1), (0, 1, 2)]
     assert c.frame[SCORE].to_list() == [3.0, 2.0]
 
 
 def test_popularity_unknown_users_get_the_global_list():
     p = Popularity().fit(log())
-    assert rows(p.retrieve(np.array([99]), 3)) == [(99, 0, 1), (99, 1, 2), (99, 2, 3)]
+    assert rows(retrieve(p, np.array([99]), 3)) == [(99, 0, 1), (99, 1, 2), (99, 2, 3)]
 
 
 def test_recent_popularity_auto_window_from_span():
@@ -55,32 +56,32 @@ def test_recent_popularity_auto_window_from_span():
     assert default_recent_days(data) == pytest.approx(5.0)  # 100 days / 20
     p = Popularity(window_days="auto").fit(data)
     assert p.window_days_ == pytest.approx(5.0)
-    assert rows(p.retrieve(np.array([99]), 3)) == [(99, 1, 1), (99, 2, 2)]
+    assert rows(retrieve(p, np.array([99]), 3)) == [(99, 1, 1), (99, 2, 2)]
 
 
 def test_repurchase_recency_weighted_and_empty_when_excluding():
     data = log()
     r = Repurchase(half_life_days=10).fit(data)
-    c = r.retrieve(np.array([0, 1]), 5, exclude_seen=False)
+    c = retrieve(r, np.array([0, 1]), 5, exclude_seen=False)
     assert rows(c) == [(0, 2, 1), (0, 0, 2), (1, 1, 1), (1, 0, 2)]
     assert c.frame[SCORE][0] == pytest.approx(1.0 + 0.5 ** 9.9, rel=1e-5)
-    assert len(r.retrieve(np.array([0]), 5, exclude_seen=True)) == 0
-    assert len(r.retrieve(np.array([42]), 5, exclude_seen=False)) == 0
+    assert len(retrieve(r, np.array([0]), 5, exclude_seen=True)) == 0
+    assert len(retrieve(r, np.array([42]), 5, exclude_seen=False)) == 0
 
 
 def test_repurchase_for_history_drops_ids_outside_the_catalogue():
     r = Repurchase(half_life_days=10).fit(log())  # 3 items
-    c = r.retrieve_for_history(np.array([2, -5, 99, 0]), 5, timestamps=np.array([0, 1, 2, 10]) * DAY,
+    c = retrieve_for_history(r, np.array([2, -5, 99, 0]), 5, timestamps=np.array([0, 1, 2, 10]) * DAY,
                                exclude_seen=False)
     assert c.frame.select(ITEM).to_series().to_list() == [0, 2]
     assert c.frame[SCORE].to_list() == pytest.approx([1.0, 0.5], rel=1e-6)
-    assert len(r.retrieve_for_history(np.array([-1, 7]), 5, exclude_seen=False)) == 0
+    assert len(retrieve_for_history(r, np.array([-1, 7]), 5, exclude_seen=False)) == 0
 
 
 def test_chain_fills_from_next_source_without_duplicates():
     data = log()
     ch = Chain([Repurchase(), Popularity()]).fit(data)
-    c = ch.retrieve(np.array([0, 42]), 3, exclude_seen=False)
+    c = retrieve(ch, np.array([0, 42]), 3, exclude_seen=False)
     assert rows(c) == [(0, 2, 1), (0, 0, 2), (0, 1, 3), (42, 0, 1), (42, 1, 2), (42, 2, 3)]
     assert c.frame[SCORE].to_list() == [3.0, 2.0, 1.0, 3.0, 2.0, 1.0]
 
@@ -94,7 +95,7 @@ def test_save_load_roundtrip_identical(tmp_path, make):
     again = load_source(tmp_path / "s")
     users = np.array([0, 1, 2, 7])
     for excl in (True, False):
-        assert src.retrieve(users, 3, exclude_seen=excl).frame.equals(again.retrieve(users, 3, exclude_seen=excl).frame)
+        assert retrieve(src, users, 3, exclude_seen=excl).frame.equals(retrieve(again, users, 3, exclude_seen=excl).frame)
 
 
 def test_bad_parameters_and_unfitted():
@@ -103,6 +104,6 @@ def test_bad_parameters_and_unfitted():
     with pytest.raises(ConfigError):
         Popularity(count="bogus")  # type: ignore[arg-type]
     with pytest.raises(NotFittedError):
-        Popularity().retrieve(np.array([0]), 3)
+        retrieve(Popularity(), np.array([0]), 3)
     with pytest.raises(ConfigError, match="k must be"):
-        Popularity().fit(log()).retrieve(np.array([0]), 0)
+        retrieve(Popularity().fit(log()), np.array([0]), 0)

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import polars as pl
 import pytest
+from listing import retrieve, retrieve_for_history
 
 from shortlist.data import Interactions
 from shortlist.data.containers import Items
@@ -19,6 +20,7 @@ from shortlist.retrieval.content import (
     CachedEncoder,
     ContentSource,
     EmbeddingCache,
+    ItemText,
     SentenceTransformerEncoder,
     TfidfSvdEncoder,
     item_texts,
@@ -84,7 +86,7 @@ def fitted(**kwargs) -> ContentSource:
     kwargs.setdefault("half_life_days", None)
     kwargs.setdefault("aggregate", "mean")
     kwargs.setdefault("backend", "numpy")  # "auto" imports torch to look for a GPU: slow for unit tests
-    return ContentSource(encoder=FakeEncoder(), **kwargs).with_items(items).fit(inter)
+    return ContentSource(encoder=FakeEncoder(), **kwargs).fit(inter, items=items)
 
 
 def rows(c) -> list[tuple[int, int, int]]:
@@ -112,7 +114,7 @@ def test_item_texts_join_clean_and_truncate():
 # --- the source on a hand-built catalogue -------------------------------------------------------
 def test_exact_top_items_excluding_seen():
     src = fitted()
-    c = src.retrieve(np.array([0, 1]), 3)
+    c = retrieve(src, np.array([0, 1]), 3)
     # u0 profile ∝ A+B = (1.8, 0.6): C 0.82, D 0.32, E -0.95; u1 = D: C 0.8, B 0.6, A 0 (e: no text)
     assert rows(c) == [(0, 2, 1), (0, 3, 2), (0, 5, 3), (1, 2, 1), (1, 1, 2), (1, 0, 3)]
     norm = np.hypot(1.8, 0.6)
@@ -122,34 +124,34 @@ def test_exact_top_items_excluding_seen():
 
 def test_without_exclusion_seen_items_come_back_and_k_is_respected():
     src = fitted()
-    c = src.retrieve(np.array([1]), 2, exclude_seen=False)
+    c = retrieve(src, np.array([1]), 2, exclude_seen=False)
     assert rows(c) == [(1, 3, 1), (1, 2, 2)]
     assert c.frame[SCORE][0] == pytest.approx(1.0)
-    assert len(src.retrieve(np.array([0, 1, 2]), 50).frame) == 3 + 4 + 3  # 5 items with text minus seen
+    assert len(retrieve(src, np.array([0, 1, 2]), 50).frame) == 3 + 4 + 3  # 5 items with text minus seen
 
 
 def test_neighbors_scores_each_history_item_s_nearest_items():
     # 2 neighbours + itself, cos^1: A→{A 1, B .8, C .6}, B→{B 1, C .96, A .8}, D→{D 1, C .8, B .6}
     src = fitted(aggregate="neighbors", n_neighbors=2, sharpen=1.0)
-    c = src.retrieve(np.array([0, 1]), 3)
+    c = retrieve(src, np.array([0, 1]), 3)
     assert rows(c) == [(0, 2, 1), (1, 2, 1), (1, 1, 2)]  # u0 = A + B: only C is a neighbour left
     assert c.frame[SCORE].to_list() == pytest.approx([1.56, 0.8, 0.6])
-    c = src.retrieve(np.array([0]), 3, exclude_seen=False)
+    c = retrieve(src, np.array([0]), 3, exclude_seen=False)
     assert c.frame[ITEM].to_list()[2] == 2 and c.frame[SCORE].to_list() == pytest.approx([1.8, 1.8, 1.56])
     sharp = fitted(aggregate="neighbors", n_neighbors=2, sharpen=2.0)
-    assert sharp.retrieve(np.array([1]), 3).frame[SCORE].to_list() == pytest.approx([0.64, 0.36])
+    assert retrieve(sharp, np.array([1]), 3).frame[SCORE].to_list() == pytest.approx([0.64, 0.36])
     assert src.graph_ is not None and src.graph_[5].toarray().ravel().tolist() == [0, 0, 0, 0, 0, 1]  # E: only itself
-    assert rows(src.retrieve_for_history(np.array([3]), 5)) == [(-1, 2, 1), (-1, 1, 2)]
-    assert len(src.retrieve(np.array([3, 99]), 5)) == 0
+    assert rows(retrieve_for_history(src, np.array([3]), 5)) == [(-1, 2, 1), (-1, 1, 2)]
+    assert len(retrieve(src, np.array([3, 99]), 5)) == 0
 
 
 def test_recency_weighting_and_last_n():
     uniform = fitted()  # u2 ∝ A + D: B and C tie at 0.99, lower id first
-    assert rows(uniform.retrieve(np.array([2]), 2)) == [(2, 1, 1), (2, 2, 2)]
+    assert rows(retrieve(uniform, np.array([2]), 2)) == [(2, 1, 1), (2, 2, 2)]
     recent = fitted(half_life_days=1.0)  # A is 10 half-lives old: the profile is ~D
-    assert rows(recent.retrieve(np.array([2]), 2)) == [(2, 2, 1), (2, 1, 2)]
+    assert rows(retrieve(recent, np.array([2]), 2)) == [(2, 2, 1), (2, 1, 2)]
     last_one = fitted(n_recent=1)
-    assert rows(last_one.retrieve(np.array([2]), 2)) == [(2, 2, 1), (2, 1, 2)]
+    assert rows(retrieve(last_one, np.array([2]), 2)) == [(2, 2, 1), (2, 1, 2)]
     w = profile_weights(catalogue()[0], n_recent=None, half_life_days=1.0).toarray()
     assert w[2, 3] == pytest.approx(1.0) and w[2, 0] == pytest.approx(2.0 ** -10)
 
@@ -161,7 +163,7 @@ def test_auto_half_life_is_derived_from_the_time_span():
 
 def test_unknown_users_get_nothing_and_zero_embeddings():
     src = fitted()
-    assert len(src.retrieve(np.array([3, 99]), 5)) == 0
+    assert len(retrieve(src, np.array([3, 99]), 5)) == 0
     emb = src.user_embeddings(np.array([1, 99]))
     assert emb.shape == (2, 2) and np.allclose(emb[0], [0, 1]) and not emb[1].any()
     items = src.item_embeddings()
@@ -171,94 +173,79 @@ def test_unknown_users_get_nothing_and_zero_embeddings():
 
 def test_retrieve_for_history():
     src = fitted(n_recent=1, half_life_days=1.0)
-    c = src.retrieve_for_history(np.array([0, 1]), 2)  # untimed: chronological, last one = B
+    c = retrieve_for_history(src, np.array([0, 1]), 2)  # untimed: chronological, last one = B
     assert rows(c) == [(-1, 2, 1), (-1, 3, 2)]
-    timed = src.retrieve_for_history(np.array([3, 0]), 2, timestamps=np.array([5, 1]))  # last = D
+    timed = retrieve_for_history(src, np.array([3, 0]), 2, timestamps=np.array([5, 1]))  # last = D
     assert rows(timed) == [(-1, 2, 1), (-1, 1, 2)]
-    kept = src.retrieve_for_history(np.array([3, 99, -1]), 2, exclude_seen=False)  # unknown ids dropped
+    kept = retrieve_for_history(src, np.array([3, 99, -1]), 2, exclude_seen=False)  # unknown ids dropped
     assert rows(kept) == [(-1, 3, 1), (-1, 2, 2)]
-    assert len(src.retrieve_for_history(np.array([4]), 3)) == 0  # only a text-less item
+    assert len(retrieve_for_history(src, np.array([4]), 3)) == 0  # only a text-less item
     with pytest.raises(ConfigError):
-        src.retrieve_for_history(np.array([0, 1]), 2, timestamps=np.array([1]))
+        retrieve_for_history(src, np.array([0, 1]), 2, timestamps=np.array([1]))
 
 
 def test_fit_needs_the_catalogue_and_retrieve_needs_fit():
     inter, _ = catalogue()
-    with pytest.raises(ConfigError, match="with_items"):
+    with pytest.raises(ConfigError, match="needs the item catalogue"):
         ContentSource(encoder=FakeEncoder()).fit(inter)
     with pytest.raises(NotFittedError):
-        ContentSource().retrieve(np.array([0]), 3)
+        retrieve(ContentSource(), np.array([0]), 3)
     with pytest.raises(ConfigError):
         ContentSource(n_recent=0)
     other = Items.from_frame(pl.DataFrame({"item_id": ["q"], "title": ["Q"]}), IdMap.from_values(pl.Series(["q"])))
     with pytest.raises(ConfigError, match="item ids"):
-        ContentSource(encoder=FakeEncoder()).with_items(other).fit(inter)
+        ContentSource(encoder=FakeEncoder()).fit(inter, items=other)
 
 
 def test_precomputed_vectors_need_no_encoder():
     inter, _ = catalogue()
     vecs = np.array([VECTORS[t] for t in "ABCD"] + [(0, 0), VECTORS["E"]], dtype=np.float32) * 3
     src = ContentSource(encoder="no-such-model", half_life_days=None, aggregate="mean", backend="numpy")
-    src.with_items(None, item_vectors=vecs)
-    assert rows(src.fit(inter).retrieve(np.array([0, 1]), 3)) == rows(fitted().retrieve(np.array([0, 1]), 3))
+    src.use_catalogue(ItemText(vecs))
+    assert rows(retrieve(src.fit(inter), np.array([0, 1]), 3)) == rows(retrieve(fitted(), np.array([0, 1]), 3))
     assert src.encoder_name_ == "precomputed"
 
 
-def test_encoding_is_reused_across_fits_on_one_catalogue():
+def test_a_prepared_catalogue_is_encoded_once_for_every_fit():
     inter, items = catalogue()
     enc = FakeEncoder()
-    src = ContentSource(encoder=enc, backend="numpy").with_items(items)
-    src.fit(inter)
-    src.fit(inter.filter(pl.col(USER) != 0))
+    text = ContentSource(encoder=enc, backend="numpy").prepare_catalogue(items, inter.n_items)
+    for data in (inter, inter.filter(pl.col(USER) != 0)):
+        ContentSource(encoder=enc, backend="numpy").use_catalogue(text).fit(data, items=items)
     assert enc.calls == 1 and sorted(enc.encoded) == ["A", "B", "C", "D", "E"]
 
 
 def test_a_given_neighbour_graph_is_used_as_built_and_checked():
     inter, _ = catalogue()
     vecs = np.array([VECTORS[t] for t in "ABCD"] + [(0, 0), VECTORS["E"]], dtype=np.float32)
-    first = ContentSource(half_life_days=None, backend="numpy").with_items(None, item_vectors=vecs).fit(inter)
-    assert first.graph_key() is not None and first.graph_ is not None
-    again = ContentSource(half_life_days=None, backend="numpy").with_items(None, item_vectors=vecs, graph=first.graph_)
+    text = ContentSource(half_life_days=None, backend="numpy").use_catalogue(ItemText(vecs))
+    built = text._with_graph(ItemText(vecs))
+    again = ContentSource(half_life_days=None, backend="numpy").use_catalogue(built)
     again.fit(inter.filter(pl.col(USER) != 1))
-    assert again.graph_ is first.graph_  # not searched again
-    fresh = ContentSource(half_life_days=None, backend="numpy").with_items(None, item_vectors=vecs)
+    assert again.graph_ is built.graph  # not searched again
+    fresh = ContentSource(half_life_days=None, backend="numpy").use_catalogue(ItemText(vecs))
     fresh.fit(inter.filter(pl.col(USER) != 1))
     assert (fresh.graph_ != again.graph_).nnz == 0
-    assert rows(again.retrieve(np.array([0, 2]), 3)) == rows(fresh.retrieve(np.array([0, 2]), 3))
-    assert ContentSource(aggregate="mean").graph_key() is None
+    assert rows(retrieve(again, np.array([0, 2]), 3)) == rows(retrieve(fresh, np.array([0, 2]), 3))
+    assert built.graph is not None
     with pytest.raises(ConfigError, match="neighbour graph"):
-        ContentSource().with_items(None, item_vectors=vecs, graph=first.graph_[:3])
-
-
-def test_generator_fits_share_one_neighbour_graph_per_catalogue():
-    from shortlist.pipeline.sources import CandidateGenerator, VectorCache
-
-    inter, items = catalogue()
-    cache = VectorCache()
-    overrides = {"content": {"encoder": FakeEncoder(), "backend": "numpy", "half_life_days": None}}
-    a = CandidateGenerator(["content"], overrides=overrides).fit(inter, items=items, vector_cache=cache)
-    b = CandidateGenerator(["content"], overrides=overrides).fit(inter.filter(pl.col(USER) != 0), items=items,
-                                                                 vector_cache=cache)
-    alone = CandidateGenerator(["content"], overrides=overrides).fit(inter.filter(pl.col(USER) != 0), items=items)
-    assert b.sources_["content"].graph_ is a.sources_["content"].graph_
-    assert (alone.sources_["content"].graph_ != b.sources_["content"].graph_).nnz == 0
+        ContentSource().use_catalogue(ItemText(vecs, graph=built.graph[:3]))
 
 
 @pytest.mark.parametrize("aggregate", ["mean", "neighbors"])
-def test_save_load_identical(tmp_path, monkeypatch, aggregate):
-    monkeypatch.setitem(registry.SOURCE_TYPES, "ContentSource", ContentSource)
+def test_save_load_identical(tmp_path, aggregate):
     src = fitted(half_life_days=2.0, n_recent=1, aggregate=aggregate, n_neighbors=3)
     registry.save_source(src, tmp_path / "content")
     loaded = registry.load_source(tmp_path / "content")
     assert isinstance(loaded, ContentSource) and loaded.encoder == "fake"
     users = np.array([0, 1, 2, 7])
     for excl in (True, False):
-        before, after = (s.retrieve(users, 4, exclude_seen=excl).frame for s in (src, loaded))
+        before, after = (retrieve(s, users, 4, exclude_seen=excl).frame for s in (src, loaded))
         assert before.equals(after)
     assert np.array_equal(src.user_embeddings(users), loaded.user_embeddings(users))
     h = np.array([0, 3])
-    assert src.retrieve_for_history(h, 3, timestamps=np.array([0, 9])).frame.equals(
-        loaded.retrieve_for_history(h, 3, timestamps=np.array([0, 9])).frame)
+    assert retrieve_for_history(src, h, 3, timestamps=np.array([0, 9])).frame.equals(
+        retrieve_for_history(loaded, h, 3, timestamps=np.array([0, 9])).frame)
 
 
 # --- TF-IDF + SVD -------------------------------------------------------------------------------
@@ -293,8 +280,8 @@ def test_tfidf_source_on_synthetic_data_is_deterministic():
     users = np.arange(10)
 
     def run() -> pl.DataFrame:
-        src = ContentSource(encoder="tfidf", tfidf_dim=16, backend="numpy").with_items(ds.items)
-        return src.fit(ds.interactions).retrieve(users, 5).frame
+        src = ContentSource(encoder="tfidf", tfidf_dim=16, backend="numpy")
+        return retrieve(src.fit(ds.interactions, items=ds.items), users, 5).frame
 
     a = run()
     assert a.equals(run()) and a.group_by(USER).len()["len"].max() == 5
@@ -354,8 +341,8 @@ def test_cache_ignores_half_written_parts_and_merges(tmp_path):
 def test_source_with_cache_dir_encodes_once(tmp_path):
     inter, items = catalogue()
     encs = [FakeEncoder(), FakeEncoder()]
-    out = [ContentSource(encoder=e, cache_dir=tmp_path, half_life_days=None, backend="numpy")
-           .with_items(items).fit(inter).retrieve(np.array([0, 1]), 3).frame for e in encs]
+    out = [retrieve(ContentSource(encoder=e, cache_dir=tmp_path, half_life_days=None, backend="numpy")
+                    .fit(inter, items=items), np.array([0, 1]), 3).frame for e in encs]
     assert encs[0].calls == 1 and encs[1].calls == 0 and out[0].equals(out[1])
 
 
@@ -385,11 +372,11 @@ def test_tfidf_fits_a_catalogue_with_a_single_ngram():
 
 def test_an_empty_text_column_is_not_text():
     # bug 11: a catalogue whose title column is all empty refused to fit ("no item has any text")
+    from shortlist.config import default_sources, has_text
     from shortlist.data import build_dataset
-    from shortlist.pipeline.sources import default_source_names, has_text
 
     inter = pl.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"], "timestamp": [1_600_000_000, 1_600_000_001]})
     empty = build_dataset(inter, pl.DataFrame({"item_id": ["x", "y"], "title": ["", "  "]})).items
     some = build_dataset(inter, pl.DataFrame({"item_id": ["x", "y"], "title": [None, "a mug"]})).items
     assert not has_text(empty) and has_text(some)
-    assert "content" not in default_source_names(n_items=2, repeats=False, has_text=has_text(empty))
+    assert "content" not in default_sources(n_items=2, repeats=False, has_text=has_text(empty))

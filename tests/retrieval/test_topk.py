@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import scipy.sparse as sp
 
 from shortlist.retrieval.topk import rows_of, sparse_topk, sparse_topk_csr, topk_dense, topk_global
@@ -73,96 +72,6 @@ def test_sparse_topk_equals_topk_dense_on_the_densified_rows():
             d_items, d_vals = topk_dense(dense.astype(np.float32), k, exclude=ex)
             assert items.tolist() == d_items.tolist()
             np.testing.assert_array_equal(vals, d_vals)
-
-
-def test_product_row_topk_equals_product_topk_on_the_row_as_a_matrix():
-    """The serving path (a row's arrays, exclusions as columns) against the matrix path, known,
-    empty and unknown rows, with and without exclusions, k above the candidates."""
-    from shortlist.retrieval.topk import product_row_topk, product_topk, row_entries, rows_of
-
-    hist = sp.random(30, 50, density=0.1, random_state=2, format="csr", dtype=np.float32)
-    sim = sp.random(50, 50, density=0.2, random_state=3, format="csr", dtype=np.float32)
-    seen = (hist > 0).astype(np.float32).tocsr()
-    for u in [*range(30), 30, -1]:  # 30 and -1: unknown users, empty rows
-        for k in (5, 60):
-            for excl in (True, False):
-                want = product_topk(rows_of(hist, np.array([u])), sim, k,
-                                    exclude=rows_of(seen, np.array([u])) if excl else None)
-                idx, w = row_entries(hist, u)
-                got = product_row_topk(idx, w, sim, k, exclude=row_entries(seen, u)[0] if excl else None)
-                np.testing.assert_array_equal(got[0], want[0])
-                np.testing.assert_array_equal(got[1], want[1])
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_padded_rows_product_is_bit_identical(dtype):
-    """PaddedRows.product_row against the CSR gather and scipy's own product: rows of different
-    lengths (empty ones included), float32 ties, repeated and unsorted history entries."""
-    from shortlist.retrieval.topk import PaddedRows, product_row_dense
-
-    rng = np.random.default_rng(5)
-    n = 80
-    rows, cols, vals = [], [], []
-    for r in range(n):
-        width = int(rng.integers(0, 25)) if r % 7 else 0
-        c = rng.choice(n, width, replace=False)
-        rows += [r] * width
-        cols += c.tolist()
-        vals += (rng.integers(1, 5, width) / 3.0 + rng.random(width) * 1e-3).tolist()
-    b = sp.csr_matrix((np.array(vals, dtype), (rows, cols)), shape=(n, n))
-    table = PaddedRows(b)
-    for _ in range(30):
-        m = int(rng.integers(0, 30))
-        idx = rng.integers(0, n, m).astype(np.int32)  # unsorted, with repeats
-        w = (rng.random(m) ** 2).astype(dtype)
-        want = product_row_dense(idx, w, b)
-        got = product_row_dense(idx, w, b, padded=table)
-        np.testing.assert_array_equal(got, want)
-        a = sp.csr_matrix((w, idx, np.array([0, m])), shape=(1, n))
-        ref = (a @ b).toarray()[0].astype(np.float32)
-        stored = (a @ b).toarray()[0] != 0
-        np.testing.assert_array_equal(got[stored], ref[stored])
-        assert np.all(got[~stored] == -np.inf)
-
-
-def test_padded_rows_refuses_skewed_or_oversized_matrices(monkeypatch):
-    from shortlist.retrieval.topk import PaddedRows
-
-    skewed = sp.csr_matrix((np.ones(105, np.float32), (np.r_[np.zeros(100, int), np.arange(1, 6)],
-                                                       np.r_[np.arange(100), np.zeros(5, int)])), shape=(6, 100))
-    assert PaddedRows.of(skewed) is None
-    assert PaddedRows.of(sp.csr_matrix((6, 100), dtype=np.float32)) is None
-    even = sp.random(50, 50, density=0.3, random_state=1, format="csr", dtype=np.float32)
-    assert PaddedRows.of(even) is not None
-    monkeypatch.setattr(PaddedRows, "MAX_BYTES", 1000)  # a table over the byte budget is not built either
-    assert PaddedRows.of(even) is None
-
-
-def test_als_bounded_float32_search_equals_the_float64_product():
-    """ALS's one-user search (float32 product, error-bounded, float64 rescoring of the few items
-    near the cut) lists exactly what the float64 product over every item lists, with near-ties
-    and excluded items."""
-    from shortlist.retrieval.als import _exact_topk_dot
-
-    rng = np.random.default_rng(3)
-    items32 = rng.normal(size=(500, 16)).astype(np.float32)
-    items32[100:140] = items32[99]  # exact ties
-    items32[200:260] = items32[199] * np.float32(1 + 1e-7)  # near-ties below float32 resolution
-    items64 = items32.astype(np.float64)
-    norms = np.linalg.norm(items64, axis=1)
-    for trial in range(20):
-        u = rng.normal(size=16).astype(np.float32)
-        eligible = rng.random(500) > 0.2
-        for k in (1, 10, 150, 450):
-            want = (items64 @ u.astype(np.float64)).astype(np.float32)
-            want[~eligible] = -np.inf
-            wi, wv = topk_dense(want[None], k)
-            gi, gv = _exact_topk_dot(u, items32, items64, norms, eligible, k)
-            np.testing.assert_array_equal(gi, wi, err_msg=f"trial {trial} k {k}")
-            np.testing.assert_array_equal(gv, wv)
-    none = np.zeros(500, bool)
-    gi, gv = _exact_topk_dot(u, items32, items64, norms, none, 5)
-    assert (gi == -1).all() and np.isneginf(gv).all()
 
 
 def _sorted_by_column(m: sp.csr_matrix, k: int) -> sp.csr_matrix:

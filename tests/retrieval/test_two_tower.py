@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import polars as pl
 import pytest
+from listing import retrieve, retrieve_for_history
 
 from shortlist.data import Interactions
 from shortlist.data.synthetic import make_synthetic
@@ -65,9 +66,9 @@ def test_learns_that_b_always_follows_a():
     tt = TwoTower(dim=16, hidden=32, max_history=10, epochs=10, batch_size=128, lr=2e-2, n_threads=1)
     tt.fit(data, rng=np.random.default_rng(0))
     assert tt.losses_[-1] < tt.losses_[0]
-    assert tt.retrieve_for_history(np.array([a]), 3).frame[ITEM][0] == b
+    assert retrieve_for_history(tt, np.array([a]), 3).frame[ITEM][0] == b
     # "a" as the most recent item dominates older ones.
-    assert tt.retrieve_for_history(np.array([*others, a]), 3).frame[ITEM][0] == b
+    assert retrieve_for_history(tt, np.array([*others, a]), 3).frame[ITEM][0] == b
 
 
 def test_same_seed_same_embeddings_and_candidates(synth, fitted):
@@ -83,27 +84,27 @@ def test_same_seed_same_embeddings_and_candidates(synth, fitted):
     assert torch.equal(torch.get_rng_state(), state)  # torch's global RNG untouched
     np.testing.assert_array_equal(again.item_embeddings(), fitted.item_embeddings())
     users = np.arange(10)
-    assert again.retrieve(users, 5).frame.equals(fitted.retrieve(users, 5).frame)
+    assert retrieve(again, users, 5).frame.equals(retrieve(fitted, users, 5).frame)
     other = TwoTower(**TINY).fit(synth.interactions, items=synth.items, rng=np.random.default_rng(8))
     assert not np.array_equal(other.item_embeddings(), fitted.item_embeddings())
 
 
 def test_at_most_k_ranked_and_seen_excluded(synth, fitted):
     users = np.arange(synth.interactions.n_users)
-    c = fitted.retrieve(users, 7)
+    c = retrieve(fitted, users, 7)
     per_user = c.frame.group_by(USER).agg(pl.len(), pl.col(RANK).max().alias("r"), pl.col(SCORE).first().alias("s"))
     assert per_user["len"].max() <= 7 and (per_user["len"] == per_user["r"]).all()
     seen = synth.interactions.frame.select(USER, ITEM).unique()
     assert c.frame.join(seen, on=[USER, ITEM], how="inner").height == 0
     scores = c.frame.filter(pl.col(USER) == 0)[SCORE].to_numpy()
     assert (np.diff(scores) <= 0).all()
-    with_seen = fitted.retrieve(users, 7, exclude_seen=False)
+    with_seen = retrieve(fitted, users, 7, exclude_seen=False)
     assert with_seen.frame.join(seen, on=[USER, ITEM], how="inner").height > 0
 
 
 def test_unknown_users_get_nothing_and_zero_embeddings(synth, fitted):
     n = synth.interactions.n_users
-    c = fitted.retrieve(np.array([0, n + 3, -1]), 4)
+    c = retrieve(fitted, np.array([0, n + 3, -1]), 4)
     assert set(c.frame[USER].to_list()) == {0}
     emb = fitted.user_embeddings(np.array([0, n + 3]))
     assert emb.shape == (2, 8) and emb.dtype == np.float32
@@ -116,13 +117,13 @@ def test_unknown_users_get_nothing_and_zero_embeddings(synth, fitted):
 def test_retrieve_for_history_matches_the_users_own_history(synth, fitted):
     f = synth.interactions.frame.filter(pl.col(USER) == 0)
     items, ts = f[ITEM].to_numpy(), f["timestamp"].to_numpy()
-    adhoc = fitted.retrieve_for_history(items[::-1], 5, timestamps=ts[::-1])
-    own = fitted.retrieve(np.array([0]), 5)
+    adhoc = retrieve_for_history(fitted, items[::-1], 5, timestamps=ts[::-1])
+    own = retrieve(fitted, np.array([0]), 5)
     assert adhoc.frame[USER].to_list() == [-1] * 5
     assert adhoc.frame[ITEM].to_list() == own.frame[ITEM].to_list()
     np.testing.assert_allclose(adhoc.frame[SCORE].to_numpy(), own.frame[SCORE].to_numpy(), rtol=1e-5)
     assert not set(adhoc.frame[ITEM].to_list()) & set(items.tolist())
-    assert len(fitted.retrieve_for_history(np.array([10_000]), 5)) == 0  # only unknown items
+    assert len(retrieve_for_history(fitted, np.array([10_000]), 5)) == 0  # only unknown items
 
 
 def test_save_load_identical_without_retraining(synth, fitted, tmp_path):
@@ -130,9 +131,9 @@ def test_save_load_identical_without_retraining(synth, fitted, tmp_path):
     save_arrays(tmp_path, arrays)  # .npy, no pickle
     loaded = TwoTower.from_state(json.loads(json.dumps(params)), load_arrays(tmp_path))
     users = np.arange(synth.interactions.n_users + 2)
-    assert loaded.retrieve(users, 6).frame.equals(fitted.retrieve(users, 6).frame)
+    assert retrieve(loaded, users, 6).frame.equals(retrieve(fitted, users, 6).frame)
     hist = np.array([1, 2, 3])
-    assert loaded.retrieve_for_history(hist, 6).frame.equals(fitted.retrieve_for_history(hist, 6).frame)
+    assert retrieve_for_history(loaded, hist, 6).frame.equals(retrieve_for_history(fitted, hist, 6).frame)
     np.testing.assert_array_equal(loaded.user_embeddings(users), fitted.user_embeddings(users))
 
 
@@ -147,11 +148,11 @@ def test_losses_and_options_run(synth, options):
     assert tt.features_ is not None and tt.features_.n_categories > 1 and tt.features_.n_price_buckets > 1
     assert np.isfinite(tt.losses_).all()
     assert tt.metric == ("cosine" if tt.normalize else "ip")
-    assert len(tt.retrieve(np.arange(5), 3)) == 15
+    assert len(retrieve(tt, np.arange(5), 3)) == 15
     params, arrays = tt.get_state()
     loaded = TwoTower.from_state(params, arrays)
-    assert loaded.retrieve_for_history(np.array([4, 5]), 3).frame.equals(
-        tt.retrieve_for_history(np.array([4, 5]), 3).frame)
+    assert retrieve_for_history(loaded, np.array([4, 5]), 3).frame.equals(
+        retrieve_for_history(tt, np.array([4, 5]), 3).frame)
 
 
 def test_errors(synth):
@@ -160,7 +161,7 @@ def test_errors(synth):
     with pytest.raises(ConfigError):
         TwoTower(dim=0)
     with pytest.raises(NotFittedError):
-        TwoTower().retrieve(np.array([0]), 3)
+        retrieve(TwoTower(), np.array([0]), 3)
     with pytest.raises(ConfigError):
         TwoTower(**TINY).fit(synth.interactions, item_features=np.zeros((3, 2)))
 

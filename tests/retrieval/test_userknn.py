@@ -1,6 +1,7 @@
 import numpy as np
 import polars as pl
 import pytest
+from listing import retrieve, retrieve_for_history
 
 from shortlist.data import Interactions
 from shortlist.errors import ConfigError
@@ -22,27 +23,27 @@ def log() -> Interactions:
 def test_neighbours_recent_items_by_cosine_times_decay():
     data = log()  # users u0..u3 = 0..3; items a..e = 0..4
     src = UserKNN(neighbours=2, half_life_days=50.0).fit(data)
-    f = src.retrieve(np.array([0]), 5).frame
+    f = retrieve(src, np.array([0]), 5).frame
     # u0's neighbours: u1 (cos 2/sqrt(6)) and u2 (cos 1/2); u3 shares nothing
     assert f.get_column(ITEM).to_list() == [2, 3]
     c_score = 2 / np.sqrt(6) * 1.0  # c bought at the end of the history: no decay
     d_score = 0.5 * 0.5  # d bought one half-life before the end
     assert f.get_column(SCORE).to_list() == pytest.approx([c_score, d_score], rel=1e-6)
-    with_seen = src.retrieve(np.array([0]), 5, exclude_seen=False).frame
+    with_seen = retrieve(src, np.array([0]), 5, exclude_seen=False).frame
     # own items count too when repeats are allowed: a = 0.82·0.25 + 0.5·0.25, b = 0.82·0.25
     assert with_seen.get_column(ITEM).to_list() == [2, 0, 3, 1]
-    assert src.retrieve(np.array([3]), 5).frame.height == 0  # no one shares u3's item
-    assert src.retrieve(np.array([99]), 5).frame.height == 0  # unknown user
+    assert retrieve(src, np.array([3]), 5).frame.height == 0  # no one shares u3's item
+    assert retrieve(src, np.array([99]), 5).frame.height == 0  # unknown user
 
 
 def test_neighbours_limit_and_ad_hoc_history():
     data = log()
     one = UserKNN(neighbours=1, half_life_days=None).fit(data)
-    assert one.retrieve(np.array([0]), 5).frame.get_column(ITEM).to_list() == [2]  # only u1
+    assert retrieve(one, np.array([0]), 5).frame.get_column(ITEM).to_list() == [2]  # only u1
     # an ad-hoc history {a, d} is u2's: its one neighbour is u2, who adds nothing unseen
-    assert one.retrieve_for_history(np.array([0, 3]), 5).frame.height == 0
+    assert retrieve_for_history(one, np.array([0, 3]), 5).frame.height == 0
     two = UserKNN(neighbours=2, half_life_days=None).fit(data)
-    f = two.retrieve_for_history(np.array([0, 1]), 5).frame  # {a, b}: neighbours u0 (cos 1) and u1
+    f = retrieve_for_history(two, np.array([0, 1]), 5).frame  # {a, b}: neighbours u0 (cos 1) and u1
     assert f.get_column(USER).to_list() == [-1] and f.get_column(ITEM).to_list() == [2]
     assert f.get_column(SCORE).to_list() == pytest.approx([2 / np.sqrt(6)], rel=1e-6)
 
@@ -58,8 +59,8 @@ def test_neighbours_come_from_the_most_recently_active_pool():
     data = log()  # last activity: u0 day 0, u1 day 100, u2 day 50, u3 day 100
     src = UserKNN(neighbours=5, half_life_days=50.0, max_pool=2).fit(data)
     assert src.pool_.tolist() == [1, 3]
-    assert src.retrieve(np.array([2]), 5).frame.get_column(ITEM).to_list() == [2, 1]  # via u1 only: c, then b
-    assert src.retrieve(np.array([1]), 5).frame.height == 0  # u1's only other pool member shares nothing
+    assert retrieve(src, np.array([2]), 5).frame.get_column(ITEM).to_list() == [2, 1]  # via u1 only: c, then b
+    assert retrieve(src, np.array([1]), 5).frame.height == 0  # u1's only other pool member shares nothing
 
 
 def test_warm_neighbour_graph_gives_identical_lists():

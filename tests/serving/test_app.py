@@ -162,8 +162,7 @@ def test_a_failing_source_is_skipped_and_flagged(model_dir, fitted):
     def broken(*args, **kwargs):
         raise RuntimeError("index unavailable")
 
-    engine.gen.sources_["itemknn"].retrieve = broken
-    engine.gen.sources_["itemknn"].topk = broken
+    engine.model.stage1_.sources["itemknn"].topk = broken
     with TestClient(app) as c:
         body = c.post("/recommend", json={"user_id": fitted[1].history_.users.ids[0], "k": 5}).json()
         assert len(body["items"]) == 5 and body["fallback"] == "sources_failed:itemknn"

@@ -10,7 +10,7 @@ from shortlist.serving.engine import Engine
 @pytest.mark.skipif(not compiled.available(), reason="the fast extra (lleaves) is not installed")
 def test_engine_ranks_with_the_compiled_forest_exactly_as_lightgbm(model_dir):
     engine = Engine.load(model_dir)
-    ranker = engine.ranker
+    ranker = engine.model.ranker_
     forest = getattr(ranker, "compiled_", None)
     assert forest is not None
     for user in range(0, int(engine.users.ids.len()), 7):

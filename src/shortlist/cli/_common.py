@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -119,20 +120,39 @@ def read_users(path: Path) -> pl.Series:
 
 
 def write_table_atomic(df: pl.DataFrame, path: Path) -> None:
-    """Write ``df`` as CSV, or Parquet for a ``.parquet`` path, through a temporary sibling renamed
-    into place. An existing file is replaced only when it holds the same columns (an earlier
-    output of the same command): anything else may be the user's data and is refused."""
-    check_output_file(path, df.columns)
+    """Write ``df`` as CSV, or Parquet for a ``.parquet`` path (see :func:`write_batches_atomic`)."""
+    write_batches_atomic([df], path)
+
+
+def write_batches_atomic(batches: Iterable[pl.DataFrame], path: Path) -> int:
+    """Stream frames of one schema into a CSV, or a Parquet file for a ``.parquet`` path, through a
+    temporary sibling renamed into place once complete; returns the rows written. An existing file is
+    replaced only when it holds the same columns (an earlier output of the same command): anything
+    else may be the user's data and is refused."""
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    rows, writer, checked = 0, None, False
     try:
-        if path.suffix.lower() == ".parquet":
-            df.write_parquet(tmp)
-        else:
-            df.write_csv(tmp)
+        with open(tmp, "wb") as f:
+            for df in batches:
+                if not checked:
+                    check_output_file(path, df.columns)
+                    checked = True
+                if path.suffix.lower() == ".parquet":
+                    table = df.to_arrow()
+                    writer = writer or pq.ParquetWriter(f, table.schema)
+                    writer.write_table(table)
+                else:
+                    df.write_csv(f, include_header=rows == 0 and f.tell() == 0)
+                rows += df.height
+            if writer is not None:
+                writer.close()
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return rows
 
 
 def check_output_file(path: Path, columns: list[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
@@ -30,7 +30,7 @@ from shortlist.cli.runs import (
     start_tracking,
     tracking_settings,
 )
-from shortlist.config import load_config
+from shortlist.config import load_config, model_config
 from shortlist.schema import USER_ID
 
 if TYPE_CHECKING:
@@ -89,9 +89,8 @@ def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report
     split = split_by_protocol(ds.interactions, protocol, repeats=repeats, seed=cfg["model"]["seed"], dataset=ds.name)
     console.print(str(split), style="dim")
     ks = sorted({5, k, 20})
-    params = _model_params(cfg)
     with console.status("evaluating") as status:
-        result, recall, model = evaluate_full(split, items=ds.items, ks=ks, model_params=params,
+        result, recall, model = evaluate_full(split, items=ds.items, ks=ks, config=model_config(cfg),
                                               seed=cfg["model"]["seed"], on_step=lambda n: status.update(f"evaluating: {n}"))
     headline = [c for c in result.table.columns if c.endswith(f"@{k}") and not c.startswith("mpr")]
     headline += [c for c in ("fit_s", "rank_s") if c in result.table.columns]
@@ -112,14 +111,6 @@ def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report
         if report is not None:
             console.print(f"report → {path}")
     finish_tracking(tracker, split=split, table=result.table, recall=recall, model=model, report=report_dir)
-
-
-def _model_params(cfg: dict[str, Any]) -> dict[str, Any]:
-    m = cfg["model"]
-    return {"sources": m["sources"] or None, "source_params": cfg["source_params"], "per_source": m["per_source"],
-            "max_candidates": m["max_candidates"] or None, "n_windows": m["n_windows"] or None,
-            "max_negatives": m["max_negatives"], "hard_negatives": m["hard_negatives"], "ranker": m["ranker"],
-            "ranker_params": cfg["ranker"]}
 
 
 @app.command()

@@ -21,7 +21,7 @@ from shortlist.cli._common import (
     load_data,
     parse_column_map,
     read_users,
-    write_table_atomic,
+    write_batches_atomic,
 )
 from shortlist.cli.runs import (
     Alias,
@@ -34,7 +34,8 @@ from shortlist.cli.runs import (
     start_tracking,
     tracking_settings,
 )
-from shortlist.config import load_config
+from shortlist.config import load_config, model_config
+from shortlist.errors import ConfigError
 from shortlist.schema import ITEM_ID, RANK, SCORE, USER_ID
 
 
@@ -89,39 +90,39 @@ def _make_model(cfg: dict[str, Any], *, allow_repeats: bool, target: str | None)
     from shortlist.pipeline.baseline import BaselineRecommender
     from shortlist.pipeline.two_stage import TwoStageRecommender
 
-    m = cfg["model"]
-    if m["kind"] != "two_stage":
-        return BaselineRecommender(kind=m["kind"], allow_repeats=allow_repeats)
-    return TwoStageRecommender(
-        target=target or m["target"], allow_repeats=allow_repeats, sources=m["sources"] or None,
-        source_params=cfg["source_params"], per_source=m["per_source"], max_candidates=m["max_candidates"] or None,
-        n_windows=m["n_windows"] or None, max_negatives=m["max_negatives"], hard_negatives=m["hard_negatives"],
-        ranker=m["ranker"], ranker_params=cfg["ranker"], seed=m["seed"],
-    )
+    if cfg["model"]["kind"] != "two_stage":
+        return BaselineRecommender(kind=cfg["model"]["kind"], allow_repeats=allow_repeats)
+    return TwoStageRecommender(model_config(cfg, target=target, allow_repeats=allow_repeats or None))
 
 
 @app.command()
 def recommend(
     model: Annotated[Path, typer.Option(help="Model directory written by `shortlist fit`, or a registered "
                                              "model: models:/NAME@ALIAS or models:/NAME/VERSION.")],
-    users: Annotated[Path, typer.Option(help="CSV with a user_id column.")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output CSV: user_id,item_id,rank,score.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output: user_id,item_id,rank,score as CSV, or Parquet "
+                                                         "for a .parquet name (written as it goes, shard by shard).")],
+    users: Annotated[Path | None, typer.Option(help="Users file (CSV, Parquet or JSON with a user_id column).")] = None,
+    all_users: Annotated[bool, typer.Option("--all-users", help="Every user the model knows.")] = False,
     k: Annotated[int, typer.Option(help="Items per user.", min=1)] = 10,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Write the top-K recommendations for each listed user."""
+    """Write the top-K recommendations for each listed user (or, with --all-users, every known user)."""
     from shortlist.pipeline.load import load_model
 
+    if (users is None) == (not all_users):
+        raise ConfigError("pass exactly one of --users FILE or --all-users")
     check_output_file(out_path, [USER_ID, ITEM_ID, RANK, SCORE])
     model = model_directory(model, tracking_uri)
     with console.status("loading the model"):
         rec = load_model(model)
-    user_ids = read_users(users)
-    _report_unknown(user_ids, rec)
-    with console.status(f"recommending for {len(user_ids):,} users"):
-        recs = rec.recommend(user_ids, k)
-    write_table_atomic(recs.select(USER_ID, ITEM_ID, RANK, SCORE), out_path)
-    console.print(f"wrote {recs.height:,} rows for {len(user_ids):,} users → {out_path}")
+    user_ids = read_users(users) if users is not None else None
+    if user_ids is not None:
+        _report_unknown(user_ids, rec)
+    n = len(user_ids) if user_ids is not None else rec.n_users
+    with console.status(f"recommending for {n:,} users"):
+        rows = write_batches_atomic((b.select(USER_ID, ITEM_ID, RANK, SCORE) for b in rec.recommend_batches(user_ids, k)),
+                                    out_path)
+    console.print(f"wrote {rows:,} rows for {n:,} users → {out_path}")
 
 
 def _report_unknown(user_ids: pl.Series, rec: Any) -> None:
@@ -137,24 +138,15 @@ def _report_unknown(user_ids: pl.Series, rec: Any) -> None:
 @app.command()
 def candidates(
     model: Annotated[Path, typer.Option(help="Two-stage model directory written by `shortlist fit`.")],
-    users: Annotated[Path, typer.Option(help="CSV with a user_id column.")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output CSV: the stage-1 candidate union.")],
+    users: Annotated[Path, typer.Option(help="Users file (CSV, Parquet or JSON with a user_id column).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output: the stage-1 candidate union (CSV, or Parquet).")],
 ) -> None:
-    """Write stage 1's candidate union: user_id, item_id, n_sources, each source's score and rank."""
-    from shortlist.pipeline.external import internal_users
+    """Write stage 1's candidate union: user_id, item_id, n_sources, each source's score and rank, fused_score."""
     from shortlist.pipeline.two_stage import TwoStageRecommender
 
     with console.status("loading the model"):
         rec = TwoStageRecommender.load(model)
-    assert rec.history_ is not None and rec.generator_ is not None
-    ext, internal = internal_users(read_users(users), rec.history_.users)
-    with console.status(f"retrieving candidates for {len(ext):,} users"):
-        union = rec.generator_.generate(internal.to_numpy().astype(np.int64), exclude_seen=not rec.allow_repeats)
-    lookup = pl.DataFrame({"user": internal, USER_ID: ext})
-    out_df = union.join(lookup, on="user", how="inner", maintain_order="left")
-    out_df = out_df.with_columns(rec.history_.items.external(out_df.get_column("item")).alias(ITEM_ID))
-    cols = [USER_ID, ITEM_ID, "n_sources", *[c for c in union.columns if c not in ("user", "item", "n_sources")]]
-    write_table_atomic(out_df.select(cols), out_path)
-    console.print(f"wrote {out_df.height:,} candidates for {len(ext):,} users → {out_path}")
-
-
+    user_ids = read_users(users)
+    with console.status(f"retrieving candidates for {len(user_ids):,} users"):
+        rows = write_batches_atomic(rec.candidate_batches(user_ids), out_path)
+    console.print(f"wrote {rows:,} candidates for {len(user_ids):,} users → {out_path}")

@@ -93,13 +93,12 @@ def evaluate(
     for name, spec in models.items():
         if on_model is not None:
             on_model(name)
-        model = spec() if callable(spec) and not hasattr(spec, "retrieve") else spec
+        model = spec if isinstance(spec, CandidateSource) else spec()
         t0 = time.perf_counter()
-        model.fit(split.train, rng=np.random.default_rng(seed))  # type: ignore[union-attr]
+        model.fit(split.train, rng=np.random.default_rng(seed))
         t1 = time.perf_counter()
-        cands = model.retrieve(users, depth, exclude_seen=exclude)
+        rankings[name] = model.topk(users, depth, exclude_seen=exclude)[0]
         t2 = time.perf_counter()
-        rankings[name] = cands.to_matrix(users, depth)
         timings[name] = {"fit_s": round(t1 - t0, 3), "rank_s": round(t2 - t1, 3)}
         logger.info("%s: fit %.2fs, rank %.2fs", name, t1 - t0, t2 - t1)
     result = score_rankings(rankings, split, ks=ks, metrics=metrics, extra=timings)

@@ -4,28 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 import numpy as np
-import polars as pl
 import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.schema import ITEM, SECONDS_PER_DAY
 
+if TYPE_CHECKING:
+    from shortlist.features.profile import UserProfiles
+    from shortlist.features.stats import HistoryStats
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """What a feature builder sees of a shard's candidates: per row, the user's row in ``profiles``
+    (outside ``0..n-1``: unknown), the item, and the time the features are computed at."""
+
+    profiles: UserProfiles
+    rows: np.ndarray
+    items: np.ndarray
+    ref: np.ndarray
+
 
 class FeatureBuilder(Protocol):
-    """Stage-2 features: ``fit`` on a history, ``transform`` candidates into exactly ``names`` columns.
+    """Stage-2 features: ``fit`` on a history's statistics, then ``compute`` exactly ``names`` for
+    candidate rows (one float32 array each, aligned with the rows)."""
 
-    ``transform`` takes a frame with at least ``user`` and ``item`` (and ``ref_ts``: the time the
-    features are computed at, per user) and returns a frame with one row per input row, in order.
-    """
+    @property
+    def names(self) -> list[str]: ...
 
-    names: list[str]
+    def fit(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self: ...
 
-    def fit(self, history: Interactions, *, items: Items | None = None) -> Self: ...
-
-    def transform(self, candidates: pl.DataFrame) -> pl.DataFrame: ...
+    def compute(self, r: FeatureRows) -> dict[str, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -50,15 +62,10 @@ class TimeScale:
 
 def table_cells(table: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``table[rows[r, j], cols[r]]`` for a (rows × n) index block into a dense 2-D table (indices
-    assumed valid). When every row holds the same ``rows`` (one user's request), the ``n`` table
-    rows are read whole (contiguous, prefetched) and then indexed by column: the same values as
-    ``n × len(cols)`` scattered reads of a table far larger than the CPU cache, at a fraction of
-    the cost."""
+    assumed valid)."""
     if not len(rows):
         return np.zeros(rows.shape, table.dtype)
-    if len(rows) > 1 and not ((rows[-1] == rows[0]).all() and (rows == rows[0]).all()):
-        return table.ravel().take(rows * table.shape[1] + cols[:, None])
-    return table[rows[0]][:, cols].T
+    return table.ravel().take(rows * table.shape[1] + cols[:, None])
 
 
 class SparseCells:

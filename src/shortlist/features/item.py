@@ -9,11 +9,10 @@ import polars as pl
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
-from shortlist.features.base import counts_before
+from shortlist.features.base import FeatureRows, counts_before
 from shortlist.features.stats import HistoryStats
 from shortlist.schema import DESCRIPTION, ITEM, SECONDS_PER_DAY, TIMESTAMP, TITLE, USER
 
-REF_TS = "ref_ts"
 WINDOWS = ("short", "medium", "long")
 
 #: name → one-line meaning (the ``names`` of :class:`ItemFeatures`, in order).
@@ -45,10 +44,7 @@ class ItemFeatures:
         self.static_: dict[str, np.ndarray] | None = None
         self.at_end_: tuple[list[np.ndarray], np.ndarray] | None = None
 
-    def fit(self, history: Interactions, *, items: Items | None = None) -> Self:
-        return self.fit_stats(HistoryStats.build(history, items), history, items=items)
-
-    def fit_stats(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self:
+    def fit(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self:
         n = history.n_items
         f = history.frame
         per_item = f.group_by(ITEM).agg(
@@ -93,16 +89,11 @@ class ItemFeatures:
             return [c[it_safe] for c in counts], last[it_safe]
         return counts_before(self.stats_.item_times, it_safe, ref, self._widths())
 
-    def transform(self, candidates: pl.DataFrame) -> pl.DataFrame:
-        it = candidates.get_column(ITEM).to_numpy().astype(np.int64)
-        ref = candidates.get_column(REF_TS).to_numpy().astype(np.int64)
-        return pl.DataFrame(self.compute(it, ref))
-
-    def compute(self, it: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
+    def compute(self, r: FeatureRows) -> dict[str, np.ndarray]:
         """Features for candidate rows (item, reference time)."""
         if self.stats_ is None or self.static_ is None:
             raise NotFittedError("ItemFeatures")
-        st, s = self.stats_, self.static_
+        st, s, it, ref = self.stats_, self.static_, r.items, r.ref
         known = (it >= 0) & (it < st.n_items)
         it_safe = np.where(known, it, 0)
 

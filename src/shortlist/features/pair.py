@@ -7,17 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import Self
 
 import numpy as np
-import polars as pl
 import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
-from shortlist.features.base import SparseCells, table_cells
+from shortlist.features.base import FeatureRows, SparseCells, table_cells
 from shortlist.features.profile import UserProfiles
 from shortlist.features.stats import HistoryStats
-from shortlist.schema import ITEM, SECONDS_PER_DAY, USER
-
-REF_TS = "ref_ts"
+from shortlist.schema import SECONDS_PER_DAY
 
 PAIR_FEATURES: dict[str, str] = {
     "pair_count": "times the user had the item (repurchase count)",
@@ -48,22 +45,11 @@ class PairFeatures:
         self.stats_: HistoryStats | None = None
         self._tables: dict[str, np.ndarray | SparseCells] = {}
 
-    def fit(self, history: Interactions, *, items: Items | None = None) -> Self:
-        return self.fit_stats(HistoryStats.build(history, items), history, items=items)
-
-    def fit_stats(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self:
+    def fit(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self:
         self.stats_ = stats
         return self
 
-    def transform(self, candidates: pl.DataFrame) -> pl.DataFrame:
-        if self.stats_ is None:
-            raise NotFittedError("PairFeatures")
-        u = candidates.get_column(USER).to_numpy().astype(np.int64)
-        i = candidates.get_column(ITEM).to_numpy().astype(np.int64)
-        ref = candidates.get_column(REF_TS).to_numpy().astype(np.int64)
-        return pl.DataFrame(self.compute(self.stats_.profiles, u, i, ref))
-
-    def _similarity(self, name: str) -> np.ndarray | SparseCells:
+    def table(self, name: str) -> np.ndarray | SparseCells:
         """A dense item × item table when small enough (one gather per lookup), else sorted cells."""
         if name not in self._tables:
             sim = self.similarities[name]
@@ -71,8 +57,9 @@ class PairFeatures:
             self._tables[name] = np.asarray(sim.toarray(), dtype=np.float32) if small else SparseCells(sim)
         return self._tables[name]
 
-    def compute(self, profiles: UserProfiles, rows: np.ndarray, i: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
-        """Features for candidate rows (``profiles`` row, item, reference time); unknown rows/items give NaN/0."""
+    def compute(self, r: FeatureRows) -> dict[str, np.ndarray]:
+        """Features for candidate rows (profile row, item, reference time); unknown rows/items give NaN/0."""
+        profiles, rows, i, ref = r.profiles, r.rows, r.items, r.ref
         st = self.stats_
         if st is None:
             raise NotFittedError("PairFeatures")
@@ -99,29 +86,15 @@ class PairFeatures:
         price = np.where(ki, st.item_price[is_], np.nan)
         out["pair_price_ratio"] = np.where(ku, price / profiles.price[us], np.nan).astype(np.float32)
         out["pair_pop_gap"] = np.where(ku & ki, st.tables.item_pop[is_] - profiles.pop[us], np.nan).astype(np.float32)
-        # One user's rows (a request): each dense table's rows for their recent items are read once,
-        # as an (n × rows) block, instead of checking and transposing per lookup.
-        one = len(us) > 1 and bool((us == us[0]).all())
         pair_ok = ku & ki
         for n in self.last_n:
             # Σ over the user's last n items in ascending id order, added one at a time: the order
-            # (and so every float32 rounding) is the same for one request or a whole batch.
-            recent_all = profiles.recent_sorted(n)
-            recent = None
+            # (and so every float32 rounding) is a row's own, whatever the shard.
+            recent = profiles.recent_sorted(n)[us]
+            recent[~pair_ok] = -1
+            absent = recent < 0
             for sname in self.similarities:
-                table = self._similarity(sname)
-                if one and isinstance(table, np.ndarray):
-                    mine = recent_all[us[0]]
-                    block = table[np.maximum(mine, 0)][:, is_]
-                    block[mine < 0] = 0.0
-                    if not pair_ok.all():
-                        block[:, ~pair_ok] = 0.0
-                    out[f"{sname}_last{n}"] = _block_sums(block)
-                    continue
-                if recent is None:
-                    recent = recent_all[us]
-                    recent[~pair_ok] = -1
-                absent = recent < 0
+                table = self.table(sname)
                 if isinstance(table, np.ndarray):
                     vals = table_cells(table, np.maximum(recent, 0), is_)
                     vals[absent] = 0.0
@@ -129,14 +102,6 @@ class PairFeatures:
                     vals = table.get(recent, np.broadcast_to(is_[:, None], recent.shape)).astype(np.float32)
                 out[f"{sname}_last{n}"] = _row_sums(vals)
         return {name: out[name] for name in self.names}
-
-
-def _block_sums(block: np.ndarray) -> np.ndarray:
-    """:func:`_row_sums` of ``block.T``: Σ down the rows, one at a time, in float32 (the same order)."""
-    acc = np.zeros(block.shape[1], dtype=np.float32)
-    for j in range(block.shape[0]):
-        acc += block[j]
-    return acc
 
 
 def _row_sums(vals: np.ndarray) -> np.ndarray:

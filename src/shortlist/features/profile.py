@@ -96,10 +96,7 @@ class UserProfiles:
         q = np.where((rows >= 0) & (rows < self.n) & (items >= 0) & (items < n_items), rows * n_items + items, -1)
         if not len(self.pair_keys):
             return np.zeros(len(q), np.int64), np.zeros(len(q), bool)
-        lo, hi = 0, len(self.pair_keys)
-        if len(rows) and 0 <= rows[0] < self.n and (rows == rows[0]).all():  # one user: search their keys only
-            lo, hi = (int(x) for x in np.searchsorted(self.pair_keys, [rows[0] * n_items, (rows[0] + 1) * n_items]))
-        pos = np.minimum(lo + np.searchsorted(self.pair_keys[lo:hi], q), len(self.pair_keys) - 1)
+        pos = np.minimum(np.searchsorted(self.pair_keys, q), len(self.pair_keys) - 1)
         return pos, self.pair_keys[pos] == q
 
     @classmethod

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from collections.abc import Mapping
 from typing import Self
 
 import numpy as np
-import polars as pl
 import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
-from shortlist.features.base import table_cells
+from shortlist.features.base import FeatureRows, table_cells
 from shortlist.features.profile import UserProfiles
 from shortlist.features.stats import HistoryStats
-from shortlist.schema import ITEM, USER
 
 SIMILARITY_FEATURES: dict[str, str] = {
     "sim_mean": "cosine of the item to the recency-weighted mean vector of the user's last 50 items",
@@ -30,27 +26,6 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return (v / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-class CosineTables:
-    """Item × item cosine tables shared by the feature pipelines of one fit, keyed by the vectors'
-    bytes: vectors that do not change between the label windows and the final fit (the catalogue's
-    text vectors) give one table for all of them. Thread-safe; one build per distinct vectors."""
-
-    def __init__(self) -> None:
-        self._tables: dict[bytes, np.ndarray] = {}
-        self._locks: dict[bytes, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def get(self, v: np.ndarray) -> np.ndarray:
-        """The cosine table of (L2-normalised, float32) ``v``: ``v @ v.T``."""
-        key = hashlib.blake2b(np.ascontiguousarray(v).tobytes(), digest_size=16).digest() + str(v.shape).encode()
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            if key not in self._tables:
-                self._tables[key] = np.asarray(v @ v.T, dtype=np.float32)  # v is float32: no copy
-            return self._tables[key]
-
-
 class SimilarityFeatures:
     """``<name>_sim_mean``, ``<name>_sim_last1``, ``<name>_sim_max10`` for each item-vector table.
 
@@ -58,19 +33,15 @@ class SimilarityFeatures:
     the history, and the source's own score column already carries its trained similarity.
     """
 
-    def __init__(self, *, embeddings: Mapping[str, np.ndarray], history_len: int = 50, decay: float = 0.9,
-                 shared: CosineTables | None = None) -> None:
+    def __init__(self, *, embeddings: Mapping[str, np.ndarray], history_len: int = 50, decay: float = 0.9) -> None:
         self.embeddings = {k: _normalise(np.asarray(v, dtype=np.float32)) for k, v in embeddings.items()}
-        self.history_len, self.decay, self.shared = history_len, decay, shared
+        self.history_len, self.decay = history_len, decay
         self.names = [f"{k}_{f}" for k in self.embeddings for f in SIMILARITY_FEATURES]
         self.profiles_: UserProfiles | None = None
         self.user_mean_: dict[str, np.ndarray] | None = None
         self._tables: dict[str, np.ndarray] = {}  # item × item cosine, built on first use
 
-    def fit(self, history: Interactions, *, items: Items | None = None) -> Self:
-        return self.fit_stats(HistoryStats.build(history, items), history, items=items)
-
-    def fit_stats(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self:
+    def fit(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self:
         self.profiles_ = stats.profiles
         self.user_mean_ = self.user_means(stats.profiles)
         return self
@@ -93,17 +64,11 @@ class SimilarityFeatures:
             out[name] = _normalise(np.asarray(w @ v, dtype=np.float32))
         return out
 
-    def transform(self, candidates: pl.DataFrame) -> pl.DataFrame:
-        if self.profiles_ is None:
-            raise NotFittedError("SimilarityFeatures")
-        u = candidates.get_column(USER).to_numpy().astype(np.int64)
-        i = candidates.get_column(ITEM).to_numpy().astype(np.int64)
-        return pl.DataFrame(self.compute(self.profiles_, u, i))
-
-    def compute(self, profiles: UserProfiles, u: np.ndarray, i: np.ndarray) -> dict[str, np.ndarray]:
-        """Features for candidate rows (``profiles`` row, item); the fitted profiles' means are cached."""
+    def compute(self, r: FeatureRows) -> dict[str, np.ndarray]:
+        """Features for candidate rows (profile row, item); the fitted profiles' means are cached."""
         if self.profiles_ is None or self.user_mean_ is None:
             raise NotFittedError("SimilarityFeatures")
+        profiles, u, i = r.profiles, r.rows, r.items
         means = self.user_mean_ if profiles is self.profiles_ else self.user_means(profiles)
         known = (u >= 0) & (u < profiles.n)
         us = np.where(known, u, 0)
@@ -114,28 +79,20 @@ class SimilarityFeatures:
             ok = known & (i >= 0) & (i < len(v))
             is_ = np.where(ok, i, 0)
             out[f"{name}_sim_mean"] = np.where(ok, _row_dots(means[name], us, v, is_), np.nan)
-            n = len(v)
-            if n * n <= DENSE_ITEM_TABLE_CELLS and len(us) > 1 and (us == us[0]).all():
-                # one user's rows (a request): their recent items' table rows read once, (10 × rows)
-                mine = rec[0]
-                block = self._table(name, v)[np.maximum(mine, 0)][:, is_]
-                block[mine < 0] = -np.inf
-                first, best = block[0], block.max(axis=0)  # max: exact, so the same as over axis 1
+            if len(v) ** 2 > DENSE_ITEM_TABLE_CELLS:
+                sims = _recent_similarities(v, profiles.recent[:, :10], us, is_)
             else:
-                if n * n > DENSE_ITEM_TABLE_CELLS:
-                    sims = _recent_similarities(v, profiles.recent[:, :10], us, is_)
-                else:
-                    sims = table_cells(self._table(name, v), np.maximum(rec, 0), is_)
-                sims[missing] = -np.inf
-                first, best = sims[:, 0], sims.max(axis=1)  # as nanmax over the recent items present
+                sims = table_cells(self.table(name, v), np.maximum(rec, 0), is_)
+            sims[missing] = -np.inf
+            first, best = sims[:, 0], sims.max(axis=1)  # as nanmax over the recent items present
             out[f"{name}_sim_last1"] = np.where(ok & ~missing[:, 0], first, np.nan)
             out[f"{name}_sim_max10"] = np.where(ok & (best > -np.inf), best, np.nan)
         return {k: v.astype(np.float32) for k, v in out.items()}
 
-    def _table(self, name: str, v: np.ndarray) -> np.ndarray:
+    def table(self, name: str, v: np.ndarray) -> np.ndarray:
         """The item × item cosine table (2-D, as the pair features' tables), built on first use."""
         if name not in self._tables:
-            self._tables[name] = (self.shared or CosineTables()).get(v)
+            self._tables[name] = np.asarray(v @ v.T, dtype=np.float32)
         return self._tables[name]
 
 

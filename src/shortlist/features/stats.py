@@ -120,7 +120,7 @@ def _item_attributes(history: Interactions, items: Items | None) -> tuple[np.nda
             c = items.aligned(CATEGORY).cast(pl.Utf8)
             codes = c.rank("dense").to_numpy()
             category = np.where(c.is_null().to_numpy(), -1, np.nan_to_num(codes, nan=0) - 1).astype(np.int32)
-            sets = [frozenset() if v is None else frozenset([v]) for v in c.to_list()[:n]]
+            sets = items.category_sets()[:n]
     return price, category, category_membership(sets, n)
 
 

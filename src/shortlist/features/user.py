@@ -5,15 +5,11 @@ from __future__ import annotations
 from typing import ClassVar, Self
 
 import numpy as np
-import polars as pl
 
 from shortlist.data.containers import Interactions, Items
-from shortlist.errors import NotFittedError
-from shortlist.features.profile import UserProfiles
+from shortlist.features.base import FeatureRows
 from shortlist.features.stats import HistoryStats
-from shortlist.schema import SECONDS_PER_DAY, USER
-
-REF_TS = "ref_ts"
+from shortlist.schema import SECONDS_PER_DAY
 
 USER_FEATURES: dict[str, str] = {
     "user_n": "interactions in the user's history",
@@ -39,22 +35,13 @@ class UserFeatures:
     def __init__(self) -> None:
         self.stats_: HistoryStats | None = None
 
-    def fit(self, history: Interactions, *, items: Items | None = None) -> Self:
-        return self.fit_stats(HistoryStats.build(history, items), history, items=items)
-
-    def fit_stats(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self:
+    def fit(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self:
         self.stats_ = stats
         return self
 
-    def transform(self, candidates: pl.DataFrame) -> pl.DataFrame:
-        if self.stats_ is None:
-            raise NotFittedError("UserFeatures")
-        u = candidates.get_column(USER).to_numpy().astype(np.int64)
-        ref = candidates.get_column(REF_TS).to_numpy().astype(np.int64)
-        return pl.DataFrame(self.compute(self.stats_.profiles, u, ref))
-
-    def compute(self, profiles: UserProfiles, rows: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
-        """Features for candidate rows owned by ``profiles`` rows ``rows`` (outside ``0..n-1``: unknown)."""
+    def compute(self, r: FeatureRows) -> dict[str, np.ndarray]:
+        """Features for candidate rows owned by profile rows ``r.rows`` (outside ``0..n-1``: unknown)."""
+        profiles, rows, ref = r.profiles, r.rows, r.ref
         known = (rows >= 0) & (rows < profiles.n)
         us = np.where(known, rows, 0)
         out = {name: np.where(known, profiles.static[name][us], np.nan).astype(np.float32)

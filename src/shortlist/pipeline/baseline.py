@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -20,14 +20,17 @@ from shortlist.pipeline.artifacts import (
     write_manifest,
 )
 from shortlist.pipeline.external import internal_users, to_external
+from shortlist.pipeline.ranked import lists_frame
 from shortlist.retrieval.base import CandidateSource, check_k
-from shortlist.retrieval.chain import Chain, chain_candidates
+from shortlist.retrieval.chain import Chain, chain_topk
 from shortlist.retrieval.popularity import Popularity
 from shortlist.retrieval.registry import load_source, save_source
 from shortlist.retrieval.repurchase import Repurchase
 
 BaselineKind = Literal["auto", "popular", "popular_recent", "repurchase_then_popular"]
 KIND = "baseline"
+#: Users a shard of :meth:`BaselineRecommender.recommend_batches`.
+SHARD_USERS = 50_000
 
 
 def make_baseline(kind: str) -> CandidateSource:
@@ -84,11 +87,19 @@ class BaselineRecommender:
         ext, internal = internal_users(user_ids, users)
         u = internal.to_numpy().astype(np.int64)
         exclude = not self.allow_repeats
-        cands = chain_candidates(
-            [source.retrieve(u, k, exclude_seen=exclude), fallback.retrieve(u, k, exclude_seen=exclude)],
-            k, source.name,
-        )
-        return to_external(cands, internal, ext, items)
+        lists, scores = chain_topk([source.topk(u, k, exclude_seen=exclude), fallback.topk(u, k, exclude_seen=exclude)], k)
+        return to_external(lists_frame(u, lists, scores), internal, ext, items)
+
+    def recommend_batches(self, user_ids: Sequence[str] | pl.Series | None, k: int) -> Iterator[pl.DataFrame]:
+        """:meth:`recommend` a shard of users at a time (``None``: every user of the fit)."""
+        _, _, users, _ = self._check()
+        ids = users.ids if user_ids is None else user_ids
+        for lo in range(0, max(len(ids), 1), SHARD_USERS):
+            yield self.recommend(ids[lo:lo + SHARD_USERS], k)
+
+    @property
+    def n_users(self) -> int:
+        return len(self._check()[2])
 
     # --- persistence -------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import polars as pl
 
 from shortlist.data.ids import IdMap, normalize_ids
 from shortlist.errors import IdValueError
-from shortlist.retrieval.candidates import Candidates
 from shortlist.schema import ITEM, ITEM_ID, RANK, SCORE, USER, USER_ID
 
 
@@ -38,9 +37,10 @@ def internal_users(user_ids: Sequence[str | int] | pl.Series, users: IdMap) -> t
     return ext, idx.fill_null(fill)
 
 
-def to_external(cands: Candidates, internal: pl.Series, ext: pl.Series, items: IdMap) -> pl.DataFrame:
-    """``user_id, item_id, rank, score`` rows in request order, ranks 1-based per user."""
-    lookup = pl.DataFrame({USER: internal, USER_ID: ext, "_o": np.arange(len(ext))})
-    f = cands.frame.join(lookup, on=USER, how="inner")
+def to_external(ranked: pl.DataFrame, internal: pl.Series, ext: pl.Series, items: IdMap) -> pl.DataFrame:
+    """``user_id, item_id, rank, score`` rows in request order, ranks 1-based per user, from internal
+    ``user, item, rank, score`` rows."""
+    lookup = pl.DataFrame({USER: internal.cast(pl.Int64), USER_ID: ext, "_o": np.arange(len(ext))})
+    f = ranked.with_columns(pl.col(USER).cast(pl.Int64)).join(lookup, on=USER, how="inner")
     f = f.with_columns(items.external(f.get_column(ITEM)).alias(ITEM_ID))
     return f.sort(["_o", RANK]).select(USER_ID, ITEM_ID, RANK, SCORE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -12,7 +13,14 @@ from shortlist.pipeline.artifacts import read_manifest
 
 
 class Recommender(Protocol):
+    """What every saved model answers: lists for users, all at once or a shard at a time."""
+
+    @property
+    def n_users(self) -> int: ...
+
     def recommend(self, user_ids: pl.Series, k: int) -> pl.DataFrame: ...
+
+    def recommend_batches(self, user_ids: pl.Series | None, k: int) -> Iterator[pl.DataFrame]: ...
 
 
 def load_model(directory: Path | str) -> Recommender:

@@ -13,7 +13,7 @@ from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
 def check_options(ranker: str, ranker_params: Mapping[str, Any], sources: Sequence[str] | None,
                    source_params: Mapping[str, Any]) -> None:
     """Unknown ranker parameters, rankers or source names fail now, naming what is valid."""
-    from shortlist.pipeline.sources import SOURCE_CATALOGUE
+    from shortlist.retrieval.registry import SOURCES
 
     if ranker not in ("lightgbm", "xgboost"):
         raise ConfigError(f"ranker must be 'lightgbm' or 'xgboost', got {ranker!r}")
@@ -23,5 +23,5 @@ def check_options(ranker: str, ranker_params: Mapping[str, Any], sources: Sequen
     if unknown:
         raise ConfigError(f"unknown {ranker} ranker parameter(s) {unknown}; valid: {', '.join(valid)}")
     for name in [*(sources or []), *source_params]:
-        if name not in SOURCE_CATALOGUE:
-            raise ConfigError(f"unknown source {name!r}; known: {', '.join(SOURCE_CATALOGUE)}")
+        if name not in SOURCES:
+            raise ConfigError(f"unknown source {name!r}; known: {', '.join(SOURCES)}")

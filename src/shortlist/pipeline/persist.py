@@ -3,9 +3,9 @@
 Layout: ``history.parquet`` (the training interactions, internal ids), ``users.parquet`` /
 ``items.parquet`` (id maps), ``catalogue.parquet`` (item catalogue, optional), ``sources/<name>/``
 (JSON params + ``.npy``), ``ranker.txt`` (LightGBM text model) or ``ranker.json`` (XGBoost),
-``features.json``, ``metrics.json``, ``importance.csv`` and ``manifest.json`` (versions, config,
-data fingerprint, SHA-256 of every file). Feature statistics are recomputed from the history on
-load through the same code path as in training; nothing is unpickled.
+``features.json``, ``metrics.json``, ``importance.csv`` and ``manifest.json`` (versions, the config
+as given and as derived from the data, data fingerprint, SHA-256 of every file). Feature statistics
+are recomputed from the history on load through the same code as in training; nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from shortlist.config import TwoStageConfig
 from shortlist.data.containers import Interactions, Items
 from shortlist.data.ids import IdMap
 from shortlist.errors import ModelLoadError, NotFittedError
@@ -27,8 +28,9 @@ from shortlist.pipeline.artifacts import (
     save_json,
     write_manifest,
 )
-from shortlist.pipeline.sources import CandidateGenerator
+from shortlist.pipeline.stage1 import Stage1
 from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
+from shortlist.retrieval.fusion import Fusion
 from shortlist.retrieval.popularity import Popularity
 
 if TYPE_CHECKING:
@@ -38,34 +40,34 @@ KIND = "two_stage"
 
 
 def save_two_stage(model: TwoStageRecommender, directory: Path | str) -> Path:
-    if model.generator_ is None or model.features_ is None or model.history_ is None:
+    if model.stage1_ is None or model.features_ is None or model.history_ is None or model.resolved_ is None:
         raise NotFittedError("TwoStageRecommender")
-    directory = Path(directory)
-    history = model.history_
+    history, stage, feats = model.history_, model.stage1_, model.features_
     with atomic_directory(directory) as tmp:
         history.frame.write_parquet(tmp / "history.parquet")
         save_ids(tmp / "users.parquet", history.users.ids)
         save_ids(tmp / "items.parquet", history.items.ids)
         if model.items_ is not None:
             model.items_.frame.write_parquet(tmp / "catalogue.parquet")
-        model.generator_.save(tmp / "sources")
+        stage.save(tmp / "sources")
         ranker_file = None
         if model.ranker_ is not None:
             ranker_file = "ranker.json" if isinstance(model.ranker_, XGBRanker) else "ranker.txt"
             model.ranker_.save(tmp / ranker_file)
             model.importance().write_csv(tmp / "importance.csv")
-        feats = model.features_
         save_json(tmp / "features.json", {"names": feats.names, "categorical": feats.categorical,
                                           "descriptions": feats.descriptions()})
         save_json(tmp / "metrics.json", model.metrics_)
-        write_manifest(tmp, kind=KIND, config=model.config(), extra={
+        write_manifest(tmp, kind=KIND, config=model.config.to_json(), extra={
+            "resolved_config": model.resolved_.to_json(),
+            "fusion": stage.fusion.to_json(),
             "data_fingerprint": history.fingerprint(),
-            "sources": list(model.generator_.sources_),
+            "sources": list(stage.names),
             "ranker_file": ranker_file,
             "n_users": history.n_users,
             "n_items": history.n_items,
         })
-    return directory
+    return Path(directory)
 
 
 def load_two_stage(directory: Path | str) -> TwoStageRecommender:
@@ -75,18 +77,20 @@ def load_two_stage(directory: Path | str) -> TwoStageRecommender:
     manifest = read_manifest(directory)
     if manifest.get("kind") != KIND:
         raise ModelLoadError(f"{directory}: a {manifest.get('kind')!r} model, not a two-stage model")
-    model = TwoStageRecommender(**manifest["config"])
+    if "resolved_config" not in manifest:
+        raise ModelLoadError(f"{directory}: a model saved by an older shortlist; re-run `shortlist fit`")
+    model = TwoStageRecommender(TwoStageConfig.from_json(manifest["config"]))
+    resolved = TwoStageConfig.from_json(manifest["resolved_config"])
     users, items = IdMap(load_ids(directory / "users.parquet")), IdMap(load_ids(directory / "items.parquet"))
     history = Interactions(pl.read_parquet(directory / "history.parquet"), users, items)
     catalogue = None
     if (directory / "catalogue.parquet").exists():
         catalogue = Items(pl.read_parquet(directory / "catalogue.parquet"), items)
-    gen = model._generator(history)
-    gen.names = list(manifest["sources"])
-    model.generator_ = gen.load(directory / "sources")
-    model.source_weights_ = load_json(directory / "metrics.json").get("source_weights")
-    model.generator_.weights = model.source_weights_
-    model.features_ = model._features(model.generator_, history, catalogue)
+    assert resolved.max_candidates is not None
+    stage = Stage1.load(directory / "sources", manifest["sources"], per_source=resolved.per_source,
+                        max_candidates=resolved.max_candidates, fusion=Fusion.from_json(manifest["fusion"]))
+    model.resolved_, model.stage1_ = resolved, stage
+    model.features_ = model._features(stage, history, catalogue)
     saved = load_json(directory / "features.json")
     if saved["names"] != model.features_.names:
         raise ModelLoadError(f"{directory}: the saved feature list does not match this shortlist version's "
@@ -99,9 +103,8 @@ def load_two_stage(directory: Path | str) -> TwoStageRecommender:
         model.ranker_ = ranker.load_model(directory / ranker_file, feature_names=saved["names"], metrics=metrics)
     model.history_, model.items_ = history, catalogue
     model.fallback_ = Popularity(name="fallback_popular").fit(history)
-    model.fingerprint_ = manifest.get("data_fingerprint")
     model.features_.warm()
     return model
 
 
-__all__ = ["KIND", "CandidateGenerator", "load_two_stage", "save_two_stage"]
+__all__ = ["KIND", "load_two_stage", "save_two_stage"]

@@ -15,10 +15,10 @@ import polars as pl
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from shortlist.data.containers import Interactions
+from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
-from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, require_fitted
-from shortlist.retrieval.topk import row_block, row_entries, row_topk, rows_of, topk_dense
+from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
+from shortlist.retrieval.topk import row_block, rows_of, topk_dense
 from shortlist.schema import EVENT, EVENT_STRENGTH, ITEM, USER, WEIGHT
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def fold_in(conf: sp.csr_matrix, item_factors: np.ndarray, regularization: float
     return out
 
 
-class ALS(TopKRetrieval):
+class ALS:
     """Implicit ALS candidates: top inner products ``u · v``, seen items excluded.
 
     ``confidence``: ``"log"`` is ``1 + alpha·log1p(c / eps)``, ``"linear"`` is ``1 + alpha·c``,
@@ -135,7 +135,6 @@ class ALS(TopKRetrieval):
         self.counts_: sp.csr_matrix | None = None
         self.active_items_: np.ndarray | None = None
         self._items64: np.ndarray | None = None
-        self._item_norms: np.ndarray | None = None  # ‖item factor‖₂ (float64), for _exact_topk_dot's bound
         self._gram_: np.ndarray | None = None
         self.idf_: np.ndarray | None = None
         self.avg_len_: float = 0.0
@@ -153,17 +152,18 @@ class ALS(TopKRetrieval):
                              shape=counts.shape)
         return conf
 
-    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
+    def fit(self, history: Interactions, *, items: Items | None = None,
+            rng: np.random.Generator | None = None) -> Self:
         counts = interaction_strength(history, event_weights=self.event_weights)
         df = np.diff(counts.tocsc().indptr)
         self.idf_ = np.log(max(counts.shape[0], 1)) - np.log1p(df)
         self.avg_len_ = float(np.diff(counts.indptr).mean()) if counts.shape[0] else 0.0
         conf = self._confidence(counts)
         seed = int((rng if rng is not None else np.random.default_rng(0)).integers(2**31 - 1))
-        users, items = _train(conf, factors=self.factors, regularization=self.regularization,
-                              iterations=self.iterations, seed=seed, num_threads=self.num_threads,
-                              use_gpu=self.use_gpu)
-        self._set(users, items, counts)
+        user_factors, item_factors = _train(conf, factors=self.factors, regularization=self.regularization,
+                                            iterations=self.iterations, seed=seed, num_threads=self.num_threads,
+                                            use_gpu=self.use_gpu)
+        self._set(user_factors, item_factors, counts)
         return self
 
     def _set(self, users: np.ndarray, items: np.ndarray, counts: sp.csr_matrix) -> None:
@@ -177,7 +177,6 @@ class ALS(TopKRetrieval):
         self.counts_ = counts
         self.active_items_ = active_i
         self._items64 = self.item_factors_.astype(np.float64)
-        self._item_norms = np.linalg.norm(self._items64, axis=1)
         self._gram_ = None
 
     # -- retrieval -------------------------------------------------------------------------
@@ -186,28 +185,9 @@ class ALS(TopKRetrieval):
         check_k(k)
         require_fitted(self, "user_factors_")
         assert self.seen_ is not None
-        users = np.asarray(users, dtype=np.int64)
-        if users.size == 1:  # a request: the seen row's arrays, no sparse matrix object
-            seen_items = row_entries(self.seen_, int(users.reshape(-1)[0]))[0]
-            return self._search_one(self.user_embeddings(users.reshape(-1)), seen_items, k, exclude_seen)
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
         seen = rows_of(self.seen_, users)
         return self._search(self.user_embeddings(users), np.diff(seen.indptr) > 0, seen, k, exclude_seen)
-
-    def _search_one(self, vec: np.ndarray, seen_items: np.ndarray, k: int,
-                    exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_search` for one user (``vec`` 1 × factors), the seen items as an index array.
-
-        The same list and scores as the float64 product over every item, from a float32 product
-        (half the memory read) whose rounding error is bounded: only items whose score could still
-        reach the ``k``-th best are rescored in float64 (:func:`_exact_topk_dot`)."""
-        assert self._items64 is not None and self.active_items_ is not None and self.item_factors_ is not None
-        if not len(seen_items):  # no history: no ALS candidates (as in _search)
-            return row_topk(np.zeros(0, np.int64), np.zeros(0, np.float32), k)
-        eligible = self.active_items_.copy()
-        if exclude_seen:
-            eligible[seen_items] = False
-        assert self._item_norms is not None
-        return _exact_topk_dot(vec[0], self.item_factors_, self._items64, self._item_norms, eligible, k)
 
     def topk_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
@@ -313,30 +293,3 @@ def _train(conf: sp.csr_matrix, *, factors: int, regularization: float, iteratio
             model = model.to_cpu()
     logger.info("ALS: %d users x %d items, %d factors, gpu=%s", *conf.shape, factors, gpu)
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
-
-
-def _exact_topk_dot(u: np.ndarray, items32: np.ndarray, items64: np.ndarray, norms: np.ndarray,
-                    eligible: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` of ``float32(items64 @ float64(u))`` over ``eligible`` items (others -inf), as
-    :func:`topk_dense` lists them, reading the float32 factors for all items and the float64 ones
-    only for items that can still make the cut.
-
-    The float32 product's error on item ``i`` is at most ``γ_d · ‖u‖·‖v_i‖`` (``γ_d = d·2⁻²⁴ /
-    (1 - d·2⁻²⁴)``, any summation order, FMA or not); the float64 product's is 2²⁹ times smaller,
-    and rounding it to float32 moves it by at most ``2⁻²⁴·|s|``. With that bound (doubled, for
-    the norms' own rounding), every item whose upper bound is below the ``k``-th largest lower
-    bound is beaten by ``k`` items for certain; the rest are rescored exactly and ranked.
-    """
-    d = items32.shape[1]
-    u32 = np.ascontiguousarray(u, dtype=np.float32)
-    idx = np.flatnonzero(eligible)
-    kk = min(k, len(idx))
-    if kk == 0:
-        return row_topk(idx, np.zeros(0, np.float32), k)
-    approx = (items32 @ u32)[idx].astype(np.float64)
-    eps = d * 2.0**-24 / (1 - d * 2.0**-24) * (1 + 2.0**-23) + d * 2.0**-52
-    slack = 2.0 * eps * float(np.linalg.norm(u32.astype(np.float64))) * norms[idx] + 2.0**-22 * np.abs(approx)
-    lower = approx - slack
-    cut = np.partition(lower, len(idx) - kk)[len(idx) - kk]  # the kk-th largest lower bound
-    cand = idx[approx + slack >= cut]
-    return row_topk(cand, (items64[cand] @ u32.astype(np.float64)).astype(np.float32), k)

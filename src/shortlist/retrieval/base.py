@@ -1,34 +1,43 @@
-"""The ``CandidateSource`` protocol and the pieces every source shares."""
+"""The ``CandidateSource`` protocol the pipeline calls, the optional roles a source may play, and
+the pieces every source shares."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
 
-from shortlist.data.containers import Interactions
 from shortlist.errors import ConfigError, NotFittedError
-from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.topk import rows_of
 
+if TYPE_CHECKING:
+    from shortlist.data.containers import Interactions, Items
+
 State = tuple[dict[str, Any], dict[str, np.ndarray]]
+TopK = tuple[np.ndarray, np.ndarray]
 
 
 @runtime_checkable
 class CandidateSource(Protocol):
     """Stage 1: propose up to ``k`` scored items per user.
 
-    ``fit`` learns from a history and returns ``self``; ``retrieve`` never returns more than ``k``
-    rows per user, never a seen item when ``exclude_seen``, and handles users unknown at fit time.
-    ``get_state``/``from_state`` give JSON params + numpy arrays for saving without pickle.
+    ``fit`` learns from a history (and the catalogue, for sources that read it) and returns
+    ``self``. ``topk`` answers a shard of fitted users, ``topk_for_history`` an ad-hoc history (a
+    session, or a history that grew online): (rows × ``k``) items and float32 scores, best first,
+    padded with -1 / -inf, never a seen item when ``exclude_seen``; users unknown at fit time get
+    empty rows. ``get_state``/``from_state`` give JSON params + numpy arrays (saved without pickle).
     """
 
     name: str
 
-    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self: ...
+    def fit(self, history: Interactions, *, items: Items | None = None,
+            rng: np.random.Generator | None = None) -> Self: ...
 
-    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates: ...
+    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> TopK: ...
+
+    def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
+                         exclude_seen: bool = True) -> TopK: ...
 
     def get_state(self) -> State: ...
 
@@ -36,33 +45,32 @@ class CandidateSource(Protocol):
     def from_state(cls, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> Self: ...
 
 
-class TopKRetrieval:
-    """``retrieve`` / ``retrieve_for_history`` as frames of a source's top-k matrices.
+@runtime_checkable
+class HasItemEmbeddings(Protocol):
+    """A source that learns item vectors (the similarity features compare a user's items with them)."""
 
-    A source implements ``topk(users, k, exclude_seen=)`` and ``topk_for_history(items, k,
-    timestamps=, exclude_seen=)`` — (rows × k) items and scores, best first, padded -1 / -inf: the
-    arrays the serving path fuses directly — and inherits the two frame-returning methods here.
-    """
+    def item_embeddings(self) -> np.ndarray: ...
 
-    name: str
 
-    def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+@runtime_checkable
+class HasItemSimilarity(Protocol):
+    """A source with an item × item similarity graph (the pair features sum it over recent items)."""
 
-    def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
-                         exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+    def item_similarity(self) -> sp.csr_matrix: ...
 
-    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
-        """Top-``k`` candidates per user, as :meth:`topk` lists them."""
-        users = np.asarray(users, dtype=np.int64).reshape(-1)
-        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
 
-    def retrieve_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
-                             exclude_seen: bool = True) -> Candidates:
-        """Top-``k`` candidates for an ad-hoc history (user id -1), as :meth:`topk_for_history` lists them."""
-        top = self.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
-        return Candidates.from_topk(np.array([-1]), *top, self.name)
+@runtime_checkable
+class HasItemPrior(Protocol):
+    """A source with a per-item prior (log popularity) the learned fusion may weigh."""
+
+    def item_prior(self) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Warmable(Protocol):
+    """A source that can build a per-request index once, at serving load (lists are the same)."""
+
+    def warm(self) -> Self: ...
 
 
 def check_k(k: int, n_items: int | None = None) -> int:
@@ -71,6 +79,11 @@ def check_k(k: int, n_items: int | None = None) -> int:
     if not isinstance(k, int | np.integer) or k <= 0:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
     return int(k) if n_items is None else max(1, min(int(k), n_items))
+
+
+def empty_topk(rows: int, k: int) -> TopK:
+    """(rows × k) of padding: no candidates."""
+    return np.full((rows, k), -1, np.int64), np.full((rows, k), -np.inf, np.float32)
 
 
 def require_fitted(obj: object, attr: str) -> None:

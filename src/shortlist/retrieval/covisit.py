@@ -19,17 +19,17 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from shortlist.data.containers import Interactions, read_only
+from shortlist.data.containers import Interactions, Items, read_only
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import (
     State,
-    TopKRetrieval,
     check_k,
     csr_from_arrays,
     csr_to_arrays,
+    history_row,
     require_fitted,
 )
-from shortlist.retrieval.topk import PaddedRows, product_row_topk, product_topk, row_entries, rows_of, sparse_topk_csr
+from shortlist.retrieval.topk import product_topk, rows_of, sparse_topk_csr
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 Kind = Literal["user", "session", "transition"]
@@ -41,7 +41,7 @@ def default_window_days(history: Interactions) -> float:
     return float(min(7.0, max(1.0 / 24, (last - first) / SECONDS_PER_DAY / 100.0)))
 
 
-class CoVisitation(TopKRetrieval):
+class CoVisitation:
     """Item–item co-occurrence source (see module docstring for the kinds)."""
 
     def __init__(
@@ -72,10 +72,10 @@ class CoVisitation(TopKRetrieval):
         self.sim_: sp.csr_matrix | None = None
         self.history_: sp.csr_matrix | None = None
         self.seen_: sp.csr_matrix | None = None
-        self._padded: PaddedRows | None = None  # sim_'s row table for one-row products (warm())
 
     # --- fit ---------------------------------------------------------------------------------
-    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
+    def fit(self, history: Interactions, *, items: Items | None = None,
+            rng: np.random.Generator | None = None) -> Self:
         f = history.frame.select(USER, ITEM, TIMESTAMP, *([BASKET] if BASKET in history.frame.columns else []))
         self.last_n_, self.position_decay_ = self._recent_window(history)
         n_items = history.n_items
@@ -88,16 +88,13 @@ class CoVisitation(TopKRetrieval):
         self.history_ = history.cached(("covisit:recent", self.last_n_, self.position_decay_),
                                        lambda: read_only(self._history_weights(f, history.n_users, n_items)))
         self.seen_ = history.to_csr(binary=True)
-        self._padded = None
         return self
 
-    def warm(self) -> Self:
-        """Build the similarity graph's :class:`PaddedRows` (when it is not too skewed) for the
-        one-row paths: a request's items and scores are the same with or without it (tested)."""
+    def item_similarity(self) -> sp.csr_matrix:
+        """The item × item graph (each row's ``neighbours`` best), for the pair features."""
         require_fitted(self, "sim_")
         assert self.sim_ is not None
-        self._padded = PaddedRows.of(self.sim_)
-        return self
+        return self.sim_
 
     def _cooccurrence(self, f: pl.DataFrame, history: Interactions) -> sp.csr_matrix:
         if self.kind == "user":
@@ -185,12 +182,7 @@ class CoVisitation(TopKRetrieval):
         check_k(k)
         require_fitted(self, "sim_")
         assert self.sim_ is not None and self.history_ is not None and self.seen_ is not None
-        users = np.asarray(users, dtype=np.int64)
-        if len(users) == 1:  # a request: the row's arrays, no sparse matrix objects
-            u = int(users[0])
-            idx, w = row_entries(self.history_, u)
-            return product_row_topk(idx, w, self.sim_, k, exclude=row_entries(self.seen_, u)[0] if exclude_seen else None,
-                                    padded=self._padded)
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
         seen = rows_of(self.seen_, users) if exclude_seen else None
         return product_topk(rows_of(self.history_, users), self.sim_, k, exclude=seen)
 
@@ -214,8 +206,8 @@ class CoVisitation(TopKRetrieval):
         recent = uniq_rev[order]
         by_item = np.argsort(recent)
         w = (self.position_decay_ ** np.arange(len(order))).astype(np.float32)
-        seen = np.unique(items) if exclude_seen else None
-        return product_row_topk(recent[by_item], w[by_item], self.sim_, k, exclude=seen, padded=self._padded)
+        row = sp.csr_matrix((w[by_item], recent[by_item], np.array([0, len(recent)])), shape=(1, n))
+        return product_topk(row, self.sim_, k, exclude=history_row(items, n) if exclude_seen else None)
 
     # --- persistence ---------------------------------------------------------------------------
     def get_state(self) -> State:

@@ -17,9 +17,9 @@ import polars as pl
 import scipy.linalg
 import scipy.sparse as sp
 
-from shortlist.data.containers import Interactions
+from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
-from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, require_fitted
+from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.topk import rows_of, topk_dense
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
@@ -99,7 +99,7 @@ def _regularised_gram(x: sp.csr_matrix, l2: float) -> np.ndarray:
     return gram
 
 
-class EASE(TopKRetrieval):
+class EASE:
     """Embarrassingly Shallow Autoencoder: ``scores = x_u · B`` with a learned item-item ``B``.
 
     ``l2="auto"`` uses λ = 400 × the mean squared profile value (exactly 400 for binary data, and
@@ -135,7 +135,8 @@ class EASE(TopKRetrieval):
         self.active_: np.ndarray | None = None
         self.l2_: float | None = None
 
-    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
+    def fit(self, history: Interactions, *, items: Items | None = None,
+            rng: np.random.Generator | None = None) -> Self:
         if history.n_items > self.max_items:
             raise ConfigError(
                 f"EASE needs a dense {history.n_items:,}² item-item matrix; the catalogue exceeds "

@@ -1,40 +1,28 @@
-"""Learned fusion: how the union orders its candidates, fitted on a label window.
+"""How the union orders its candidates: reciprocal-rank fusion, learned on a label window.
 
 Plain reciprocal-rank fusion scores ``Σ_s w_s / (k0 + rank_s)``. The learned fusion adds, per source,
-a bonus for proposing the item at all, and a per-item prior (log popularity from the generator's
-popularity sources), all fitted by one weighted logistic regression on the label window's candidates:
+a bonus for proposing the item at all, and per-item priors (log popularity of the stage's popularity
+sources), all fitted by one weighted logistic regression on a training label window's candidates:
 is this (user, item) a label? Each row weighs ``1 / labels of its user``, so the fit optimises the
-per-user recall the union is judged by. The result is a flat ``{key: coefficient}`` mapping — the
-same JSON-able "fusion weights" a model saves — with keys
-
-- ``<source>``: the coefficient on ``1 / (k0 + rank)`` (what plain RRF weights);
-- ``<source>@present``: the bonus for being proposed by that source;
-- ``@prior:<name>``: the coefficient on the item prior ``<name>``.
-
-Why: sources overlap (item-kNN and co-visitation mostly re-propose what transition and EASE find),
-so equal or recall-proportional RRF weights count the same evidence several times and crowd out
-complementary sources; the presence bonuses learn how much each source adds beyond the others, and
-the popularity prior separates the long tail of single-source proposals. Measured by
-``benchmarks/bench_sources.py`` (fusion learned on the most recent training window, applied to the
-test period; union ≤ 300): Online Retail (days:14, repeats) recall@300 0.686 with equal RRF
--> 0.701; MovieLens 100K (leave-last-out) 0.846 -> 0.857, with recall@50 0.423 -> 0.509. (The full
-evaluation reported 0.689 / 0.858 with the previous recall-proportional weights.) Replayed one
-window earlier (learned on the window before, scored on the most recent one), recall-proportional
-weights -> learned: Online Retail 0.681 -> 0.712, MovieLens 100K 0.879 -> 0.889.
+per-user recall the union is judged by. Sources overlap (item-kNN and co-visitation mostly re-propose
+what transition finds), so equal weights count the same evidence several times; presence bonuses learn
+what each source adds beyond the others, and the prior separates the long tail of single proposals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 from scipy.optimize import minimize
 
-from shortlist.schema import ITEM, MISSING_RANK, USER
+from shortlist.schema import MISSING_RANK
 
-PRESENT = "@present"
-PRIOR = "@prior:"
+if TYPE_CHECKING:
+    from shortlist.retrieval.union import CandidateUnion
+
 #: Fewer label pairs among the candidates than this and the window says too little to fit on.
 MIN_POSITIVES = 20
 #: Rows the regression sees at most: all positives, then a fixed-seed sample of negatives (re-weighted).
@@ -42,66 +30,111 @@ MAX_ROWS = 200_000
 L2 = 1.0  # ridge on standardised coefficients (sklearn's C = 1)
 
 
-def is_learned(weights: Mapping[str, float] | None) -> bool:
-    """Whether ``weights`` is a learned fusion (presence bonuses / priors), not plain RRF weights."""
-    return bool(weights) and any(k.endswith(PRESENT) or k.startswith(PRIOR) for k in weights or {})
+@dataclass(frozen=True)
+class Fusion:
+    """``Σ_s weights[s] / (k0 + rank_s) + Σ_s presence[s]·[s proposed it] + Σ_p priors[p]·prior_p(item)``,
+    plus 1 for each ``priority`` source that proposed the item (its items come first). A source
+    without a weight weighs 1."""
+
+    weights: Mapping[str, float] = field(default_factory=dict)
+    presence: Mapping[str, float] = field(default_factory=dict)
+    priors: Mapping[str, float] = field(default_factory=dict)
+    priority: tuple[str, ...] = ()
+    k0: float = 30.0
+
+    @property
+    def learned(self) -> bool:
+        return bool(self.presence or self.priors)
+
+    def score(self, ranks: np.ndarray, items: np.ndarray, sources: Sequence[str],
+              prior_values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The fusion score (float64) of rows given their ranks (sources × rows, ``MISSING_RANK`` where
+        a source did not propose the row's item), summed term by term in a fixed order: a row's score
+        depends on that row alone, whatever the shard."""
+        fused = np.zeros(ranks.shape[1])
+        for j, s in enumerate(sources):
+            fused += float(self.weights.get(s, 1.0)) / (self.k0 + ranks[j].astype(np.float64))
+        for j, s in enumerate(sources):
+            if s in self.presence:
+                fused += np.where(ranks[j] < MISSING_RANK, float(self.presence[s]), 0.0)
+        for name, coef in self.priors.items():
+            if name in prior_values:
+                fused += coef * item_values(prior_values[name], items)
+        for j, s in enumerate(sources):
+            if s in self.priority:
+                fused += np.where(ranks[j] < MISSING_RANK, 1.0, 0.0)
+        return fused
+
+    def to_json(self) -> dict[str, Any]:
+        return {"weights": dict(self.weights), "presence": dict(self.presence), "priors": dict(self.priors),
+                "priority": list(self.priority), "k0": self.k0}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Fusion:
+        return cls(dict(d.get("weights", {})), dict(d.get("presence", {})), dict(d.get("priors", {})),
+                   tuple(d.get("priority", ())), float(d.get("k0", 30.0)))
 
 
-def presence_bonus(weights: Mapping[str, float] | None, sources: Sequence[str]) -> list[tuple[int, float]]:
-    """(source position, bonus) for every source with a learned presence bonus."""
-    w = weights or {}
-    return [(j, float(w[s + PRESENT])) for j, s in enumerate(sources) if s + PRESENT in w]
-
-
-def prior_terms(weights: Mapping[str, float] | None,
-                priors: Mapping[str, np.ndarray] | None) -> list[tuple[str, float]]:
-    """(prior name, coefficient) for every learned prior the generator can supply."""
-    w, p = weights or {}, priors or {}
-    return [(k[len(PRIOR):], float(v)) for k, v in w.items() if k.startswith(PRIOR) and k[len(PRIOR):] in p]
-
-
-def prior_values(prior: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """``prior[item]`` as float64 (0 for ids outside the array)."""
+def item_values(values: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``values[item]`` as float64 (0 for ids outside the array)."""
     items = np.asarray(items, dtype=np.int64)
-    inside = (items >= 0) & (items < len(prior))
-    return np.where(inside, prior[np.where(inside, items, 0)], 0.0).astype(np.float64)
+    inside = (items >= 0) & (items < len(values))
+    return np.where(inside, values[np.where(inside, items, 0)], 0.0).astype(np.float64)
 
 
-def learn_fusion(
-    frame: pl.DataFrame,
-    sources: Sequence[str],
-    labels: pl.DataFrame,
-    *,
-    priors: Mapping[str, np.ndarray] | None = None,
-    k0: float = 30.0,
-    max_rows: int = MAX_ROWS,
-    seed: int = 0,
-) -> dict[str, float] | None:
-    """Fusion coefficients from a union ``frame`` (``<source>_rank`` columns) and its window's
-    ``labels`` (user, item); ``None`` when the candidates hold fewer than :data:`MIN_POSITIVES` labels
-    (or nothing but labels)."""
-    from shortlist.retrieval.union import rank_col
+def label_mask(u: CandidateUnion, label_users: np.ndarray, label_items: np.ndarray) -> np.ndarray:
+    """Whether each union row's (user, item) is among the labels."""
+    width = int(max(u.items.max(initial=-1), np.max(label_items, initial=-1))) + 1
+    keys = np.unique(np.asarray(label_users, np.int64) * width + np.asarray(label_items, np.int64))
+    return np.isin(u.users * width + u.items, keys)
 
-    pairs = labels.select(pl.col(USER).cast(pl.Int32), pl.col(ITEM).cast(pl.Int32)).unique()
-    per_user = pairs.group_by(USER).len("_n")
-    f = (frame.select(USER, ITEM, *[rank_col(s) for s in sources])
-         .join(per_user, on=USER, how="inner")
-         .join(pairs.with_columns(pl.lit(True).alias("_y")), on=[USER, ITEM], how="left"))
-    y = f.get_column("_y").fill_null(False).to_numpy()
+
+def learn_fusion(u: CandidateUnion, label_users: np.ndarray, label_items: np.ndarray, *,
+                 priors: Mapping[str, np.ndarray] | None = None, k0: float = 30.0, max_rows: int = MAX_ROWS,
+                 seed: int = 0) -> Fusion | None:
+    """The fusion fitted on a window's candidates ``u`` and its labels; ``None`` when the candidates
+    hold fewer than :data:`MIN_POSITIVES` labels (or nothing but labels)."""
+    labelled_users, per_user = np.unique(np.asarray(label_users, np.int64)[_distinct_pairs(label_users, label_items)],
+                                         return_counts=True)
+    u = u.take(np.flatnonzero(np.isin(u.users, labelled_users)))  # rows of users with labels only
+    y = label_mask(u, label_users, label_items)
     n_pos = int(y.sum())
     if n_pos < MIN_POSITIVES or n_pos == len(y):
         return None
+    n_labels = per_user[np.searchsorted(labelled_users, u.users)]
     keep_p = min(1.0, max_rows / max(len(y) - n_pos, 1))
     keep = y | (np.random.default_rng(seed).random(len(y)) < keep_p)
-    weight = (1.0 / f.get_column("_n").to_numpy().astype(np.float64)) * np.where(y, 1.0, 1.0 / keep_p)
-    ranks = [f.get_column(rank_col(s)).to_numpy()[keep].astype(np.float64) for s in sources]
+    weight = (1.0 / n_labels.astype(np.float64)) * np.where(y, 1.0, 1.0 / keep_p)
+    ranks = u.ranks[:, keep].astype(np.float64)
     prior_names = sorted(priors or {})
-    items = f.get_column(ITEM).to_numpy()[keep]
     cols = ([1.0 / (k0 + r) for r in ranks] + [(r < MISSING_RANK).astype(np.float64) for r in ranks]
-            + [prior_values((priors or {})[p], items) for p in prior_names])
+            + [item_values((priors or {})[p], u.items[keep]) for p in prior_names])
     coef = _logistic(np.column_stack(cols), y[keep].astype(np.float64), weight[keep])
-    keys = list(sources) + [s + PRESENT for s in sources] + [PRIOR + p for p in prior_names]
-    return {k: float(f"{c:.6g}") for k, c in zip(keys, coef, strict=True)}
+    s = len(u.sources)
+
+    def rounded(values: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+        return {n: float(f"{c:.6g}") for n, c in zip(names, values, strict=True)}
+
+    return Fusion(rounded(coef[:s], u.sources), rounded(coef[s:2 * s], u.sources),
+                  rounded(coef[2 * s:], prior_names), k0=k0)
+
+
+def recall_fusion(u: CandidateUnion, label_users: np.ndarray, label_items: np.ndarray, *, depth: int = 100) -> Fusion:
+    """Plain fusion weights where a window has too few labels to learn from: each source's recall
+    within its first ``depth`` entries, scaled to mean 1 (a floor keeps every source in play)."""
+    y = label_mask(u, label_users, label_items)
+    total = max(int(_distinct_pairs(label_users, label_items).sum()), 1)
+    raw = {s: max(int((y & (u.ranks[j] <= depth)).sum()) / total, 1e-3) for j, s in enumerate(u.sources)}
+    mean = sum(raw.values()) / max(len(raw), 1)
+    return Fusion({s: round(v / mean, 4) for s, v in raw.items()})
+
+
+def _distinct_pairs(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each (user, item) pair."""
+    keys = np.asarray(users, np.int64) * (int(np.max(items, initial=0)) + 1) + np.asarray(items, np.int64)
+    first = np.zeros(len(keys), dtype=bool)
+    first[np.unique(keys, return_index=True)[1]] = True
+    return first
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:

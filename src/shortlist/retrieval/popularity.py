@@ -9,11 +9,10 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from shortlist.data.containers import Interactions
+from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import (
     State,
-    TopKRetrieval,
     check_k,
     csr_from_arrays,
     csr_to_arrays,
@@ -59,7 +58,7 @@ def item_popularity(
     return pop
 
 
-class Popularity(TopKRetrieval):
+class Popularity:
     """Recommend the most popular items (the same list for everyone, minus their seen items).
 
     ``window_days=None`` is all-time popularity; ``"auto"`` derives a recent window from the data's
@@ -89,7 +88,8 @@ class Popularity(TopKRetrieval):
         self.seen_: sp.csr_matrix | None = None
         self.window_days_: float | None = None
 
-    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
+    def fit(self, history: Interactions, *, items: Items | None = None,
+            rng: np.random.Generator | None = None) -> Self:
         window = default_recent_days(history) if self.window_days == "auto" else self.window_days
         self.window_days_ = None if window is None else float(window)
         pop = item_popularity(history, window_days=self.window_days_, half_life_days=self.half_life_days,

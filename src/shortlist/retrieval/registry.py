@@ -1,34 +1,59 @@
-"""Save and load candidate sources by type name (JSON params + ``.npy`` arrays, never pickle)."""
+"""The one registry of candidate sources: a name → how to build it, and save / load by that name
+(JSON params + ``.npy`` arrays, never pickle)."""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shortlist.errors import ModelLoadError
+from shortlist.errors import ConfigError, ModelLoadError
 from shortlist.pipeline.artifacts import load_arrays, load_json, save_arrays, save_json
 from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.chain import Chain
-from shortlist.retrieval.popularity import Popularity
-from shortlist.retrieval.repurchase import Repurchase
 
-SOURCE_TYPES: dict[str, Any] = {"Popularity": Popularity, "Repurchase": Repurchase}
-#: Sources in modules with heavier imports, loaded on first use.
-LAZY_SOURCES: dict[str, tuple[str, str]] = {
-    "CoVisitation": ("shortlist.retrieval.covisit", "CoVisitation"),
-    "EASE": ("shortlist.retrieval.ease", "EASE"),
-    "UserKNN": ("shortlist.retrieval.userknn", "UserKNN"),
-    "ALS": ("shortlist.retrieval.als", "ALS"),
-    "TwoTower": ("shortlist.retrieval.two_tower", "TwoTower"),
-    "ContentSource": ("shortlist.retrieval.content", "ContentSource"),
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where a source's class lives (imported on first use) and the arguments its name implies."""
+
+    module: str
+    cls: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def load_class(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.cls)
+
+
+#: name → spec. A source saved under a class name not listed here is refused on load.
+SOURCES: dict[str, SourceSpec] = {
+    "popular": SourceSpec("shortlist.retrieval.popularity", "Popularity"),
+    "popular_recent": SourceSpec("shortlist.retrieval.popularity", "Popularity", {"window_days": "auto"}),
+    "repurchase": SourceSpec("shortlist.retrieval.repurchase", "Repurchase"),
+    "itemknn": SourceSpec("shortlist.retrieval.covisit", "CoVisitation", {"kind": "user"}),
+    "covisit": SourceSpec("shortlist.retrieval.covisit", "CoVisitation", {"kind": "session"}),
+    "transition": SourceSpec("shortlist.retrieval.covisit", "CoVisitation", {"kind": "transition"}),
+    "ease": SourceSpec("shortlist.retrieval.ease", "EASE"),
+    "userknn": SourceSpec("shortlist.retrieval.userknn", "UserKNN"),
+    "als": SourceSpec("shortlist.retrieval.als", "ALS"),
+    "two_tower": SourceSpec("shortlist.retrieval.two_tower", "TwoTower"),
+    "content": SourceSpec("shortlist.retrieval.content", "ContentSource"),
 }
 
 
-def register_source(cls: Any) -> Any:
-    """Make a source class loadable by :func:`load_source` (usable as a decorator)."""
-    SOURCE_TYPES[cls.__name__] = cls
-    return cls
+def register_source(name: str, spec: SourceSpec) -> None:
+    """Make a source buildable by :func:`make_source` and loadable by :func:`load_source`."""
+    SOURCES[name] = spec
+
+
+def make_source(name: str, **overrides: Any) -> CandidateSource:
+    """A fresh source by registry name (``overrides`` update its constructor arguments)."""
+    if name not in SOURCES:
+        raise ConfigError(f"unknown source {name!r}; known: {', '.join(SOURCES)}")
+    spec = SOURCES[name]
+    source: CandidateSource = spec.load_class()(**{**spec.kwargs, "name": name, **overrides})
+    return source
 
 
 def save_source(source: CandidateSource, directory: Path) -> None:
@@ -49,10 +74,8 @@ def load_source(directory: Path) -> CandidateSource:
     if kind == "Chain":
         parts = [load_source(directory / f"part_{i}") for i in range(int(meta["parts"]))]
         return Chain(parts, name=meta["name"])
-    if kind in LAZY_SOURCES and kind not in SOURCE_TYPES:
-        module, attr = LAZY_SOURCES[kind]
-        SOURCE_TYPES[kind] = getattr(importlib.import_module(module), attr)
-    if kind not in SOURCE_TYPES:
-        raise ModelLoadError(f"{directory}: unknown source type {kind!r}; known: {sorted(SOURCE_TYPES)}")
-    source: CandidateSource = SOURCE_TYPES[kind].from_state(meta["params"], load_arrays(directory))
+    specs = {spec.cls: spec for spec in SOURCES.values()}
+    if kind not in specs:
+        raise ModelLoadError(f"{directory}: unknown source type {kind!r}; known: {sorted(specs)}")
+    source: CandidateSource = specs[kind].load_class().from_state(meta["params"], load_arrays(directory))
     return source

@@ -9,11 +9,10 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from shortlist.data.containers import Interactions
+from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
-from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, require_fitted
-from shortlist.retrieval.candidates import Candidates
-from shortlist.retrieval.topk import row_entries, row_topk, rows_of, sparse_topk
+from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
+from shortlist.retrieval.topk import rows_of, sparse_topk
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 
@@ -23,7 +22,7 @@ def default_half_life_days(history: Interactions) -> float:
     return float(min(365.0, max(7.0, (last - first) / SECONDS_PER_DAY / 8.0)))
 
 
-class Repurchase(TopKRetrieval):
+class Repurchase:
     """Score each item a user had by ``sum(exp(-ln2 · age / half_life))`` over their interactions.
 
     Only meaningful where buying again is normal (``exclude_seen=False``); with exclusion on it
@@ -38,7 +37,8 @@ class Repurchase(TopKRetrieval):
         self.scores_: sp.csr_matrix | None = None
         self.half_life_days_: float | None = None
 
-    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
+    def fit(self, history: Interactions, *, items: Items | None = None,
+            rng: np.random.Generator | None = None) -> Self:
         hl = self.half_life_days or default_half_life_days(history)
         now = history.time_span()[1]
         age = (now - pl.col(TIMESTAMP)).clip(lower_bound=0) / SECONDS_PER_DAY
@@ -52,13 +52,6 @@ class Repurchase(TopKRetrieval):
         self.scores_, self.half_life_days_ = m, hl
         return self
 
-    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
-        users = np.asarray(users, dtype=np.int64)
-        if exclude_seen:
-            check_k(k)
-            return Candidates.empty(self.name)
-        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=False), self.name)
-
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)
@@ -67,9 +60,7 @@ class Repurchase(TopKRetrieval):
         users = np.asarray(users, dtype=np.int64)
         if exclude_seen:
             return np.full((len(users), k), -1, np.int64), np.full((len(users), k), -np.inf, np.float32)
-        if users.size == 1:  # a request: the row's arrays, no sparse matrix object
-            return row_topk(*row_entries(self.scores_, int(users.reshape(-1)[0])), k)
-        return sparse_topk(rows_of(self.scores_, users), k)
+        return sparse_topk(rows_of(self.scores_, users.reshape(-1)), k)
 
     def topk_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True

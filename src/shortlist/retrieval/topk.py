@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from shortlist.retrieval.candidates import Candidates
-
 
 def topk_dense(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` columns per row of a dense score matrix, best first.
@@ -28,8 +26,6 @@ def topk_dense(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = No
     if nan.any():
         s[nan] = -np.inf
     kk = min(k, m)
-    if n == 1 and kk < m:  # one user (serving): the same selection without the 2-D index plumbing
-        return _topk_row(s[0], kk, k)
     if kk < m:  # row by row: numpy's 1-D partition is SIMD-sorted, its 2-D argpartition is not
         items = np.empty((n, kk), dtype=np.int64)
         vals = np.empty((n, kk), dtype=np.float32)
@@ -55,13 +51,6 @@ def _select_row(row: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
     part_scores = row[part]
     order = np.argsort(-part_scores, kind="stable")[:kk]
     return part[order], part_scores[order]
-
-
-def _topk_row(row: np.ndarray, kk: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    part, vals = _select_row(row, kk)
-    items = part.astype(np.int64)
-    items[~np.isfinite(vals)] = -1
-    return _pad(items[None], vals[None], k)
 
 
 def topk_global(
@@ -115,14 +104,10 @@ def _pad(items: np.ndarray, vals: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
 def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     """Rows of ``matrix`` for ``users``; users outside it (unknown at fit time, or negative) get empty rows.
 
-    Gathers straight from the CSR arrays: no per-call sparse-indexing overhead, so it is as cheap
-    for one user (serving) as it is fast for all of them.
+    Gathers straight from the CSR arrays: no per-call sparse-indexing overhead.
     """
     users = np.asarray(users, dtype=np.int64).reshape(-1)
     indptr = matrix.indptr
-    if len(users) == 1:  # the serving case: one slice, no gather
-        idx, vals = row_entries(matrix, int(users[0]))
-        return sp.csr_matrix((vals, idx, np.array([0, len(idx)])), shape=(1, matrix.shape[1]))
     inside = (users >= 0) & (users < matrix.shape[0])
     safe = np.where(inside, users, 0)
     starts = indptr[safe]
@@ -261,63 +246,6 @@ def product_rows_dense(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
     return _product_dense(a.indices, a.data, b, n_rows, entry_rows)
 
 
-def product_row_dense(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix, *,
-                      padded: PaddedRows | None = None) -> np.ndarray:
-    """One row of :func:`product_rows_dense` from the row's (column indices, values), without a
-    sparse matrix object for it (building one costs ~30-60 µs of scipy checks a call).
-    ``padded``: ``b``'s :class:`PaddedRows` (the same values, fewer index computations)."""
-    if padded is not None and padded.vals.dtype == np.result_type(data.dtype, b.dtype):
-        return padded.product_row(indices, data)
-    return _product_dense(indices, data, b, 1, None)[0]
-
-
-class PaddedRows:
-    """A CSR matrix's rows as a fixed-width table: each row's (column, value) entries in stored
-    order, then padding (column ``n_cols``, value 0) up to the longest row.
-
-    A one-row product ``Σ data_i · b[indices_i]`` then gathers whole table rows instead of
-    computing each entry's position (``np.repeat`` / ``arange`` over every entry): measured on
-    the Online Retail item-kNN graph (100 history items × 200 neighbours), ~2× faster. The sums
-    are accumulated in the same order and dtype as :func:`product_row_dense` (a's entries, then
-    each b row's stored entries; padding adds to a discarded extra column), so the scores are
-    bit-identical to the sparse product (tested).
-    """
-
-    #: The table is built only when it holds at most this many cells per stored entry (a skewed
-    #: matrix, e.g. users' histories, would spend its gathers on padding).
-    MAX_FILL = 3.0
-    #: ... and at most this many bytes (it is a second copy of the matrix, kept for requests).
-    MAX_BYTES = 1 << 30
-
-    def __init__(self, m: sp.csr_matrix) -> None:
-        n_rows, self.n_cols = m.shape
-        lens = np.diff(m.indptr)
-        width = int(lens.max(initial=0))
-        self.cols = np.full((n_rows, width), self.n_cols, dtype=np.int32 if self.n_cols < 2**31 - 1 else np.int64)
-        self.vals = np.zeros((n_rows, width), dtype=m.dtype)
-        slot = np.arange(m.nnz) - np.repeat(m.indptr[:-1], lens)
-        rows = np.repeat(np.arange(n_rows), lens)
-        self.cols[rows, slot], self.vals[rows, slot] = m.indices, m.data
-
-    @classmethod
-    def of(cls, m: sp.csr_matrix, *, max_fill: float = MAX_FILL) -> PaddedRows | None:
-        """The table for ``m``, or ``None`` where padding would exceed ``max_fill`` cells per entry
-        or the table :data:`MAX_BYTES`."""
-        width = int(np.diff(m.indptr).max(initial=0))
-        cells = m.shape[0] * width
-        if not m.nnz or cells > max_fill * m.nnz or cells * (4 + m.dtype.itemsize) > cls.MAX_BYTES:
-            return None
-        return cls(m)
-
-    def product_row(self, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
-        """``Σ data_i · row(indices_i)`` densified, -inf where nothing is stored or the sum is 0."""
-        cols = self.cols[indices]
-        vals = data.astype(self.vals.dtype, copy=False)[:, None] * self.vals[indices]
-        acc = np.zeros(self.n_cols + 1, dtype=self.vals.dtype)
-        np.add.at(acc, cols.ravel(), vals.ravel())
-        return _stored_scores(acc[: self.n_cols])
-
-
 def _product_dense(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix, n_rows: int,
                    entry_rows: np.ndarray | None) -> np.ndarray:
     """(n_rows × b's columns) of Σ ``data × b[indices]`` per row; ``entry_rows``: each entry's row
@@ -343,29 +271,3 @@ def _stored_scores(acc: np.ndarray) -> np.ndarray:
     out = acc.astype(np.float32, copy=False)
     out[acc == 0] = -np.inf
     return out
-
-
-def row_entries(m: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row ``row``'s (column indices, values) of a CSR matrix; empty outside it (unknown users)."""
-    if not 0 <= row < m.shape[0]:
-        return m.indices[:0], m.data[:0]
-    lo, hi = m.indptr[row], m.indptr[row + 1]
-    return m.indices[lo:hi], m.data[lo:hi]
-
-
-def product_row_topk(indices: np.ndarray, data: np.ndarray, b: sp.csr_matrix, k: int, *,
-                     exclude: np.ndarray | None = None,
-                     padded: PaddedRows | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``product_topk`` for one row given as (column indices, values), ``exclude`` as column
-    indices: the serving path, the same (1 × k) items and scores as ``product_topk`` on the
-    row as a matrix (tested). ``padded``: ``b``'s :class:`PaddedRows`, when the caller keeps one."""
-    dense = product_row_dense(indices, data, b, padded=padded)
-    if exclude is not None and len(exclude):
-        dense[exclude] = -np.inf
-    return topk_dense(dense[None], k)
-
-
-def sparse_rows_topk(m: sp.csr_matrix, users: np.ndarray, k: int, source: str) -> Candidates:
-    """Top-``k`` stored entries per row of a sparse score matrix (rows aligned to ``users``)."""
-    items, scores = sparse_topk(m, k)
-    return Candidates.from_topk(np.asarray(users), items, scores, source)

@@ -16,10 +16,10 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from shortlist.data.containers import Interactions
+from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
-from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, history_row, require_fitted
-from shortlist.retrieval.topk import product_row_topk, product_topk, row_entries, rows_of
+from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, history_row, require_fitted
+from shortlist.retrieval.topk import product_topk, rows_of
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 _ROWS_PER_CHUNK = 1024  # users per block: bounds the dense (block × users) similarity
@@ -31,7 +31,7 @@ def default_half_life_days(history: Interactions) -> float:
     return float(min(365.0, max(7.0, (last - first) / SECONDS_PER_DAY / 12.0)))
 
 
-class UserKNN(TopKRetrieval):
+class UserKNN:
     """Score items by ``Σ_v sim(u, v) · recency_v(i)`` over the ``neighbours`` most similar users ``v``.
 
     ``sim`` is the cosine of binary histories; ``half_life_days``: ``"auto"`` (1/12 of the time
@@ -60,7 +60,8 @@ class UserKNN(TopKRetrieval):
         # and similarities, exactly as the first step of :meth:`_score` finds them.
         self.graph_: tuple[np.ndarray, np.ndarray] | None = None
 
-    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
+    def fit(self, history: Interactions, *, items: Items | None = None,
+            rng: np.random.Generator | None = None) -> Self:
         hl = default_half_life_days(history) if self.half_life_days == "auto" else self.half_life_days
         now = history.time_span()[1]
         pairs = history.frame.group_by(USER, ITEM).agg(pl.col(TIMESTAMP).max())
@@ -111,8 +112,6 @@ class UserKNN(TopKRetrieval):
         require_fitted(self, "normed_")
         assert self.normed_ is not None and self.seen_ is not None
         users = np.asarray(users, dtype=np.int64).reshape(-1)
-        if len(users) == 1 and self.graph_ is not None:  # a request: no sparse matrix objects
-            return self._score_one(int(users[0]), k, exclude_seen)
         items = np.full((len(users), k), -1, np.int64)
         scores = np.full((len(users), k), -np.inf, np.float32)
         for start in range(0, len(users), _ROWS_PER_CHUNK):
@@ -132,21 +131,6 @@ class UserKNN(TopKRetrieval):
         if row.nnz:
             row.data[:] = np.float32(1.0 / max(math.sqrt(row.nnz), 1.0))
         return self._score(row, np.array([-1]), k, row if exclude_seen else None)
-
-    def _score_one(self, user: int, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_score` for one fitted-or-unknown user from the neighbour graph, on the row's
-        arrays (the same items and scores, tested against the batch rows)."""
-        assert self.graph_ is not None and self.recent_pool_ is not None and self.seen_ is not None
-        if 0 <= user < len(self.graph_[0]):
-            nb, sim = self.graph_[0][user].astype(np.int64), self.graph_[1][user]
-            ok = nb >= 0
-            nb, sim = nb[ok], sim[ok]
-            order = np.argsort(nb, kind="stable")  # by pool position, as the CSR rows of _score
-            nb, sim = nb[order], sim[order]
-        else:  # unknown at fit time: no neighbours
-            nb, sim = np.zeros(0, np.int64), np.zeros(0, np.float32)
-        excl = row_entries(self.seen_, user)[0] if exclude_seen else None
-        return product_row_topk(nb, sim, self.recent_pool_, k, exclude=excl)
 
     def _neighbours(self, normed: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row's ``neighbours`` most similar pool users by cosine (never the user itself), as

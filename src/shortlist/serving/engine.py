@@ -1,16 +1,13 @@
-"""``Engine``: one loaded two-stage model turned into per-request answers.
+"""``Engine``: one loaded two-stage model as a request adapter — external ids in, the model's one
+rank path (:meth:`TwoStageRecommender.rank`) for a shard of one, a JSON-ready answer out.
 
-Everything model-specific the service needs lives here (id maps, titles, the candidate sources,
-the feature pipeline and the ranker), so a model reload swaps one object. Candidates and features
-come from the same code as offline (`CandidateGenerator.topk_all` / `fuse_tops`,
-`TwoStageRecommender.features_for`, the ranker); a source that raises is skipped and named.
+Everything model-specific the service needs lives here (id maps, titles, the model), so a model
+reload swaps one object. A source that raises is left out and named.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,18 +18,21 @@ import polars as pl
 from shortlist.errors import ConfigError, ModelLoadError
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.artifacts import read_manifest, sha256_file
+from shortlist.pipeline.ranked import Ranked
 from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.ranking.lgbm import LGBMRanker
-from shortlist.retrieval.union import FUSED, rank_col, score_col
+from shortlist.retrieval.base import Warmable
 from shortlist.schema import CATEGORY, ITEM, TITLE, USER
 from shortlist.serving.drift import DriftMonitor
 
 logger = logging.getLogger(__name__)
 FALLBACK = "fallback_popular"
+#: Sources whose lists are not about the given item (left out of "similar items").
+NOT_SIMILARITY = ("popular", "popular_recent", "repurchase")
 
 
 @dataclass
-class Ranked:
+class Answer:
     """A request's answer in internal ids, before it becomes JSON."""
 
     items: np.ndarray
@@ -47,36 +47,31 @@ class Ranked:
 
 
 class Engine:
-    """Per-request recommendation logic over one loaded :class:`TwoStageRecommender`."""
+    """Per-request answers from one loaded :class:`TwoStageRecommender`."""
 
-    def __init__(self, model: TwoStageRecommender, *, directory: Path, manifest: dict[str, Any]) -> None:
-        if model.generator_ is None or model.features_ is None or model.history_ is None or model.fallback_ is None:
+    def __init__(self, model: TwoStageRecommender, *, directory: Path, manifest: dict[str, Any],
+                 explain_top: int = 5) -> None:
+        if model.stage1_ is None or model.history_ is None or model.fallback_ is None:
             raise ModelLoadError(f"{directory}: the model is not fitted")
-        self.model, self.directory, self.manifest = model, directory, manifest
+        self.model, self.directory, self.manifest, self.explain_top = model, directory, manifest, explain_top
         self.version = sha256_file(directory / "manifest.json")[:12]
-        self.gen, self.feats, self.ranker = model.generator_, model.features_, model.ranker_
         hist = model.history_
-        self.users, self.items = hist.users, hist.items
-        self.n_items = hist.n_items
-        self.exclude_seen = not model.allow_repeats
+        self.users, self.items, self.n_items = hist.users, hist.items, hist.n_items
         self.end_ts = int(hist.time_span()[1])
         self.user_lengths = np.bincount(hist.frame.get_column(USER).to_numpy(), minlength=hist.n_users)
         self.item_counts = np.bincount(hist.frame.get_column(ITEM).to_numpy(), minlength=self.n_items)
-        self.item_ext = np.array(self.items.ids.to_list(), dtype=object)  # external ids by index, no polars per request
+        self.item_ext = np.array(self.items.ids.to_list(), dtype=object)  # external ids by index
         self.titles = _catalogue_column(model, TITLE, self.n_items)
-        self.categories = _catalogue_column(model, CATEGORY, self.n_items)
-        fb = model.fallback_
-        assert fb.ranking_ is not None and fb.scores_ is not None
-        self.popular = fb.ranking_.astype(np.int64)
-        self.feature_names = list(self.feats.names)
+        self.categories = _category_sets(model, self.n_items)
+        self.feature_names = list(model.feature_names)
         self.drift: DriftMonitor | None = None
-        self.gen.warm()  # per-request indexes some sources build once (user-kNN's neighbour graph)
-        if isinstance(self.ranker, LGBMRanker):  # machine-code trees with the `fast` extra (LightGBM without)
-            self.ranker.compile()
+        model.stage1_.warm()  # per-request indexes some sources build once (user-kNN's neighbour graph)
+        if isinstance(model.ranker_, LGBMRanker):  # machine-code trees with the `fast` extra (LightGBM without)
+            model.ranker_.compile()
 
     @classmethod
     def load(cls, directory: Path, *, drift_users: int = 300, drift_threshold: float = 0.2, seed: int = 0,
-             max_candidates: int | None = None) -> Engine:
+             max_candidates: int | None = None, explain_top: int = 5) -> Engine:
         """Load and verify (checksums, a smoke request) a model directory; build the drift reference
         from ``drift_users`` sampled training users' candidate features. ``max_candidates``: rank at
         most this many candidates a request (default: the model's own)."""
@@ -85,24 +80,25 @@ class Engine:
         if manifest.get("kind") != "two_stage":
             raise ModelLoadError(f"{directory}: `shortlist serve` needs a two-stage model (kind "
                                  f"{manifest.get('kind')!r}); fit one with the default config")
-        engine = cls(TwoStageRecommender.load(directory), directory=directory, manifest=manifest)
+        model = TwoStageRecommender.load(directory)
         if max_candidates is not None:
             if max_candidates < 1:
                 raise ConfigError(f"max_candidates must be >= 1, got {max_candidates}")
-            engine.gen.max_candidates = max_candidates
+            assert model.stage1_ is not None
+            model.stage1_.max_candidates = max_candidates
+        engine = cls(model, directory=directory, manifest=manifest, explain_top=explain_top)
         if engine.users.ids.len():
             engine.recommend_user(0, 5)  # fails here, before the swap, if the model cannot serve
             engine.drift = engine._drift_reference(drift_users, drift_threshold, seed)
         return engine
 
     def _drift_reference(self, n_users: int, threshold: float, seed: int) -> DriftMonitor | None:
-        if self.ranker is None:
+        if self.model.ranker_ is None:
             return None
-        rng = np.random.default_rng(seed)
         n = self.users.ids.len()
-        users = np.sort(rng.choice(n, size=min(n_users, n), replace=False)).astype(np.int64)
-        X = self.model.features_for(self.gen.generate(users, exclude_seen=self.exclude_seen))
-        return DriftMonitor(self.feature_names, X, threshold=threshold)
+        users = np.sort(np.random.default_rng(seed).choice(n, size=min(n_users, n), replace=False)).astype(np.int64)
+        X = self.model.rank(users, 10).features
+        return None if X is None else DriftMonitor(self.feature_names, X, threshold=threshold)
 
     # --- descriptions ----------------------------------------------------------------------------
     def item_info(self, item: int) -> dict[str, Any]:
@@ -113,34 +109,30 @@ class Engine:
             if f.height:
                 row.update({k: v for k, v in f.row(0, named=True).items() if v is not None})
         fb = self.model.fallback_
-        assert fb is not None and fb.scores_ is not None
+        assert fb is not None and fb.scores_ is not None and fb.ranking_ is not None
         row["popularity"] = float(fb.scores_[item])
-        at = np.flatnonzero(self.popular == item)
+        at = np.flatnonzero(fb.ranking_ == item)
         row["popularity_rank"] = int(at[0]) + 1 if len(at) else None
         row["interactions"] = int(self.item_counts[item])
         return row
 
     def index_stats(self) -> dict[str, Any]:
-        """Users and items in the model, and what each source holds (its class and learned arrays)."""
+        """Users and items in the model, and each source's class and what it can do."""
         out: dict[str, Any] = {"n_users": int(self.users.ids.len()), "n_items": int(self.n_items),
                                "n_interactions": int(self.item_counts.sum()), "sources": {}}
-        for name, src in self.gen.sources_.items():
-            info: dict[str, Any] = {"class": type(src).__name__}
-            index = getattr(src, "index_", None)
-            if index is not None:
-                info["vector_index"] = {"backend": index.backend_, "n_items": index.n_items, "dim": index.dim,
-                                        "metric": index.metric}
-            sim = getattr(src, "sim_", None)
-            if sim is not None:
-                info["similarity_nnz"] = int(sim.nnz)
+        stage = self.model.stage1_
+        assert stage is not None
+        sims = stage.similarities()
+        for name, src in stage.sources.items():
+            info: dict[str, Any] = {"class": type(src).__name__, "warmable": isinstance(src, Warmable)}
+            if name in sims:
+                info["similarity_nnz"] = int(sims[name].nnz)
             out["sources"][name] = info
         return out
 
     def top_features(self, n: int) -> list[dict[str, Any]]:
         imp = self.model.importance()
-        if not imp.height:
-            return []
-        return imp.sort("gain", descending=True).head(n).to_dicts()
+        return imp.sort("gain", descending=True).head(n).to_dicts() if imp.height else []
 
     # --- lookups ---------------------------------------------------------------------------------
     def user_index(self, user_id: str) -> int | None:
@@ -154,34 +146,29 @@ class Engine:
         return np.array([i for i in idx if i is not None], dtype=np.int64)
 
     def category_mask(self, categories: list[str]) -> np.ndarray:
+        """Items in any of ``categories`` (any of an item's categories matches; case-insensitive)."""
         if self.categories is None:
             raise LookupError("categories")
-        return np.isin(self.categories, np.array(categories, dtype=object))
+        wanted = {c.strip().casefold() for c in categories}
+        return np.fromiter((bool(s & wanted) for s in self.categories), dtype=bool, count=self.n_items)
 
-    # --- recommendation --------------------------------------------------------------------------
+    # --- recommendation: the model's rank path for a shard of one ----------------------------------
     def recommend_user(self, user: int, k: int, *, allowed: np.ndarray | None = None, explain: bool = False,
-                       history: UserHistory | None = None) -> Ranked:
-        """A known user's top-``k``. ``allowed``: boolean item mask; ``history``: the user's history as
-        the feature store holds it (``None``: the model's own copy)."""
-        t0 = time.perf_counter()
-        users = np.array([user], dtype=np.int64)
-        failed: list[str] = []
-        cands = self.gen.fuse_tops_columns(users, self.gen.topk_all(users, exclude_seen=self.exclude_seen,
-                                                                     failed=failed))
-        return self._finish(cands, failed, history, k, allowed, explain, t0,
-                            seen=lambda: self.model.user_history(user).items)
+                       history: UserHistory | None = None) -> Answer:
+        """A user's top-``k`` (an unknown user's ``user`` is past the fitted ones: the popular list).
+        ``allowed``: boolean item mask; ``history``: the user's history as the feature store holds it
+        (``None``: the model's own copy)."""
+        return self._answer(user, k, allowed, explain, history)
 
     def recommend_history(self, history: UserHistory, k: int, *, user: int | None = None,
-                          allowed: np.ndarray | None = None, explain: bool = False) -> Ranked:
+                          allowed: np.ndarray | None = None, explain: bool = False) -> Answer:
         """Top-``k`` for an explicit history (a user's history plus online events, or a session):
         candidates from each source's fold-in path, user and pair features from the history."""
-        t0 = time.perf_counter()
-        items, ts = history.items.astype(np.int64), history.timestamps.astype(np.int64)
-        failed: list[str] = []
-        tops = self.gen.topk_for_history(items, timestamps=ts, exclude_seen=self.exclude_seen, failed=failed)
-        uid = self.users.ids.len() if user is None else user
-        return self._finish(self.gen.fuse_tops_columns(np.array([uid]), tops), failed, history, k, allowed, explain,
-                            t0, seen=lambda: items)
+        return self._answer(self.users.ids.len() if user is None else user, k, allowed, explain, history)
+
+    def popular(self, k: int, *, allowed: np.ndarray | None = None) -> Answer:
+        """The popular list (within ``allowed``): what a user the model does not know gets."""
+        return self._answer(int(self.users.ids.len()), k, allowed, False, None)
 
     def user_history(self, user: int | None) -> UserHistory:
         """A user's fitted history (prices and baskets included); empty for an unknown user."""
@@ -191,89 +178,47 @@ class Engine:
 
     def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Items most like ``item``: the stage-1 union for a one-item history, in fusion order."""
-        one = np.array([item], dtype=np.int64)
-        ts = np.array([self.end_ts], dtype=np.int64)
-        tops = self.gen.topk_for_history(one, timestamps=ts, exclude_seen=True, k=k + 1, failed=[],
-                                         skip=("popular", "popular_recent", "repurchase"))
-        cands = self.gen.fuse_tops(np.array([-1]), tops)
-        cands = cands.filter(pl.col(ITEM) != item).head(k)
-        return cands.get_column(ITEM).to_numpy().astype(np.int64), cands.get_column(FUSED).to_numpy()
+        stage = self.model.stage1_
+        assert stage is not None
+        tops = stage.topk_for_history(np.array([item]), timestamps=np.array([self.end_ts]), exclude_seen=True,
+                                      failed=[], skip=NOT_SIMILARITY, depth=k + 1)
+        union = stage.candidates(np.array([-1]), tops)
+        keep = np.flatnonzero(union.items != item)[:k]
+        assert union.fused is not None
+        return union.items[keep], union.fused[keep].astype(np.float64)
 
-    def popular_fill(self, k: int, *, exclude: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
-        """Most popular items not in ``exclude`` (and within ``allowed``), at most ``k``."""
-        mask = np.ones(self.n_items, dtype=bool)
-        mask[exclude[(exclude >= 0) & (exclude < self.n_items)]] = False
-        if allowed is not None:
-            mask &= allowed
-        order = self.popular[mask[self.popular]]
-        return order[:k]
+    def _answer(self, user: int, k: int, allowed: np.ndarray | None, explain: bool,
+                history: UserHistory | None) -> Answer:
+        failed: list[str] = []
+        ranked = self.model.rank(np.array([user], np.int64), k, history=history, allowed=allowed, failed=failed)
+        valid = ranked.items[0] >= 0
+        items, scores, rows = ranked.items[0][valid], ranked.scores[0][valid].astype(np.float64), ranked.rows[0][valid]
+        contrib = self._explain(ranked, rows) if explain else None
+        return Answer(items=items, scores=scores, sources=self._sources(ranked, items, rows),
+                      n_candidates=len(ranked.union), failed_sources=failed, contributions=contrib,
+                      features=ranked.features, stages=dict(ranked.stages))
 
-    def fallback_sources(self, items: np.ndarray) -> list[dict[str, float]]:
-        """The popularity fallback's score for items it filled in (never scored by the ranker)."""
+    def _sources(self, ranked: Ranked, items: np.ndarray, rows: np.ndarray) -> list[dict[str, float]]:
+        """Each listed item's score from every source that proposed it (a filled-in item: the fallback's)."""
         fb = self.model.fallback_
         assert fb is not None and fb.scores_ is not None
-        return [{FALLBACK: float(fb.scores_[i])} for i in items]
+        names = ranked.union.sources
+        out = []
+        for item, row in zip(items.tolist(), rows.tolist(), strict=True):
+            if row < 0:
+                out.append({FALLBACK: float(fb.scores_[item])})
+                continue
+            vals = np.round(ranked.union.scores[:, row].astype(np.float64), 6).tolist()
+            out.append({s: v for s, v in zip(names, vals, strict=True) if v == v})  # NaN: not proposed
+        return out
 
-    # --- internals -------------------------------------------------------------------------------
-    def _finish(self, cands: dict[str, np.ndarray], failed: list[str], history: UserHistory | None, k: int,
-                allowed: np.ndarray | None, explain: bool, t0: float, *, seen: Callable[[], np.ndarray]) -> Ranked:
-        """Score and order the candidates (:meth:`CandidateGenerator.fuse_tops_columns`); ``seen``
-        gives the user's items when a short list needs topping up."""
-        t1 = time.perf_counter()
-        items = cands[ITEM].astype(np.int64)
-        n_cands = len(items)
-        X = None
-        if n_cands and self.ranker is not None:
-            X = self._features(cands, history)
-        t2 = time.perf_counter()
-        if X is not None and self.ranker is not None:
-            scores = self.ranker.predict(X).astype(np.float64)
-        else:  # minus the best rank any source gave (as TwoStageRecommender.score_candidates)
-            ranks = [cands[rank_col(s)] for s in self.gen.sources_]
-            scores = -np.min(ranks, axis=0).astype(np.float64) if ranks else np.zeros(n_cands)
-        keep = np.ones(len(items), dtype=bool) if allowed is None else allowed[items]
-        idx = np.flatnonzero(keep)
-        order = idx[np.lexsort((items[idx], -scores[idx]))][:k]
-        out_items, out_scores = items[order], scores[order]
-        t3 = time.perf_counter()
-        contrib = None
-        if explain and X is not None and len(order) and isinstance(self.ranker, LGBMRanker):
-            contrib = self._explain(X[order])
-        source_scores = self._source_scores(cands, order)
-        if len(out_items) < k:  # top up from popularity, flagged by a NaN score
-            fill = self.popular_fill(k - len(out_items), exclude=np.concatenate(
-                [out_items, seen() if self.exclude_seen else np.zeros(0, np.int64)]), allowed=allowed)
-            out_items = np.concatenate([out_items, fill])
-            out_scores = np.concatenate([out_scores, np.full(len(fill), np.nan)])
-            source_scores += self.fallback_sources(fill)
-        return Ranked(items=out_items, scores=out_scores, sources=source_scores, n_candidates=n_cands,
-                      failed_sources=failed, contributions=contrib, features=X,
-                      stages={"retrieval": t1 - t0, "features": t2 - t1, "ranking": t3 - t2})
-
-    def _features(self, cands: dict[str, np.ndarray], history: UserHistory | None) -> np.ndarray:
-        """``TwoStageRecommender.features_for`` on a request's candidate columns (the same pipeline
-        calls, without a frame): the fitted history's features, or ``history``'s."""
-        mode = self.model.target.reference
-        if history is None:
-            ref = self.feats.reference_times(cands[USER], mode=mode)
-            return self.feats.matrix(cands, ref_ts=ref)
-        return self.feats.matrix_for_history(cands, history, mode=mode)
-
-    def _source_scores(self, cands: dict[str, np.ndarray], order: np.ndarray) -> list[dict[str, float]]:
-        names = list(self.gen.sources_)
-        if not len(order):
-            return []
-        block = np.empty((len(order), len(names)), np.float64)
-        for j, s in enumerate(names):
-            block[:, j] = cands[score_col(s)][order]
-        rows = np.round(block, 6).tolist()  # NaN (not proposed) stays NaN: v == v drops it
-        return [{s: v for s, v in zip(names, row, strict=True) if v == v} for row in rows]
-
-    def _explain(self, X: np.ndarray) -> list[list[tuple[str, float]]]:
-        assert isinstance(self.ranker, LGBMRanker)
-        contrib = np.asarray(self.ranker.contributions(X))[:, : len(self.feature_names)]
-        top = np.argsort(-np.abs(contrib), axis=1)[:, :5]
-        return [[(self.feature_names[j], float(contrib[r, j])) for j in top[r]] for r in range(len(X))]
+    def _explain(self, ranked: Ranked, rows: np.ndarray) -> list[list[tuple[str, float]]] | None:
+        if ranked.features is None or not isinstance(self.model.ranker_, LGBMRanker):
+            return None
+        scored = rows[rows >= 0]
+        contrib = np.asarray(self.model.contributions(ranked.features[scored]))[:, : len(self.feature_names)]
+        top = np.argsort(-np.abs(contrib), axis=1)[:, : self.explain_top]
+        return [[(self.feature_names[j], float(contrib[r, j])) for j in top[r]] for r in range(len(scored))]
 
 
 def _catalogue_column(model: TwoStageRecommender, column: str, n_items: int) -> np.ndarray | None:
@@ -283,4 +228,12 @@ def _catalogue_column(model: TwoStageRecommender, column: str, n_items: int) -> 
     return np.array(values[:n_items] + [None] * max(0, n_items - len(values)), dtype=object)
 
 
-__all__ = ["Engine", "Ranked"]
+def _category_sets(model: TwoStageRecommender, n_items: int) -> list[frozenset[str]] | None:
+    """Each item's categories, case-folded (every level of a path, every value of a list)."""
+    if model.items_ is None or not model.items_.has(CATEGORY):
+        return None
+    sets = [frozenset(c.casefold() for c in s) for s in model.items_.category_sets()[:n_items]]
+    return sets + [frozenset()] * max(0, n_items - len(sets))
+
+
+__all__ = ["Answer", "Engine"]

@@ -16,7 +16,7 @@ import orjson
 from shortlist.features.profile import UserHistory
 from shortlist.schema import EVENT_STRENGTH
 from shortlist.serving.cache import MemoryCache, RedisCache, ResponseCache
-from shortlist.serving.engine import Engine, Ranked
+from shortlist.serving.engine import Answer, Engine
 from shortlist.serving.histories_redis import RedisHistories
 from shortlist.serving.holder import ModelHolder, ReloadInProgressError
 from shortlist.serving.metrics import ServiceMetrics
@@ -54,7 +54,7 @@ class Service:
         self.metrics = ServiceMetrics()
         self.holder = holder or ModelHolder(settings.model_dir, loader=functools.partial(
             Engine.load, drift_users=settings.drift_reference_users, drift_threshold=settings.drift_threshold,
-            max_candidates=settings.max_candidates))
+            max_candidates=settings.max_candidates, explain_top=settings.explain_top))
         self.redis: RedisLink | None = None
         self.cache: ResponseCache
         self.store: EventStore
@@ -120,7 +120,7 @@ class Service:
         ts = np.array([e.timestamp for e, i in zip(events, idx, strict=True) if i is not None], dtype=np.int64)
         return base.extend(items, ts)
 
-    def _observe(self, engine: Engine, ranked: Ranked) -> None:
+    def _observe(self, engine: Engine, ranked: Answer) -> None:
         for stage, s in ranked.stages.items():
             self.metrics.stage_latency.labels(stage).observe(s)
         self.metrics.candidates.observe(ranked.n_candidates)
@@ -133,7 +133,7 @@ class Service:
             for reason in ranked.fallback.split(";"):
                 self.metrics.fallbacks.labels(reason.split(":")[0]).inc()
 
-    def _items_json(self, engine: Engine, ranked: Ranked) -> list[dict[str, Any]]:
+    def _items_json(self, engine: Engine, ranked: Answer) -> list[dict[str, Any]]:
         ids = engine.item_ext[ranked.items]
         titles = engine.titles
         out = []
@@ -191,16 +191,16 @@ class Service:
         body["latency_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         return body
 
-    def _response(self, engine: Engine, ranked: Ranked, user_id: str | None) -> dict[str, Any]:
+    def _response(self, engine: Engine, ranked: Answer, user_id: str | None) -> dict[str, Any]:
         """Record the request's metrics and drift rows; the JSON body (``latency_ms`` set by the caller)."""
         self._observe(engine, ranked)
         return {"user_id": user_id, "items": self._items_json(engine, ranked), "latency_ms": 0.0, "cache_hit": False,
                 "n_candidates": ranked.n_candidates, "fallback": ranked.fallback, "model_version": engine.version}
 
-    def _popular(self, engine: Engine, k: int, allowed: np.ndarray | None, reason: str) -> Ranked:
-        items = engine.popular_fill(k, exclude=np.zeros(0, np.int64), allowed=allowed)
-        return Ranked(items=items, scores=np.full(len(items), np.nan), sources=engine.fallback_sources(items),
-                      n_candidates=0, fallback=reason)
+    def _popular(self, engine: Engine, k: int, allowed: np.ndarray | None, reason: str) -> Answer:
+        answer = engine.popular(k, allowed=allowed)
+        answer.fallback = reason
+        return answer
 
     def recommend_session(self, req: SessionRequest) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -326,7 +326,7 @@ class Service:
         return {
             "model_version": engine.version, "created": engine.manifest.get("created"),
             "shortlist_version": engine.manifest.get("shortlist_version"), "config": engine.manifest.get("config"),
-            "sources": list(engine.gen.sources_), "index": engine.index_stats(),
+            "sources": list(engine.index_stats()["sources"]), "index": engine.index_stats(),
             "training_metrics": engine.model.metrics_, "top_features": engine.top_features(10),
             "latency": self.latency_percentiles(), "drift": None if engine.drift is None else engine.drift.report(),
             "cache": self.cache.backend, "feature_store": self.store.backend,

@@ -16,7 +16,7 @@ from shortlist.retrieval.content.encoders import (
 )
 from shortlist.retrieval.content.neighbors import neighbor_graph
 from shortlist.retrieval.content.profile import default_half_life_days, history_weights, profile_weights
-from shortlist.retrieval.content.source import ContentSource, UsesItemCatalogue
+from shortlist.retrieval.content.source import ContentSource, ItemText
 from shortlist.retrieval.content.text import item_texts
 from shortlist.retrieval.content.tfidf import TfidfSvdEncoder
 
@@ -27,9 +27,9 @@ __all__ = [
     "EmbeddingCache",
     "Encoder",
     "FittableEncoder",
+    "ItemText",
     "SentenceTransformerEncoder",
     "TfidfSvdEncoder",
-    "UsesItemCatalogue",
     "default_half_life_days",
     "default_model_path",
     "encode_items",

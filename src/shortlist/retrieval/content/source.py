@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Protocol, Self, runtime_checkable
+from typing import Any, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,39 +13,40 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
 from shortlist.index import Backend, VectorIndex
 from shortlist.index.vector_index import normalize_rows
-from shortlist.retrieval.base import State, TopKRetrieval, check_k, csr_from_arrays, csr_to_arrays, require_fitted, seen_rows
+from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted, seen_rows
 from shortlist.retrieval.content.cache import EmbeddingCache
 from shortlist.retrieval.content.embed import encode_items
 from shortlist.retrieval.content.encoders import Encoder, resolve_encoder
 from shortlist.retrieval.content.neighbors import neighbor_graph, neighbor_topk
 from shortlist.retrieval.content.profile import default_half_life_days, history_weights, profile_weights
 from shortlist.retrieval.content.text import DEFAULT_MAX_CHARS
-from shortlist.retrieval.topk import PaddedRows, product_row_topk, row_entries, rows_of
+from shortlist.retrieval.topk import rows_of
 
 Aggregate = Literal["neighbors", "mean"]
 
 
-@runtime_checkable
-class UsesItemCatalogue(Protocol):
-    """A source that needs the item catalogue: the pipeline calls ``with_items`` before ``fit``."""
+@dataclass(frozen=True)
+class ItemText:
+    """A catalogue's text as L2-normalised item vectors (rows by internal item id, zero rows for
+    items without text), the encoder's name, and the neighbour graph built from them: work that
+    depends on the catalogue alone, so a model computes it once and hands it to every fit."""
 
-    def with_items(self, items: Items | None, *, item_vectors: np.ndarray | None = None,
-                   encoder_name: str = "precomputed") -> Self: ...
+    vectors: np.ndarray
+    encoder_name: str = "precomputed"
+    graph: sp.csr_matrix | None = None
 
-    def catalogue_vectors(self, n_items: int) -> tuple[np.ndarray, str]: ...
 
-
-class ContentSource(TopKRetrieval):
+class ContentSource:
     """Candidates from item text embeddings, compared by cosine similarity.
 
-    Give it the catalogue with :meth:`with_items` (or precomputed ``item_vectors``) before
-    :meth:`fit`. A user's history is their last ``n_recent`` interactions, weighted by
-    ``exp(-ln2 · age / half_life_days)`` from their latest one (``"auto"``: 1/8 of the time span;
-    ``None``: equal weights). ``aggregate="mean"`` retrieves the items nearest to the weighted mean
-    vector (the user embedding); ``"neighbors"`` scores ``sum_i w_i · max(0, cos(i, j))^sharpen``
-    over each history item's ``n_neighbors`` nearest items, which keeps users' separate interests.
-    Items without text have zero vectors: never retrieved, no weight in a profile; users with no
-    text-bearing item get nothing. ``encoder``: an :class:`Encoder`, ``"auto"`` (the bundled
+    ``fit`` takes the catalogue (``items``), or the vectors of :meth:`use_catalogue` (a model encodes its
+    catalogue once, with :meth:`prepare_catalogue`, for every fit). A user's history is their last
+    ``n_recent`` interactions, weighted by ``exp(-ln2 · age / half_life_days)`` from their latest one
+    (``"auto"``: 1/8 of the time span; ``None``: equal weights). ``aggregate="mean"`` retrieves the items
+    nearest to the weighted mean vector (the user embedding); ``"neighbors"`` scores ``sum_i w_i · max(0,
+    cos(i, j))^sharpen`` over each history item's ``n_neighbors`` nearest items, which keeps users'
+    separate interests. Items without text have zero vectors: never retrieved, no weight in a profile;
+    users with no text-bearing item get nothing. ``encoder``: an :class:`Encoder`, ``"auto"`` (the bundled
     sentence-transformer if the ``text`` extra is installed, else TF-IDF + SVD of ``tfidf_dim``),
     ``"tfidf"``, ``"minilm"`` or a local model path; ``cache_dir`` enables the embedding cache.
     """
@@ -88,87 +90,69 @@ class ContentSource(TopKRetrieval):
         self.seed = seed
         self.backend = backend
         self.name = name
-        self._items: Items | None = None
-        self._given_vectors: np.ndarray | None = None
-        self._given_name = "precomputed"
-        self._given_graph: sp.csr_matrix | None = None
-        self._encoded: tuple[int, np.ndarray, str] | None = None  # reused across fits on one catalogue
+        self._text: ItemText | None = None  # the catalogue's vectors, when given (use_catalogue)
         self.item_vectors_: np.ndarray | None = None
         self.weights_: sp.csr_matrix | None = None
         self.seen_: sp.csr_matrix | None = None
         self.graph_: sp.csr_matrix | None = None
-        self._padded: PaddedRows | None = None  # graph_'s row table for one-row products (warm())
         self.index_: VectorIndex | None = None
         self.half_life_days_: float | None = None
         self.encoder_name_: str | None = None
 
-    def with_items(self, items: Items | None, *, item_vectors: np.ndarray | None = None,
-                   encoder_name: str = "precomputed", graph: sp.csr_matrix | None = None) -> Self:
-        """Set the catalogue to embed (and/or precomputed ``item_vectors``, rows by internal item id,
-        recorded as made by ``encoder_name``). ``graph``: the neighbour graph :meth:`fit` built
-        before from the same ``item_vectors`` and settings (:meth:`graph_key`), reused instead of
-        searched again — it depends on the catalogue only."""
-        if item_vectors is not None:
-            item_vectors = np.asarray(item_vectors, dtype=np.float32)
-            if item_vectors.ndim != 2 or not item_vectors.shape[0]:
-                raise ConfigError(f"item_vectors must be a non-empty 2-D array, got {item_vectors.shape}")
-        if graph is not None and (item_vectors is None or graph.shape != (len(item_vectors), len(item_vectors))):
-            raise ConfigError("a precomputed neighbour graph needs the item_vectors it was built from "
-                              f"(square, one row per item); got graph {graph.shape}")
-        self._items, self._given_vectors, self._encoded = items, item_vectors, None
-        self._given_name, self._given_graph = encoder_name, graph
+    def prepare_catalogue(self, items: Items | None, n_items: int) -> ItemText:
+        """Encode the catalogue (fitting the encoder if it learns) and, for the ``neighbors``
+        aggregate, build the item neighbour graph: everything :meth:`fit` needs from the catalogue."""
+        if items is None:
+            raise ConfigError("ContentSource needs the item catalogue (fit(..., items=dataset.items)) or "
+                              "precomputed vectors (use_catalogue(ItemText(vectors)))")
+        encoder = resolve_encoder(self.encoder, dim=self.tfidf_dim, seed=self.seed)
+        cache = EmbeddingCache(self.cache_dir) if self.cache_dir is not None else None
+        vectors = encode_items(items, n_items, encoder, max_chars=self.max_chars, cache=cache)
+        return self._with_graph(ItemText(vectors, encoder.name))
+
+    def use_catalogue(self, text: ItemText) -> Self:
+        """Fit with these item vectors (and their graph, when built with this source's settings)
+        instead of encoding the catalogue again."""
+        vectors = np.asarray(text.vectors, dtype=np.float32)
+        if vectors.ndim != 2 or not vectors.shape[0]:
+            raise ConfigError(f"item vectors must be a non-empty 2-D array, got {vectors.shape}")
+        if text.graph is not None and text.graph.shape != (len(vectors), len(vectors)):
+            raise ConfigError("a precomputed neighbour graph needs the item vectors it was built from "
+                              f"(square, one row per item); got graph {text.graph.shape}")
+        self._text = replace(text, vectors=vectors)
         return self
 
-    def graph_key(self) -> str | None:
-        """What the neighbour graph depends on besides the item vectors (None: no graph is built)."""
-        if self.aggregate != "neighbors":
-            return None
-        return f"graph:{self.n_neighbors}:{self.sharpen!r}:{self.backend}"
+    def _with_graph(self, text: ItemText) -> ItemText:
+        if self.aggregate != "neighbors" or text.graph is not None:
+            return text
+        vectors = text.vectors
+        has = np.flatnonzero(np.any(vectors != 0, axis=1))
+        n = len(vectors)
+        if not has.size:
+            return replace(text, graph=sp.csr_matrix((n, n), dtype=np.float32))
+        index = VectorIndex(backend=self.backend, metric="cosine").build(vectors[has], ids=has)
+        return replace(text, graph=neighbor_graph(vectors, index, n_neighbors=self.n_neighbors, sharpen=self.sharpen))
 
-    def catalogue_vectors(self, n_items: int) -> tuple[np.ndarray, str]:
-        """The catalogue's (``n_items`` × d) L2-normalised item vectors and the encoder's name, as
-        :meth:`fit` uses them (encoded once per catalogue; zero rows for items without text)."""
-        return self._item_vectors(n_items)
-
-    def _item_vectors(self, n_items: int) -> tuple[np.ndarray, str]:
-        if self._given_vectors is not None:
-            v = normalize_rows(self._given_vectors[:n_items])
-            if v.shape[0] < n_items:
-                v = np.vstack([v, np.zeros((n_items - v.shape[0], v.shape[1]), np.float32)])
-            return v, self._given_name
-        if self._items is None:
-            raise ConfigError("ContentSource needs the item catalogue: call .with_items(dataset.items) before fit()")
-        if self._encoded is None or self._encoded[0] != n_items:
-            encoder = resolve_encoder(self.encoder, dim=self.tfidf_dim, seed=self.seed)
-            cache = EmbeddingCache(self.cache_dir) if self.cache_dir is not None else None
-            v = encode_items(self._items, n_items, encoder, max_chars=self.max_chars, cache=cache)
-            self._encoded = (n_items, v, encoder.name)
-        return self._encoded[1], self._encoded[2]
-
-    def fit(self, history: Interactions, *, rng: np.random.Generator | None = None) -> Self:
-        """Embed the catalogue (once per catalogue; deterministic, so ``rng`` is unused) and profile users."""
-        if self._items is not None and self._items.ids is not history.items:
-            _check_same_items(self._items, history)
-        vectors, encoder_name = self._item_vectors(history.n_items)
+    def fit(self, history: Interactions, *, items: Items | None = None,
+            rng: np.random.Generator | None = None) -> Self:
+        """Profile users over the catalogue's vectors (given by :meth:`use_catalogue`, else encoded
+        from ``items``; deterministic, so ``rng`` is unused)."""
+        if items is not None and items.ids is not history.items:
+            _check_same_items(items, history)
+        text = self._text if self._text is not None else self.prepare_catalogue(items, history.n_items)
+        text = self._with_graph(_fit_rows(text, history.n_items))
         hl = default_half_life_days(history) if self.half_life_days == "auto" else self.half_life_days
         weights = profile_weights(history, n_recent=self.n_recent, half_life_days=hl)
-        given = self._given_graph  # it matches the given vectors; fit pads or cuts them to history.n_items
-        graph = given if given is not None and given.shape[0] == len(vectors) else None
-        self._set(vectors, weights, history.to_csr(binary=True), graph)
-        self.half_life_days_, self.encoder_name_ = hl, encoder_name
+        self._set(text.vectors, weights, history.to_csr(binary=True), text.graph)
+        self.half_life_days_, self.encoder_name_ = hl, text.encoder_name
         return self
 
     def _set(self, vectors: np.ndarray, weights: sp.csr_matrix, seen: sp.csr_matrix,
              graph: sp.csr_matrix | None) -> None:
         self.item_vectors_, self.weights_, self.seen_, self.graph_ = vectors, weights, seen, graph
-        self._padded = None
         has = np.flatnonzero(np.any(vectors != 0, axis=1))
         index = VectorIndex(backend=self.backend, metric="cosine").build(vectors[has], ids=has) if has.size else None
         self.index_ = index if self.aggregate == "mean" else None
-        if self.aggregate == "neighbors" and graph is None:
-            n = vectors.shape[0]
-            self.graph_ = sp.csr_matrix((n, n), dtype=np.float32) if index is None else neighbor_graph(
-                vectors, index, n_neighbors=self.n_neighbors, sharpen=self.sharpen)
 
     # --- embeddings ----------------------------------------------------------------------------
     def item_embeddings(self) -> np.ndarray:
@@ -193,23 +177,9 @@ class ContentSource(TopKRetrieval):
         check_k(k)
         require_fitted(self, "weights_")
         assert self.weights_ is not None and self.seen_ is not None
-        users = np.asarray(users, dtype=np.int64)
-        if users.size == 1 and self.aggregate == "neighbors":  # a request: the rows' arrays
-            assert self.graph_ is not None
-            u = int(users.reshape(-1)[0])
-            idx, w = row_entries(self.weights_, u)
-            return product_row_topk(idx, w, self.graph_, k, padded=self._padded,
-                                    exclude=row_entries(self.seen_, u)[0] if exclude_seen else None)
+        users = np.asarray(users, dtype=np.int64).reshape(-1)
         exclude = seen_rows(self.seen_, users, exclude_seen)
         return self._search(rows_of(self.weights_, users), exclude, k)
-
-    def warm(self) -> Self:
-        """Build the neighbour graph's :class:`PaddedRows` for one-row requests (the same items
-        and scores, tested); a no-op for the ``mean`` aggregate."""
-        require_fitted(self, "weights_")
-        if self.aggregate == "neighbors" and self.graph_ is not None:
-            self._padded = PaddedRows.of(self.graph_)
-        return self
 
     def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
                          exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -222,10 +192,6 @@ class ContentSource(TopKRetrieval):
         assert self.item_vectors_ is not None
         weights, seen = history_weights(items, self.item_vectors_.shape[0], timestamps=timestamps,
                                         n_recent=self.n_recent, half_life_days=self.half_life_days_)
-        if self.aggregate == "neighbors":
-            assert self.graph_ is not None
-            return product_row_topk(weights.indices, weights.data, self.graph_, k, padded=self._padded,
-                                    exclude=seen.indices if exclude_seen else None)
         return self._search(weights, seen if exclude_seen else None, k)
 
     def _search(self, weights: sp.csr_matrix, exclude: sp.csr_matrix | None, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -283,3 +249,13 @@ def _check_same_items(items: Items, history: Interactions) -> None:
             "ContentSource: the catalogue's item ids do not match the history's; build both from one "
             "Dataset (Items.from_frame(df, interactions.items))"
         )
+
+
+def _fit_rows(text: ItemText, n_items: int) -> ItemText:
+    """``text`` with one vector row per item of the history (cut, or padded with zero rows); a graph
+    of another size is dropped (it is rebuilt)."""
+    v = normalize_rows(text.vectors[:n_items])
+    if v.shape[0] < n_items:
+        v = np.vstack([v, np.zeros((n_items - v.shape[0], v.shape[1]), np.float32)])
+    graph = text.graph if text.graph is not None and text.graph.shape[0] == n_items else None
+    return ItemText(v, text.encoder_name, graph)

@@ -15,7 +15,6 @@ from shortlist.errors import ConfigError, DependencyMissingError
 from shortlist.index import VectorIndex
 from shortlist.retrieval.base import (
     State,
-    TopKRetrieval,
     check_k,
     csr_from_arrays,
     csr_to_arrays,
@@ -23,7 +22,6 @@ from shortlist.retrieval.base import (
     require_fitted,
     seen_rows,
 )
-from shortlist.retrieval.candidates import Candidates
 from shortlist.retrieval.two_tower import data
 
 if TYPE_CHECKING:
@@ -44,7 +42,7 @@ def import_torch() -> ModuleType:
         raise DependencyMissingError("torch", "torch", "the two-tower source") from exc
 
 
-class TwoTower(TopKRetrieval):
+class TwoTower:
     """Two-tower retrieval: ``user_tower(last items) · item_tower(item)``, trained on next-item pairs.
 
     The item tower embeds the item id plus, when ``fit`` gets an ``Items`` catalogue, its category
@@ -202,11 +200,6 @@ class TwoTower(TopKRetrieval):
         return self._net
 
     # -- retrieve ----------------------------------------------------------------------------
-    def retrieve(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> Candidates:
-        """Top-``k`` items by the trained similarity; users without history at fit time get nothing."""
-        users = np.asarray(users, dtype=np.int64).reshape(-1)
-        return Candidates.from_topk(users, *self.topk(users, k, exclude_seen=exclude_seen), self.name)
-
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(len(users) × k) items and scores, best first, padded -1 / -inf (what :meth:`retrieve` lists)."""
         check_k(k)

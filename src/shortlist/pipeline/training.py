@@ -1,0 +1,194 @@
+"""The ranker's training set, built shard by shard from the label windows.
+
+A window's users (a seeded sample above the row budget) go through the same candidate and feature
+path as a request, a shard at a time; each shard keeps its positives, its hardest negatives and a
+sample of the rest, so memory follows the sample, not the window.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shortlist.config import TwoStageConfig
+from shortlist.features.pipeline import FeaturePipeline
+from shortlist.pipeline.labels import LabelWindow
+from shortlist.pipeline.stage1 import Stage1
+from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
+from shortlist.retrieval.fusion import Fusion, learn_fusion, recall_fusion
+from shortlist.retrieval.union import CandidateUnion
+from shortlist.schema import ITEM, LABEL, MISSING_RANK, USER
+
+logger = logging.getLogger(__name__)
+MIN_RANKER_GROUPS = 20
+#: Users the fusion is learned on at most: the regression samples its rows anyway, and the union of
+#: every source's full lists is the largest structure of a fit.
+FUSION_USERS = 2_000
+Ranker = LGBMRanker | XGBRanker
+
+
+@dataclass
+class WindowFrame:
+    """A window's kept training rows: features, graded labels, and the (user, window) group of each."""
+
+    X: np.ndarray
+    y: np.ndarray
+    group: np.ndarray
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def window_users(window: LabelWindow, config: TwoStageConfig, rng: np.random.Generator) -> np.ndarray:
+    """The window's label users, a seeded sample of them where all would pass the row budget."""
+    users = np.unique(window.labels.get_column(USER).to_numpy()).astype(np.int64)
+    assert config.n_windows is not None and config.max_candidates is not None
+    budget = max(1, config.max_train_rows // (config.n_windows * config.max_candidates))
+    if len(users) > budget:
+        users = np.sort(rng.choice(users, size=budget, replace=False))
+    return users
+
+
+def learn_window_fusion(stage: Stage1, window: LabelWindow, users: np.ndarray, *, exclude_seen: bool,
+                        rng: np.random.Generator) -> Fusion:
+    """The fusion learned on a window's users (a seeded sample of :data:`FUSION_USERS` at most): a
+    logistic regression on their candidates, or recall-proportional weights where the candidates
+    hold too few labels."""
+    if len(users) > FUSION_USERS:
+        users = np.sort(rng.choice(users, size=FUSION_USERS, replace=False))
+    u = stage.candidates(users, stage.topk(users, exclude_seen=exclude_seen), fused=False)
+    lu, li = (window.labels.get_column(c).to_numpy().astype(np.int64) for c in (USER, ITEM))
+    return learn_fusion(u, lu, li, priors=stage.priors()) or recall_fusion(u, lu, li)
+
+
+def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, users: np.ndarray, index: int,
+                 config: TwoStageConfig) -> WindowFrame:
+    """The window's training rows, shard by shard; ``index`` numbers the window (groups stay distinct)."""
+    labels = window.labels
+    keys = _keys(labels.get_column(USER).to_numpy(), labels.get_column(ITEM).to_numpy())
+    grades = labels.get_column(LABEL).to_numpy().astype(np.float32)
+    order = np.argsort(keys)
+    keys, grades = keys[order], grades[order]
+    parts, rows, found, per_source = [], 0, 0, np.zeros(len(stage.names), np.int64)
+    exclude = not config.allow_repeats
+    for lo in range(0, len(users), config.shard_users):
+        shard = users[lo:lo + config.shard_users]
+        tops = stage.topk(shard, exclude_seen=exclude)
+        per_source += _source_hits(stage.candidates(shard, tops, fused=False), keys)
+        u = stage.candidates(shard, tops)
+        y = _labels_of(u, keys, grades)
+        rows, found = rows + len(u), found + int((y > 0).sum())
+        keep = _sample_rows(u, y, config)
+        parts.append((features.matrix(u.take(keep)), y[keep], u.users[keep] + (index << 32)))
+    n_labels = int(np.isin(labels.get_column(USER).to_numpy(), users).sum())
+    recall = {"union": found / max(n_labels, 1),
+              **{s: int(h) / max(n_labels, 1) for s, h in zip(stage.names, per_source, strict=True)}}
+    stats = {"users": len(users), "rows": rows, "positives": found, "labels": n_labels, "recall": recall}
+    logger.info("window %s: %d users, %d candidate rows, union recall %.3f", window.name, len(users), rows,
+                recall["union"])
+    if not parts:
+        return WindowFrame(np.zeros((0, len(features.names)), np.float32), np.zeros(0, np.float32),
+                           np.zeros(0, np.int64), stats)
+    return WindowFrame(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                       np.concatenate([p[2] for p in parts]), stats)
+
+
+def train_ranker(frames: list[WindowFrame], names: list[str], categorical: list[str], config: TwoStageConfig,
+                 rng: np.random.Generator) -> tuple[Ranker | None, dict[str, Any]]:
+    """The ranker fitted on the windows' rows (groups without a positive dropped), early-stopped on a
+    user-grouped validation share; ``None`` with too few groups."""
+    X = np.concatenate([f.X for f in frames]) if frames else np.zeros((0, len(names)), np.float32)
+    y = np.concatenate([f.y for f in frames]) if frames else np.zeros(0, np.float32)
+    group = np.concatenate([f.group for f in frames]) if frames else np.zeros(0, np.int64)
+    has_positive = np.isin(group, np.unique(group[y > 0]))
+    X, y, group = X[has_positive], y[has_positive], group[has_positive]
+    n_groups = len(np.unique(group))
+    metrics: dict[str, Any] = {"groups_kept": n_groups,
+                               "groups_dropped_no_positive": int(len(np.unique(np.concatenate(
+                                   [f.group for f in frames]))) - n_groups) if frames else 0}
+    if n_groups < MIN_RANKER_GROUPS:
+        return None, metrics
+    order = np.argsort(group, kind="stable")
+    X, y, group = X[order], y[order], group[order]
+    valid = _valid_groups(group, config.valid_share, rng)
+    ranker: Ranker = (XGBRanker(seed=config.seed, **config.ranker_params) if config.ranker == "xgboost"
+                      else LGBMRanker(seed=config.seed, categorical=categorical, **config.ranker_params))
+    train = (np.asfortranarray(X[~valid]) if valid.any() else X, y[~valid], _sizes(group[~valid]))
+    held = (X[valid], y[valid], _sizes(group[valid])) if valid.any() else None
+    ranker.fit(*train, feature_names=names, valid=held)
+    metrics["ranker"] = {**ranker.metrics_, "train_rows": len(train[1]), "valid_rows": 0 if held is None else len(held[1])}
+    return ranker, metrics
+
+
+def _keys(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    return (np.asarray(users, np.int64) << 32) | np.asarray(items, np.int64)
+
+
+def _labels_of(u: CandidateUnion, keys: np.ndarray, grades: np.ndarray) -> np.ndarray:
+    """Each union row's label grade (0: not a label); ``keys`` sorted, ``grades`` aligned."""
+    q = _keys(u.users, u.items)
+    pos = np.minimum(np.searchsorted(keys, q), max(len(keys) - 1, 0))
+    hit = (keys[pos] == q) if len(keys) else np.zeros(len(q), bool)
+    return np.where(hit, grades[pos] if len(keys) else 0.0, 0.0).astype(np.float32)
+
+
+def _source_hits(u: CandidateUnion, keys: np.ndarray) -> np.ndarray:
+    """Labels each source proposed among a shard's (unbudgeted) candidates."""
+    hit = np.isin(_keys(u.users, u.items), keys)
+    return (hit[None, :] & (u.ranks < MISSING_RANK)).sum(axis=1)
+
+
+def _sample_rows(u: CandidateUnion, y: np.ndarray, config: TwoStageConfig) -> np.ndarray:
+    """Rows to train on: every positive, each user's ``hard_negatives`` best-ranked negatives, and a
+    random sample of their other negatives, ``max_negatives`` negatives a user in all. The sample
+    hashes (seed, user, item), so a user's rows do not depend on the shard they were built in."""
+    n = len(u)
+    if config.max_negatives is None:
+        return np.arange(n)
+    starts = u.starts()
+    group = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    neg = y <= 0
+    hardest = np.lexsort((np.arange(n), u.best_rank(), ~neg, group))  # a user's negatives first, best-ranked first
+    hard_rank = np.empty(n, np.int64)
+    hard_rank[hardest] = _positions(hardest, group)
+    hard = neg & (hard_rank < config.hard_negatives)
+    rest = neg & ~hard
+    shuffled = np.lexsort((_uniform(u.users, u.items, config.seed), ~rest, group))
+    random_rank = np.empty(n, np.int64)
+    random_rank[shuffled] = _positions(shuffled, group)
+    extra = rest & (random_rank < max(config.max_negatives - config.hard_negatives, 0))
+    return np.flatnonzero(~neg | hard | extra)
+
+
+def _uniform(users: np.ndarray, items: np.ndarray, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) for each (user, item), a fixed function of ``seed`` (splitmix64)."""
+    with np.errstate(over="ignore"):
+        x = (users.astype(np.uint64) << np.uint64(32)) ^ items.astype(np.uint64) ^ np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _positions(order: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """For rows taken in ``order`` (grouped), each one's position within its group."""
+    g = group[order]
+    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    return np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+
+
+def _valid_groups(group: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """Rows whose group falls in the validation share (no user straddles the split)."""
+    uniq = np.unique(group)
+    n_valid = round(len(uniq) * share)
+    if n_valid < 2 or len(uniq) - n_valid < 2:
+        return np.zeros(len(group), dtype=bool)
+    return np.isin(group, rng.choice(uniq, size=n_valid, replace=False))
+
+
+def _sizes(group: np.ndarray) -> np.ndarray:
+    """Sizes of consecutive runs of equal (sorted) group ids."""
+    if not len(group):
+        return np.zeros(0, np.int64)
+    return np.diff(np.flatnonzero(np.r_[True, group[1:] != group[:-1], True]))
