@@ -96,6 +96,7 @@ def test_mode_errors_are_one_line(cli, index_dir) -> None:
     assert code == 2 and "unknown search mode" in err
 
 
+@pytest.mark.slow
 def test_evaluate_on_files_with_a_given_encoder(cli, files, tmp_path) -> None:
     code, out, err = cli(["search", "evaluate", "--items", str(files["items"]), "--reviews", str(files["reviews"]),
                           "--encoder", "minilm", "--k", "1,5", "--report", str(tmp_path / "report")])

@@ -62,6 +62,7 @@ def tuned(tmp_path_factory, request) -> tuple:
     return finetune(catalogue, train, valid, out, config), catalogue, reviews
 
 
+@pytest.mark.slow
 def test_finetune_writes_a_model_every_encoder_option_accepts(tuned) -> None:
     from shortlist.retrieval.content.encoders import SentenceTransformerEncoder, resolve_encoder
 
@@ -79,6 +80,7 @@ def test_finetune_writes_a_model_every_encoder_option_accepts(tuned) -> None:
     assert manifest["kind"] == "search_encoder" and manifest["result"]["steps"] == 2
 
 
+@pytest.mark.slow
 def test_the_content_source_accepts_the_fine_tuned_encoder(tuned) -> None:
     from shortlist.data.containers import build_dataset
     from shortlist.retrieval.content import ContentSource

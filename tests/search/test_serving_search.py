@@ -42,17 +42,22 @@ def with_index(model_dir):
     return model_dir
 
 
-def test_search_answers_from_the_model_folder_index(with_index) -> None:
-    with TestClient(create_app(ServingSettings(model_dir=with_index, max_k=20))) as client:
-        body = client.post("/search", json={"query": "a helmet for cycling", "k": 3}).json()
-        assert body["mode"] == "reranked" and body["personalised"] is False
-        assert [r["rank"] for r in body["items"]] == [1, 2, 3]
-        assert body["items"][0]["item_id"] == "bike" and body["items"][0]["title"] == "Road bike helmet"
-        hybrid = client.post("/search", json={"query": "green tea", "k": 2, "mode": "hybrid"}).json()
-        assert hybrid["mode"] == "hybrid" and hybrid["items"][0]["item_id"] == "tea"
-        # a user is accepted; this index was built without a recommender, so the answer is not personalised
-        named = client.post("/search", json={"query": "green tea", "k": 2, "user_id": 17}).json()
-        assert named["personalised"] is False and named["items"][0]["item_id"] == "tea"
+@pytest.fixture(scope="module")
+def client(with_index):
+    with TestClient(create_app(ServingSettings(model_dir=with_index, max_k=20))) as c:
+        yield c
+
+
+def test_search_answers_from_the_model_folder_index(client) -> None:
+    body = client.post("/search", json={"query": "a helmet for cycling", "k": 3}).json()
+    assert body["mode"] == "reranked" and body["personalised"] is False
+    assert [r["rank"] for r in body["items"]] == [1, 2, 3]
+    assert body["items"][0]["item_id"] == "bike" and body["items"][0]["title"] == "Road bike helmet"
+    hybrid = client.post("/search", json={"query": "green tea", "k": 2, "mode": "hybrid"}).json()
+    assert hybrid["mode"] == "hybrid" and hybrid["items"][0]["item_id"] == "tea"
+    # a user is accepted; this index was built without a recommender, so the answer is not personalised
+    named = client.post("/search", json={"query": "green tea", "k": 2, "user_id": 17}).json()
+    assert named["personalised"] is False and named["items"][0]["item_id"] == "tea"
 
 
 @pytest.mark.parametrize(("payload", "field"), [
@@ -60,11 +65,10 @@ def test_search_answers_from_the_model_folder_index(with_index) -> None:
     ({"query": "tea", "k": 21}, "k"), ({"query": "tea", "mode": "magic"}, "mode"), ({"query": "tea", "x": 1}, "x"),
     ({"query": "x" * 2001}, "query"), ({"k": 3}, "query"),
 ])
-def test_bad_search_requests_are_422_naming_the_field(with_index, payload, field) -> None:
-    with TestClient(create_app(ServingSettings(model_dir=with_index, max_k=20))) as client:
-        resp = client.post("/search", json=payload)
-        assert resp.status_code == 422
-        assert field in str(resp.json()["detail"])
+def test_bad_search_requests_are_422_naming_the_field(client, payload, field) -> None:
+    resp = client.post("/search", json=payload)
+    assert resp.status_code == 422
+    assert field in str(resp.json()["detail"])
 
 
 def test_without_an_index_search_is_404_with_the_fix(model_dir, tmp_path) -> None:
@@ -74,9 +78,8 @@ def test_without_an_index_search_is_404_with_the_fix(model_dir, tmp_path) -> Non
         assert client.post("/recommend", json={"user_id": "u1", "k": 3}).status_code == 200
 
 
-def test_the_page_has_a_search_box(with_index) -> None:
-    with TestClient(create_app(ServingSettings(model_dir=with_index))) as client:
-        page = client.get("/").text
-        assert 'data-testid="search-input"' in page and 'src="static/search.js"' in page
-        script = client.get("/static/search.js")
-        assert script.status_code == 200 and 'new URL("search", ROOT)' in script.text
+def test_the_page_has_a_search_box(client) -> None:
+    page = client.get("/").text
+    assert 'data-testid="search-input"' in page and 'src="static/search.js"' in page
+    script = client.get("/static/search.js")
+    assert script.status_code == 200 and 'new URL("search", ROOT)' in script.text
