@@ -96,7 +96,7 @@ def derive(config: TwoStageConfig, history: Interactions, items: Items | None = 
     last = Target.parse(config.target).kind == "last"
     sources = config.sources or default_sources(n_items=history.n_items, repeats=config.allow_repeats,
                                                 has_text=has_text(items))
-    derived = data_source_params(history)
+    derived = data_source_params(history)  # (a source given as an object keeps its own settings)
     params = {s: {**MODEL_SOURCE_PARAMS.get(s, {}), **derived.get(s, {}), **config.source_params.get(s, {})}
               for s in sources}
     return replace(config, sources=tuple(sources), source_params=params,

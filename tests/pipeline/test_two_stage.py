@@ -251,3 +251,21 @@ def test_a_huge_k_costs_the_catalogue_not_k(fitted):
     n_items = model.history_.n_items
     assert recs.group_by("user_id").len().get_column("len").max() <= n_items
     assert model.recommend_for_history([model.history_.items.external([0]).item()], 10**9).height <= n_items
+
+
+def test_the_model_accepts_source_and_ranker_objects(ds, tmp_path):
+    from shortlist.ranking.lgbm import LGBMRanker
+    from shortlist.retrieval.covisit import CoVisitation
+
+    split = leave_last_out(ds.interactions)
+    knn = CoVisitation(kind="user", neighbours=20, name="knn20")
+    ranker = LGBMRanker(num_leaves=7, n_estimators=30)
+    model = TwoStageRecommender(sources=[knn, "popular"], ranker=ranker, n_windows=2, seed=1).fit(split.train)
+    assert model.stage1_.names == ("knn20", "popular") and knn.sim_ is None  # the prototype stays unfitted
+    assert model.stage1_.sources["knn20"].neighbours == 20 and model.ranker_ is not ranker
+    assert model.ranker_.num_leaves == 7 and model.ranker_.booster_.num_trees() <= 30
+    loaded = load_model(model.save(tmp_path / "m"))
+    ids = split.train.users.ids.head(10).to_list()
+    assert loaded.recommend(ids, 5).equals(model.recommend(ids, 5))
+    with pytest.raises(ConfigError, match="LGBMRanker"):
+        TwoStageRecommender(ranker=object())

@@ -86,7 +86,7 @@ def test_refit_trains_on_validation_groups_too_for_the_chosen_rounds():
 
 def test_xgb_ranker_same_interface():
     pytest.importorskip("xgboost")
-    from shortlist.ranking.lgbm import XGBRanker
+    from shortlist.ranking.xgb import XGBRanker
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 2)).astype(np.float32)

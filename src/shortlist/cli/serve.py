@@ -37,8 +37,8 @@ def serve(
     watch: Annotated[float, typer.Option(help="Reload when the model directory changes, polling every N s "
                                               "(0: only POST /admin/reload).")] = 0.0,
     max_candidates: Annotated[int | None, typer.Option(
-        help="Candidates a request ranks (default: the model's own, 300; Online Retail NDCG@10 is the same "
-             "from 150 up; fewer rows to featurise and score).", min=1)] = None,
+        help="Candidates a request ranks (default: the model's own; fewer rows to featurise and score).",
+        min=1)] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Serve recommendations over HTTP (FastAPI + uvicorn): /recommend, /events, /metrics, a web page at /."""
@@ -53,7 +53,7 @@ def serve(
     model = model_directory(model, tracking_uri)  # a registered version is fetched once, then served as a folder
     settings = _serving_settings(model, redis_url, max_k, cache_ttl, watch, max_candidates)
     # One BLAS thread: a request's matrix products are small, and waking a second thread on a busy
-    # box cost more than the product itself (ALS one-user scores ~8 ms instead of ~0.3 ms).
+    # box costs more than the product itself.
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")

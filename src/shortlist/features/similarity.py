@@ -49,7 +49,7 @@ class SimilarityFeatures:
     def user_means(self, profiles: UserProfiles) -> dict[str, np.ndarray]:
         """Per table, each user's recency-weighted mean vector of their last ``history_len`` items:
         one sparse (users × items) weight matrix times each table, instead of gathering a
-        (users × ``history_len`` × dim) block (111 MB for Online Retail's text vectors)."""
+        (users × ``history_len`` × dim) block."""
         recent = profiles.recent[:, :self.history_len]
         present = recent >= 0
         weights = np.broadcast_to(self.decay ** np.arange(recent.shape[1], dtype=np.float32), recent.shape)

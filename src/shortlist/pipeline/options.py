@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shortlist.errors import ConfigError
-from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
+from shortlist.ranking.lgbm import LGBMRanker
+from shortlist.ranking.xgb import XGBRanker
 
 
 def check_options(ranker: str, ranker_params: Mapping[str, Any], sources: Sequence[str] | None,

@@ -29,7 +29,8 @@ from shortlist.pipeline.artifacts import (
     write_manifest,
 )
 from shortlist.pipeline.stage1 import Stage1
-from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
+from shortlist.ranking.lgbm import LGBMRanker
+from shortlist.ranking.xgb import XGBRanker
 from shortlist.retrieval.fusion import Fusion
 from shortlist.retrieval.popularity import Popularity
 
@@ -79,7 +80,8 @@ def load_two_stage(directory: Path | str) -> TwoStageRecommender:
         raise ModelLoadError(f"{directory}: a {manifest.get('kind')!r} model, not a two-stage model")
     if "resolved_config" not in manifest:
         raise ModelLoadError(f"{directory}: a model saved by an older shortlist; re-run `shortlist fit`")
-    model = TwoStageRecommender(TwoStageConfig.from_json(manifest["config"]))
+    model = TwoStageRecommender()
+    model.config = TwoStageConfig.from_json(manifest["config"])  # as fitted (its sources may be custom objects')
     resolved = TwoStageConfig.from_json(manifest["resolved_config"])
     users, items = IdMap(load_ids(directory / "users.parquet")), IdMap(load_ids(directory / "items.parquet"))
     history = Interactions(pl.read_parquet(directory / "history.parquet"), users, items)

@@ -7,6 +7,7 @@ Every caller — the label windows, batch recommend, evaluation, a request, a se
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -38,15 +39,23 @@ logger = logging.getLogger(__name__)
 DEFAULT_FUSION = Fusion(priority=("repurchase",))
 
 
-def prepare_catalogue(config: TwoStageConfig, history: Interactions, items: Items | None) -> dict[str, ItemText]:
+def prepare_catalogue(config: TwoStageConfig, history: Interactions, items: Items | None, *,
+                      prototypes: Mapping[str, CandidateSource] | None = None) -> dict[str, ItemText]:
     """The catalogue-only work of a fit, done once for all of its label windows and its refit: each
     content source's item vectors and neighbour graph. ``config`` must be derived."""
     out = {}
     for name in config.sources or ():
-        src = make_source(name, **config.source_params.get(name, {}))
+        src = _make(name, config, prototypes)
         if isinstance(src, ContentSource):
             out[name] = src.prepare_catalogue(items, history.n_items)
     return out
+
+
+def _make(name: str, config: TwoStageConfig, prototypes: Mapping[str, CandidateSource] | None) -> CandidateSource:
+    """A fresh, unfitted source: a copy of the given prototype, else the registry's with the config's settings."""
+    if prototypes and name in prototypes:
+        return copy.deepcopy(prototypes[name])
+    return make_source(name, **config.source_params.get(name, {}))
 
 
 @dataclass
@@ -61,12 +70,14 @@ class Stage1:
 
     @classmethod
     def fit(cls, config: TwoStageConfig, history: Interactions, *, items: Items | None = None,
-            catalogue: Mapping[str, ItemText] | None = None, rng: np.random.Generator) -> Stage1:
-        """Fit every source of a derived ``config`` on ``history``; each source's seed is drawn in
-        source order, so the result does not depend on ``n_jobs``."""
+            catalogue: Mapping[str, ItemText] | None = None, prototypes: Mapping[str, CandidateSource] | None = None,
+            rng: np.random.Generator) -> Stage1:
+        """Fit every source of a derived ``config`` on ``history`` (a copy of ``prototypes[name]``
+        where given, else the registry's); each source's seed is drawn in source order, so the result
+        does not depend on ``n_jobs``."""
         names = list(config.sources or ())
         seeds = rng.integers(2**32, size=len(names))
-        made = [make_source(n, **config.source_params.get(n, {})) for n in names]
+        made = [_make(n, config, prototypes) for n in names]
         for name, src in zip(names, made, strict=True):
             if isinstance(src, ContentSource) and catalogue and name in catalogue:
                 src.use_catalogue(catalogue[name])

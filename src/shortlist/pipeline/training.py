@@ -7,6 +7,7 @@ sample of the rest, so memory follows the sample, not the window.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,9 @@ from shortlist.config import TwoStageConfig
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.pipeline.labels import LabelWindow
 from shortlist.pipeline.stage1 import Stage1
-from shortlist.ranking.lgbm import LGBMRanker, XGBRanker
+from shortlist.ranking.base import Ranker
+from shortlist.ranking.lgbm import LGBMRanker
+from shortlist.ranking.xgb import XGBRanker
 from shortlist.retrieval.fusion import Fusion, learn_fusion, recall_fusion
 from shortlist.retrieval.union import CandidateUnion
 from shortlist.schema import ITEM, LABEL, MISSING_RANK, USER
@@ -27,7 +30,6 @@ MIN_RANKER_GROUPS = 20
 #: Users the fusion is learned on at most: the regression samples its rows anyway, and the union of
 #: every source's full lists is the largest structure of a fit.
 FUSION_USERS = 2_000
-Ranker = LGBMRanker | XGBRanker
 
 
 @dataclass
@@ -95,7 +97,7 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
 
 
 def train_ranker(frames: list[WindowFrame], names: list[str], categorical: list[str], config: TwoStageConfig,
-                 rng: np.random.Generator) -> tuple[Ranker | None, dict[str, Any]]:
+                 rng: np.random.Generator, *, prototype: Ranker | None = None) -> tuple[Ranker | None, dict[str, Any]]:
     """The ranker fitted on the windows' rows (groups without a positive dropped), early-stopped on a
     user-grouped validation share; ``None`` with too few groups."""
     X = np.concatenate([f.X for f in frames]) if frames else np.zeros((0, len(names)), np.float32)
@@ -112,8 +114,13 @@ def train_ranker(frames: list[WindowFrame], names: list[str], categorical: list[
     order = np.argsort(group, kind="stable")
     X, y, group = X[order], y[order], group[order]
     valid = _valid_groups(group, config.valid_share, rng)
-    ranker: Ranker = (XGBRanker(seed=config.seed, **config.ranker_params) if config.ranker == "xgboost"
-                      else LGBMRanker(seed=config.seed, categorical=categorical, **config.ranker_params))
+    ranker: Ranker
+    if prototype is not None:
+        ranker = copy.deepcopy(prototype)
+    elif config.ranker == "xgboost":
+        ranker = XGBRanker(seed=config.seed, **config.ranker_params)
+    else:
+        ranker = LGBMRanker(seed=config.seed, categorical=categorical, **config.ranker_params)
     train = (np.asfortranarray(X[~valid]) if valid.any() else X, y[~valid], _sizes(group[~valid]))
     held = (X[valid], y[valid], _sizes(group[valid])) if valid.any() else None
     ranker.fit(*train, feature_names=names, valid=held)

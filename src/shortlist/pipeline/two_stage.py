@@ -29,8 +29,9 @@ from shortlist.pipeline.labels import Target, label_windows
 from shortlist.pipeline.options import check_options
 from shortlist.pipeline.ranked import Ranked, best_per_user, top_up
 from shortlist.pipeline.stage1 import Stage1, prepare_catalogue
-from shortlist.pipeline.training import Ranker, learn_window_fusion, train_ranker, window_frame, window_users
-from shortlist.retrieval.base import check_k, history_row
+from shortlist.pipeline.training import learn_window_fusion, train_ranker, window_frame, window_users
+from shortlist.ranking.base import Ranker, ranker_kind
+from shortlist.retrieval.base import CandidateSource, check_k, history_row
 from shortlist.retrieval.popularity import Popularity
 from shortlist.retrieval.topk import rows_of
 from shortlist.schema import ITEM, ITEM_ID, USER, USER_ID
@@ -42,16 +43,28 @@ class TwoStageRecommender:
     """The full model: ``fit(history, items=..., rng=...)``, then :meth:`recommend` or :meth:`rank`.
 
     Options are a :class:`~shortlist.config.TwoStageConfig` (``config``), or its fields as keyword
-    arguments (which override ``config``'s).
+    arguments (which override ``config``'s). ``sources`` may also hold unfitted source objects (each
+    fit works on a copy, under the object's ``name``) and ``ranker`` an unfitted ranker object::
+
+        TwoStageRecommender(sources=[ALS(factors=32, name="als32"), "itemknn"], ranker=LGBMRanker(num_leaves=31))
     """
 
     name = "two_stage"
 
     def __init__(self, config: TwoStageConfig | None = None, **options: Any) -> None:
+        sources = options.get("sources")
+        self.prototypes: dict[str, CandidateSource] = {s.name: s for s in sources or () if not isinstance(s, str)}
+        if sources is not None:
+            options["sources"] = [s if isinstance(s, str) else s.name for s in sources]
+        self.ranker_prototype: Ranker | None = None
+        if options.get("ranker") is not None and not isinstance(options["ranker"], str):
+            self.ranker_prototype = options["ranker"]
+            options["ranker"] = ranker_kind(options["ranker"])
         base = (config or TwoStageConfig()).to_json()
         self.config = TwoStageConfig.from_json({**base, **options}) if options else (config or TwoStageConfig())
         c = self.config
-        check_options(c.ranker, c.ranker_params, c.sources, c.source_params)
+        check_options(c.ranker, c.ranker_params, [s for s in c.sources or () if s not in self.prototypes],
+                      c.source_params)
         self.resolved_: TwoStageConfig | None = None
         self.stage1_: Stage1 | None = None
         self.features_: FeaturePipeline | None = None
@@ -79,10 +92,10 @@ class TwoStageRecommender:
         assert cfg.n_windows is not None
         windows = label_windows(history, self.target, n_windows=cfg.n_windows, repeats=cfg.allow_repeats)
         seeds = rng.integers(2**63, size=2 * len(windows) + 2)
-        catalogue = prepare_catalogue(cfg, history, items)
+        catalogue = prepare_catalogue(cfg, history, items, prototypes=self.prototypes)
         fusion, frames, stats = None, [], {}
         for w, window in enumerate(windows):
-            stage = Stage1.fit(cfg, window.history, items=items, catalogue=catalogue,
+            stage = Stage1.fit(cfg, window.history, items=items, catalogue=catalogue, prototypes=self.prototypes,
                                rng=np.random.default_rng(seeds[2 * w]))
             sample_rng = np.random.default_rng(seeds[2 * w + 1])
             users = window_users(window, cfg, sample_rng)
@@ -95,14 +108,15 @@ class TwoStageRecommender:
             names, categorical = features.names, features.categorical
             del stage, features
         t_windows = time.perf_counter()
-        ranker, ranker_metrics = (train_ranker(frames, names, categorical, cfg, np.random.default_rng(seeds[-2]))
-                                  if frames else (None, {}))
+        ranker, ranker_metrics = (train_ranker(frames, names, categorical, cfg, np.random.default_rng(seeds[-2]),
+                                               prototype=self.ranker_prototype) if frames else (None, {}))
         del frames
         if ranker is None:
             warnings.warn("too little data to train the ranker: recommendations come from the candidate "
                           "union in fusion order", RuntimeWarning, stacklevel=2)
         t_ranker = time.perf_counter()
-        stage = Stage1.fit(cfg, history, items=items, catalogue=catalogue, rng=np.random.default_rng(seeds[-1]))
+        stage = Stage1.fit(cfg, history, items=items, catalogue=catalogue, prototypes=self.prototypes,
+                           rng=np.random.default_rng(seeds[-1]))
         if fusion is not None:
             stage.fusion = fusion
         self.resolved_, self.stage1_, self.ranker_ = cfg, stage, ranker

@@ -1,4 +1,4 @@
-"""LightGBM lambdarank re-ranker (and an XGBoost ``rank:ndcg`` alternative with the same interface)."""
+"""LightGBM lambdarank re-ranker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Self
 import numpy as np
 import polars as pl
 
-from shortlist.errors import ConfigError, DependencyMissingError, ModelLoadError, NotFittedError
+from shortlist.errors import ConfigError, ModelLoadError, NotFittedError
 
 logger = logging.getLogger(__name__)
 SINGLE_THREAD_ROWS = 20_000
@@ -19,8 +19,7 @@ SINGLE_THREAD_ROWS = 20_000
 
 def _rows(X: np.ndarray) -> np.ndarray:
     """A small matrix as LightGBM reads it fastest: C order, float64 (it traverses trees in double,
-    so the scores are the same; a 300-row request: 0.29 ms instead of 0.41 from column-major float32).
-    Large matrices are passed as they are (no copy)."""
+    so the scores are the same). Large matrices are passed as they are (no copy)."""
     if len(X) < SINGLE_THREAD_ROWS:
         return np.ascontiguousarray(X, dtype=np.float64)
     return X
@@ -30,32 +29,14 @@ class LGBMRanker:
     """LightGBM ``lambdarank`` with NDCG eval at 5/10/20 and early stopping on a user-grouped split.
 
     Defaults are deliberately regularised (15 leaves, ≥100 rows a leaf, half the features per tree,
-    L2 10): on MovieLens 100K they lifted NDCG@10 from 0.119 (31 leaves, 50 rows, 0.8, L2 1) to 0.130
-    and held Online Retail at 0.38-0.39; the training groups are small and the features strong.
-    Each round trains on half the query groups (``bagging_by_query``: whole users, not scattered
-    rows): it halves the cost of a round (Online Retail ranker CPU 16.9 s instead of 35.8 s) at equal
-    NDCG@10 (three seeds: retail 0.3943 mean vs 0.3921 with 0.8 of the rows; MovieLens 0.137 vs 0.138).
-    At a bag of 0.5 or less LightGBM copies the bagged rows into a subset dataset every round
-    (~20% of a round here); a bag just over 0.5 skips the copy, but with ``bagging_by_query``
-    LightGBM 4.7 then gives different trees on every run, so the bag stays at 0.5. Re-bagging
-    every second round (``bagging_freq=2``) saved ~10% a round and cost NDCG@10 (Online Retail
-    five seeds 0.3890 vs 0.3906).
-    Learning rate 0.1 for at most 200 rounds: at 0.05 the Online Retail ranker often ran to its
-    400-round cap still improving; over five seeds 0.1 / 200 gave NDCG@10 0.3906 vs 0.3913 there
-    and 0.1266 vs 0.1274 on MovieLens 100K (within seed noise) with 45% less ranker time.
-    Early stopping waits 25 rounds of no gain in the smoothed validation NDCG (was 40: the rounds
-    after the best one are thrown away; see ``DEFAULT_SOURCE_PARAMS`` for what the set of cuts measured).
-    ``bin_sample_rows`` rows (LightGBM's ``bin_construct_sample_cnt``) choose the histogram bins:
-    50k instead of 200k built the Online Retail dataset ~0.5 s faster, but moved NDCG@10 over five
-    seeds from 0.3919 to 0.3900 mean, so the default stays LightGBM's.
-
-    ``refit``: once early stopping has chosen the number of rounds, train again on the training and
-    validation groups together for that many rounds (``metrics_["refit_rows"]``). It pays where the
-    ranker is short of data: Online Retail with one label window NDCG@10 0.3897 mean over five seeds
-    instead of 0.3862 (seeds 0-3). With the default two windows it moved the five-seed mean from
-    0.3922 to 0.3927 for ~2 s more fit, so it is off by default.
-
-    ``group`` arrays are sizes of consecutive query groups (one group = one user × label window).
+    L2 10) because the training groups are small and the features strong. Each round trains on half
+    the query groups (``bagging_by_query``: whole users, not scattered rows), which halves a round's
+    cost at equal quality; the bag stays at 0.5 because LightGBM grows different trees on every run
+    with a larger query bag. Early stopping watches the smoothed validation NDCG. ``refit``: once
+    early stopping has chosen the rounds, train again on the training and validation groups together
+    (pays where the ranker is short of data). Measurements behind each default:
+    ``benchmarks/RESULTS.md`` (tuning history). ``group`` arrays are sizes of consecutive query
+    groups (one group = one user × label window).
     """
 
     def __init__(
@@ -267,8 +248,8 @@ def _best_round(curve: Sequence[float], *, min_rounds: int, window: int) -> int:
 
 def _smoothed_early_stopping(evals: dict[str, Any], metric: str, *, patience: int, min_rounds: int, window: int) -> Any:
     """Stop once the smoothed validation NDCG (first ``eval_at``) has not improved for ``patience``
-    rounds, never before ``min_rounds``. Plain early stopping on a few hundred validation users
-    stopped MovieLens fits after 6-8 rounds on noise (NDCG@10 0.113 instead of 0.13)."""
+    rounds, never before ``min_rounds``: plain early stopping on a few hundred validation users
+    stops on noise."""
     import lightgbm as lgb
 
     def callback(env: Any) -> None:
@@ -284,80 +265,3 @@ def _smoothed_early_stopping(evals: dict[str, Any], metric: str, *, patience: in
 
     callback.order = 30  # type: ignore[attr-defined]  # after record_evaluation (order 20)
     return callback
-
-
-class XGBRanker:
-    """XGBoost ``rank:ndcg`` with the same interface as :class:`LGBMRanker` (extra ``xgboost``)."""
-
-    def __init__(self, *, n_estimators: int = 400, learning_rate: float = 0.05, max_depth: int = 6,
-                 early_stopping_rounds: int = 40, eval_at: int = 10, n_jobs: int = 2, seed: int = 0) -> None:
-        self.n_estimators, self.learning_rate, self.max_depth = n_estimators, learning_rate, max_depth
-        self.early_stopping_rounds, self.eval_at, self.n_jobs, self.seed = early_stopping_rounds, eval_at, n_jobs, seed
-        self.booster_: Any = None
-        self.feature_names_: list[str] | None = None
-        self.metrics_: dict[str, Any] = {}
-
-    @staticmethod
-    def _xgb() -> Any:
-        try:
-            import xgboost
-        except ImportError as e:
-            raise DependencyMissingError("xgboost", "xgboost", "the XGBoost ranker") from e
-        return xgboost
-
-    def fit(self, X: np.ndarray, y: np.ndarray, group: np.ndarray, *, feature_names: Sequence[str],
-            valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Self:
-        xgb = self._xgb()
-        names = list(feature_names)
-        dtrain = xgb.DMatrix(X, label=y, feature_names=names)
-        dtrain.set_group(group)
-        evals = [(dtrain, "train")]
-        if valid is not None and len(valid[2]):
-            dvalid = xgb.DMatrix(valid[0], label=valid[1], feature_names=names)
-            dvalid.set_group(valid[2])
-            evals.append((dvalid, "valid"))
-        params = {"objective": "rank:ndcg", "eval_metric": f"ndcg@{self.eval_at}", "eta": self.learning_rate,
-                  "max_depth": self.max_depth, "nthread": self.n_jobs, "seed": self.seed, "tree_method": "hist"}
-        record: dict[str, Any] = {}
-        self.booster_ = xgb.train(params, dtrain, num_boost_round=self.n_estimators, evals=evals,
-                                  early_stopping_rounds=self.early_stopping_rounds if len(evals) > 1 else None,
-                                  evals_result=record, verbose_eval=False)
-        best = int(getattr(self.booster_, "best_iteration", self.n_estimators - 1)) + 1
-        self.feature_names_ = names
-        self.metrics_ = {"best_iteration": best}
-        for split_name, per_metric in record.items():
-            for metric, curve in per_metric.items():
-                self.metrics_[f"{split_name}_{metric}"] = float(curve[best - 1])
-        return self
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        if self.booster_ is None or self.feature_names_ is None:
-            raise NotFittedError("XGBRanker")
-        xgb = self._xgb()
-        best = self.metrics_.get("best_iteration") or 0
-        return np.asarray(self.booster_.predict(xgb.DMatrix(X, feature_names=self.feature_names_),
-                                                iteration_range=(0, best)), np.float32)
-
-    def importance(self) -> pl.DataFrame:
-        if self.booster_ is None or self.feature_names_ is None:
-            raise NotFittedError("XGBRanker")
-        gain = self.booster_.get_score(importance_type="total_gain")
-        split = self.booster_.get_score(importance_type="weight")
-        return pl.DataFrame({
-            "name": self.feature_names_,
-            "gain": [float(gain.get(n, 0.0)) for n in self.feature_names_],
-            "split": [int(split.get(n, 0)) for n in self.feature_names_],
-        }).sort("gain", descending=True)
-
-    def save(self, path: Path) -> None:
-        if self.booster_ is None:
-            raise NotFittedError("XGBRanker")
-        self.booster_.save_model(str(path))
-
-    def load_model(self, path: Path, *, feature_names: Sequence[str], metrics: dict[str, Any]) -> Self:
-        xgb = self._xgb()
-        self.booster_ = xgb.Booster()
-        self.booster_.load_model(str(path))
-        self.feature_names_ = list(feature_names)
-        self.metrics_ = dict(metrics)
-        return self

@@ -113,9 +113,8 @@ class CoVisitation:
         # Large sessions say little about any one pair: weight 1/log2(1 + size).
         w = (1.0 / np.log2(1.0 + np.maximum(size, 1.0))).astype(np.float32)
         xw = sp.csr_matrix((x.data * np.repeat(w, np.diff(x.indptr)), x.indices, x.indptr), shape=x.shape)
-        # Xᵀ as CSR times a CSR gives the CSR product directly (Online Retail item-kNN 8M pairs:
-        # ~0.2 s, against ~0.4 s for the CSC product and its conversion). The diagonal is dropped
-        # in _normalise, where the row of every entry is at hand anyway.
+        # Xᵀ as CSR times a CSR gives the CSR product directly (no CSC conversion). The diagonal is
+        # dropped in _normalise, where the row of every entry is at hand anyway.
         return x.T.tocsr() @ xw
 
     def _transitions(self, f: pl.DataFrame, n_items: int) -> sp.csr_matrix:
@@ -138,8 +137,7 @@ class CoVisitation:
         ``neighbours`` best, columns in ascending order. A row's order does not depend on its own
         ``pop_i^α``, so only the column factor touches every pair before the cut and the row factor
         the kept ones after it, and the cut is :func:`sparse_topk_csr` (each row's threshold, then one
-        vectorised selection). (Online Retail item-kNN, 8M pairs: ~1.0 s -> ~0.35 s with the
-        product above.)"""
+        vectorised selection)."""
         pop = np.asarray(history.to_csr(binary=True).sum(axis=0)).ravel().astype(np.float64) + 1.0
         n_rows = c.shape[0]
         rows = np.repeat(np.arange(n_rows, dtype=c.indices.dtype), np.diff(c.indptr))
@@ -154,9 +152,8 @@ class CoVisitation:
 
     def _recent_window(self, history: Interactions) -> tuple[int, float]:
         """``auto``: 20 items decaying 0.85 a step, or — where items arrive in baskets of 5 or more
-        (retail invoices) — 100 items decaying 0.95, so the window spans several baskets. Measured
-        on Online Retail: item-kNN recall@300 0.564 -> 0.589, co-visitation 0.555 -> 0.593; on
-        MovieLens 100K (no baskets) the longer window lowered item-kNN recall@300 0.835 -> 0.808."""
+        (retail invoices) — 100 items decaying 0.95, so the window spans several baskets (see
+        benchmarks/RESULTS.md)."""
         long = history.basket_size() >= 5
         n = self.last_n if self.last_n != "auto" else (100 if long else 20)
         d = self.position_decay if self.position_decay != "auto" else (0.95 if long else 0.85)

@@ -25,11 +25,10 @@ from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
 logger = logging.getLogger(__name__)
 
-#: λ for binary data. Measured optimum on ML-100K (LLO) and Online Retail (last 14 days), and on
-#: 10% / 25% user subsamples of both, lies in 200-500 regardless of data size (Steck reports
-#: 200-1000 on ML-20M, Netflix, MSD), so the default is a constant, not a multiple of the Gram.
+#: λ for binary data: its optimum does not grow with the data size (see benchmarks/RESULTS.md; Steck
+#: reports 200-1000 on ML-20M, Netflix, MSD), so the default is a constant, not a multiple of the Gram.
 DEFAULT_L2 = 400.0
-FLOAT64_MAX_ITEMS = 1_000  # above this the Gram is inverted in float32: ~2x faster, same top-100 lists (Online Retail)
+FLOAT64_MAX_ITEMS = 1_000  # above this the Gram is inverted in float32: faster, the same top lists
 _CHUNK_CELLS = 1 << 24  # scores per retrieval chunk (64 MB of float32)
 
 
@@ -105,8 +104,8 @@ class EASE:
     ``l2="auto"`` uses λ = 400 × the mean squared profile value (exactly 400 for binary data, and
     scaled down with the values when ``half_life_days`` or ``binary=False`` shrink them).
     ``half_life_days`` decays old user-item pairs in both the Gram and the query; it helps where
-    tastes drift (Online Retail, 120-180 days: about +3 points recall@50). Off by default; the
-    two-stage model turns it on where items come in baskets (``pipeline.sources.data_source_params``).
+    tastes drift. Off by default; the two-stage model turns it on where items come in baskets
+    (``shortlist.config.data_source_params``).
     Users without history (or unknown at fit time) get no candidates.
     """
 

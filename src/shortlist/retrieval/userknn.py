@@ -158,7 +158,7 @@ class UserKNN:
         else:
             nb, sim = self._neighbours(rows_of(self.normed_, users) if normed is None else normed, users)
         # Each row's neighbours (distinct) by pool position, straight into CSR: the same matrix as
-        # a COO build + sort_indices, without its conversion (~50 µs of a one-user request).
+        # a COO build + sort_indices, without its conversion.
         order = np.argsort(np.where(nb >= 0, nb, np.iinfo(np.int64).max), axis=1, kind="stable")
         nb, sim = np.take_along_axis(nb, order, axis=1), np.take_along_axis(sim, order, axis=1)
         ok = nb >= 0

@@ -15,10 +15,7 @@ class ServingSettings:
     ``redis_url``: the response cache and the online feature store (user histories and events) go
     to Redis when set, in-process otherwise. ``watch_s``: poll the model directory's manifest every
     so many seconds and reload when it changes (0: only ``POST /admin/reload``). ``max_candidates``:
-    the candidate union a request ranks (default: the model's own, 300). On Online Retail the
-    two-stage NDCG@10 is the same with 150-300 (0.3943): the ranker's top 10 come from the first
-    150 of the fused union. 200 instead of 300: engine p50 ~0.8 ms lower in one run, but end to end
-    (bench serve, three alternating runs each) within this 2-core host's noise.
+    the candidate union a request ranks (default: the model's own).
     """
 
     model_dir: Path
