@@ -94,6 +94,9 @@ class Service:
                                          f"{self.settings.max_request_items}")
 
     def _allowed(self, engine: Engine, exclude: list[Any] | None, categories: list[str] | None) -> np.ndarray | None:
+        """The request's filters as an item mask (``None``: none). An empty category list filters
+        nothing: it is what a page sends with no box ticked."""
+        categories = categories or None
         if not exclude and categories is None:
             return None
         mask = np.ones(engine.n_items, dtype=bool)
