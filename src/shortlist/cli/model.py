@@ -76,6 +76,7 @@ def fit(
             model.fit(ds.interactions, rng=np.random.default_rng(cfg["model"]["seed"]))
         else:
             model.fit(ds.interactions, items=ds.items, rng=np.random.default_rng(cfg["model"]["seed"]))
+        tracker.fitted(model)  # tracked: its metrics and report go to the tracking worker while the model is saved
         model.save(out_dir)
     console.print(f"fitted {cfg['model']['kind']} in {time.perf_counter() - t0:.1f}s → {out_dir}")
     metrics = getattr(model, "metrics_", {})
