@@ -108,3 +108,55 @@ def test_evaluate_on_files_with_a_given_encoder(cli, files, tmp_path) -> None:
     assert "not trained" in (tmp_path / "report" / "report.md").read_text()
     assert (tmp_path / "report" / "report.md").is_file()
     assert "recall@5" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_batch_ignores_a_user_column_on_an_index_without_a_recommender(cli, index_dir, files) -> None:
+    queries = files["root"] / "with_users.csv"
+    queries.write_text("query_id,query,user_id\n1,green tea,u0\n2,helmet,\n")
+    out = files["root"] / "users_results.csv"
+    code, _, err = cli(["search", "batch", "--index", index_dir, "--queries", str(queries), "--k", "2", "--out",
+                        str(out)])
+    assert code == 0 and "user_id column is ignored" in err
+    assert pl.read_csv(out).filter(pl.col("rank") == 1).get_column("item_id").to_list() == ["tea", "bike"]
+    code, _, err = cli(["search", "query", "--index", index_dir, "--query", "tea", "--user-id", "u0"])
+    assert code == 2 and "without a recommender" in err
+
+
+@pytest.mark.slow
+def test_personalised_index_through_the_cli(cli, files) -> None:
+    from conftest import CATALOGUE, _reviews
+    from shortlist.data.containers import build_dataset
+    from shortlist.pipeline.two_stage import TwoStageRecommender
+    from shortlist.search.data import catalogue_frame, review_frame
+    from shortlist.search.split import holdout_split
+
+    history, _ = holdout_split(review_frame(_reviews()), 0.3)
+    ds = build_dataset(history.select("user_id", "item_id", "timestamp"),
+                       catalogue_frame(pl.DataFrame(CATALOGUE)).filter(pl.col("item_id") != "plain"))
+    model_dir = files["root"] / "recommender"
+    with pytest.warns(RuntimeWarning, match="too little data"):
+        TwoStageRecommender(sources=["popular", "covisit"], n_windows=1).fit(ds.interactions, items=ds.items).save(
+            model_dir)
+    index = files["root"] / "personal-index"
+    code, _, err = cli(["search", "index", "--items", str(files["items"]), "--reviews", str(files["reviews"]),
+                        "--holdout", "0.3", "--model", str(model_dir), "--out", str(index)])
+    assert code == 0, err
+    code, out, err = cli(["search", "query", "--index", str(index), "--query", "green tea", "--user-id", "u0"])
+    assert code == 0, err
+    assert "tea" in out
+    queries = files["root"] / "personal_queries.csv"
+    queries.write_text("query_id,query,user_id\n1,green tea,u0\n2,helmet,\n")
+    results = files["root"] / "personal_results.csv"
+    code, _, err = cli(["search", "batch", "--index", str(index), "--queries", str(queries), "--k", "2",
+                        "--out", str(results)])
+    assert code == 0, err
+    assert pl.read_csv(results).filter(pl.col("rank") == 1).get_column("item_id").to_list() == ["tea", "bike"]
+    # a recommender fitted on every review has seen the re-ranker's queries: refused
+    full = build_dataset(review_frame(_reviews()).select("user_id", "item_id", "timestamp"), ds.items.frame.drop("item")
+                         .with_columns(ds.items.ids.external(ds.items.frame.get_column("item")).alias("item_id")))
+    leaky = files["root"] / "leaky"
+    with pytest.warns(RuntimeWarning):
+        TwoStageRecommender(sources=["popular"], n_windows=1).fit(full.interactions, items=full.items).save(leaky)
+    code, _, err = cli(["search", "index", "--items", str(files["items"]), "--reviews", str(files["reviews"]),
+                        "--holdout", "0.3", "--model", str(leaky), "--out", str(files["root"] / "leaky-index")])
+    assert code == 2 and "seen their answers" in err

@@ -9,6 +9,7 @@ import polars as pl
 
 from shortlist.cli._common import console, search_dirs
 from shortlist.errors import ConfigError, DataValidationError, MissingColumnError
+from shortlist.schema import USER_ID
 
 QUERY_ID, QUERY_TEXT = "query_id", "query"
 
@@ -69,14 +70,16 @@ def recommender_affinity(model_dir: Path) -> Any:
 
 
 def read_queries(path: Path) -> pl.DataFrame:
-    """``query_id, query`` rows (both text); ids must be unique, a missing query is the empty text."""
+    """``query_id, query`` (and ``user_id`` when the file has it) as text; ids must be unique, a
+    missing query is the empty text, a missing user an anonymous query."""
     from shortlist.data.loaders.generic import read_frame
 
-    df = read_frame(path, string_columns=(QUERY_ID, QUERY_TEXT))
+    df = read_frame(path, string_columns=(QUERY_ID, QUERY_TEXT, USER_ID))
     for col in (QUERY_ID, QUERY_TEXT):
         if col not in df.columns:
             raise MissingColumnError(str(path), col, df.columns, hint="the queries file needs columns query_id,query")
-    df = df.select(pl.col(QUERY_ID).cast(pl.Utf8), pl.col(QUERY_TEXT).cast(pl.Utf8).fill_null(""))
+    users = [pl.col(USER_ID).cast(pl.Utf8).str.strip_chars()] if USER_ID in df.columns else []
+    df = df.select(pl.col(QUERY_ID).cast(pl.Utf8), pl.col(QUERY_TEXT).cast(pl.Utf8).fill_null(""), *users)
     if df.get_column(QUERY_ID).is_null().any():
         raise DataValidationError(f"{path}: {df.get_column(QUERY_ID).null_count()} rows have no query_id. Fix: fill them")
     repeated = df.filter(pl.col(QUERY_ID).is_duplicated()).get_column(QUERY_ID).unique().head(5).to_list()

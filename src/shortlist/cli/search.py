@@ -21,7 +21,7 @@ from shortlist.cli._search_io import (
 from shortlist.cli.runs import Experiment, Track, TrackingUri, tracking_settings
 from shortlist.config import load_config
 from shortlist.errors import ConfigError
-from shortlist.schema import ITEM_ID, RANK, SCORE
+from shortlist.schema import ITEM_ID, RANK, SCORE, USER_ID
 
 if TYPE_CHECKING:
     from shortlist.search.finetune import FinetuneConfig
@@ -103,16 +103,21 @@ def query_cmd(
     from shortlist.search import load_index
 
     index = load_index(index_dir)
-    personal: dict[str, Any] = {}
-    if user_id is not None:
-        where = model or (Path(index.recommender_) if index.recommender_ else None)
-        if not index.personal_ or where is None:
-            raise ConfigError(f"--user-id: {index_dir} was built without a recommender. Fix: build it with "
-                              f"`shortlist search index ... --model MODEL_DIR`, or leave --user-id out")
-        personal = {"users": [user_id], "affinity": recommender_affinity(where)}
+    personal = _personal(index, index_dir, [user_id] if user_id is not None else None, model)
     found = index.search([query], k, mode=mode, **personal)
     titled = found.join(index.item_titles(), on=ITEM_ID, how="left", maintain_order="left")
     print_table(titled.select(RANK, ITEM_ID, SCORE, "title"), f"{query[:60]!r} · {index.resolve_mode(mode)}")
+
+
+def _personal(index: Any, index_dir: Path, users: list[str | None] | None, model: Path | None) -> dict[str, Any]:
+    """``search`` keyword arguments for queries of named users (none when ``users`` is None)."""
+    if users is None:
+        return {}
+    where = model or (Path(index.recommender_) if index.recommender_ else None)
+    if not index.personal_ or where is None:
+        raise ConfigError(f"user ids given, but {index_dir} was built without a recommender. Fix: build it with "
+                          f"`shortlist search index ... --model MODEL_DIR`, or leave the user ids out")
+    return {"users": users, "affinity": recommender_affinity(where)}
 
 
 @search_app.command("batch")
@@ -122,15 +127,24 @@ def batch_cmd(
     out_path: Annotated[Path, typer.Option("--out", help="Results: query_id, item_id, rank, score (CSV or .parquet).")],
     k: Annotated[int, typer.Option(help="Results per query.", min=1)] = 100,
     mode: Mode = "auto",
+    model: Annotated[Path | None, typer.Option(help="The recommender for a user_id column (default: the one the "
+                                                    "index names).")] = None,
 ) -> None:
-    """Search every query of a file; write the top-k items of each (written atomically)."""
+    """Search every query of a file; write the top-k items of each (written atomically).
+
+    A ``user_id`` column personalises its rows on an index built with ``--model``."""
     from shortlist.search import load_index
 
     check_output_file(out_path, BATCH_COLUMNS)
     table = read_queries(queries)
     index = load_index(index_dir)
+    users = table.get_column(USER_ID).to_list() if USER_ID in table.columns else None
+    if users is not None and not index.personal_:
+        console.print(f"note: the user_id column is ignored: {index_dir} was built without a recommender (--model)")
+        users = None
+    personal = _personal(index, index_dir, users, model)
     with console.status(f"searching {table.height:,} queries"):
-        found = index.search(table.get_column(QUERY_TEXT).to_list(), k, mode=mode)
+        found = index.search(table.get_column(QUERY_TEXT).to_list(), k, mode=mode, **personal)
     ids = table.get_column(QUERY_ID).gather(found.get_column("query"))
     result = found.with_columns(ids.alias(QUERY_ID)).select(BATCH_COLUMNS)
     write_table_atomic(result, out_path)
