@@ -160,3 +160,14 @@ def test_top_per_query_ties_break_by_position() -> None:
     score = np.array([1.0, 1.0, 3.0, 0.5, 0.5], dtype=np.float32)
     keep = top_per_query(query, pos, score, 2)
     assert list(zip(query[keep].tolist(), pos[keep].tolist(), strict=True)) == [(0, 9), (0, 2), (1, 0), (1, 1)]
+
+
+def test_faiss_backed_index_round_trip(catalogue, reviews, hash_encoder, tmp_path) -> None:
+    pytest.importorskip("faiss")
+    exact = _index(catalogue, reviews, hash_encoder)
+    flat = _index(catalogue, reviews, hash_encoder, store="faiss")
+    queries = QUERIES[:2]
+    assert flat.search(queries, 3).select("query", "item_id").equals(exact.search(queries, 3).select("query", "item_id"))
+    save_index(flat, tmp_path / "idx")
+    assert (tmp_path / "idx" / "store" / "index.faiss").is_file()
+    assert load_index(tmp_path / "idx", encoder=hash_encoder).search(queries, 3).equals(flat.search(queries, 3))
