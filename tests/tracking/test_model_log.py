@@ -43,7 +43,7 @@ def test_flatten_nests_dotted_and_lists_as_json() -> None:
 
 def test_resolved_config_fills_in_every_data_derived_choice(model: TwoStageRecommender) -> None:
     config = resolved_config(model)
-    assert model.config()["max_candidates"] is None and model.config()["n_windows"] == 2
+    assert model.config.max_candidates is None and model.config.n_windows == 2  # left to the data
     assert config["kind"] == "two_stage" and config["sources"] == FAST
     assert config["max_candidates"] == 200 and config["n_windows"] == 2  # the default for target=last
     assert config["source_params"]["covisit"]["neighbours"] == 50  # the override, beside the source's defaults
