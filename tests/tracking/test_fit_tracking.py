@@ -177,3 +177,11 @@ def test_without_track_nothing_is_written_for_tracking(files: Path, tmp_path: Pa
         os.chdir(cwd)
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no mlruns.db, no mlruns/
+
+
+def test_tracking_without_the_mlflow_extra_stops_before_the_fit(files: Path, tmp_path: Path, cli: Cli,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shortlist.cli.runs.find_spec", lambda name: None)
+    code, _, err = cli(["fit", "--interactions", str(files / "train.csv"), "--out", str(tmp_path / "m"), "--track"])
+    assert code == 2 and "pip install 'shortlist[mlflow]'" in err
+    assert not (tmp_path / "m").exists()

@@ -4,6 +4,7 @@ tracking: the options, the settings from flags + config + environment, and `mode
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,8 +34,13 @@ def tracking_settings(cfg: dict[str, Any], *, track: bool | None, uri: str | Non
     """The command's tracking from its flags, the config's [tracking] and MLFLOW_TRACKING_URI (None: untracked)."""
     from shortlist.tracking.config import tracking_settings as settings
 
-    return settings(cfg["tracking"], track=track, uri=uri, experiment=experiment, register=register, alias=alias,
-                    env=os.environ)
+    found = settings(cfg["tracking"], track=track, uri=uri, experiment=experiment, register=register, alias=alias,
+                     env=os.environ)
+    if found is not None and find_spec("mlflow") is None:  # say so before the work, not after it
+        from shortlist.errors import DependencyMissingError
+
+        raise DependencyMissingError("mlflow", "mlflow", "experiment tracking (--track, --register)")
+    return found
 
 
 def model_directory(model: Path, tracking_uri: str | None) -> Path:
