@@ -1,8 +1,8 @@
 """Scale benchmark: fit, recommend, peak memory and NDCG@10 on growing synthetic retail logs, beside RecTools.
 
     python benchmarks/bench_scale.py --rows 1M,4M [--systems ours,peer] [--work-dir DIR] [--max-rss-gb 19]
-        [--peer-python PATH] [--peer-ease-max-items 20000] [--eval-users 5000] [--batch-users 100000]
-        [--timeout-min 90] [--ours-src DIR] [--stacks SECONDS] [--memray]
+        [--min-free-gb 1.5] [--timeout-min 90] [--peer-python PATH] [--peer-ease-max-items 20000]
+        [--eval-users 5000] [--batch-users 100000] [--ours-src DIR] [--stacks SECONDS] [--memray] [--fit-only]
 
 Each size is the project's synthetic retail log (``make_synthetic``: users = rows/20, items = rows/100,
 100k items from 32M rows on, repeats at the generator's default share), split by the last 7 days
@@ -10,13 +10,15 @@ Each size is the project's synthetic retail log (``make_synthetic``: users = row
 (train rows with external ids, the catalogue, the seeded evaluation and batch users, their targets),
 so generation is never timed with a fit. Then each system runs in its own process under
 ``/usr/bin/time -v`` (peak RSS is the child's maximum resident set size) and a watchdog that polls
-the process tree's RSS and kills it above ``--max-rss-gb``: that row reports where it was killed.
+the process tree's RSS and kills it above ``--max-rss-gb`` (or when the host's available memory falls
+below ``--min-free-gb``: the host is shared): that row reports where it was killed. GB are 2³⁰ bytes.
 
 ours: the default ``TwoStageRecommender(target="days:7", allow_repeats=True)`` through public calls
 only (load the files, fit, recommend). peer: RecTools' two-stage model (``benchmarks/peer_rectools.py``,
 in its own venv), without EASE above ``--peer-ease-max-items`` (ours drops EASE at the same size).
 Both recommend k=10 for the evaluation users (scored here by our NDCG@10) and, timed apart, for a
-batch of known users (reported as seconds per 100k users). The peer's venv:
+batch of known users (reported as seconds per 100k users, scaled from the batch's size). Each row also
+shows the child's wall and CPU seconds and the host's mean load meanwhile. The peer's venv:
 
     python3 -m venv .peer-venv && .peer-venv/bin/pip install rectools==0.19.0 lightgbm scikit-learn "pyarrow<20"
 
@@ -24,7 +26,8 @@ batch of known users (reported as seconds per 100k users). The peer's venv:
 with ``git archive <commit> src | tar -x -C /tmp/at-<commit>`` while the working tree is being edited.
 ``--stacks S`` makes our process sample, every S seconds, its RSS and each thread's innermost
 ``shortlist`` frames (``stacks.tsv`` in the run folder): where memory grows, by step. ``--memray``
-runs our process under ``memray run --aggregate`` (``pip install memray``) for the peak's call sites.
+runs our process under ``memray run --aggregate`` (``pip install memray``) for the peak's call sites;
+``--fit-only`` stops ours after the fit (its row then has no recommend time or NDCG).
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def recommend_batch(model: Any, user_ids: pl.Series, out: Path) -> None:
     model.recommend(user_ids, K).write_parquet(out)
 
 
-def run_ours(data: Path, run: Path, stacks_every: float | None) -> None:
+def run_ours(data: Path, run: Path, stacks_every: float | None, fit_only: bool = False) -> None:
     """Our side as a user's script: load the files, fit the default model, recommend; one JSON line out."""
     from shortlist.data.loaders.generic import load_dataset, load_user_ids
     from shortlist.pipeline.two_stage import TwoStageRecommender
@@ -118,6 +121,9 @@ def run_ours(data: Path, run: Path, stacks_every: float | None) -> None:
     model = TwoStageRecommender(target=PROTOCOL, allow_repeats=True).fit(
         ds.interactions, items=ds.items, rng=np.random.default_rng(SEED))
     t2 = time.perf_counter()
+    if fit_only:
+        print(json.dumps({"load_s": t1 - t0, "fit_s": t2 - t1, "timings": model.metrics_.get("timings")}))
+        return
     model.recommend(eval_ids, K).write_parquet(run / "recs.parquet")
     t3 = time.perf_counter()
     recommend_batch(model, batch_ids, run / "batch.parquet")
@@ -127,7 +133,8 @@ def run_ours(data: Path, run: Path, stacks_every: float | None) -> None:
 
 
 def sample_stacks(out: Path, every: float) -> None:
-    """Every ``every`` seconds: elapsed s, RSS GB, and each busy thread's innermost shortlist frames."""
+    """Every ``every`` seconds (when the GIL allows): elapsed s, RSS GB, and each busy thread's shortlist
+    frames, innermost first."""
     t0, me = time.perf_counter(), threading.get_ident()
     with out.open("w") as fh:
         while True:
@@ -135,12 +142,12 @@ def sample_stacks(out: Path, every: float) -> None:
             for ident, frame in sys._current_frames().items():
                 names: list[str] = []
                 f: FrameType | None = frame
-                while f is not None and len(names) < 6:
+                while f is not None:
                     if "/shortlist/" in f.f_code.co_filename:
                         names.append(f"{Path(f.f_code.co_filename).stem}.{f.f_code.co_name}:{f.f_lineno}")
                     f = f.f_back
-                if ident != me and names:
-                    chains.append("<".join(names))
+                if ident != me and names:  # the innermost three frames and the outermost two
+                    chains.append("<".join(names if len(names) <= 5 else [*names[:3], "..", *names[-2:]]))
             fh.write(f"{time.perf_counter() - t0:.1f}\t{tree_rss(os.getpid()) / GB:.2f}\t{' | '.join(chains)}\n")
             fh.flush()
             time.sleep(every)
@@ -162,34 +169,55 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def guarded(cmd: list[str], run: Path, max_rss_gb: float, timeout_s: float) -> dict[str, Any]:
-    """Run ``cmd`` under ``/usr/bin/time -v``; kill its process group above ``max_rss_gb`` or ``timeout_s``.
+def available_gb() -> float:
+    """The host's available memory (``MemAvailable``), in GB; infinite where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024 / GB
+    except (OSError, ValueError):
+        pass
+    return float("inf")
 
-    Returns the exit code, wall seconds, peak RSS (time's figure, else the watchdog's), the RSS curve
-    (one sample a second) and, when killed, why and when.
+
+def guarded(cmd: list[str], run: Path, max_rss_gb: float, timeout_s: float, min_free_gb: float = 0.0) -> dict[str, Any]:
+    """Run ``cmd`` under ``/usr/bin/time -v``; kill its process group above ``max_rss_gb``, when the host's
+    available memory falls below ``min_free_gb`` (others share it), or after ``timeout_s``.
+
+    Returns the exit code, wall and CPU seconds, peak RSS (time's figure, else the watchdog's), the RSS curve
+    (one sample a second), the host's mean 1-minute load average meanwhile (other users' work on a
+    shared host slows a run) and, when killed, why and when.
     """
     run.mkdir(parents=True, exist_ok=True)
     with (run / "stdout").open("w") as out, (run / "stderr").open("w") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=out, stderr=err, cwd=ROOT, start_new_session=True)
         curve: list[tuple[float, float]] = []
+        loads: list[float] = []
         killed, last = "", -1.0
         while proc.poll() is None:
             elapsed, rss = time.perf_counter() - t0, tree_rss(proc.pid) / GB
             if elapsed - last >= 1.0:
                 curve.append((round(elapsed, 1), round(rss, 2)))
+                loads.append(os.getloadavg()[0])
                 last = elapsed
-            if rss > max_rss_gb or elapsed > timeout_s:
-                killed = f"killed at {rss:.1f} GB after {elapsed:.0f} s" + ("" if rss > max_rss_gb else " (timeout)")
+            free = available_gb()
+            if rss > max_rss_gb or free < min_free_gb or elapsed > timeout_s:
+                why = ("" if rss > max_rss_gb else f" (host down to {free:.1f} GB available)"
+                       if free < min_free_gb else " (timeout)")
+                killed = f"killed at {rss:.1f} GB after {elapsed:.0f} s{why}"
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 break
             time.sleep(0.1)
         wall = time.perf_counter() - t0
     (run / "rss.tsv").write_text("".join(f"{t}\t{r}\n" for t, r in curve))
-    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", (run / "stderr").read_text())
+    report = (run / "stderr").read_text()
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report)
     peak = int(m.group(1)) * 1024 / GB if m else max((r for _, r in curve), default=0.0)
-    return {"rc": proc.returncode, "wall_s": wall, "peak_gb": peak, "curve": curve, "killed": killed}
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", report))
+    return {"rc": proc.returncode, "wall_s": wall, "cpu_s": cpu, "peak_gb": peak, "curve": curve, "killed": killed,
+            "load": sum(loads) / max(len(loads), 1)}
 
 
 def child_json(run: Path) -> dict[str, Any]:
@@ -204,7 +232,8 @@ def ensure_data(args: argparse.Namespace, rows: int) -> Path | None:
     if not (folder / "meta.json").exists():
         cmd = [sys.executable, __file__, "--child", "prepare", "--data", str(folder), "--rows", str(rows),
                "--eval-users", str(args.eval_users), "--batch-users", str(args.batch_users)]
-        res = guarded(cmd, args.work_dir / "prepare-logs" / str(rows), args.max_rss_gb, args.timeout_min * 60)
+        res = guarded(cmd, args.work_dir / "prepare-logs" / str(rows), args.max_rss_gb, args.timeout_min * 60,
+                      args.min_free_gb)
         if res["rc"] != 0 or not (folder / "meta.json").exists():
             print(f"# {rows:,} rows: data generation failed ({res['killed'] or 'rc ' + str(res['rc'])}), "
                   f"see {args.work_dir / 'prepare-logs' / str(rows)}")
@@ -217,6 +246,7 @@ def system_cmd(args: argparse.Namespace, system: str, data: Path, run: Path, ite
     if system == "ours":
         cmd = [sys.executable, __file__, "--child", "ours", "--data", str(data), "--run", str(run)]
         cmd += ["--stacks", str(args.stacks)] if args.stacks else []
+        cmd += ["--fit-only"] if args.fit_only else []
         if args.memray:
             cmd = [sys.executable, "-m", "memray", "run", "--aggregate", "-q", "-o", str(run / "memray.bin"), *cmd[1:]]
         return cmd, ""
@@ -251,12 +281,14 @@ def measure(args: argparse.Namespace, system: str, data: Path, meta: dict[str, A
     """One (size, system) row: run the guarded child, read its timings, score its recommendations."""
     run = data / "runs" / f"{system}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     cmd, note = system_cmd(args, system, data, run, meta["items"])
-    res = guarded(cmd, run, args.max_rss_gb, args.timeout_min * 60)
+    res = guarded(cmd, run, args.max_rss_gb, args.timeout_min * 60, args.min_free_gb)
     out = child_json(run)
     row = {"system": system, "note": note, "run": str(run), **res, **out}
-    if res["rc"] == 0 and out:
+    if res["rc"] == 0 and "batch_s" in out:
         row["per_100k_s"] = out["batch_s"] / max(out["batch_users"], 1) * 100_000
         row["ndcg"] = ndcg_at_k(pl.read_parquet(run / "recs.parquet"), data)
+    elif res["rc"] == 0 and "fit_s" in out:
+        row["per_100k_s"], row["ndcg"] = float("nan"), float("nan")  # --fit-only
     elif not res["killed"]:
         row["killed"] = f"failed (rc {res['rc']}), see {run}/stderr"
     return row
@@ -266,10 +298,10 @@ def print_row(meta: dict[str, Any], row: dict[str, Any]) -> None:
     name = row["system"] + (f" ({row['note']})" if row["note"] else "")
     head = f"{meta['rows']:>11,} {meta['users']:>9,} {meta['items']:>8,}  {name:<16}"
     if "ndcg" not in row:
-        print(f"{head} {row['killed']}", flush=True)
+        print(f"{head} {row['killed']} (load {row['load']:.1f})", flush=True)
         return
     print(f"{head} {row['fit_s']:>8.1f} {row['per_100k_s']:>9.1f} {row['peak_gb']:>8.2f} {row['ndcg']:>8.4f}"
-          f" {row['wall_s']:>8.1f}", flush=True)
+          f" {row['wall_s']:>8.1f} {row['cpu_s']:>8.1f} {row['load']:>5.1f}", flush=True)
 
 
 def print_curve(row: dict[str, Any], points: int = 24) -> None:
@@ -315,6 +347,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--systems", default="ours,peer", help="comma-separated: ours, peer")
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/shortlist-bench-scale"), help="data cache and runs")
     ap.add_argument("--max-rss-gb", type=float, default=19.0, help="kill a child whose RSS passes this")
+    ap.add_argument("--min-free-gb", type=float, default=1.5,
+                    help="kill a child when the host's available memory falls below this (a shared host)")
     ap.add_argument("--timeout-min", type=float, default=90.0, help="kill a child running longer than this")
     ap.add_argument("--peer-python", type=Path, default=ROOT / ".peer-venv" / "bin" / "python")
     ap.add_argument("--peer-ease-max-items", type=int, default=20_000, help="the peer drops EASE above this many items")
@@ -323,6 +357,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--ours-src", type=Path, default=None, help="import shortlist from this src folder")
     ap.add_argument("--stacks", type=float, default=0.0, help="ours: sample RSS and stacks every S seconds")
     ap.add_argument("--memray", action="store_true", help="ours: run under memray run --aggregate")
+    ap.add_argument("--fit-only", action="store_true", help="ours: fit only, no recommend (to profile the fit alone)")
     ap.add_argument("--child", choices=["prepare", "ours"], help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--run", type=Path, help=argparse.SUPPRESS)
@@ -336,7 +371,7 @@ def main() -> None:
         if args.child == "prepare":
             prepare(args.data, args.rows[0], args.eval_users, args.batch_users)
         else:
-            run_ours(args.data, args.run, args.stacks)
+            run_ours(args.data, args.run, args.stacks, args.fit_only)
         return
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if unknown := set(systems) - {"ours", "peer"}:
@@ -355,7 +390,7 @@ def main() -> None:
     print(f"# {' '.join(sys.argv)}\n# protocol {PROTOCOL} (repeats count), k={K}, NDCG@10 on {args.eval_users:,} seeded test "
           f"users, recommend timed on up to {args.batch_users:,} known users, guard {args.max_rss_gb:g} GB")
     print(f"{'rows':>11} {'users':>9} {'items':>8}  {'system':<16} {'fit s':>8} {'rec/100k':>9} {'peak GB':>8} "
-          f"{'ndcg@10':>8} {'wall s':>8}", flush=True)
+          f"{'ndcg@10':>8} {'wall s':>8} {'cpu s':>8} {'load':>5}", flush=True)
     for rows in args.rows:
         data = ensure_data(args, rows)
         if data is None:
