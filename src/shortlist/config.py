@@ -36,7 +36,8 @@ MODEL_SOURCE_PARAMS: dict[str, dict[str, Any]] = {
 class TwoStageConfig:
     """The two-stage model's options; ``None`` = derived from the data (:func:`derive`).
 
-    ``target``: ``"last"`` (each user's next interaction) or ``"days:N"`` (the next N days).
+    ``target``: ``"last"`` (each user's next interaction), ``"days:N"`` (the next N days) or
+    ``"random:Q"`` (a random share of a user's interactions, for logs without times).
     ``sources``: stage-1 source names (default: the set the data calls for); ``source_params``: per
     source constructor overrides. ``per_source``: candidates each source proposes; ``max_candidates``:
     the fused union's size per user (200 for ``last``, 100 for ``days:N``). ``n_windows``: label

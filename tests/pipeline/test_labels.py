@@ -49,3 +49,17 @@ def test_day_windows_and_graded_labels():
     assert w[0].labels.rows() == [(0, 3, 3.0), (1, 0, 3.0)]  # purchases grade 3
     assert w[1].labels.rows() == [(0, 2, 2.0), (1, 1, 1.0)]  # cart 2, view 1
     assert w[1].history.frame["timestamp"].max() < 2 * DAY
+
+
+def test_random_windows_hold_out_a_seeded_share_of_each_user():
+    t = Target.parse("random:0.5")
+    assert t.share == 0.5 and t.reference == "user" and str(t) == "random:0.5"
+    for bad in ("random:0", "random:1", "random:x"):
+        with pytest.raises(ConfigError):
+            Target.parse(bad)
+    w = label_windows(data(), t, n_windows=2, repeats=True)
+    assert [x.name for x in w] == ["random:0.5#1", "random:0.5#2"]
+    for window in w:  # every user keeps a history; labels and history split each user's rows
+        assert window.labels["user"].n_unique() == 2 and window.history.frame["user"].n_unique() == 2
+        assert len(window.history) + window.labels.height <= 7
+    assert w[0].labels.rows() == label_windows(data(), t, n_windows=1, repeats=True)[0].labels.rows()  # seeded

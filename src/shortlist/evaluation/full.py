@@ -81,10 +81,10 @@ def evaluate_full(
 
 
 def target_for(split: Split) -> str:
-    """The two-stage target that matches a split: each user's next interaction for leave-last-out
-    (and splits without a time window), else the next N days, N the test period's length."""
+    """The two-stage target that matches a split: each user's next interaction for leave-last-out,
+    a random share for a random holdout, else the next N days, N the test period's length."""
     name, _, _ = split.protocol.partition(":")
-    if name == "days":
+    if name in ("days", "random"):
         return split.protocol
     if name == "quantile":
         ts = split.test.frame.get_column(TIMESTAMP)

@@ -3,6 +3,8 @@
 ``last``: each user's d-th last interaction is the label and everything before it the history,
 for d = 1 .. n_windows (stacked label depths). ``days:N``: the interactions of a window of N days
 are the labels and everything before the window the history, for n_windows consecutive windows.
+``random:Q``: a seeded random share Q of each user's interactions are the labels, the rest the
+history, one draw a window — the target of a log without times, evaluated by a random holdout.
 """
 
 from __future__ import annotations
@@ -13,39 +15,43 @@ from dataclasses import dataclass
 import polars as pl
 
 from shortlist.data.containers import Interactions
-from shortlist.data.split import leave_last_out, time_window_split
+from shortlist.data.split import leave_last_out, random_holdout, time_window_split
 from shortlist.errors import ConfigError, DataValidationError
 from shortlist.schema import EVENT, EVENT_STRENGTH, ITEM, LABEL, SECONDS_PER_DAY, TIMESTAMP, USER
 
 
 @dataclass(frozen=True)
 class Target:
-    """What the ranker learns to predict: ``last`` interaction, or everything in the next ``days``."""
+    """What the ranker learns to predict: the ``last`` interaction, everything in the next ``days``,
+    or a random ``share`` of a user's interactions (logs without times)."""
 
-    kind: str  # "last" | "days"
+    kind: str  # "last" | "days" | "random"
     days: float = 0.0
+    share: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> Target:
         if text == "last":
             return cls("last")
         name, _, arg = text.partition(":")
-        if name == "days":
-            try:
-                days = float(arg)
-            except ValueError:
-                days = -1.0
-            if math.isfinite(days) and days > 0:
-                return cls("days", days)
-        raise ConfigError(f"target must be 'last' or 'days:N' with N a finite number of days > 0, got {text!r}")
+        try:
+            value = float(arg)
+        except ValueError:
+            value = -1.0
+        if name == "days" and math.isfinite(value) and value > 0:
+            return cls("days", value)
+        if name == "random" and 0 < value < 1:
+            return cls("random", share=value)
+        raise ConfigError(f"target must be 'last', 'days:N' with N a finite number of days > 0, or 'random:Q' "
+                          f"with 0 < Q < 1, got {text!r}")
 
     @property
     def reference(self) -> str:
         """Feature reference time: the user's own last activity, or the end of the history."""
-        return "user" if self.kind == "last" else "global"
+        return "global" if self.kind == "days" else "user"
 
     def __str__(self) -> str:
-        return "last" if self.kind == "last" else f"days:{self.days:g}"
+        return {"last": "last", "days": f"days:{self.days:g}", "random": f"random:{self.share:g}"}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,9 @@ def label_windows(data: Interactions, target: Target, *, n_windows: int, repeats
                 test = split.test.frame.sort([USER, TIMESTAMP], maintain_order=True).group_by(
                     USER, maintain_order=True).first()
                 name = f"last-{w + 1}"
+            elif target.kind == "random":
+                split = random_holdout(data, fraction=target.share, repeats=True, seed=w)
+                test, name = split.test.frame, f"random:{target.share:g}#{w + 1}"
             else:
                 end = data.time_span()[1] - int(w * target.days * SECONDS_PER_DAY)
                 part = data.filter(pl.col(TIMESTAMP) <= end)
