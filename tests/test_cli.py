@@ -253,5 +253,5 @@ def test_fit_target_days_must_be_a_finite_positive_number(files, capsys, tmp_pat
     code, _, err = run(["fit", "--interactions", str(files / "train.csv"), "--target", target,
                         "--out", str(tmp_path / "m")], capsys)
     text = " ".join(err.split())
-    assert code == 2 and "target must be 'last' or 'days:N' with N a finite number of days > 0" in text
+    assert code == 2 and "target must be 'last', 'days:N' with N a finite number of days > 0" in text
     assert repr(target) in text and not (tmp_path / "m").exists()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -18,6 +19,7 @@ from shortlist.errors import ConfigError, OutputPathError
 if TYPE_CHECKING:
     from shortlist.data.containers import Dataset
     from shortlist.data.timestamps import TimestampUnit
+    from shortlist.pipeline.progress import Progress
 
 app = typer.Typer(
     add_completion=False,
@@ -170,3 +172,21 @@ def check_output_file(path: Path, columns: list[str]) -> None:
     if existing != columns:
         raise OutputPathError(f"--out {path}: the file exists and is not an earlier output of this command "
                               f"(its columns are not {', '.join(columns)}); pass a new path, or move it away yourself")
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator[Progress]:
+    """A progress display on stderr for a long step: the library's ``progress(step, done, total)``
+    calls move it (step name, done of total, elapsed and remaining time)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import Progress as RichProgress
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with RichProgress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def report(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{description}: {step}", completed=done, total=total)
+
+        yield report

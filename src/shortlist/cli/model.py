@@ -20,6 +20,7 @@ from shortlist.cli._common import (
     console,
     load_data,
     parse_column_map,
+    progress_bar,
     read_users,
     write_batches_atomic,
 )
@@ -70,12 +71,12 @@ def fit(
     tracker = start_tracking("fit", tracking, ds, source=str(interactions), config=config,
                              options={"target": target, "allow_repeats": allow_repeats})
     t0 = time.perf_counter()
-    with console.status("fitting (candidate sources, features, ranker)"):
+    with progress_bar("fitting") as progress:
         model = _make_model(cfg, allow_repeats=allow_repeats, target=target)
         if hasattr(model, "resolved_kind"):
             model.fit(ds.interactions, rng=np.random.default_rng(cfg["model"]["seed"]))
         else:
-            model.fit(ds.interactions, items=ds.items, rng=np.random.default_rng(cfg["model"]["seed"]))
+            model.fit(ds.interactions, items=ds.items, rng=np.random.default_rng(cfg["model"]["seed"]), progress=progress)
         tracker.fitted(model)  # tracked: its metrics and report go to the tracking worker while the model is saved
         model.save(out_dir)
     console.print(f"fitted {cfg['model']['kind']} in {time.perf_counter() - t0:.1f}s → {out_dir}")
@@ -120,9 +121,9 @@ def recommend(
     if user_ids is not None:
         _report_unknown(user_ids, rec)
     n = len(user_ids) if user_ids is not None else rec.n_users
-    with console.status(f"recommending for {n:,} users"):
-        rows = write_batches_atomic((b.select(USER_ID, ITEM_ID, RANK, SCORE) for b in rec.recommend_batches(user_ids, k)),
-                                    out_path)
+    with progress_bar(f"recommending for {n:,} users") as progress:
+        batches = rec.recommend_batches(user_ids, k, progress=progress)
+        rows = write_batches_atomic((b.select(USER_ID, ITEM_ID, RANK, SCORE) for b in batches), out_path)
     console.print(f"wrote {rows:,} rows for {n:,} users → {out_path}")
 
 

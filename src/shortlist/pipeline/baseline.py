@@ -20,6 +20,7 @@ from shortlist.pipeline.artifacts import (
     write_manifest,
 )
 from shortlist.pipeline.external import internal_users, to_external
+from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.ranked import lists_frame
 from shortlist.retrieval.base import CandidateSource, check_k
 from shortlist.retrieval.chain import Chain, chain_topk
@@ -90,12 +91,14 @@ class BaselineRecommender:
         lists, scores = chain_topk([source.topk(u, k, exclude_seen=exclude), fallback.topk(u, k, exclude_seen=exclude)], k)
         return to_external(lists_frame(u, lists, scores), internal, ext, items)
 
-    def recommend_batches(self, user_ids: Sequence[str] | pl.Series | None, k: int) -> Iterator[pl.DataFrame]:
+    def recommend_batches(self, user_ids: Sequence[str] | pl.Series | None, k: int, *,
+                          progress: Progress = silent) -> Iterator[pl.DataFrame]:
         """:meth:`recommend` a shard of users at a time (``None``: every user of the fit)."""
         _, _, users, _ = self._check()
         ids = users.ids if user_ids is None else user_ids
         for lo in range(0, max(len(ids), 1), SHARD_USERS):
             yield self.recommend(ids[lo:lo + SHARD_USERS], k)
+            progress("recommending", min(lo + SHARD_USERS, len(ids)), len(ids))
 
     @property
     def n_users(self) -> int:

@@ -10,6 +10,7 @@ import polars as pl
 
 from shortlist.errors import ModelLoadError
 from shortlist.pipeline.artifacts import read_manifest
+from shortlist.pipeline.progress import Progress
 
 
 class Recommender(Protocol):
@@ -20,7 +21,8 @@ class Recommender(Protocol):
 
     def recommend(self, user_ids: pl.Series, k: int) -> pl.DataFrame: ...
 
-    def recommend_batches(self, user_ids: pl.Series | None, k: int) -> Iterator[pl.DataFrame]: ...
+    def recommend_batches(self, user_ids: pl.Series | None, k: int, *,
+                          progress: Progress = ...) -> Iterator[pl.DataFrame]: ...
 
 
 def load_model(directory: Path | str) -> Recommender:

@@ -17,6 +17,7 @@ import numpy as np
 from shortlist.config import TwoStageConfig
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.pipeline.labels import LabelWindow
+from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.stage1 import Stage1
 from shortlist.ranking.base import Ranker
 from shortlist.ranking.lgbm import LGBMRanker
@@ -65,7 +66,7 @@ def learn_window_fusion(stage: Stage1, window: LabelWindow, users: np.ndarray, *
 
 
 def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, users: np.ndarray, index: int,
-                 config: TwoStageConfig) -> WindowFrame:
+                 config: TwoStageConfig, progress: Progress = silent) -> WindowFrame:
     """The window's training rows, shard by shard; ``index`` numbers the window (groups stay distinct)."""
     labels = window.labels
     keys = _keys(labels.get_column(USER).to_numpy(), labels.get_column(ITEM).to_numpy())
@@ -83,6 +84,7 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
         rows, found = rows + len(u), found + int((y > 0).sum())
         keep = _sample_rows(u, y, config)
         parts.append((features.matrix(u.take(keep)), y[keep], u.users[keep] + (index << 32)))
+        progress(f"training rows of {window.name}", min(lo + config.shard_users, len(users)), len(users))
     n_labels = int(np.isin(labels.get_column(USER).to_numpy(), users).sum())
     recall = {"union": found / max(n_labels, 1),
               **{s: int(h) / max(n_labels, 1) for s, h in zip(stage.names, per_source, strict=True)}}

@@ -25,11 +25,15 @@ from shortlist.errors import NotFittedError
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.external import internal_users, to_external
+from shortlist.pipeline.item_rules import ItemRules, item_rules
 from shortlist.pipeline.labels import Target, label_windows
 from shortlist.pipeline.options import check_options
-from shortlist.pipeline.ranked import Ranked, best_per_user, top_up
+from shortlist.pipeline.progress import Progress, silent
+from shortlist.pipeline.ranked import Ranked, best_per_user
+from shortlist.pipeline.rules import Rules
 from shortlist.pipeline.stage1 import Stage1, prepare_catalogue
 from shortlist.pipeline.training import learn_window_fusion, train_ranker, window_frame, window_users
+from shortlist.pipeline.widen import rank_widening, widened
 from shortlist.ranking.base import Ranker, ranker_kind
 from shortlist.retrieval.base import CandidateSource, check_k, history_row
 from shortlist.retrieval.popularity import Popularity
@@ -83,9 +87,11 @@ class TwoStageRecommender:
         return self.config.allow_repeats
 
     # --- fit -----------------------------------------------------------------------------------
-    def fit(self, history: Interactions, *, items: Items | None = None, rng: np.random.Generator | None = None) -> Self:
+    def fit(self, history: Interactions, *, items: Items | None = None, rng: np.random.Generator | None = None,
+            progress: Progress = silent) -> Self:
         """Label windows → their training rows → the ranker → sources and statistics refitted on
-        everything. Windows are built one at a time, so memory follows one window's sample."""
+        everything. Windows are built one at a time, so memory follows one window's sample.
+        ``progress(step, done, total)`` hears of each window's sources and training shards."""
         t0 = time.perf_counter()
         rng = np.random.default_rng(self.config.seed) if rng is None else rng
         cfg = derive(self.config, history, items)
@@ -95,6 +101,7 @@ class TwoStageRecommender:
         catalogue = prepare_catalogue(cfg, history, items, prototypes=self.prototypes)
         fusion, frames, stats = None, [], {}
         for w, window in enumerate(windows):
+            progress(f"sources of {window.name}", 0, 1)
             stage = Stage1.fit(cfg, window.history, items=items, catalogue=catalogue, prototypes=self.prototypes,
                                rng=np.random.default_rng(seeds[2 * w]))
             sample_rng = np.random.default_rng(seeds[2 * w + 1])
@@ -103,7 +110,7 @@ class TwoStageRecommender:
                 fusion = learn_window_fusion(stage, window, users, exclude_seen=not cfg.allow_repeats, rng=sample_rng)
             stage.fusion = fusion
             features = self._features(stage, window.history, items)
-            frames.append(window_frame(stage, features, window, users, w, cfg))
+            frames.append(window_frame(stage, features, window, users, w, cfg, progress))
             stats[window.name] = frames[-1].stats
             names, categorical = features.names, features.categorical
             del stage, features
@@ -115,6 +122,7 @@ class TwoStageRecommender:
             warnings.warn("too little data to train the ranker: recommendations come from the candidate "
                           "union in fusion order", RuntimeWarning, stacklevel=2)
         t_ranker = time.perf_counter()
+        progress("sources of the whole history", 0, 1)
         stage = Stage1.fit(cfg, history, items=items, catalogue=catalogue, prototypes=self.prototypes,
                            rng=np.random.default_rng(seeds[-1]))
         if fusion is not None:
@@ -143,17 +151,31 @@ class TwoStageRecommender:
             raise NotFittedError(type(self).__name__)
         return self.stage1_, self.features_, self.history_, self.fallback_
 
-    def rank(self, users: np.ndarray, k: int, *, history: UserHistory | None = None, allowed: np.ndarray | None = None,
-             failed: list[str] | None = None) -> Ranked:
+    def rank(self, users: np.ndarray, k: int, *, history: UserHistory | None = None,
+             rules: Rules | ItemRules | None = None, failed: list[str] | None = None) -> Ranked:
         """Each of ``users``' (internal ids; distinct) top-``k`` items: candidates → features → scores
-        → filters → order → popularity top-up. A user unknown at fit time gets the popular list.
+        → rules → order → popularity top-up → pins. A user unknown at fit time gets the popular list.
         ``history``: rank for this one explicit history instead (``users`` holds one id: the user's,
-        or a new id for an anonymous session). ``allowed``: boolean mask over items (a request's
-        filters). ``failed``: leave out sources that raise, naming them there (a request)."""
-        stage, features, fitted, fallback = self._fitted()
-        t0 = time.perf_counter()
+        or a new id for an anonymous session). ``rules``: business rules (filters, boosts, a cap per
+        category, pins: :mod:`shortlist.pipeline.rules`); lists they leave short are ranked again
+        from a wider candidate budget. ``failed``: leave out sources that raise, naming them there."""
+        fitted = self._fitted()[2]
         users = np.asarray(users, dtype=np.int64).reshape(-1)
         k = check_k(k, fitted.n_items)
+        compiled = item_rules(self, rules)
+        ranked = rank_widening(lambda shard, factor: self._rank(shard, k, history, compiled, factor, failed is not None),
+                               users, k, compiled)
+        if failed is not None:
+            failed.extend(name for name in ranked.failed if name not in failed)
+        return ranked
+
+    def _rank(self, users: np.ndarray, k: int, history: UserHistory | None, rules: ItemRules, factor: int,
+              tolerant: bool) -> Ranked:
+        """One pass of :meth:`rank` over a candidate pool ``factor`` times the usual."""
+        stage, features, fitted, fallback = self._fitted()
+        stage = widened(stage, factor, fitted.n_items)
+        failed: list[str] | None = [] if tolerant else None
+        t0 = time.perf_counter()
         exclude = not self.allow_repeats
         if history is None:
             tops = stage.topk(users, exclude_seen=exclude, failed=failed)
@@ -167,12 +189,11 @@ class TwoStageRecommender:
         t2 = time.perf_counter()
         scores = self.ranker_.predict(X).astype(np.float32) if self.ranker_ is not None and X is not None else \
             -union.best_rank().astype(np.float32)
-        keep = None if allowed is None else allowed[union.items]
-        items, top_scores, rows = best_per_user(union, scores, users, k, keep=keep)
+        scores = rules.boost(union.items, scores)
+        lists = best_per_user(union, scores, users, k, keep=rules.keep(union, scores))
         seen = self._seen(users, history) if exclude else None
         assert fallback.ranking_ is not None
-        ranking = fallback.ranking_ if allowed is None else fallback.ranking_[allowed[fallback.ranking_]]
-        items, top_scores, rows = top_up(items, top_scores, rows, ranking, fitted.n_items, seen)
+        items, top_scores, rows = rules.pin(rules.top_up(lists, fallback.ranking_, fitted.n_items, seen), seen)
         stages = {"retrieval": t1 - t0, "features": t2 - t1, "ranking": time.perf_counter() - t2}
         return Ranked(users, items, top_scores, rows, union, X, tuple(failed or ()), stages)
 
@@ -184,23 +205,28 @@ class TwoStageRecommender:
         return rows_of(fitted.to_csr(binary=True), users)
 
     # --- recommendations -----------------------------------------------------------------------
-    def recommend(self, user_ids: Sequence[str | int] | pl.Series, k: int) -> pl.DataFrame:
+    def recommend(self, user_ids: Sequence[str | int] | pl.Series, k: int, *,
+                  rules: Rules | ItemRules | None = None) -> pl.DataFrame:
         """``user_id, item_id, rank, score`` rows: at most ``k`` per user, every user present (users
-        unknown at fit time get the popular list; score null where popularity filled a list in)."""
-        return pl.concat(list(self.recommend_batches(user_ids, k)), how="vertical_relaxed")
+        unknown at fit time get the popular list; score null where popularity filled a list in).
+        ``rules``: business rules, as in :meth:`rank`."""
+        return pl.concat(list(self.recommend_batches(user_ids, k, rules=rules)), how="vertical_relaxed")
 
-    def recommend_batches(self, user_ids: Sequence[str | int] | pl.Series | None, k: int) -> Iterator[pl.DataFrame]:
+    def recommend_batches(self, user_ids: Sequence[str | int] | pl.Series | None, k: int, *,
+                          progress: Progress = silent, rules: Rules | ItemRules | None = None) -> Iterator[pl.DataFrame]:
         """:meth:`recommend` a shard of users at a time (``None``: every user of the fit), so a caller
         can stream the rows out: memory follows the shard, not the number of users."""
         _, _, fitted, _ = self._fitted()
+        compiled = item_rules(self, rules)  # once for every shard
         if user_ids is None:
             user_ids = fitted.users.ids
         ext, internal = internal_users(user_ids, fitted.users)
         shard = self.config.shard_users
         for lo in range(0, max(len(ext), 1), shard):
             part = internal[lo:lo + shard]
-            ranked = self.rank(part.to_numpy().astype(np.int64), k).to_frame()
+            ranked = self.rank(part.to_numpy().astype(np.int64), k, rules=compiled).to_frame()
             yield to_external(ranked, part, ext[lo:lo + shard], fitted.items)
+            progress("recommending", min(lo + shard, len(ext)), len(ext))
 
     def candidate_batches(self, user_ids: Sequence[str | int] | pl.Series) -> Iterator[pl.DataFrame]:
         """Stage 1 alone, a shard at a time: each user's fused candidate union with every source's score
