@@ -115,6 +115,19 @@ class NoTimestampsError(ConfigError):
         self.dataset, self.protocol = dataset, protocol
 
 
+class RulesError(ConfigError):
+    """Business rules that cannot be applied: a bad value, or a rule the model's catalogue cannot
+    answer (a category rule without a category column). ``field`` names the offending rule."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"rules: {field}: {message}")
+        self.field, self.message = field, message
+
+
+class LeakageError(ConfigError):
+    """An evaluation would score a model on data it was fitted on."""
+
+
 class NotFittedError(ShortlistError, RuntimeError):
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} is not fitted yet; call fit(...) first.")

@@ -14,6 +14,7 @@ from shortlist.data.split import leave_last_out
 from shortlist.data.synthetic import make_synthetic
 from shortlist.errors import ConfigError, ModelLoadError
 from shortlist.evaluation.metrics import compute_metrics
+from shortlist.pipeline.item_rules import ItemRules
 from shortlist.pipeline.load import load_model
 from shortlist.pipeline.two_stage import TwoStageRecommender
 
@@ -227,7 +228,7 @@ def test_filters_keep_only_allowed_items_and_top_up_within_them(fitted):
     _, model = fitted
     allowed = np.zeros(model.history_.n_items, bool)
     allowed[::3] = True
-    ranked = model.rank(np.array([0, 10**6]), 8, allowed=allowed)
+    ranked = model.rank(np.array([0, 10**6]), 8, rules=ItemRules(allowed=allowed))
     listed = ranked.items[ranked.items >= 0]
     assert allowed[listed].all() and (ranked.items >= 0).sum(axis=1).tolist() == [8, 8]
 

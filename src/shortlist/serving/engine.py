@@ -18,6 +18,7 @@ import polars as pl
 from shortlist.errors import ConfigError, ModelLoadError
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.artifacts import read_manifest, sha256_file
+from shortlist.pipeline.item_rules import ItemRules
 from shortlist.pipeline.ranked import Ranked
 from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.ranking.lgbm import LGBMRanker
@@ -190,7 +191,8 @@ class Engine:
     def _answer(self, user: int, k: int, allowed: np.ndarray | None, explain: bool,
                 history: UserHistory | None) -> Answer:
         failed: list[str] = []
-        ranked = self.model.rank(np.array([user], np.int64), k, history=history, allowed=allowed, failed=failed)
+        rules = None if allowed is None else ItemRules(allowed=allowed)
+        ranked = self.model.rank(np.array([user], np.int64), k, history=history, rules=rules, failed=failed)
         valid = ranked.items[0] >= 0
         items, scores, rows = ranked.items[0][valid], ranked.scores[0][valid].astype(np.float64), ranked.rows[0][valid]
         contrib = self._explain(ranked, rows) if explain else None
