@@ -40,21 +40,35 @@ def log_model(run: TrackedRun, model_dir: Path, *, metadata: dict[str, Any] | No
     """Log ``model_dir`` as the run's pyfunc under :data:`MODEL_PATH` (models from code: nothing
     pickled); ``False`` when the run is inactive or logging failed."""
     def save_and_log(c: Any, run_id: str) -> bool:
-        from shortlist.tracking.pyfunc import ARTIFACT_KEY, MODEL_CODE
-
-        mlflow_module()
-        from mlflow import pyfunc
-
-        with tempfile.TemporaryDirectory(prefix="shortlist-pyfunc-") as tmp, warnings.catch_warnings():
-            # An input example would make MLflow load the model and predict while saving it.
-            warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
+        with tempfile.TemporaryDirectory(prefix="shortlist-pyfunc-") as tmp:
             path = Path(tmp) / MODEL_PATH
-            pyfunc.save_model(str(path), python_model=str(MODEL_CODE), artifacts={ARTIFACT_KEY: str(model_dir)},
-                              signature=_signature(), pip_requirements=[f"shortlist=={__version__}"], metadata=metadata)
+            _save_pyfunc(path, model_dir, metadata)
             c.log_artifacts(run_id, str(path), MODEL_PATH)
         return True
 
     return bool(run.call(save_and_log))
+
+
+def warm_model_saving() -> None:
+    """Save a pyfunc without a model once, into a temporary folder: MLflow's first save in a process
+    checks the requirements against every installed package (seconds on a full environment), so
+    doing it while the fit runs leaves the real save quick."""
+    with tempfile.TemporaryDirectory(prefix="shortlist-pyfunc-") as tmp:
+        _save_pyfunc(Path(tmp) / MODEL_PATH, None, None)
+
+
+def _save_pyfunc(path: Path, model_dir: Path | None, metadata: dict[str, Any] | None) -> None:
+    from shortlist.tracking.pyfunc import ARTIFACT_KEY, MODEL_CODE
+
+    mlflow_module()
+    from mlflow import pyfunc
+
+    with warnings.catch_warnings():
+        # An input example would make MLflow load the model and predict while saving it.
+        warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
+        pyfunc.save_model(str(path), python_model=str(MODEL_CODE),
+                          artifacts={ARTIFACT_KEY: str(model_dir)} if model_dir is not None else None,
+                          signature=_signature(), pip_requirements=[f"shortlist=={__version__}"], metadata=metadata)
 
 
 def _signature() -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 from shortlist.tracking.config import TrackingSettings
 from shortlist.tracking.datasets import DataInput, to_mlflow
 from shortlist.tracking.record import RunRecord
-from shortlist.tracking.registry import Registered, log_model, register
+from shortlist.tracking.registry import Registered, log_model, register, warm_model_saving
 from shortlist.tracking.run import TrackedRun
 
 
@@ -59,19 +59,24 @@ def _write_files(folder: Path, record: RunRecord) -> bool:
     return bool(record.files or record.fit_report)
 
 
-def _import_for_logging() -> None:
-    """What the final record needs (MLflow's model API, matplotlib), imported while the work runs."""
-    import mlflow.pyfunc  # noqa: F401
+def _prepare() -> None:
+    """What the records need, done while the command works: matplotlib's first drawing (fonts,
+    backend) and MLflow's one-time requirements scan of a first model save."""
+    import io
 
-    import shortlist.tracking.fit_report
-    import shortlist.tracking.pyfunc  # noqa: F401
+    from matplotlib.figure import Figure
+
+    import shortlist.tracking.fit_report  # noqa: F401
+
+    Figure(figsize=(1, 1)).savefig(io.BytesIO(), format="png")
+    warm_model_saving()
 
 
 def serve(lines: Any, reply: Any) -> None:
     """Run the protocol over ``lines`` (an iterator of text lines) and write the reply to ``reply``."""
     header = json.loads(next(lines))
     run = TrackedRun(TrackingSettings(**header["settings"]), kind=header["kind"], params=header["params"],
-                     run_name=header["run_name"], prepare=_import_for_logging).start(start_ms=header["start_ms"])
+                     run_name=header["run_name"], prepare=_prepare).start(start_ms=header["start_ms"])
     registered, done = None, False
     try:
         for line in lines:
