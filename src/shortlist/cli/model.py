@@ -106,6 +106,11 @@ def recommend(
     users: Annotated[Path | None, typer.Option(help="Users file (CSV, Parquet or JSON with a user_id column).")] = None,
     all_users: Annotated[bool, typer.Option("--all-users", help="Every user the model knows.")] = False,
     k: Annotated[int, typer.Option(help="Items per user.", min=1)] = 10,
+    rules_file: Annotated[Path | None, typer.Option("--rules", help="Business rules (TOML or JSON): filters, "
+                                                    "boosts, pins, a cap per category; see docs/serving.md.")] = None,
+    partition_users: Annotated[int | None, typer.Option(
+        help="Write --out as a folder of Parquet parts of N users each (part-00000.parquet, ...) with a "
+             "_manifest.json naming the model version and the rows of each part.", min=1)] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Write the top-K recommendations for each listed user (or, with --all-users, every known user)."""
@@ -113,18 +118,49 @@ def recommend(
 
     if (users is None) == (not all_users):
         raise ConfigError("pass exactly one of --users FILE or --all-users")
-    check_output_file(out_path, [USER_ID, ITEM_ID, RANK, SCORE])
+    if partition_users is None:
+        check_output_file(out_path, [USER_ID, ITEM_ID, RANK, SCORE])
+    else:
+        from shortlist.pipeline.batch_export import check_export_target
+
+        check_export_target(out_path)
+    rules = _read_rules(rules_file)
     model = model_directory(model, tracking_uri)
     with console.status("loading the model"):
         rec = load_model(model)
+    if (rules is not None or partition_users is not None) and not hasattr(rec, "rank"):
+        raise ConfigError(f"--rules and --partition-users need a two-stage model; {model} is a baseline")
     user_ids = read_users(users) if users is not None else None
     if user_ids is not None:
         _report_unknown(user_ids, rec)
     n = len(user_ids) if user_ids is not None else rec.n_users
+    if partition_users is not None:
+        _export(rec, model, out_path, user_ids, k, partition_users, rules, n)
+        return
     with progress_bar(f"recommending for {n:,} users") as progress:
-        batches = rec.recommend_batches(user_ids, k, progress=progress)
+        extra = {} if rules is None else {"rules": rules}
+        batches = rec.recommend_batches(user_ids, k, progress=progress, **extra)
         rows = write_batches_atomic((b.select(USER_ID, ITEM_ID, RANK, SCORE) for b in batches), out_path)
     console.print(f"wrote {rows:,} rows for {n:,} users → {out_path}")
+
+
+def _read_rules(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from shortlist.cli._rules_io import read_rules
+
+    return read_rules(path)
+
+
+def _export(rec: Any, model: Path, out_path: Path, user_ids: pl.Series | None, k: int, per_part: int, rules: Any,
+            n: int) -> None:
+    from shortlist.pipeline.batch_export import export_partitioned
+
+    with progress_bar(f"exporting {n:,} users") as progress:
+        manifest = export_partitioned(rec, model, out_path, k=k, users_per_part=per_part, user_ids=user_ids,
+                                      rules=rules, progress=progress)
+    console.print(f"wrote {manifest['rows']:,} rows for {manifest['users']:,} users in {len(manifest['parts'])} "
+                  f"parts (model {manifest['model_version']}) → {out_path}")
 
 
 def _report_unknown(user_ids: pl.Series, rec: Any) -> None:
