@@ -15,6 +15,7 @@ RUNS = [
     ("online-retail", "online-retail", ["days:14", "llo", "quantile:0.95"]),
     ("amazon-gift-cards", "amazon18-gift-cards", ["llo", "days:60", "quantile:0.9"]),
     ("amazon-magazine-subs", "amazon18-magazine-subs", ["llo", "days:60", "quantile:0.9"]),
+    ("ml-1m", "ml-1m-partial", ["random:0.2"]),  # no timestamps: only a random holdout
 ]
 
 
@@ -43,3 +44,11 @@ def test_evaluate_every_dataset_under_each_protocol(cli, dataset, folder, protoc
     assert code == 0, err
     ndcg = _two_stage_ndcg(out)
     assert math.isfinite(ndcg) and 0.0 <= ndcg <= 1.0
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("protocol", ["llo", "llo:2", "days:14", "quantile:0.9"])
+def test_time_protocols_on_a_log_without_times_are_a_clear_error(cli, protocol):
+    _needs("ml-1m-partial")
+    code, _, err = cli(["evaluate", "--dataset", "ml-1m", "--data-dir", str(SHARED_DATA), "--protocol", protocol])
+    assert code == 2 and "random:" in err and "no time" in err.replace("\n", " ")
