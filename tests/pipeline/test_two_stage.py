@@ -122,6 +122,7 @@ def test_save_load_identical_and_verified(tmp_path, fitted):
     ids = [*split.train.users.ids.head(40).to_list(), "x"]
     assert loaded.recommend(ids, 10).equals(model.recommend(ids, 10))
     assert (d / "ranker.txt").exists() and (d / "importance.csv").exists()
+    assert loaded.history_.has_time and loaded.resolved_ == model.resolved_
     (d / "ranker.txt").write_text("garbage")
     with pytest.raises(ModelLoadError, match="checksum"):
         load_model(d)

@@ -67,6 +67,7 @@ def save_two_stage(model: TwoStageRecommender, directory: Path | str) -> Path:
             "ranker_file": ranker_file,
             "n_users": history.n_users,
             "n_items": history.n_items,
+            "has_time": history.has_time,
         })
     return Path(directory)
 
@@ -84,7 +85,8 @@ def load_two_stage(directory: Path | str) -> TwoStageRecommender:
     model.config = TwoStageConfig.from_json(manifest["config"])  # as fitted (its sources may be custom objects')
     resolved = TwoStageConfig.from_json(manifest["resolved_config"])
     users, items = IdMap(load_ids(directory / "users.parquet")), IdMap(load_ids(directory / "items.parquet"))
-    history = Interactions(pl.read_parquet(directory / "history.parquet"), users, items)
+    history = Interactions(pl.read_parquet(directory / "history.parquet"), users, items,
+                           has_time=bool(manifest.get("has_time", True)))
     catalogue = None
     if (directory / "catalogue.parquet").exists():
         catalogue = Items(pl.read_parquet(directory / "catalogue.parquet"), items)
