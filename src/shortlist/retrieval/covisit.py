@@ -13,6 +13,7 @@ recency weights ``w``, as the H&M winners' "ItemCF" does.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -33,6 +34,19 @@ from shortlist.retrieval.topk import product_topk, rows_of, sparse_topk_csr
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
 
 Kind = Literal["user", "session", "transition"]
+
+
+#: Product work (pairs) a block of item rows of the co-occurrence graph takes at most.
+PAIRS_PER_BLOCK = 50_000_000
+
+
+def _blocks(work: np.ndarray, budget: float) -> list[int]:
+    """Row bounds of consecutive blocks of about ``budget`` summed ``work`` each (a row's block is
+    where the work before it falls)."""
+    if not len(work):
+        return [0]
+    block = (np.cumsum(work) - work) // budget
+    return [*np.flatnonzero(np.r_[True, block[1:] != block[:-1]]).tolist(), len(work)]
 
 
 def default_window_days(history: Interactions) -> float:
@@ -79,11 +93,11 @@ class CoVisitation:
         f = history.frame.select(USER, ITEM, TIMESTAMP, *([BASKET] if BASKET in history.frame.columns else []))
         self.last_n_, self.position_decay_ = self._recent_window(history)
         n_items = history.n_items
+        pop = np.asarray(history.to_csr(binary=True).sum(axis=0)).ravel().astype(np.float64) + 1.0
         if self.kind == "transition":
-            counts = self._transitions(f, n_items)
+            self.sim_ = self._normalise(self._transitions(f, n_items), pop, 0)
         else:
-            counts = self._cooccurrence(f, history)
-        self.sim_ = self._normalise(counts, history)
+            self.sim_ = self._cooccurrence_graph(f, history, pop)
         # item-kNN, co-visitation and transition weigh the same recent items: built once per history
         self.history_ = history.cached(("covisit:recent", self.last_n_, self.position_decay_),
                                        lambda: read_only(self._history_weights(f, history.n_users, n_items)))
@@ -96,7 +110,20 @@ class CoVisitation:
         assert self.sim_ is not None
         return self.sim_
 
-    def _cooccurrence(self, f: pl.DataFrame, history: Interactions) -> sp.csr_matrix:
+    def _cooccurrence_graph(self, f: pl.DataFrame, history: Interactions, pop: np.ndarray) -> sp.csr_matrix:
+        """The normalised, cut item graph of co-occurrence within groups (users, baskets or
+        sessions), computed a block of item rows at a time: a block's product rows are cut to their
+        ``neighbours`` before the next is built, so memory follows the block, not the item pairs."""
+        x, xw = self._groups(f, history)
+        xt = x.T.tocsr()
+        # a row's product work: the sizes of the groups the item is in
+        work = np.asarray(xt @ np.diff(x.indptr).astype(np.float64)).ravel()
+        bounds = _blocks(work, PAIRS_PER_BLOCK)
+        parts = [self._normalise(xt[lo:hi] @ xw, pop, lo) for lo, hi in itertools.pairwise(bounds)]
+        return sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, history.n_items))
+
+    def _groups(self, f: pl.DataFrame, history: Interactions) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(groups × items) binary membership, and the same weighted 1/log2(1 + group size)."""
         if self.kind == "user":
             group = f.get_column(USER).cast(pl.Int64)
         elif BASKET in f.columns:
@@ -113,9 +140,7 @@ class CoVisitation:
         # Large sessions say little about any one pair: weight 1/log2(1 + size).
         w = (1.0 / np.log2(1.0 + np.maximum(size, 1.0))).astype(np.float32)
         xw = sp.csr_matrix((x.data * np.repeat(w, np.diff(x.indptr)), x.indices, x.indptr), shape=x.shape)
-        # Xᵀ as CSR times a CSR gives the CSR product directly (no CSC conversion). The diagonal is
-        # dropped in _normalise, where the row of every entry is at hand anyway.
-        return x.T.tocsr() @ xw
+        return x, xw
 
     def _transitions(self, f: pl.DataFrame, n_items: int) -> sp.csr_matrix:
         s = f.sort([USER, TIMESTAMP], maintain_order=True)
@@ -132,21 +157,20 @@ class CoVisitation:
         c.sum_duplicates()
         return c
 
-    def _normalise(self, c: sp.csr_matrix, history: Interactions) -> sp.csr_matrix:
-        """``c_ij / (pop_i^α · pop_j^(1-α))`` (stored as float32) off the diagonal, each row cut to its
-        ``neighbours`` best, columns in ascending order. A row's order does not depend on its own
-        ``pop_i^α``, so only the column factor touches every pair before the cut and the row factor
-        the kept ones after it, and the cut is :func:`sparse_topk_csr` (each row's threshold, then one
-        vectorised selection)."""
-        pop = np.asarray(history.to_csr(binary=True).sum(axis=0)).ravel().astype(np.float64) + 1.0
+    def _normalise(self, c: sp.csr_matrix, pop: np.ndarray, first_row: int) -> sp.csr_matrix:
+        """Rows ``first_row..`` of the graph from their counts ``c``: ``c_ij / (pop_i^α · pop_j^(1-α))``
+        (stored as float32) off the diagonal, each row cut to its ``neighbours`` best, columns in
+        ascending order. A row's order does not depend on its own ``pop_i^α``, so only the column
+        factor touches every pair before the cut and the row factor the kept ones after it, and the
+        cut is :func:`sparse_topk_csr` (each row's threshold, then one vectorised selection)."""
         n_rows = c.shape[0]
-        rows = np.repeat(np.arange(n_rows, dtype=c.indices.dtype), np.diff(c.indptr))
+        rows = first_row + np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(c.indptr))
         data = c.data.astype(np.float32, copy=False) * (pop ** -(1.0 - self.alpha)).astype(np.float32)[c.indices]
         data[rows == c.indices] = -np.inf  # an item is not its own neighbour (top-k skips -inf)
         del rows
         graph = sparse_topk_csr(sp.csr_matrix((data, c.indices, c.indptr), shape=c.shape), self.neighbours)
         del data
-        row_scale = pop[: n_rows] ** -self.alpha
+        row_scale = pop[first_row: first_row + n_rows] ** -self.alpha
         graph.data = (graph.data.astype(np.float64) * np.repeat(row_scale, np.diff(graph.indptr))).astype(np.float32)
         return graph
 
