@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shortlist.errors import ConfigError, DataValidationError
-from shortlist.evaluation import metrics as metrics_module
+from shortlist.evaluation import hits as hits_module
 from shortlist.evaluation.metrics import (
     METRICS,
     PER_USER,
@@ -106,7 +106,7 @@ def test_matches_brute_force_reference(
 def test_matches_reference_on_larger_seeded_inputs(
     buffer_cells: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(metrics_module, "_BUFFER_CELLS", buffer_cells)
+    monkeypatch.setattr(hits_module, "_BUFFER_CELLS", buffer_cells)
     rng = np.random.default_rng(7)
     n_users, n_items, width = 200, 60, 25
     recs = np.stack([rng.permutation(n_items)[:width] for _ in range(n_users)])
