@@ -1,51 +1,7 @@
 import numpy as np
-import polars as pl
 import pytest
 
-from shortlist.ranking.dataset import (
-    BEST_RANK,
-    GROUP,
-    drop_groups_without_positives,
-    sample_negatives,
-    split_groups,
-    to_training_set,
-)
 from shortlist.ranking.lgbm import LGBMRanker
-from shortlist.schema import LABEL
-
-
-def frame() -> pl.DataFrame:
-    return pl.DataFrame({
-        GROUP: [1, 1, 1, 1, 1, 2, 2, 3],
-        BEST_RANK: [1, 2, 3, 4, 5, 1, 2, 1],
-        LABEL: [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
-        "f": [0.1, 0.9, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
-    })
-
-
-def test_groups_without_positives_dropped_and_counted():
-    f, dropped = drop_groups_without_positives(frame())
-    assert dropped == 1 and sorted(f[GROUP].unique().to_list()) == [1, 3]
-
-
-def test_sample_negatives_keeps_positives_and_hard_ones():
-    f = sample_negatives(frame(), max_negatives=2, hard=1, rng=np.random.default_rng(0))
-    g1 = f.filter(pl.col(GROUP) == 1)
-    assert g1[LABEL].sum() == 1 and g1.height == 3  # positive + hardest negative + 1 random
-    assert 1 in g1[BEST_RANK].to_list()
-    assert sample_negatives(frame(), max_negatives=None, hard=1, rng=np.random.default_rng(0)).height == 8
-
-
-def test_split_groups_never_splits_a_group():
-    groups = np.repeat(np.arange(20), 3)
-    mask = split_groups(groups, valid_share=0.25, rng=np.random.default_rng(1))
-    per_group = {g: set(mask[groups == g]) for g in range(20)}
-    assert all(len(v) == 1 for v in per_group.values()) and mask.sum() == 15
-
-
-def test_training_set_group_sizes():
-    ts = to_training_set(frame(), ["f"])
-    assert ts.group_sizes.tolist() == [5, 2, 1] and ts.X.shape == (8, 1)
 
 
 def test_lgbm_ranker_learns_a_clear_signal_and_saves(tmp_path):
@@ -117,20 +73,6 @@ def test_predict_small_batches_single_threaded_identical(monkeypatch):
     monkeypatch.setattr(lgbmmod, "SINGLE_THREAD_ROWS", 10)
     np.testing.assert_array_equal(r.predict(X), whole)  # multi-threaded
     np.testing.assert_array_equal(r.predict(X[:5]), whole[:5])  # single-threaded
-
-
-def test_training_rows_gather_the_same_set_as_the_wide_frame():
-    from shortlist.ranking.dataset import ROW, to_training_rows
-
-    wide = frame().with_columns(pl.Series("g", [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0]))
-    X = wide.select("f", "g").to_numpy().astype(np.float32)
-    meta = wide.select(GROUP, BEST_RANK, LABEL).with_columns(pl.int_range(pl.len()).alias(ROW))
-    shuffled = meta[[7, 2, 5, 0, 1, 3, 6, 4]]  # groups interleaved: both must sort them the same way
-    a = to_training_set(wide[[7, 2, 5, 0, 1, 3, 6, 4]], ["f", "g"])
-    b = to_training_rows(shuffled, X)
-    np.testing.assert_array_equal(a.X, b.X)
-    assert a.y.tolist() == b.y.tolist() and a.group_sizes.tolist() == b.group_sizes.tolist() == [5, 2, 1]
-    assert b.X.flags.c_contiguous and b.X.dtype == np.float32
 
 
 def test_a_query_bag_over_half_on_threads_warns_it_is_not_reproducible():
