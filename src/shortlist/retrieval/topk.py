@@ -5,51 +5,25 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from shortlist.index._topk import topk_block
+
 
 def topk_dense(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` columns per row of a dense score matrix, best first.
+    """Top-``k`` columns per row of a dense score matrix, best first: the index's one top-k kernel
+    (:func:`shortlist.index._topk.topk_block`) after masking.
 
     ``exclude`` (same shape, rows aligned) masks items; ties break towards the lower item id.
     Returns (items, scores), padded with -1 / -inf where fewer than ``k`` items are left (NaN
     scores count as -inf).
-
-    Selection is by threshold: the ``k``-th largest score of a row (``np.partition``, SIMD-sorted
-    in numpy ≥ 2), then every item at or above it, ordered by score and item id — so ties at the
-    cut keep the lowest ids, deterministically (faster than ``argpartition``).
     """
-    n, m = scores.shape
     s = np.array(scores, dtype=np.float32, copy=True)
     if exclude is not None and exclude.nnz:
         s[np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr)), exclude.indices] = -np.inf
-    nan = np.isnan(s)
-    if nan.any():
-        s[nan] = -np.inf
-    kk = min(k, m)
-    if kk < m:  # row by row: numpy's 1-D partition is SIMD-sorted, its 2-D argpartition is not
-        items = np.empty((n, kk), dtype=np.int64)
-        vals = np.empty((n, kk), dtype=np.float32)
-        for r in range(n):
-            items[r], vals[r] = _select_row(s[r], kk)
-    else:
-        part = np.broadcast_to(np.arange(m), (n, m)).copy()
-        order = np.lexsort((part, -s), axis=1)
-        items = np.take_along_axis(part, order, axis=1).astype(np.int64)
-        vals = np.take_along_axis(s, order, axis=1)
-    items[~np.isfinite(vals)] = -1
+    s[np.isnan(s)] = -np.inf
+    if not s.shape[1]:
+        return _pad(np.zeros((s.shape[0], 0), np.int64), np.zeros((s.shape[0], 0), np.float32), k)
+    items, vals = topk_block(s, k)
     return _pad(items, vals, k)
-
-
-def _select_row(row: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``kk`` best (item, score) of one row (``kk`` < its length), best first, lower id at ties."""
-    thr = np.partition(row, len(row) - kk)[len(row) - kk]
-    if thr == -np.inf:  # fewer than kk finite scores (a sparse row): select among those, pad the rest
-        part = np.flatnonzero(row > -np.inf)
-        items, vals = row_topk(part, row[part], kk)
-        return items[0], vals[0]
-    part = np.flatnonzero(row >= thr)  # ascending ids: a stable sort by score keeps the lower id first
-    part_scores = row[part]
-    order = np.argsort(-part_scores, kind="stable")[:kk]
-    return part[order], part_scores[order]
 
 
 def topk_global(
@@ -204,16 +178,6 @@ def _row_select(c: np.ndarray, d: np.ndarray, k: int, exclude: np.ndarray | None
         d, c = d[sel], c[sel]
     order = np.lexsort((c, -d))[:k]
     return c[order], d[order]
-
-
-def row_topk(indices: np.ndarray, data: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`sparse_topk` of one row given as (column indices, values): (1 × k), padded."""
-    items = np.full((1, k), -1, dtype=np.int64)
-    scores = np.full((1, k), -np.inf, dtype=np.float32)
-    if len(indices):
-        c, d = _row_select(indices, data.astype(np.float32, copy=False), k, None)
-        items[0, :len(c)], scores[0, :len(c)] = c, d
-    return items, scores
 
 
 def row_block(m: sp.csr_matrix, start: int, stop: int) -> sp.csr_matrix:
