@@ -5,8 +5,8 @@
 Retrieval is timed for *every* user of the dataset (the issue's budget: < 10 s per fitted source
 on 2 cores) and recall@N on the split's test users. Single-user latency (the serving path) is the
 median over ``--latency-users`` users of one ``topk`` call, and of one ``topk_for_history`` call
-on the user's last 30 items; then the whole stage 1 (``CandidateGenerator.generate`` for one user,
-all sources + union). Those run with one BLAS thread, as a service should: a one-user product is
+on the user's last 30 items; then the whole stage 1 (``Stage1.topk`` + ``candidates`` for one user,
+all sources + the fused union). Those run with one BLAS thread, as a service should: a one-user product is
 too small for threads to pay, and on a busy machine waking them costs milliseconds. Timings are
 wall-clock on this machine and noisy where it is shared: compare ratios measured in one run.
 
@@ -25,14 +25,15 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
+from shortlist.config import TwoStageConfig, derive
 from shortlist.data.containers import Interactions
 from shortlist.data.loaders import DATASETS, load_named
 from shortlist.data.split import split_by_protocol
 from shortlist.evaluation.metrics import compute_metrics
 from shortlist.pipeline.labels import Target, label_windows
-from shortlist.pipeline.ranked import rank_by_score
-from shortlist.pipeline.sources import CandidateGenerator, default_source_names, has_text
-from shortlist.retrieval.fusion import is_learned
+from shortlist.pipeline.ranked import best_per_user
+from shortlist.pipeline.stage1 import DEFAULT_FUSION, Stage1, prepare_catalogue
+from shortlist.pipeline.training import learn_window_fusion
 from shortlist.schema import ITEM, TIMESTAMP, USER
 
 
@@ -69,10 +70,12 @@ def main() -> None:
     protocol = args.protocol or spec.protocol
     repeats = ds.repeats
     split = split_by_protocol(ds.interactions, protocol, repeats=repeats)
-    names = args.sources.split(",") if args.sources else default_source_names(
-        n_items=split.train.n_items, repeats=repeats, has_text=has_text(ds.items))
-    gen = CandidateGenerator(names, per_source=args.k)
-    gen.fit(split.train, items=ds.items, rng=np.random.default_rng(0))
+    target = "last" if protocol.startswith("llo") else protocol
+    config = TwoStageConfig(target=target, allow_repeats=repeats, per_source=args.k,
+                            sources=tuple(args.sources.split(",")) if args.sources else None)
+    cfg = derive(config, split.train, ds.items)
+    catalogue = prepare_catalogue(cfg, split.train, ds.items)
+    stage = Stage1.fit(cfg, split.train, items=ds.items, catalogue=catalogue, rng=np.random.default_rng(0))
     all_users = np.arange(split.train.n_users)
     test_users = split.test_users
     targets = split.targets()[test_users]
@@ -83,47 +86,45 @@ def main() -> None:
     hist = recent_items(split.train, lat_users)
     print(f"{'source':16s} {'fit s':>7s} {'retrieve all s':>15s} {'r@50':>6s} {'r@100':>6s} {'r@200':>6s} {'r@300':>6s}"
           f" {'1 user ms':>10s} {'history ms':>11s}")
-    parts = {}
-    for name, src in gen.sources_.items():
+    tops = {}
+    for name, src in stage.sources.items():
         t0 = time.perf_counter()
-        src.retrieve(all_users, args.k, exclude_seen=not repeats)
+        src.topk(all_users, args.k, exclude_seen=not repeats)
         t_all = time.perf_counter() - t0
-        c = src.retrieve(test_users, args.k, exclude_seen=not repeats)
-        parts[name] = c
-        m = compute_metrics(c.to_matrix(test_users, args.k), targets, ks=(50, 100, 200, 300), metrics=("recall",))
+        tops[name] = src.topk(test_users, args.k, exclude_seen=not repeats)
+        m = compute_metrics(tops[name][0], targets, ks=(50, 100, 200, 300), metrics=("recall",))
         with threadpool_limits(limits=1, user_api="blas"):
-            one = median_ms(lambda u, s=src: s.topk(np.array([u]), args.k, exclude_seen=not repeats),  # type: ignore[attr-defined]
-                            lat_users)
-            adhoc = median_ms(lambda u, s=src: s.topk_for_history(hist[u][0], args.k, timestamps=hist[u][1],  # type: ignore[attr-defined]
+            one = median_ms(lambda u, s=src: s.topk(np.array([u]), args.k, exclude_seen=not repeats), lat_users)
+            adhoc = median_ms(lambda u, s=src: s.topk_for_history(hist[u][0], args.k, timestamps=hist[u][1],
                                                                    exclude_seen=not repeats), lat_users)
-        print(f"{name:16s} {gen.fit_seconds_[name]:7.2f} {t_all:15.2f} "
+        print(f"{name:16s} {stage.fit_seconds[name]:7.2f} {t_all:15.2f} "
               + " ".join(f"{m[f'recall@{n}']:6.3f}" for n in (50, 100, 200, 300)) + f" {one:10.3f} {adhoc:11.3f}")
     # The union as the two-stage model builds it: fusion learned on the training data's most recent
     # label window (sources refitted on the history before it), then applied to the test users.
     t0 = time.perf_counter()
-    target = "last" if protocol.startswith("llo") else protocol
     win = label_windows(split.train, Target.parse(target), n_windows=1, repeats=repeats)[0]
-    wgen = CandidateGenerator(names, per_source=args.k).fit(win.history, items=ds.items, rng=np.random.default_rng(0))
+    wstage = Stage1.fit(cfg, win.history, items=ds.items, catalogue=catalogue, rng=np.random.default_rng(0))
     win_users = np.unique(win.labels.get_column(USER).to_numpy())
-    learned = wgen.learn_weights(wgen.retrieve_all(win_users, exclude_seen=not repeats), win.labels)
-    t_learn = time.perf_counter() - t0
-    print(f"# fusion learned on window {win.name} ({len(win_users):,} users) in {t_learn:.1f}s (fit + retrieve + fit)"
-          + (f"; logistic fusion, {len(learned)} coefficients" if is_learned(learned) else "; recall weights"))
-    for label, weights in (("union equal-RRF", None), ("union learned", learned)):
-        gen.weights = weights
+    learned = learn_window_fusion(wstage, win, win_users, exclude_seen=not repeats, rng=np.random.default_rng(0))
+    print(f"# fusion learned on window {win.name} ({len(win_users):,} users) in {time.perf_counter() - t0:.1f}s "
+          f"(fit + retrieve + fit): {'logistic' if learned.learned else 'recall weights'}")
+    stage.max_candidates = 300
+    for label, fusion in (("union plain RRF", DEFAULT_FUSION), ("union learned", learned)):
+        stage.fusion = fusion
         t0 = time.perf_counter()
-        u = gen.combine(parts)
+        u = stage.candidates(test_users, tops)
         t_union = time.perf_counter() - t0
-        order = -u.select("user").with_row_index().get_column("index").to_numpy().astype(np.float32)
-        mat = rank_by_score(u, order, 300, "union").to_matrix(test_users, 300)
+        assert u.fused is not None
+        mat = best_per_user(u, u.fused, test_users, 300)[0]
         m = compute_metrics(mat, targets, ks=(50, 100, 200, 300), metrics=("recall",))
         with threadpool_limits(limits=1, user_api="blas"):
-            one = median_ms(lambda u: gen.generate(np.array([u]), exclude_seen=not repeats), lat_users)
-            adhoc = median_ms(lambda u: gen.generate_for_history(hist[u][0], timestamps=hist[u][1],
-                                                                 exclude_seen=not repeats), lat_users)
+            one = median_ms(lambda x: stage.candidates(np.array([x]), stage.topk(np.array([x]), exclude_seen=not repeats)),
+                            lat_users)
+            adhoc = median_ms(lambda x: stage.candidates(np.array([-1]), stage.topk_for_history(
+                hist[x][0], timestamps=hist[x][1], exclude_seen=not repeats)), lat_users)
         print(f"{label:16s} {'':7s} {t_union:15.2f} " + " ".join(f"{m[f'recall@{n}']:6.3f}" for n in (50, 100, 200, 300))
               + f" {one:10.3f} {adhoc:11.3f}")
-    print("# 1 user ms: one topk call (union row: CandidateGenerator.generate, all sources + union); "
+    print("# 1 user ms: one topk call (union rows: all sources' topk + the fused union); "
           "history ms: the same for the user's last 30 items as an ad-hoc history")
 
 

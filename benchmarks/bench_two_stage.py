@@ -35,7 +35,6 @@ import scipy.sparse as sp
 from shortlist.data.loaders import DATASETS, load_named
 from shortlist.data.split import Split, split_by_protocol
 from shortlist.evaluation.metrics import compute_metrics
-from shortlist.features.pipeline import with_reference_times
 from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.retrieval.popularity import Popularity
 from shortlist.schema import ITEM, TIMESTAMP, USER, WEIGHT
@@ -68,7 +67,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     pop = Popularity().fit(split.train)
-    pop_recs = pop.retrieve(users, 10, exclude_seen=not ds.repeats)
+    pop_recs = pop.topk(users, 10, exclude_seen=not ds.repeats)[0]
     t_pop = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -78,21 +77,21 @@ def main() -> None:
     model = TwoStageRecommender(target=target, allow_repeats=ds.repeats, **args.model_params).fit(
         split.train, items=ds.items)
     t_fit = time.perf_counter() - t0
-    recs = model.retrieve(users, 10)
+    recs = model.rank(users, 10).items
     t_total = time.perf_counter() - t0
 
-    gen, feats = model.generator_, model.features_
-    assert gen is not None and feats is not None
-    cands = with_reference_times(gen.generate(np.arange(split.train.n_users), exclude_seen=not ds.repeats), feats,
-                                 mode=model.target.reference)
-    feats.matrix(cands.head(1000))  # warm-up
+    stage, feats = model.stage1_, model.features_
+    assert stage is not None and feats is not None
+    everyone = np.arange(split.train.n_users)
+    union = stage.candidates(everyone, stage.topk(everyone, exclude_seen=not ds.repeats))
+    feats.matrix(union.take(np.arange(min(1000, len(union)))))  # warm-up
     t0 = time.perf_counter()
-    X = feats.matrix(cands)
+    X = feats.matrix(union)
     t_feat = time.perf_counter() - t0
-    per_request = request_latency(model, cands)
+    per_request = request_latency(model, everyone)
 
-    ndcg = compute_metrics(recs.to_matrix(users, 10), targets, metrics=("ndcg",))["ndcg@10"]
-    ndcg_pop = compute_metrics(pop_recs.to_matrix(users, 10), targets, metrics=("ndcg",))["ndcg@10"]
+    ndcg = compute_metrics(recs, targets, metrics=("ndcg",))["ndcg@10"]
+    ndcg_pop = compute_metrics(pop_recs, targets, metrics=("ndcg",))["ndcg@10"]
     print(f"# host: {host_cpu()}, {os.cpu_count()} logical cores (the peer's time varies more across hosts "
           "than ours: compare the ratio of one run, not seconds across machines)")
     print(f"# {args.dataset} {protocol}: {len(split.train):,} training rows, {len(users):,} test users")
@@ -121,24 +120,17 @@ def host_cpu() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def request_latency(model: TwoStageRecommender, cands: pl.DataFrame, n_users: int = 200) -> dict[str, list[float]]:
-    """Seconds per request for features (fitted history / explicit history) and ranker scoring."""
-    users = cands.get_column(USER).unique(maintain_order=True).head(n_users).to_list()
-    per_user = cands.partition_by(USER, as_dict=True)
-    out: dict[str, list[float]] = {"features": [], "features_for_history": [], "predict": []}
-    for u in users:
-        c = per_user[(u,)]
+def request_latency(model: TwoStageRecommender, users: np.ndarray, n_users: int = 200) -> dict[str, list[float]]:
+    """Seconds per request (one user through ``rank``: retrieval, features, ranking) and the same
+    user ranked from an explicit history (the feature-store path)."""
+    out: dict[str, list[float]] = {"retrieval": [], "features": [], "ranking": [], "from_history": []}
+    for u in users[:n_users]:
+        ranked = model.rank(np.array([u]), 10)
+        for stage in ("retrieval", "features", "ranking"):
+            out[stage].append(ranked.stages[stage])
         t0 = time.perf_counter()
-        X = model.features_for(c)
-        t1 = time.perf_counter()
-        model.features_for(c, history=model.user_history(int(u)))
-        t2 = time.perf_counter()
-        if model.ranker_ is not None:
-            model.ranker_.predict(X)
-        t3 = time.perf_counter()
-        out["features"].append(t1 - t0)
-        out["features_for_history"].append(t2 - t1)
-        out["predict"].append(t3 - t2)
+        model.rank(np.array([u]), 10, history=model.user_history(int(u)))
+        out["from_history"].append(time.perf_counter() - t0)
     return out
 
 
@@ -192,9 +184,9 @@ split = split_by_protocol(ds.interactions, {protocol!r}, repeats=ds.repeats)
 users = split.test_users
 t2 = time.perf_counter()
 model = TwoStageRecommender(target={target!r}, allow_repeats=ds.repeats, **{params!r}).fit(split.train, items=ds.items)
-recs = model.retrieve(users, 10)
+recs = model.rank(users, 10).items
 t3 = time.perf_counter()
-np.save({out!r}, recs.to_matrix(users, 10))
+np.save({out!r}, recs)
 print(json.dumps(dict(import_s=t1 - t0, load_s=t2 - t1, fit_recommend_s=t3 - t2)))
 """
 
