@@ -68,6 +68,10 @@ class Stage1:
     fusion: Fusion = DEFAULT_FUSION
     fit_seconds: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # The item priors depend on the fitted sources alone: read once, not on every union.
+        self._priors = {n: s.item_prior() for n, s in self.sources.items() if isinstance(s, HasItemPrior)}
+
     @classmethod
     def fit(cls, config: TwoStageConfig, history: Interactions, *, items: Items | None = None,
             catalogue: Mapping[str, ItemText] | None = None, prototypes: Mapping[str, CandidateSource] | None = None,
@@ -137,7 +141,7 @@ class Stage1:
     # --- what the features use ---------------------------------------------------------------
     def priors(self) -> dict[str, np.ndarray]:
         """Per-item fusion priors: log(1 + popularity) of each popularity source."""
-        return {n: s.item_prior() for n, s in self.sources.items() if isinstance(s, HasItemPrior)}
+        return self._priors
 
     def similarities(self) -> dict[str, sp.csr_matrix]:
         """Item × item similarity graphs (for the pair features)."""

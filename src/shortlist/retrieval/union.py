@@ -143,7 +143,7 @@ def _width(tops: Mapping[str, TopK], names: tuple[str, ...], present: list[int])
 
 def _block_users(n_items: int) -> int:
     """Users a block: as many as keep its (users × items) cells within :data:`DIRECT_CELLS`."""
-    return int(np.clip(DIRECT_CELLS // max(n_items, 1), 1, 4096))
+    return max(1, min(DIRECT_CELLS // max(n_items, 1), 4096))
 
 
 def _union_block(users: np.ndarray, lo: int, hi: int, tops: Mapping[str, TopK], names: tuple[str, ...],
