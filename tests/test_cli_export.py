@@ -29,8 +29,8 @@ def rules_file(d: Path, model: TwoStageRecommender) -> tuple[Path, Rules]:
     items = model.history_.items.ids.to_list()
     pl.DataFrame({"item_id": items[:40]}).write_csv(d / "stock.csv")
     (d / "rules.toml").write_text(
-        'available_items_file = "stock.csv"\nexclude_items = ["%s"]\nmax_per_category = 3\n'
-        '[[pins]]\nitem_id = "%s"\nposition = 2\n' % (items[0], items[1]))
+        f'available_items_file = "stock.csv"\nexclude_items = ["{items[0]}"]\nmax_per_category = 3\n'
+        f'[[pins]]\nitem_id = "{items[1]}"\nposition = 2\n')
     return d / "rules.toml", Rules(available_items=tuple(items[:40]), exclude_items=(items[0],), max_per_category=3,
                                    pins=(Pin(items[1], 2),))
 

@@ -15,7 +15,8 @@ from shortlist.serving.settings import ServingSettings
 
 @pytest.fixture()
 def client(model_dir):
-    with TestClient(create_app(ServingSettings(model_dir=model_dir, max_k=50))) as c:
+    # Bound to loopback: writes need no key (tests/serving/test_security.py covers keys).
+    with TestClient(create_app(ServingSettings(model_dir=model_dir, max_k=50, host="127.0.0.1"))) as c:
         yield c
 
 
@@ -147,7 +148,7 @@ def test_users_history_health_ready_info_metrics(client, fitted):
     for name in ("shortlist_request_latency_seconds_bucket", "shortlist_stage_latency_seconds_bucket",
                  "shortlist_cache_total", "shortlist_feature_psi", "shortlist_drift_flag"):
         assert name in text
-    assert 'shortlist_stage_latency_seconds_count{stage="features"} 1.0' in text
+    assert 'shortlist_stage_latency_seconds_count{stage="features",variant="default"} 1.0' in text
 
 
 def test_page_is_served(client):
@@ -167,7 +168,7 @@ def test_a_failing_source_is_skipped_and_flagged(model_dir, fitted):
         body = c.post("/recommend", json={"user_id": fitted[1].history_.users.ids[0], "k": 5}).json()
         assert len(body["items"]) == 5 and body["fallback"] == "sources_failed:itemknn"
         assert all("itemknn" not in r["sources"] for r in body["items"])
-        assert 'shortlist_fallback_total{reason="sources_failed"} 1.0' in c.get("/metrics").text
+        assert 'shortlist_fallback_total{reason="sources_failed",variant="default"} 1.0' in c.get("/metrics").text
 
 
 BAD = [
@@ -234,8 +235,8 @@ def test_bad_bodies_and_other_endpoints_are_422(client, fitted):
     assert client.get(f"/similar/{item}?k=0").status_code == 422
     assert client.get(f"/similar/{item}?k=500").status_code == 422
     assert client.get("/users?limit=abc").status_code == 422
-    text = client.get("/metrics").text
-    assert 'shortlist_errors_total{endpoint="/recommend",status="422"}' in text
+    text = client.get("/metrics").text  # refused before routing: no variant served them
+    assert 'shortlist_errors_total{endpoint="/recommend",status="422",variant="none"}' in text
 
 
 def test_categories_filter_without_categories_is_422(tmp_path, data):
@@ -272,7 +273,7 @@ def test_settings_reach_the_engine_candidates_and_drift(model_dir):
                                      drift_reference_users=20))
     assert narrow.holder.current.drift.threshold == 0.5
     req = RecommendRequest(user_id=wide.holder.current.users.ids[0], k=5, use_cache=False)
-    a, b = wide.recommend(req), narrow.recommend(req)
+    a, b = wide.recommend(req, "default"), narrow.recommend(req, "default")
     assert b["n_candidates"] == 7 < a["n_candidates"] and len(b["items"]) == 5
 
 
@@ -288,5 +289,5 @@ def test_a_body_without_length_is_limited_while_read_and_counted(model_dir):
         r = client.post("/recommend", content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 422 and "limit" in r.text
         text = client.get("/metrics").text
-        assert 'shortlist_requests_total{endpoint="/recommend"}' in text
-        assert 'shortlist_errors_total{endpoint="/recommend",status="422"}' in text
+        assert 'shortlist_requests_total{endpoint="/recommend",variant="none"}' in text
+        assert 'shortlist_errors_total{endpoint="/recommend",status="422",variant="none"}' in text

@@ -25,6 +25,10 @@ from shortlist.serving.loadtest import free_port, run_bench  # noqa: E402
 from shortlist.serving.settings import ServingSettings  # noqa: E402
 
 REDIS = shutil.which("redis-server")
+# Keys on, for reads too: the failure tests run as a secured production service would.
+KEY = "test-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+SECURED = {"api_keys": (KEY,), "require_key_for_reads": True}
 needs_redis = pytest.mark.skipif(REDIS is None, reason="no redis-server binary (install Debian's redis-server)")
 
 
@@ -101,9 +105,9 @@ def _users(model_dir: Path, n: int = 40) -> list[str]:
 
 @needs_redis
 def test_redis_cache_and_events_are_shared_by_replicas(model_dir, redis_proc):
-    settings = ServingSettings(model_dir=model_dir, redis_url=redis_proc.url)
+    settings = ServingSettings(model_dir=model_dir, redis_url=redis_proc.url, **SECURED)
     user = _users(model_dir, 1)[0]
-    with TestClient(create_app(settings)) as a, TestClient(create_app(settings)) as b:
+    with TestClient(create_app(settings), headers=AUTH) as a, TestClient(create_app(settings), headers=AUTH) as b:
         first = a.post("/recommend", json={"user_id": user, "k": 5}).json()
         assert first["cache_hit"] is False
         assert b.post("/recommend", json={"user_id": user, "k": 5}).json()["cache_hit"] is True  # other replica
@@ -113,17 +117,20 @@ def test_redis_cache_and_events_are_shared_by_replicas(model_dir, redis_proc):
         assert after["cache_hit"] is False and item not in [r["item_id"] for r in after["items"]]
         hist = b.get(f"/users/{user}/history?n=1").json()["items"][0]
         assert hist["item_id"] == item and hist["online"] is True
-        assert a.get("/ready").json()["degraded"] == [] and "shortlist_redis_up 1.0" in a.get("/metrics").text
+        assert a.get("/ready").json()["degraded"] == [] and 'shortlist_redis_up{variant="all"} 1.0' in a.get("/metrics").text
 
 
 @needs_redis
 def test_redis_stopped_during_a_load_run_fails_no_request(model_dir, redis_proc):
     users = _users(model_dir)
-    settings = ServingSettings(model_dir=model_dir, redis_url=redis_proc.url, redis_retry_s=0.5)
+    settings = ServingSettings(model_dir=model_dir, redis_url=redis_proc.url, redis_retry_s=0.5, **SECURED)
     with Server(settings) as srv:
+        assert httpx.get(srv.url + "/ready").status_code == 200  # probes need no key
+        assert httpx.post(srv.url + "/recommend", json={"user_id": users[0]}).status_code == 401
         killer = threading.Timer(0.7, redis_proc.stop)
         killer.start()
-        result = run_bench(srv.url, users=users, n_requests=600, concurrency=8, use_cache=True, duration_cap_s=60)
+        result = run_bench(srv.url, users=users, n_requests=600, concurrency=8, use_cache=True, duration_cap_s=60,
+                           headers=AUTH)
         killer.join()
         assert redis_proc.proc is None, "Redis was not stopped during the run"
         assert result.n == 600 and result.errors == 0, result.error_samples
@@ -131,12 +138,13 @@ def test_redis_stopped_during_a_load_run_fails_no_request(model_dir, redis_proc)
         ready = httpx.get(srv.url + "/ready").json()
         assert ready["ready"] is True and ready["degraded"] == ["redis"]
         # Events while Redis is down are kept on this replica and flagged.
-        item = httpx.post(srv.url + "/recommend", json={"user_id": users[0], "k": 1}).json()["items"][0]["item_id"]
-        r = httpx.post(srv.url + "/events", json={"user_id": users[0], "item_id": item}).json()
+        http = httpx.Client(base_url=srv.url, headers=AUTH)
+        item = http.post("/recommend", json={"user_id": users[0], "k": 1}).json()["items"][0]["item_id"]
+        r = http.post("/events", json={"user_id": users[0], "item_id": item}).json()
         assert r["ok"] is True and r["degraded"] == ["redis"]
-        after = httpx.post(srv.url + "/recommend", json={"user_id": users[0], "k": 5}).json()
+        after = http.post("/recommend", json={"user_id": users[0], "k": 5}).json()
         assert item not in [x["item_id"] for x in after["items"]] and "feature_store_unavailable" in after["fallback"]
-        assert "shortlist_redis_up 0.0" in httpx.get(srv.url + "/metrics").text
+        assert 'shortlist_redis_up{variant="all"} 0.0' in http.get("/metrics").text
         redis_proc.start()  # back: the breaker lets a probe through after retry_s
         time.sleep(0.6)
         assert httpx.get(srv.url + "/ready").json()["degraded"] == []
@@ -156,8 +164,8 @@ def test_model_reloaded_during_a_load_run_fails_no_request(tmp_path, model_dir, 
     live = tmp_path / "live"
     shutil.copytree(model_dir, live)
     users = _users(model_dir)
-    with Server(ServingSettings(model_dir=live)) as srv:
-        old = httpx.get(srv.url + "/model/info").json()["model_version"]
+    with Server(ServingSettings(model_dir=live, **SECURED)) as srv:
+        old = httpx.get(srv.url + "/model/info", headers=AUTH).json()["model_version"]
         fit_model(tmp_path / "next", seed=2, sources=["itemknn", "covisit", "popular"])
         outcome: dict[str, object] = {}
 
@@ -165,16 +173,18 @@ def test_model_reloaded_during_a_load_run_fails_no_request(tmp_path, model_dir, 
             time.sleep(0.3)
             shutil.rmtree(live)
             shutil.copytree(tmp_path / "next", live)
-            outcome["reload"] = httpx.post(srv.url + "/admin/reload", timeout=120).json()
+            outcome["refused"] = httpx.post(srv.url + "/admin/reload", timeout=120).status_code
+            outcome["reload"] = httpx.post(srv.url + "/admin/reload", timeout=120, headers=AUTH).json()
 
         t = threading.Thread(target=swap)
         t.start()
-        result = run_bench(srv.url, users=users, n_requests=800, concurrency=8, duration_cap_s=90)
+        result = run_bench(srv.url, users=users, n_requests=800, concurrency=8, duration_cap_s=90, headers=AUTH)
         t.join()
         assert result.errors == 0 and result.status_counts == {200: 800}, result.error_samples
+        assert outcome["refused"] == 401
         reload = outcome["reload"]
         assert isinstance(reload, dict) and reload["reloaded"] is True and reload["previous_version"] == old
-        info = httpx.get(srv.url + "/model/info").json()
+        info = httpx.get(srv.url + "/model/info", headers=AUTH).json()
         assert info["model_version"] == reload["model_version"] != old
         assert info["sources"] == ["itemknn", "covisit", "popular"]
 
@@ -182,14 +192,14 @@ def test_model_reloaded_during_a_load_run_fails_no_request(tmp_path, model_dir, 
 def test_a_broken_model_on_reload_keeps_the_old_one(tmp_path, model_dir):
     live = tmp_path / "live"
     shutil.copytree(model_dir, live)
-    with TestClient(create_app(ServingSettings(model_dir=live))) as c:
+    with TestClient(create_app(ServingSettings(model_dir=live, api_keys=(KEY,))), headers=AUTH) as c:
         user = c.get("/users?limit=1").json()["users"][0]
         (live / "ranker.txt").write_text("corrupted")  # checksum no longer matches the manifest
         r = c.post("/admin/reload")
         assert r.status_code == 500 and "still serving" in r.json()["detail"]
         assert c.post("/recommend", json={"user_id": user, "k": 3}).status_code == 200
         assert c.get("/ready").json()["degraded"] == ["model_reload"]
-        assert 'shortlist_model_reloads_total{result="failed"} 1.0' in c.get("/metrics").text
+        assert 'shortlist_model_reloads_total{result="failed",variant="default"} 1.0' in c.get("/metrics").text
 
 
 def test_watching_the_model_directory_reloads(tmp_path, model_dir, fit_model):

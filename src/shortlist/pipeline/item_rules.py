@@ -14,7 +14,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from shortlist.data.catalogue import Items
-from shortlist.data.ids import IdMap
+from shortlist.data.ids import IdMap, normalize_ids
 from shortlist.errors import RulesError
 from shortlist.pipeline.ranked import top_up
 from shortlist.pipeline.rules import Rules
@@ -62,7 +62,7 @@ class RuleCatalogue:
         """The known items' internal ids, and how many of ``item_ids`` the model does not know."""
         if not item_ids:
             return np.zeros(0, np.int64), 0
-        idx = self.ids.index(pl.Series(item_ids, dtype=pl.Utf8))
+        idx = self.ids.index(normalize_ids(pl.Series(item_ids, dtype=pl.Utf8)))  # " 17850", "17850.0": one id
         known = idx.drop_nulls().to_numpy().astype(np.int64)
         known = known[known < self.n_items]
         return known, len(item_ids) - len(known)

@@ -15,15 +15,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from shortlist.errors import ConfigError, ModelLoadError
+from shortlist.errors import ConfigError, ModelLoadError, RulesError
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.artifacts import read_manifest, sha256_file
-from shortlist.pipeline.item_rules import ItemRules
+from shortlist.pipeline.item_rules import ItemRules, model_catalogue
 from shortlist.pipeline.ranked import Ranked
+from shortlist.pipeline.rules import Rules
 from shortlist.pipeline.two_stage import TwoStageRecommender
 from shortlist.ranking.lgbm import LGBMRanker
 from shortlist.retrieval.base import Warmable
-from shortlist.schema import CATEGORY, ITEM, TITLE, USER
+from shortlist.schema import ITEM, TITLE, USER
 from shortlist.serving.drift import DriftMonitor
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Engine:
     """Per-request answers from one loaded :class:`TwoStageRecommender`."""
 
     def __init__(self, model: TwoStageRecommender, *, directory: Path, manifest: dict[str, Any],
-                 explain_top: int = 5) -> None:
+                 explain_top: int = 5, rules: Rules | None = None) -> None:
         if model.stage1_ is None or model.history_ is None or model.fallback_ is None:
             raise ModelLoadError(f"{directory}: the model is not fitted")
         self.model, self.directory, self.manifest, self.explain_top = model, directory, manifest, explain_top
@@ -63,7 +64,11 @@ class Engine:
         self.item_counts = np.bincount(hist.frame.get_column(ITEM).to_numpy(), minlength=self.n_items)
         self.item_ext = np.array(self.items.ids.to_list(), dtype=object)  # external ids by index
         self.titles = _catalogue_column(model, TITLE, self.n_items)
-        self.categories = _category_sets(model, self.n_items)
+        self.catalogue = model_catalogue(model)  # what request rules are resolved against
+        try:
+            self.default_rules = ItemRules() if rules is None else ItemRules.compile(rules, self.catalogue)
+        except RulesError as e:
+            raise ModelLoadError(f"{directory}: the server's --rules do not fit this model: {e}") from e
         self.feature_names = list(model.feature_names)
         self.drift: DriftMonitor | None = None
         model.stage1_.warm()  # per-request indexes some sources build once (user-kNN's neighbour graph)
@@ -72,10 +77,11 @@ class Engine:
 
     @classmethod
     def load(cls, directory: Path, *, drift_users: int = 300, drift_threshold: float = 0.2, seed: int = 0,
-             max_candidates: int | None = None, explain_top: int = 5) -> Engine:
+             max_candidates: int | None = None, explain_top: int = 5, rules: Rules | None = None) -> Engine:
         """Load and verify (checksums, a smoke request) a model directory; build the drift reference
         from ``drift_users`` sampled training users' candidate features. ``max_candidates``: rank at
-        most this many candidates a request (default: the model's own)."""
+        most this many candidates a request (default: the model's own). ``rules``: the server's
+        default rules, compiled against this model's catalogue (a rule it cannot answer fails the load)."""
         directory = Path(directory)
         manifest = read_manifest(directory)
         if manifest.get("kind") != "two_stage":
@@ -87,7 +93,7 @@ class Engine:
                 raise ConfigError(f"max_candidates must be >= 1, got {max_candidates}")
             assert model.stage1_ is not None
             model.stage1_.max_candidates = max_candidates
-        engine = cls(model, directory=directory, manifest=manifest, explain_top=explain_top)
+        engine = cls(model, directory=directory, manifest=manifest, explain_top=explain_top, rules=rules)
         if engine.users.ids.len():
             engine.recommend_user(0, 5)  # fails here, before the swap, if the model cannot serve
             engine.drift = engine._drift_reference(drift_users, drift_threshold, seed)
@@ -146,30 +152,23 @@ class Engine:
         idx = [self.items.get(i) for i in item_ids]
         return np.array([i for i in idx if i is not None], dtype=np.int64)
 
-    def category_mask(self, categories: list[str]) -> np.ndarray:
-        """Items in any of ``categories`` (any of an item's categories matches; case-insensitive)."""
-        if self.categories is None:
-            raise LookupError("categories")
-        wanted = {c.strip().casefold() for c in categories}
-        return np.fromiter((bool(s & wanted) for s in self.categories), dtype=bool, count=self.n_items)
-
     # --- recommendation: the model's rank path for a shard of one ----------------------------------
-    def recommend_user(self, user: int, k: int, *, allowed: np.ndarray | None = None, explain: bool = False,
+    def recommend_user(self, user: int, k: int, *, rules: ItemRules | None = None, explain: bool = False,
                        history: UserHistory | None = None) -> Answer:
         """A user's top-``k`` (an unknown user's ``user`` is past the fitted ones: the popular list).
-        ``allowed``: boolean item mask; ``history``: the user's history as the feature store holds it
-        (``None``: the model's own copy)."""
-        return self._answer(user, k, allowed, explain, history)
+        ``rules``: the request's business rules (``None``: the server's); ``history``: the user's
+        history as the feature store holds it (``None``: the model's own copy)."""
+        return self._answer(user, k, rules, explain, history)
 
     def recommend_history(self, history: UserHistory, k: int, *, user: int | None = None,
-                          allowed: np.ndarray | None = None, explain: bool = False) -> Answer:
+                          rules: ItemRules | None = None, explain: bool = False) -> Answer:
         """Top-``k`` for an explicit history (a user's history plus online events, or a session):
         candidates from each source's fold-in path, user and pair features from the history."""
-        return self._answer(self.users.ids.len() if user is None else user, k, allowed, explain, history)
+        return self._answer(self.users.ids.len() if user is None else user, k, rules, explain, history)
 
-    def popular(self, k: int, *, allowed: np.ndarray | None = None) -> Answer:
-        """The popular list (within ``allowed``): what a user the model does not know gets."""
-        return self._answer(int(self.users.ids.len()), k, allowed, False, None)
+    def popular(self, k: int, *, rules: ItemRules | None = None) -> Answer:
+        """The popular list (within the rules): what a user the model does not know gets."""
+        return self._answer(int(self.users.ids.len()), k, rules, False, None)
 
     def user_history(self, user: int | None) -> UserHistory:
         """A user's fitted history (prices and baskets included); empty for an unknown user."""
@@ -188,10 +187,10 @@ class Engine:
         assert union.fused is not None
         return union.items[keep], union.fused[keep].astype(np.float64)
 
-    def _answer(self, user: int, k: int, allowed: np.ndarray | None, explain: bool,
+    def _answer(self, user: int, k: int, rules: ItemRules | None, explain: bool,
                 history: UserHistory | None) -> Answer:
         failed: list[str] = []
-        rules = None if allowed is None else ItemRules(allowed=allowed)
+        rules = self.default_rules if rules is None else rules
         ranked = self.model.rank(np.array([user], np.int64), k, history=history, rules=rules, failed=failed)
         valid = ranked.items[0] >= 0
         items, scores, rows = ranked.items[0][valid], ranked.scores[0][valid].astype(np.float64), ranked.rows[0][valid]
@@ -228,14 +227,6 @@ def _catalogue_column(model: TwoStageRecommender, column: str, n_items: int) -> 
         return None
     values = model.items_.aligned(column).cast(pl.Utf8).to_list()
     return np.array(values[:n_items] + [None] * max(0, n_items - len(values)), dtype=object)
-
-
-def _category_sets(model: TwoStageRecommender, n_items: int) -> list[frozenset[str]] | None:
-    """Each item's categories, case-folded (every level of a path, every value of a list)."""
-    if model.items_ is None or not model.items_.has(CATEGORY):
-        return None
-    sets = [frozenset(c.casefold() for c in s) for s in model.items_.category_sets()[:n_items]]
-    return sets + [frozenset()] * max(0, n_items - len(sets))
 
 
 __all__ = ["Answer", "Engine"]

@@ -43,21 +43,48 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RecommendRequest(_Strict):
-    user_id: ExternalId
-    k: Annotated[StrictInt, Field(ge=1)] = 10
+Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class BoostRule(_Strict):
+    """Scores of ``items`` and of items in any of ``categories``: + ln(``multiply``) + ``add``."""
+
+    items: list[ExternalId] | None = None
+    categories: list[Text] | None = None
+    multiply: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    add: Annotated[float, Field(allow_inf_nan=False)] = 0.0
+
+
+class PinRule(_Strict):
+    item_id: ExternalId
+    position: Annotated[StrictInt, Field(ge=1)]
+
+
+class RuleFields(_Strict):
+    """A request's business rules (see ``shortlist.pipeline.rules``), added to the server's own."""
+
     exclude_items: list[ExternalId] | None = None
     categories: list[Text] | None = None
+    available_items: list[ExternalId] | None = None
+    min_price: Price | None = None
+    max_price: Price | None = None
+    boosts: list[BoostRule] | None = None
+    pins: list[PinRule] | None = None
+    max_per_category: Annotated[StrictInt, Field(ge=1)] | None = None
+
+
+class RecommendRequest(RuleFields):
+    user_id: ExternalId
+    k: Annotated[StrictInt, Field(ge=1)] = 10
     use_cache: bool = True
     explain: bool = False
 
 
-class SessionRequest(_Strict):
+class SessionRequest(RuleFields):
     items: list[ExternalId]
     k: Annotated[StrictInt, Field(ge=1)] = 10
-    exclude_items: list[ExternalId] | None = None
-    categories: list[Text] | None = None
     explain: bool = False
+    session_id: ExternalId | None = None  # buckets an anonymous session into an A/B variant
 
 
 class EventRequest(_Strict):
@@ -89,6 +116,7 @@ class RecommendResponse(BaseModel):
     n_candidates: int
     fallback: str | None
     model_version: str
+    variant: str
 
 
 class EventResponse(BaseModel):

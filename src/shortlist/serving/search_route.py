@@ -61,7 +61,7 @@ def _answer(svc: Service, index: Any, titles: dict[str, str | None], req: Search
 
 def add_search_route(app: FastAPI, svc: Service, folder: Path | None) -> None:
     """Register ``POST /search`` on ``app`` over the index in ``folder`` (default ``MODEL_DIR/search``)."""
-    index = _load(folder if folder is not None else svc.settings.model_dir / SEARCH_FOLDER)
+    index = _load(folder if folder is not None else svc.settings.served[0].model_dir / SEARCH_FOLDER)
     titles: dict[str, str | None] = {}
     if index is not None:
         table = index.item_titles()
