@@ -42,3 +42,12 @@ def test_validation_never_splits_a_group_and_sizes_count_runs():
     mask = _valid_groups(groups, 0.25, np.random.default_rng(1))
     assert all(len(set(mask[groups == g])) == 1 for g in range(20)) and mask.sum() == 15
     assert _sizes(np.array([1, 1, 1, 1, 1, 2, 2, 3])).tolist() == [5, 2, 1] and _sizes(np.zeros(0)).tolist() == []
+
+
+def test_training_rows_are_gathered_across_windows_in_order():
+    from shortlist.pipeline.training import WindowFrame, _gather
+
+    a = WindowFrame(np.arange(6, dtype=np.float32).reshape(3, 2), np.zeros(3, np.float32), np.zeros(3, np.int64))
+    b = WindowFrame(np.arange(6, 10, dtype=np.float32).reshape(2, 2), np.zeros(2, np.float32), np.zeros(2, np.int64))
+    got = _gather([a, b], np.array([4, 0, 2, 3]))
+    assert got.tolist() == [[8, 9], [0, 1], [4, 5], [6, 7]] and got.flags.c_contiguous

@@ -10,6 +10,7 @@ history, one draw a window — the target of a log without times, evaluated by a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import polars as pl
@@ -64,7 +65,11 @@ class LabelWindow:
 
 def label_windows(data: Interactions, target: Target, *, n_windows: int, repeats: bool) -> list[LabelWindow]:
     """Up to ``n_windows`` (history, labels) pairs, most recent first; empty windows are skipped."""
-    out: list[LabelWindow] = []
+    return list(iter_label_windows(data, target, n_windows=n_windows, repeats=repeats))
+
+
+def iter_label_windows(data: Interactions, target: Target, *, n_windows: int, repeats: bool) -> Iterator[LabelWindow]:
+    """:func:`label_windows` one at a time, so a fit holds one window's history at once."""
     for w in range(n_windows):
         try:
             if target.kind == "last":
@@ -90,8 +95,7 @@ def label_windows(data: Interactions, target: Target, *, n_windows: int, repeats
         if not repeats:
             labels = is_seen.filter(pl.col("_s").is_null()).drop("_s")
         if labels.height:
-            out.append(LabelWindow(name, split.train, labels, n_seen))
-    return out
+            yield LabelWindow(name, split.train, labels, n_seen)
 
 
 def _graded(test: pl.DataFrame) -> pl.DataFrame:

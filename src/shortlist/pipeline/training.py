@@ -101,20 +101,18 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
 def train_ranker(frames: list[WindowFrame], names: list[str], categorical: list[str], config: TwoStageConfig,
                  rng: np.random.Generator, *, prototype: Ranker | None = None) -> tuple[Ranker | None, dict[str, Any]]:
     """The ranker fitted on the windows' rows (groups without a positive dropped), early-stopped on a
-    user-grouped validation share; ``None`` with too few groups."""
-    X = np.concatenate([f.X for f in frames]) if frames else np.zeros((0, len(names)), np.float32)
-    y = np.concatenate([f.y for f in frames]) if frames else np.zeros(0, np.float32)
-    group = np.concatenate([f.group for f in frames]) if frames else np.zeros(0, np.int64)
-    has_positive = np.isin(group, np.unique(group[y > 0]))
-    X, y, group = X[has_positive], y[has_positive], group[has_positive]
+    user-grouped validation share; ``None`` with too few groups. The feature rows are gathered once
+    into the training and the validation matrix: no intermediate copies of the whole set."""
+    y_all = np.concatenate([f.y for f in frames]) if frames else np.zeros(0, np.float32)
+    group_all = np.concatenate([f.group for f in frames]) if frames else np.zeros(0, np.int64)
+    idx = np.flatnonzero(np.isin(group_all, np.unique(group_all[y_all > 0])))
+    idx = idx[np.argsort(group_all[idx], kind="stable")]  # rows grouped, in the windows' order within a group
+    group = group_all[idx]
     n_groups = len(np.unique(group))
     metrics: dict[str, Any] = {"groups_kept": n_groups,
-                               "groups_dropped_no_positive": int(len(np.unique(np.concatenate(
-                                   [f.group for f in frames]))) - n_groups) if frames else 0}
+                               "groups_dropped_no_positive": len(np.unique(group_all)) - n_groups}
     if n_groups < MIN_RANKER_GROUPS:
         return None, metrics
-    order = np.argsort(group, kind="stable")
-    X, y, group = X[order], y[order], group[order]
     valid = _valid_groups(group, config.valid_share, rng)
     ranker: Ranker
     if prototype is not None:
@@ -123,11 +121,23 @@ def train_ranker(frames: list[WindowFrame], names: list[str], categorical: list[
         ranker = XGBRanker(seed=config.seed, **config.ranker_params)
     else:
         ranker = LGBMRanker(seed=config.seed, categorical=categorical, **config.ranker_params)
-    train = (np.asfortranarray(X[~valid]) if valid.any() else X, y[~valid], _sizes(group[~valid]))
-    held = (X[valid], y[valid], _sizes(group[valid])) if valid.any() else None
+    train = (_gather(frames, idx[~valid]), y_all[idx[~valid]], _sizes(group[~valid]))
+    held = (_gather(frames, idx[valid]), y_all[idx[valid]], _sizes(group[valid])) if valid.any() else None
     ranker.fit(*train, feature_names=names, valid=held)
     metrics["ranker"] = {**ranker.metrics_, "train_rows": len(train[1]), "valid_rows": 0 if held is None else len(held[1])}
     return ranker, metrics
+
+
+def _gather(frames: list[WindowFrame], rows: np.ndarray) -> np.ndarray:
+    """Feature rows ``rows`` (indices into the frames one after another), in that order, C-contiguous."""
+    ends = np.cumsum([len(f.y) for f in frames])
+    which = np.searchsorted(ends, rows, side="right")
+    out = np.empty((len(rows), frames[0].X.shape[1]), dtype=np.float32)
+    for w, f in enumerate(frames):
+        at = np.flatnonzero(which == w)
+        if len(at):
+            out[at] = f.X[rows[at] - (ends[w] - len(f.y))]
+    return out
 
 
 def _keys(users: np.ndarray, items: np.ndarray) -> np.ndarray:

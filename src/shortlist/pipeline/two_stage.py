@@ -26,7 +26,7 @@ from shortlist.features.pipeline import FeaturePipeline
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.item_rules import ItemRules, item_rules
-from shortlist.pipeline.labels import Target, label_windows
+from shortlist.pipeline.labels import Target, iter_label_windows
 from shortlist.pipeline.options import check_options
 from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.ranked import Ranked, best_per_user
@@ -96,8 +96,8 @@ class TwoStageRecommender:
         rng = np.random.default_rng(self.config.seed) if rng is None else rng
         cfg = derive(self.config, history, items)
         assert cfg.n_windows is not None
-        windows = label_windows(history, self.target, n_windows=cfg.n_windows, repeats=cfg.allow_repeats)
-        seeds = rng.integers(2**63, size=2 * len(windows) + 2)
+        windows = iter_label_windows(history, self.target, n_windows=cfg.n_windows, repeats=cfg.allow_repeats)
+        seeds = rng.integers(2**63, size=2 * cfg.n_windows + 2)
         catalogue = prepare_catalogue(cfg, history, items, prototypes=self.prototypes)
         fusion, frames, stats = None, [], {}
         for w, window in enumerate(windows):
@@ -113,7 +113,7 @@ class TwoStageRecommender:
             frames.append(window_frame(stage, features, window, users, w, cfg, progress))
             stats[window.name] = frames[-1].stats
             names, categorical = features.names, features.categorical
-            del stage, features
+            del stage, features, window
         t_windows = time.perf_counter()
         ranker, ranker_metrics = (train_ranker(frames, names, categorical, cfg, np.random.default_rng(seeds[-2]),
                                                prototype=self.ranker_prototype) if frames else (None, {}))
@@ -131,7 +131,7 @@ class TwoStageRecommender:
         self.features_ = self._features(stage, history, items).warm()
         self.history_, self.items_ = history, items
         self.fallback_ = Popularity(name="fallback_popular").fit(history)
-        self.metrics_ = {"target": str(self.target), "windows": [w.name for w in windows], "window_stats": stats,
+        self.metrics_ = {"target": str(self.target), "windows": list(stats), "window_stats": stats,
                          "candidate_recall": {n: s["recall"]["union"] for n, s in stats.items()},
                          "fusion": stage.fusion.to_json(), **ranker_metrics,
                          "timings": {"windows_s": round(t_windows - t0, 2), "ranker_s": round(t_ranker - t_windows, 2),
