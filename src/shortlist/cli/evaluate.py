@@ -31,6 +31,7 @@ from shortlist.cli.runs import (
     tracking_settings,
 )
 from shortlist.config import load_config, model_config
+from shortlist.errors import ConfigError
 from shortlist.schema import USER_ID
 
 if TYPE_CHECKING:
@@ -56,11 +57,17 @@ def evaluate(
     drop_invalid: DropInvalid = False,
     timestamp_unit: TimestampUnitOption = "auto",
     config: Annotated[Path | None, typer.Option(help="TOML file overriding defaults.")] = None,
+    variant: Annotated[list[str] | None, typer.Option(
+        "--variant", help="Score a saved model NAME=MODEL_DIR on the split instead of fitting (repeat to compare "
+                          "A/B variants); each must be fitted on `shortlist split`'s train.parquet of the same "
+                          "protocol, and is refused if it saw the test data.")] = None,
     track: Track = None,
     tracking_uri: TrackingUri = None,
     experiment: Experiment = None,
 ) -> None:
-    """Split, fit every model on the training part, and print models × metrics (tracked: log them to MLflow)."""
+    """Split, fit every model on the training part, and print models × metrics (tracked: log them to MLflow).
+
+    With --variant: score the saved models (A/B variants) on the same split, beside popularity."""
     from shortlist.data.loaders import DATASETS
     from shortlist.data.split import default_protocol
 
@@ -71,6 +78,10 @@ def evaluate(
     spec = DATASETS.get(dataset) if dataset else None
     repeats = allow_repeats if allow_repeats is not None else ds.repeats
     protocol = protocol or default_protocol(ds.interactions, spec.protocol if spec else ("days:14" if repeats else "llo"))
+    if variant:
+        _evaluate_variants(ds, variant, protocol=protocol, repeats=repeats, k=k, config=config,
+                           tracking_uri=tracking_uri)
+        return
     _run_evaluation(ds, protocol=protocol, repeats=repeats, k=k, report=report, config=config, tracking=tracking,
                     source=str(interactions or dataset))
 
@@ -111,6 +122,29 @@ def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report
         if report is not None:
             console.print(f"report → {path}")
     finish_tracking(tracker, split=split, table=result.table, recall=recall, model=model, report=report_dir)
+
+
+def _evaluate_variants(ds: Dataset, variants: list[str], *, protocol: str, repeats: bool, k: int,
+                       config: Path | None, tracking_uri: str | None) -> None:
+    from shortlist.cli._serve_opts import parse_variants
+    from shortlist.cli.runs import model_directory
+    from shortlist.data.split import split_by_protocol
+    from shortlist.evaluation.saved import evaluate_saved
+    from shortlist.pipeline.two_stage import TwoStageRecommender
+
+    named = parse_variants(variants)
+    if len({n for n, _ in named}) < len(named):
+        raise ConfigError(f"--variant names must be distinct, got {[n for n, _ in named]}")
+    seed = load_config(config)["model"]["seed"]
+    split = split_by_protocol(ds.interactions, protocol, repeats=repeats, seed=seed, dataset=ds.name)
+    console.print(str(split), style="dim")
+    with console.status("loading the variants' models"):
+        models = {name: TwoStageRecommender.load(model_directory(Path(where), tracking_uri)) for name, where in named}
+    with console.status("scoring the variants"):
+        result = evaluate_saved(models, split, ks=sorted({5, k, 20}))
+    headline = [c for c in result.table.columns if c.endswith(f"@{k}") and not c.startswith("mpr")]
+    print_table(result.table.select(["model", *headline, *[c for c in ("rank_s",) if c in result.table.columns]]),
+                f"{ds.name} · {split.protocol} · repeats={repeats} · {result.n_users:,} test users · A/B variants")
 
 
 @app.command()
