@@ -2,6 +2,8 @@
 
 - docker-compose.yml, the Prometheus config and the Grafana provisioning files parse, and point at
   each other (service names, ports, mounted files that exist);
+- docker-compose.yml has no default password and publishes nothing beyond loopback by default (the
+  API key and Grafana's password are Docker secrets);
 - the dashboard JSON parses, panel ids are unique, and every ``shortlist_*`` series and every label
   its queries use is one the service exports: taken from the service's own metrics registry
   (``shortlist.serving.metrics.ServiceMetrics``), or from a running service's ``/metrics`` with
@@ -156,12 +158,39 @@ def check_compose_and_configs() -> list[str]:
     return problems
 
 
+def check_compose_security() -> list[str]:
+    """No default passwords and nothing published beyond loopback by default (issue 18): the API reads
+    its key from a Docker secret, Grafana its admin password from one, every port binds 127.0.0.1."""
+    problems = []
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose.get("services", {})
+    secrets = compose.get("secrets", {})
+    api_cmd = services.get("api", {}).get("command", [])
+    if "--api-key-file" not in api_cmd or "shortlist_api_key" not in services.get("api", {}).get("secrets", []):
+        problems.append("docker-compose.yml: the api does not read its key from the shortlist_api_key secret")
+    env = services.get("grafana", {}).get("environment", {})
+    if "GF_SECURITY_ADMIN_PASSWORD" in env or "GF_SECURITY_ADMIN_PASSWORD__FILE" not in env:
+        problems.append("docker-compose.yml: grafana's admin password must come from a secret (…__FILE), no default")
+    for name, spec in secrets.items():
+        if "file" not in spec:
+            problems.append(f"docker-compose.yml: secret {name} has no file")
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            host = str(port).rsplit(":", 2)[0] if str(port).count(":") >= 2 else "0.0.0.0"
+            if host not in ("127.0.0.1", "${SHORTLIST_BIND:-127.0.0.1}"):
+                problems.append(f"docker-compose.yml: {name} publishes {port} beyond loopback by default")
+    if not any(line.strip() in ("/secrets/", "secrets/") for line in (ROOT / ".gitignore").read_text().splitlines()):
+        problems.append(".gitignore: secrets/ (the compose secrets) is not ignored")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metrics-url", help="a running service's /metrics (default: the service's registry)")
     args = parser.parse_args()
     exported = exported_from_url(args.metrics_url) if args.metrics_url else exported_from_registry()
-    problems = check_compose_and_configs() + check_dashboard(exported) + check_promql_with_promtool()
+    problems = (check_compose_and_configs() + check_compose_security() + check_dashboard(exported)
+                + check_promql_with_promtool())
     for p in problems:
         print("FAIL", p)
     if not problems:

@@ -11,6 +11,8 @@ from shortlist.errors import ConfigError
 
 #: The environment variable an API key may come from (read here, in the CLI, never below it).
 API_KEY_ENV = "SHORTLIST_API_KEY"
+#: Where Docker mounts secrets: readable inside the container only, so the file mode is no warning.
+DOCKER_SECRETS = Path("/run/secrets")
 
 
 def parse_variants(values: list[str] | None) -> list[tuple[str, str]]:
@@ -42,7 +44,8 @@ def parse_split(split: str | None, n: int) -> tuple[float, ...]:
 
 def read_api_keys(path: Path | None) -> tuple[str, ...]:
     """The API keys of ``--api-key-file`` (one a line; blank lines and ``#`` comments skipped) and of
-    ``SHORTLIST_API_KEY``. A key file others may read is served, with a warning."""
+    ``SHORTLIST_API_KEY``. A key file others may read is served, with a warning (not under
+    ``/run/secrets``, a container's own)."""
     keys: list[str] = []
     if path is not None:
         try:
@@ -53,7 +56,7 @@ def read_api_keys(path: Path | None) -> tuple[str, ...]:
         keys += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
         if not keys:
             raise ConfigError(f"--api-key-file {path}: the file holds no key")
-        if mode & (stat.S_IRGRP | stat.S_IROTH):
+        if mode & (stat.S_IRGRP | stat.S_IROTH) and not path.resolve().is_relative_to(DOCKER_SECRETS):
             console.print(f"warning: {path} is readable by other users; chmod 600 it", style="yellow")
     env = os.environ.get(API_KEY_ENV, "").strip()
     if env:
