@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 #: EASE inverts an items × items matrix: only where the catalogue is this small.
 EASE_MAX_ITEMS = 20_000
+#: A log this long has training rows to spare: fewer label windows (each costs a fit of every source).
+LARGE_LOG_ROWS = 1_000_000
 #: Source settings the two-stage model uses unless a config overrides them: the content source
 #: encodes with TF-IDF + SVD (it is fitted once per label window, a transformer would dominate the
 #: fit), ALS runs smaller than its own defaults (fitted once per window too).
@@ -41,7 +43,8 @@ class TwoStageConfig:
     ``sources``: stage-1 source names (default: the set the data calls for); ``source_params``: per
     source constructor overrides. ``per_source``: candidates each source proposes; ``max_candidates``:
     the fused union's size per user (200 for ``last``, 100 for ``days:N``). ``n_windows``: label
-    windows stacked for training (3 for ``last``, 2 for ``days:N``). ``max_negatives`` /
+    windows stacked for training (3; 2 for ``days:N`` on a log of a million rows or more, where one
+    window's sample already fills the ranker's row budget). ``max_negatives`` /
     ``hard_negatives``: negatives kept per user and window, the best-ranked always.
     ``max_train_rows``: the ranker's candidate-row budget; a label window whose users would pass it
     takes a seeded sample of them. ``shard_users``: users per shard of batch work (memory follows it).
@@ -102,7 +105,7 @@ def derive(config: TwoStageConfig, history: Interactions, items: Items | None = 
               for s in sources}
     return replace(config, sources=tuple(sources), source_params=params,
                    max_candidates=config.max_candidates or (200 if last else 100),
-                   n_windows=config.n_windows or (3 if last else 2))
+                   n_windows=config.n_windows or (3 if last or len(history) < LARGE_LOG_ROWS else 2))
 
 
 def default_sources(*, n_items: int, repeats: bool, has_text: bool = False) -> list[str]:

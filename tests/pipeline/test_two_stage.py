@@ -190,7 +190,11 @@ def test_derived_options_follow_the_target_and_data():
     data = make_synthetic(n_users=20, n_items=10, n_interactions=200, seed=0).interactions
     assert derive(TwoStageConfig(target="last"), data).max_candidates == 200
     days = derive(TwoStageConfig(target="days:14"), data)
-    assert days.max_candidates == 100 and days.n_windows == 2
+    assert days.max_candidates == 100 and days.n_windows == 3
+    from shortlist.config import LARGE_LOG_ROWS
+
+    big = data.with_frame(data.frame.sample(LARGE_LOG_ROWS, with_replacement=True, seed=0))
+    assert derive(TwoStageConfig(target="days:14"), big).n_windows == 2
     assert derive(TwoStageConfig(target="days:14", max_candidates=37), data).max_candidates == 37
     assert TwoStageConfig(target="days:14").max_candidates is None  # saved as "derive it"
     assert days.source_params["als"] == {"factors": 64, "iterations": 8} and "repurchase" not in days.sources
