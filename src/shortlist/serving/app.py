@@ -78,47 +78,63 @@ def create_app(settings: ServingSettings, *, service: Service | None = None, sea
     app.state.service = svc
     _add_error_handlers(app)
 
-    def serve(request: Request, variant: str | None) -> str:
-        """Name the variant serving ``request`` (checked first: an unknown name is a 404, never a metric label)."""
-        name = variant or svc.variants.control
-        svc.engine(name)
-        setattr(request.state, VARIANT_STATE, name)
-        return name
+    _add_recommend_routes(app, svc, guard)
+    _add_lookup_routes(app, svc)
+    _add_service_routes(app, svc, guard)
+    add_search_route(app, svc, search_dir)
+    _add_page(app)
+    app.add_middleware(GuardMiddleware, service=svc, max_body=settings.max_body_bytes,
+                       paths=frozenset(getattr(r, "path", "") for r in app.routes))
+    return app
 
+
+def _serve(svc: Service, request: Request, variant: str | None) -> str:
+    """Name the variant serving ``request`` (checked first: an unknown name is a 404, never a metric label)."""
+    name = variant or svc.variants.control
+    svc.engine(name)
+    setattr(request.state, VARIANT_STATE, name)
+    return name
+
+
+def _add_recommend_routes(app: FastAPI, svc: Service, guard: Guard) -> None:
     @app.post("/recommend", response_model=RecommendResponse)
     async def recommend(req: RecommendRequest, request: Request) -> Response:
-        return _json(svc.recommend(req, serve(request, svc.variants.assign(req.user_id))))
+        return _json(svc.recommend(req, _serve(svc, request, svc.variants.assign(req.user_id))))
 
     @app.post("/recommend/session", response_model=RecommendResponse)
     async def recommend_session(req: SessionRequest, request: Request) -> Response:
-        return _json(svc.recommend_session(req, serve(request, svc.variants.assign(req.session_id))))
+        return _json(svc.recommend_session(req, _serve(svc, request, svc.variants.assign(req.session_id))))
 
     @app.post("/events", response_model=EventResponse, dependencies=[Depends(guard.write)])
     async def events(req: EventRequest, request: Request) -> Response:
-        return _json(svc.add_event(req, serve(request, svc.variants.assign(req.user_id))))
+        return _json(svc.add_event(req, _serve(svc, request, svc.variants.assign(req.user_id))))
 
+
+def _add_lookup_routes(app: FastAPI, svc: Service) -> None:
     @app.get("/similar/{item_id}", response_model=SimilarResponse)
     async def similar(item_id: str, request: Request, k: int = Query(10, ge=1), variant: str | None = VariantQuery
                       ) -> Response:
-        return _json(lookups.similar(svc, serve(request, variant), item_id, k))
+        return _json(lookups.similar(svc, _serve(svc, request, variant), item_id, k))
 
     @app.get("/items/{item_id}")
     async def item(item_id: str, request: Request, variant: str | None = VariantQuery) -> Response:
-        return _json(lookups.item(svc, serve(request, variant), item_id))
+        return _json(lookups.item(svc, _serve(svc, request, variant), item_id))
 
     @app.get("/users")
     async def users(request: Request, limit: int = Query(50, ge=1, le=1000), variant: str | None = VariantQuery
                     ) -> Response:
-        return _json(lookups.users(svc, serve(request, variant), limit))
+        return _json(lookups.users(svc, _serve(svc, request, variant), limit))
 
     @app.get("/users/{user_id}/history", response_model=HistoryResponse)
     async def history(user_id: str, request: Request, n: int = Query(20, ge=1, le=1000)) -> Response:
-        return _json(lookups.history(svc, serve(request, svc.variants.assign(user_id)), user_id, n))
+        return _json(lookups.history(svc, _serve(svc, request, svc.variants.assign(user_id)), user_id, n))
 
     @app.get("/model/info")
     async def model_info(request: Request, variant: str | None = VariantQuery) -> Response:
-        return _json(lookups.model_info(svc, serve(request, variant)))
+        return _json(lookups.model_info(svc, _serve(svc, request, variant)))
 
+
+def _add_service_routes(app: FastAPI, svc: Service, guard: Guard) -> None:
     @app.get("/variants")
     async def variants() -> Response:
         return _json(svc.variants.summary())
@@ -139,19 +155,13 @@ def create_app(settings: ServingSettings, *, service: Service | None = None, sea
     @app.post("/admin/reload", dependencies=[Depends(guard.admin)])
     async def reload(request: Request, variant: str | None = VariantQuery) -> Response:
         if variant is not None:
-            serve(request, variant)
+            _serve(svc, request, variant)
         try:
             return _json(await run_in_threadpool(svc.reload, variant))
         except ReloadInProgressError as e:
             return JSONResponse(status_code=409, content={"detail": str(e)})
         except ModelLoadError as e:
             return JSONResponse(status_code=500, content={"detail": str(e)})
-
-    add_search_route(app, svc, search_dir)
-    _add_page(app)
-    app.add_middleware(GuardMiddleware, service=svc, max_body=settings.max_body_bytes,
-                       paths=frozenset(getattr(r, "path", "") for r in app.routes))
-    return app
 
 
 def _add_error_handlers(app: FastAPI) -> None:
