@@ -22,6 +22,7 @@ shows the child's wall and CPU seconds and the host's mean load meanwhile. The p
 
     python3 -m venv .peer-venv && .peer-venv/bin/pip install rectools==0.19.0 lightgbm scikit-learn "pyarrow<20"
 
+Our side runs ``benchmarks/bench_scale_child.py`` (data preparation, and ours: public calls only).
 ``--ours-src DIR`` imports ``shortlist`` from DIR instead of the installed package, e.g. a commit exported
 with ``git archive <commit> src | tar -x -C /tmp/at-<commit>`` while the working tree is being edited.
 ``--stacks S`` makes our process sample, every S seconds, its RSS and each thread's innermost
@@ -35,122 +36,24 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import logging
 import os
 import platform
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+from bench_scale_child import GB, PROTOCOL, SEED, K, log_shape  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_SCRIPT = ROOT / "benchmarks" / "peer_rectools.py"
-PROTOCOL, K, SEED = "days:7", 10, 0
-GB = 1 << 30
-
-
-# --- the two children: data preparation and our fit + recommend ------------------------------------
-def log_shape(rows: int) -> tuple[int, int]:
-    """(users, items) of a log with ``rows`` rows: rows/20 users, rows/100 items (100k from 32M rows on)."""
-    return rows // 20, (100_000 if rows >= 32_000_000 else rows // 100)
-
-
-def prepare(folder: Path, rows: int, eval_users: int, batch_users: int) -> None:
-    """Generate, split and write one size's data under ``folder`` (written aside, then renamed)."""
-    from shortlist.data.split import split_by_protocol
-    from shortlist.data.synthetic import make_synthetic
-
-    t0 = time.perf_counter()
-    n_users, n_items = log_shape(rows)
-    ds = make_synthetic(n_users=n_users, n_items=n_items, n_interactions=rows, seed=SEED)
-    t1 = time.perf_counter()
-    split = split_by_protocol(ds.interactions, PROTOCOL, repeats=True)
-    train, users, items = split.train, split.train.users, split.train.items
-    rng = np.random.default_rng(SEED)
-    evaluated = np.sort(rng.choice(split.test_users, min(eval_users, len(split.test_users)), replace=False))
-    known = train.active_users()
-    batch = np.sort(rng.choice(known, min(batch_users, len(known)), replace=False))
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True)
-    f = train.frame
-    f.select(pl.Series("user_id", users.external(f.get_column("user"))),
-             pl.Series("item_id", items.external(f.get_column("item"))),
-             "timestamp", "weight", "price", "basket").write_parquet(tmp / "train.parquet")
-    assert ds.items is not None
-    ds.items.frame.select(pl.Series("item_id", items.external(ds.items.frame.get_column("item"))),
-                          pl.exclude("item")).write_parquet(tmp / "items.parquet")
-    tests = split.test.frame.filter(pl.col("user").is_in(evaluated.tolist()))
-    pl.DataFrame({"user_id": users.external(tests.get_column("user")),
-                  "item_id": items.external(tests.get_column("item"))}).write_parquet(tmp / "targets.parquet")
-    pl.DataFrame({"user_id": users.external(evaluated)}).write_parquet(tmp / "eval_users.parquet")
-    pl.DataFrame({"user_id": users.external(batch)}).write_parquet(tmp / "batch_users.parquet")
-    meta = {"rows": rows, "users": int(ds.interactions.frame.get_column("user").n_unique()),
-            "items": len(items), "train_rows": len(train), "test_users": len(split.test_users),
-            "eval_users": len(evaluated), "batch_users": len(batch), "generate_s": round(t1 - t0, 1),
-            "split_write_s": round(time.perf_counter() - t1, 1)}
-    (tmp / "meta.json").write_text(json.dumps(meta))
-    tmp.rename(folder)
-
-
-def recommend_batch(model: Any, user_ids: pl.Series, out: Path) -> None:
-    """Recommend k items for every user of the batch and write them to Parquet (the batch step timed)."""
-    model.recommend(user_ids, K).write_parquet(out)
-
-
-def run_ours(data: Path, run: Path, stacks_every: float | None, fit_only: bool = False) -> None:
-    """Our side as a user's script: load the files, fit the default model, recommend; one JSON line out."""
-    from shortlist.data.loaders.generic import load_dataset, load_user_ids
-    from shortlist.pipeline.two_stage import TwoStageRecommender
-
-    if stacks_every:
-        threading.Thread(target=sample_stacks, args=(run / "stacks.tsv", stacks_every), daemon=True).start()
-    t0 = time.perf_counter()
-    ds = load_dataset(data / "train.parquet", data / "items.parquet", repeats=True, duplicates="keep")
-    eval_ids, batch_ids = load_user_ids(data / "eval_users.parquet"), load_user_ids(data / "batch_users.parquet")
-    t1 = time.perf_counter()
-    logging.getLogger(__name__).info("loaded; fitting")
-    model = TwoStageRecommender(target=PROTOCOL, allow_repeats=True).fit(
-        ds.interactions, items=ds.items, rng=np.random.default_rng(SEED))
-    t2 = time.perf_counter()
-    if fit_only:
-        print(json.dumps({"load_s": t1 - t0, "fit_s": t2 - t1, "timings": model.metrics_.get("timings")}))
-        return
-    model.recommend(eval_ids, K).write_parquet(run / "recs.parquet")
-    t3 = time.perf_counter()
-    recommend_batch(model, batch_ids, run / "batch.parquet")
-    t4 = time.perf_counter()
-    print(json.dumps({"load_s": t1 - t0, "fit_s": t2 - t1, "eval_recommend_s": t3 - t2, "batch_s": t4 - t3,
-                      "batch_users": len(batch_ids), "timings": model.metrics_.get("timings")}))
-
-
-def sample_stacks(out: Path, every: float) -> None:
-    """Every ``every`` seconds (when the GIL allows): elapsed s, RSS GB, and each busy thread's shortlist
-    frames, innermost first."""
-    t0, me = time.perf_counter(), threading.get_ident()
-    with out.open("w") as fh:
-        while True:
-            chains = []
-            for ident, frame in sys._current_frames().items():
-                names: list[str] = []
-                f: FrameType | None = frame
-                while f is not None:
-                    if "/shortlist/" in f.f_code.co_filename:
-                        names.append(f"{Path(f.f_code.co_filename).stem}.{f.f_code.co_name}:{f.f_lineno}")
-                    f = f.f_back
-                if ident != me and names:  # the innermost three frames and the outermost two
-                    chains.append("<".join(names if len(names) <= 5 else [*names[:3], "..", *names[-2:]]))
-            fh.write(f"{time.perf_counter() - t0:.1f}\t{tree_rss(os.getpid()) / GB:.2f}\t{' | '.join(chains)}\n")
-            fh.flush()
-            time.sleep(every)
+CHILD_SCRIPT = ROOT / "benchmarks" / "bench_scale_child.py"
 
 
 # --- the parent: processes under a memory guard ----------------------------------------------------
@@ -189,6 +92,9 @@ def guarded(cmd: list[str], run: Path, max_rss_gb: float, timeout_s: float, min_
     shared host slows a run) and, when killed, why and when.
     """
     run.mkdir(parents=True, exist_ok=True)
+    wait_until = time.perf_counter() + 120  # memory a killed child held takes a moment to come back
+    while available_gb() < 2 * min_free_gb and time.perf_counter() < wait_until:
+        time.sleep(1)
     with (run / "stdout").open("w") as out, (run / "stderr").open("w") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], stdout=out, stderr=err, cwd=ROOT, start_new_session=True)
@@ -202,7 +108,7 @@ def guarded(cmd: list[str], run: Path, max_rss_gb: float, timeout_s: float, min_
                 loads.append(os.getloadavg()[0])
                 last = elapsed
             free = available_gb()
-            if rss > max_rss_gb or free < min_free_gb or elapsed > timeout_s:
+            if rss > max_rss_gb or (free < min_free_gb and rss > 1.0) or elapsed > timeout_s:
                 why = ("" if rss > max_rss_gb else f" (host down to {free:.1f} GB available)"
                        if free < min_free_gb else " (timeout)")
                 killed = f"killed at {rss:.1f} GB after {elapsed:.0f} s{why}"
@@ -230,7 +136,7 @@ def ensure_data(args: argparse.Namespace, rows: int) -> Path | None:
     users, items = log_shape(rows)
     folder = args.work_dir / f"synthetic-r{rows}-u{users}-i{items}-s{SEED}-e{args.eval_users}-b{args.batch_users}"
     if not (folder / "meta.json").exists():
-        cmd = [sys.executable, __file__, "--child", "prepare", "--data", str(folder), "--rows", str(rows),
+        cmd = [sys.executable, str(CHILD_SCRIPT), "prepare", "--data", str(folder), "--rows", str(rows),
                "--eval-users", str(args.eval_users), "--batch-users", str(args.batch_users)]
         res = guarded(cmd, args.work_dir / "prepare-logs" / str(rows), args.max_rss_gb, args.timeout_min * 60,
                       args.min_free_gb)
@@ -244,7 +150,7 @@ def ensure_data(args: argparse.Namespace, rows: int) -> Path | None:
 def system_cmd(args: argparse.Namespace, system: str, data: Path, run: Path, items: int) -> tuple[list[str], str]:
     """The command line of one system's child, and a note for the table (e.g. the peer without EASE)."""
     if system == "ours":
-        cmd = [sys.executable, __file__, "--child", "ours", "--data", str(data), "--run", str(run)]
+        cmd = [sys.executable, str(CHILD_SCRIPT), "ours", "--data", str(data), "--run", str(run)]
         cmd += ["--stacks", str(args.stacks)] if args.stacks else []
         cmd += ["--fit-only"] if args.fit_only else []
         if args.memray:
@@ -358,21 +264,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--stacks", type=float, default=0.0, help="ours: sample RSS and stacks every S seconds")
     ap.add_argument("--memray", action="store_true", help="ours: run under memray run --aggregate")
     ap.add_argument("--fit-only", action="store_true", help="ours: fit only, no recommend (to profile the fit alone)")
-    ap.add_argument("--child", choices=["prepare", "ours"], help=argparse.SUPPRESS)
-    ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--run", type=Path, help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
 def main() -> None:
     args = parse_args()
-    if args.child:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(relativeCreated)9.0f ms %(name)s: %(message)s")
-        if args.child == "prepare":
-            prepare(args.data, args.rows[0], args.eval_users, args.batch_users)
-        else:
-            run_ours(args.data, args.run, args.stacks, args.fit_only)
-        return
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if unknown := set(systems) - {"ours", "peer"}:
         raise SystemExit(f"--systems: unknown {sorted(unknown)}; use ours, peer")
@@ -405,7 +301,7 @@ def main() -> None:
             if row["killed"] or args.stacks:
                 print_curve(row)
             if row.get("timings"):
-                print(f"#   {row['system']} fit timings: {json.dumps(row['timings'])}")
+                print(f"#   {row['system']} fit timings: {json.dumps(row['timings'])}; ranker: {json.dumps(row.get('ranker'))}")
         print_ratios(results)
 
 
