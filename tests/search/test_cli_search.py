@@ -13,7 +13,7 @@ pytest.importorskip("bm25s")
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict:
-    from conftest import CATALOGUE, _reviews
+    from search_data import CATALOGUE, _reviews
 
     root = tmp_path_factory.mktemp("search-cli")
     items, reviews = root / "items.csv", root / "reviews.csv"
@@ -124,7 +124,8 @@ def test_batch_ignores_a_user_column_on_an_index_without_a_recommender(cli, inde
 
 @pytest.mark.slow
 def test_personalised_index_through_the_cli(cli, files) -> None:
-    from conftest import CATALOGUE, _reviews
+    from search_data import CATALOGUE, _reviews
+
     from shortlist.data.containers import build_dataset
     from shortlist.pipeline.two_stage import TwoStageRecommender
     from shortlist.search.data import catalogue_frame, review_frame

@@ -51,7 +51,8 @@ def test_hard_negatives_never_the_same_item_or_an_identical_document(catalogue, 
 def tuned(tmp_path_factory, request) -> tuple:
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("datasets")
-    from conftest import CATALOGUE, _reviews
+    from search_data import CATALOGUE, _reviews
+
     from shortlist.search import FinetuneConfig, finetune
     from shortlist.search.data import catalogue_frame, review_frame
 

@@ -32,8 +32,8 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def with_index(model_dir):
     import polars as pl
+    from search_data import CATALOGUE, _reviews
 
-    from conftest import CATALOGUE, _reviews
     from shortlist.search.data import catalogue_frame, review_frame
 
     index = SearchIndex(SearchOptions(depth=3, popular=2, holdout=0.3, ranker_params=RANKER)).fit(
