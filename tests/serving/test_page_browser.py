@@ -51,7 +51,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def base_url(model_dir) -> Iterator[str]:
-    app = serving_app.create_app(ServingSettings(model_dir=model_dir))
+    app = serving_app.create_app(ServingSettings(model_dir=model_dir, host="127.0.0.1"))  # loopback: writes allowed
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
