@@ -71,8 +71,17 @@ def prepare(folder: Path, rows: int, eval_users: int, batch_users: int) -> None:
 
 
 def recommend_batch(model: Any, user_ids: pl.Series, out: Path) -> None:
-    """Recommend k items for every user of the batch and write them to Parquet (the batch step timed)."""
-    model.recommend(user_ids, K).write_parquet(out)
+    """Recommend k items for every user of the batch and stream them to Parquet a shard at a time
+    (the batch step timed)."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    for part in model.recommend_batches(user_ids, K):
+        table = part.to_arrow()
+        writer = writer or pq.ParquetWriter(out, table.schema)
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
 
 
 def run_ours(data: Path, run: Path, stacks_every: float | None, fit_only: bool = False) -> None:
