@@ -80,7 +80,14 @@ def atomic_directory(target: Path | str) -> Iterator[Path]:
     ``target`` must pass :func:`check_model_target`. On error the temporary directory is removed
     and ``target`` is left as it was.
     """
-    target = check_model_target(target)
+    with staged_directory(check_model_target(target)) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def staged_directory(target: Path) -> Iterator[Path]:
+    """A temporary sibling folder that replaces ``target`` in one rename once the block succeeds
+    (the caller has checked that ``target`` may be replaced); on error it is removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
@@ -136,14 +143,23 @@ def read_manifest(directory: Path, *, verify: bool = True) -> dict:
         raise ModelLoadError(f"{path}: model format {manifest['format_version']} is newer than this "
                              f"shortlist ({__version__}) supports; upgrade shortlist")
     if verify:
-        for rel, digest in manifest.get("files", {}).items():
-            f = directory / rel
-            if not f.is_file():
-                raise ModelLoadError(f"{directory}: file {rel!r} listed in the manifest is missing")
-            if sha256_file(f) != digest:
-                raise ModelLoadError(f"{directory}: checksum mismatch for {rel!r}; the model is corrupt "
-                                     f"or was modified — re-run `shortlist fit`")
+        verify_files(directory, manifest)
     return manifest
+
+
+def verify_files(directory: Path, manifest: Mapping[str, Any], *, skip: str | None = None,
+                 what: str = "model", fix: str = "re-run `shortlist fit`") -> None:
+    """Check every file the manifest lists (but those under the folder ``skip``) against its
+    SHA-256: a missing or changed file is a :class:`ModelLoadError` naming it and ``fix``."""
+    for rel, digest in manifest.get("files", {}).items():
+        if skip is not None and rel.startswith(f"{skip}/"):
+            continue
+        f = directory / rel
+        if not f.is_file():
+            raise ModelLoadError(f"{directory}: file {rel!r} listed in the manifest is missing")
+        if sha256_file(f) != digest:
+            raise ModelLoadError(f"{directory}: checksum mismatch for {rel!r}; the {what} is corrupt "
+                                 f"or was modified — {fix}")
 
 
 def save_arrays(directory: Path, arrays: Mapping[str, np.ndarray]) -> None:

@@ -9,20 +9,15 @@ half an export; an earlier export in the same place is replaced, anything else i
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from shortlist.errors import ConfigError, OutputPathError
-from shortlist.pipeline.artifacts import library_versions, read_manifest, sha256_file
+from shortlist.pipeline.artifacts import library_versions, read_manifest, sha256_file, staged_directory
 from shortlist.pipeline.external import internal_users
 from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.rules import Rules
@@ -63,25 +58,6 @@ def _is_export(path: Path) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _staged(target: Path) -> Iterator[Path]:
-    """A temporary sibling folder that replaces ``target`` in one rename once the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield tmp
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def export_partitioned(model: TwoStageRecommender, model_dir: Path, out_dir: Path, *, k: int, users_per_part: int,
                        user_ids: pl.Series | None = None, rules: Rules | None = None,
                        progress: Progress = silent) -> dict[str, Any]:
@@ -100,7 +76,7 @@ def export_partitioned(model: TwoStageRecommender, model_dir: Path, out_dir: Pat
 
     compiled = item_rules(model, rules)  # compiled once: every part applies the same rules
     parts: list[dict[str, Any]] = []
-    with _staged(target) as tmp:
+    with staged_directory(target) as tmp:
         for lo in range(0, max(len(ext), 1), users_per_part):
             name, users = f"part-{len(parts):05d}.parquet", ext[lo:lo + users_per_part]
             rows, writer = 0, None

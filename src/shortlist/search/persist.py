@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import polars as pl
 
 from shortlist.errors import ModelLoadError
-from shortlist.pipeline.artifacts import atomic_directory, read_manifest, sha256_file, write_manifest
+from shortlist.pipeline.artifacts import atomic_directory, read_manifest, verify_files, write_manifest
 from shortlist.ranking.lgbm import LGBMRanker
 from shortlist.retrieval.content.encoders import Encoder, resolve_encoder
 from shortlist.search.dense import DenseRetriever, load_store
@@ -60,18 +59,6 @@ def save_index(index: SearchIndex, directory: Path | str, *, recommender: Path |
     return directory
 
 
-def _verify(directory: Path, manifest: dict[str, Any], *, skip: str | None) -> None:
-    for rel, digest in manifest.get("files", {}).items():
-        if skip is not None and rel.startswith(f"{skip}/"):
-            continue
-        f = directory / rel
-        if not f.is_file():
-            raise ModelLoadError(f"{directory}: file {rel!r} listed in the manifest is missing")
-        if sha256_file(f) != digest:
-            raise ModelLoadError(f"{directory}: checksum mismatch for {rel!r}; the index is corrupt or was "
-                                 f"modified. Fix: build it again with `shortlist search index`")
-
-
 def load_index(directory: Path | str, *, encoder: Encoder | str | None = None) -> SearchIndex:
     """Load an index written by :func:`save_index`, verifying its files' checksums.
 
@@ -84,7 +71,8 @@ def load_index(directory: Path | str, *, encoder: Encoder | str | None = None) -
         raise ModelLoadError(f"{directory}: a {manifest.get('kind')!r} directory, not a search index. "
                              f"Fix: build one with `shortlist search index --out {directory}`")
     options = SearchOptions(**manifest["config"])
-    _verify(directory, manifest, skip=STORE if options.store == "chroma" else None)
+    verify_files(directory, manifest, skip=STORE if options.store == "chroma" else None, what="index",
+                 fix="build it again with `shortlist search index`")
     enc = resolve_encoder(encoder if encoder is not None else manifest["encoder"])
     index = SearchIndex(options, encoder=enc)
     index.personal_ = bool(manifest.get("personal"))
