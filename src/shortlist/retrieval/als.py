@@ -148,12 +148,12 @@ class ALS:
         else:
             assert self.idf_ is not None
             v = bm25_values(counts, idf=self.idf_, avg_len=self.avg_len_)
-        conf = sp.csr_matrix(((1.0 + self.alpha * v).astype(np.float32), counts.indices, counts.indptr),
+        return sp.csr_matrix(((1.0 + self.alpha * v).astype(np.float32), counts.indices, counts.indptr),
                              shape=counts.shape)
-        return conf
 
-    def fit(self, history: Interactions, *, items: Items | None = None,
-            rng: np.random.Generator | None = None) -> Self:
+    def fit(self, history: Interactions, *, items: Items | None = None, rng: np.random.Generator | None = None,
+            init: tuple[np.ndarray, np.ndarray] | None = None) -> Self:
+        """``init``: (user, item) factors shaped for ``history`` to start from, solved exactly: a warm start."""
         counts = interaction_strength(history, event_weights=self.event_weights)
         df = np.diff(counts.tocsc().indptr)
         self.idf_ = np.log(max(counts.shape[0], 1)) - np.log1p(df)
@@ -162,7 +162,7 @@ class ALS:
         seed = int((rng if rng is not None else np.random.default_rng(0)).integers(2**31 - 1))
         user_factors, item_factors = _train(conf, factors=self.factors, regularization=self.regularization,
                                             iterations=self.iterations, seed=seed, num_threads=self.num_threads,
-                                            use_gpu=self.use_gpu)
+                                            use_gpu=self.use_gpu, init=init)
         self._set(user_factors, item_factors, counts)
         return self
 
@@ -271,8 +271,9 @@ class ALS:
 
 
 def _train(conf: sp.csr_matrix, *, factors: int, regularization: float, iterations: int, seed: int,
-           num_threads: int, use_gpu: bool | None) -> tuple[np.ndarray, np.ndarray]:
-    """Fit ``implicit`` ALS on a confidence matrix; (user factors, item factors) as numpy."""
+           num_threads: int, use_gpu: bool | None, init: tuple[np.ndarray, np.ndarray] | None = None,
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """``implicit`` ALS on a confidence matrix, from ``init`` factors (exact CPU solves) if given; numpy out."""
     import implicit.gpu
 
     gpu = implicit.gpu.HAS_CUDA if use_gpu is None else use_gpu
@@ -287,7 +288,10 @@ def _train(conf: sp.csr_matrix, *, factors: int, regularization: float, iteratio
             from implicit.cpu.als import AlternatingLeastSquares as CpuALS
 
             model = CpuALS(factors=factors, regularization=regularization, alpha=1.0, iterations=iterations,
-                           num_threads=num_threads, random_state=seed)
+                           num_threads=num_threads, random_state=seed, use_cg=init is None)
+        if init is not None:
+            wrap = implicit.gpu.Matrix if gpu else np.ascontiguousarray
+            model.user_factors, model.item_factors = (wrap(np.asarray(a, dtype=np.float32)) for a in init)
         model.fit(conf, show_progress=False)
         if gpu:
             model = model.to_cpu()
