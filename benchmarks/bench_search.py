@@ -1,14 +1,16 @@
 """Text search benchmark: `shortlist search evaluate` on the Amazon 2018 categories, plus CPU fine-tuning throughput.
 
     python benchmarks/bench_search.py [--data-dir ../shared/data] [--datasets amazon-gift-cards,amazon-magazine-subs]
-                                      [--out reports/search] [--max-steps 150]
+                                      [--out reports/search] [--max-steps N] [--batch-size N] [--epochs X]
+                                      [--max-seq-length N] [--learning-rate X] [--hard-negatives N]
+                                      [--query-type review|keywords|both]
 
 For each dataset: reviews split 80/10/10 by time; the encoder fine-tuned on the first 80% (the
 next 10% score it); indexes built from the first 80% with the next 10% as the re-ranker's
 queries; the last 10% are the test queries (review text → its item; the whole category's
 metadata is the catalogue). Prints one Markdown table per dataset (Recall@1/5/10/20/50/100,
 MRR@100), the fine-tuning run (steps, pairs/s, device) and the host, and writes a report with
-plots under --out/<dataset>/.
+plots under --out/<dataset>/. Fine-tuning settings left out are FinetuneConfig's defaults.
 """
 
 from __future__ import annotations
@@ -49,12 +51,19 @@ def commit() -> str:
         return "unknown"
 
 
-def run(name: str, data_dirs: list[Path], out: Path, max_steps: int) -> None:
+def accelerator() -> str:
+    """The CUDA device fine-tuning would use, or that there is none."""
+    import torch
+
+    return f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"
+
+
+def run(name: str, data_dirs: list[Path], out: Path, config: FinetuneConfig) -> None:
     ds = load_named(name, search_dirs=data_dirs)
     catalogue, reviews = catalogue_from_dataset(ds), reviews_from_dataset(ds)
     start = time.perf_counter()
     result = evaluate_search(catalogue, reviews, finetune_out=out / name / "encoder",
-                             finetune_config=FinetuneConfig(max_steps=max_steps))
+                             finetune_config=config)
     seconds = round(time.perf_counter() - start, 1)
     write_report(out / name, title=f"text search: {name}", tables={"results": result.table}, curves=result.curves,
                  meta=result.meta, importances=result.importance)
@@ -78,14 +87,20 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, action="append", default=[])
     ap.add_argument("--datasets", default="amazon-gift-cards,amazon-magazine-subs")
     ap.add_argument("--out", type=Path, default=Path("reports/search"))
-    ap.add_argument("--max-steps", type=int, default=FinetuneConfig().max_steps)
+    for flag, kind in (("max-steps", int), ("batch-size", int), ("epochs", float), ("max-seq-length", int),
+                       ("learning-rate", float), ("hard-negatives", int), ("query-type", str)):
+        ap.add_argument(f"--{flag}", type=kind, default=None, help="fine-tuning setting (default: FinetuneConfig's)")
     args = ap.parse_args()
+    settings = {k: getattr(args, k) for k in ("max_steps", "batch_size", "epochs", "max_seq_length", "learning_rate",
+                                              "hard_negatives", "query_type") if getattr(args, k) is not None}
+    config = FinetuneConfig(**settings)
     data_dirs = args.data_dir or [ROOT.parent / "shared" / "data"]
-    print(f"# host: {host_cpu()}, {os.cpu_count()} logical cores, no GPU; commit {commit()}; "
-          f"{datetime.now(UTC).isoformat(timespec='minutes')}")
+    print(f"# host: {host_cpu()}, {os.cpu_count()} logical cores, {accelerator()}, load {os.getloadavg()[0]:.2f}; "
+          f"commit {commit()}; {datetime.now(UTC).isoformat(timespec='minutes')}; fine-tuning {settings or 'defaults'}")
     with pl.Config(tbl_rows=50):
         for name in args.datasets.split(","):
-            run(name.strip(), data_dirs, args.out, args.max_steps)
+            run(name.strip(), data_dirs, args.out, config)
+            print(f"load after {name}: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

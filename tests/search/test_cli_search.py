@@ -161,3 +161,30 @@ def test_personalised_index_through_the_cli(cli, files) -> None:
     code, _, err = cli(["search", "index", "--items", str(files["items"]), "--reviews", str(files["reviews"]),
                         "--holdout", "0.3", "--model", str(leaky), "--out", str(files["root"] / "leaky-index")])
     assert code == 2 and "seen their answers" in err
+
+
+def test_evaluate_passes_fine_tuning_settings_and_prints_the_run(cli, files, monkeypatch) -> None:
+    import shortlist.search.evaluate as evaluate_module
+    from shortlist.search import FinetuneConfig, SearchEvaluation
+
+    seen: dict = {}
+
+    def fake(catalogue, reviews, **kwargs):
+        seen.update(kwargs)
+        cfg = kwargs["finetune_config"]
+        run = {"config": {"batch_size": cfg.batch_size, "max_seq_length": cfg.max_seq_length}, "steps": 3,
+               "train_pairs": 96, "train_seconds": 2.0, "pairs_per_second": 48.0, "device": "cpu", "fp16": False}
+        table = pl.DataFrame({"model": ["bm25"], "recall@1": [0.5], "mrr@1": [0.5]})
+        return SearchEvaluation(table=table, meta={"test_queries": 4, "finetune": run})
+
+    monkeypatch.setattr(evaluate_module, "evaluate_search", fake)
+    code, out, err = cli(["search", "evaluate", "--items", str(files["items"]), "--reviews", str(files["reviews"]),
+                          "--k", "1", "--max-steps", "3", "--batch-size", "8", "--learning-rate", "1e-4",
+                          "--hard-negatives", "2"])
+    assert code == 0, err
+    cfg = seen["finetune_config"]
+    default = FinetuneConfig()
+    assert (cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.hard_negatives) == (3, 8, 1e-4, 2)
+    assert (cfg.max_seq_length, cfg.query_type, cfg.epochs) == (default.max_seq_length, default.query_type,
+                                                                default.epochs)  # unset: the config's defaults
+    assert "fine-tuning: 3 steps × 8 pairs" in out and "48.0 pairs/s on cpu" in out

@@ -138,3 +138,21 @@ def test_missing_chromadb_is_a_clear_error(monkeypatch) -> None:
 def test_unknown_store() -> None:
     with pytest.raises(ConfigError, match="numpy, faiss, chroma"):
         build_store("pinecone", np.eye(2, dtype=np.float32))
+
+
+@pytest.mark.skipif(not chroma_available(), reason="chromadb (extra shortlist[chroma]) is not installed")
+def test_chroma_is_an_embedded_library_with_our_vectors_and_no_telemetry(tmp_path) -> None:
+    import sys
+
+    from chromadb.api.fastapi import FastAPI
+
+    x = np.eye(4, dtype=np.float32)
+    store = build_store("chroma", x)
+    store.save(tmp_path / "db")
+    loaded = load_store("chroma", tmp_path / "db", x)
+    for s in (store, loaded):
+        collection = s._collection
+        assert collection._embedding_function is None  # vectors come from shortlist, never Chroma's model
+        assert collection._client.get_settings().anonymized_telemetry is False
+        assert not isinstance(collection._client, FastAPI)  # in-process: not the HTTP client of a Chroma server
+    assert not [m for m in sys.modules if m.startswith("chromadb.server")]  # its HTTP server is never imported

@@ -39,6 +39,14 @@ Mode = Annotated[str, typer.Option(help="auto (re-ranked where trained, else hyb
                                         "bm25 | popular.")]
 Holdout = Annotated[float, typer.Option(help="Share of the latest reviews held out (re-ranker queries / "
                                              "fine-tuning validation).", min=0.01, max=0.9)]
+# Fine-tuning settings: unset means FinetuneConfig's default (the one place defaults live).
+QueryType = Annotated[str | None, typer.Option(help="Fine-tuning queries: review | keywords | both.")]
+Epochs = Annotated[float | None, typer.Option(help="Passes over the pairs (capped by --max-steps).", min=0.01)]
+MaxSteps = Annotated[int | None, typer.Option(help="At most this many fine-tuning steps (0: no cap).", min=0)]
+BatchSize = Annotated[int | None, typer.Option(help="Pairs per step (in-batch negatives).", min=2)]
+MaxSeqLength = Annotated[int | None, typer.Option(help="Tokens per text while fine-tuning.", min=8)]
+LearningRate = Annotated[float | None, typer.Option(help="Fine-tuning learning rate.", min=1e-9)]
+HardNegatives = Annotated[int | None, typer.Option(help="Mined hard negatives per pair (0: in-batch only).", min=0)]
 
 
 @search_app.command("index")
@@ -154,9 +162,18 @@ def batch_cmd(
 
 
 def _finetune_config(**kwargs: Any) -> FinetuneConfig:
+    """A FinetuneConfig from the options given (``None``: its default)."""
     from shortlist.search.finetune import FinetuneConfig
 
-    return FinetuneConfig(**kwargs)
+    return FinetuneConfig(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def _finetune_line(run: dict[str, Any]) -> str:
+    """One line on a fine-tuning run: steps, pairs, throughput, device."""
+    cfg = run["config"]
+    return (f"{run['steps']} steps × {cfg['batch_size']} pairs (max_seq_length {cfg['max_seq_length']}, "
+            f"{run['train_pairs']:,} training pairs) in {run['train_seconds']:.1f} s = {run['pairs_per_second']:.1f} "
+            f"pairs/s on {run['device']}{' (fp16)' if run['fp16'] else ''}")
 
 
 @search_app.command("finetune")
@@ -166,12 +183,13 @@ def finetune_cmd(
     reviews: Reviews = None,
     dataset: Dataset = None,
     base_model: Annotated[str, typer.Option(help="minilm or a local sentence-transformers folder.")] = "minilm",
-    query_type: Annotated[str, typer.Option(help="review | keywords | both.")] = "review",
-    epochs: Annotated[float, typer.Option(help="Passes over the pairs (capped by --max-steps).", min=0.01)] = 1.0,
-    max_steps: Annotated[int, typer.Option(help="At most this many steps (0: no cap).", min=0)] = 150,
-    batch_size: Annotated[int, typer.Option(help="Pairs per step (in-batch negatives).", min=2)] = 32,
-    max_seq_length: Annotated[int, typer.Option(help="Tokens per text.", min=8)] = 64,
-    hard_negatives: Annotated[int, typer.Option(help="Mined hard negatives per pair (0: in-batch only).", min=0)] = 0,
+    query_type: QueryType = None,
+    epochs: Epochs = None,
+    max_steps: MaxSteps = None,
+    batch_size: BatchSize = None,
+    max_seq_length: MaxSeqLength = None,
+    learning_rate: LearningRate = None,
+    hard_negatives: HardNegatives = None,
     holdout: Holdout = 0.1,
     data_dir: DataDir = None,
     track: Track = None,
@@ -188,7 +206,8 @@ def finetune_cmd(
     check_model_target(out_dir)
     tracking = tracking_settings(load_config(None), track=track, uri=tracking_uri, experiment=experiment)
     config = _finetune_config(base_model=base_model, query_type=query_type, epochs=epochs, max_steps=max_steps,
-                              batch_size=batch_size, max_seq_length=max_seq_length, hard_negatives=hard_negatives)
+                              batch_size=batch_size, max_seq_length=max_seq_length, learning_rate=learning_rate,
+                              hard_negatives=hard_negatives)
     catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=True)
     assert found is not None
     train, valid = holdout_split(found, holdout)
@@ -199,8 +218,7 @@ def finetune_cmd(
             for e in result.evaluations]
     if rows:
         print_table(pl.DataFrame(rows), f"validation ({result.valid_queries:,} queries)")
-    out.print(f"{result.steps} steps, {result.train_pairs:,} pairs, {result.pairs_per_second:.1f} pairs/s on "
-              f"{result.device}{' (fp16)' if result.fp16 else ''} → {out_dir}")
+    out.print(f"{_finetune_line(result.to_dict())} → {out_dir}")
 
 
 @search_app.command("evaluate")
@@ -211,11 +229,16 @@ def evaluate_cmd(
     encoder: Annotated[str | None, typer.Option(help="A fine-tuned model folder (default: fine-tune one now).")]
     = None,
     base_encoder: Annotated[str, typer.Option(help="The base encoder to compare with.")] = "minilm",
-    query_type: Annotated[str, typer.Option(help="Fine-tuning queries: review | keywords | both.")] = "review",
     k: Annotated[str, typer.Option(help="Cut-offs, comma-separated.")] = "1,5,10,20,50,100",
     report: Annotated[Path | None, typer.Option(help="Write report.md/.html, plots and the fine-tuned model here.")]
     = None,
-    max_steps: Annotated[int, typer.Option(help="Fine-tuning steps at most.", min=0)] = 150,
+    query_type: QueryType = None,
+    epochs: Epochs = None,
+    max_steps: MaxSteps = None,
+    batch_size: BatchSize = None,
+    max_seq_length: MaxSeqLength = None,
+    learning_rate: LearningRate = None,
+    hard_negatives: HardNegatives = None,
     data_dir: DataDir = None,
 ) -> None:
     """Reviews split 80/10/10 by time; the last 10% are queries: BM25, base, fine-tuned, hybrid, re-ranked."""
@@ -226,7 +249,9 @@ def evaluate_cmd(
     ks = parse_ks(k)
     catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=True)
     assert found is not None
-    config = _finetune_config(base_model=base_encoder, query_type=query_type, max_steps=max_steps)
+    config = _finetune_config(base_model=base_encoder, query_type=query_type, epochs=epochs, max_steps=max_steps,
+                              batch_size=batch_size, max_seq_length=max_seq_length, learning_rate=learning_rate,
+                              hard_negatives=hard_negatives)
     with tempfile.TemporaryDirectory(prefix="shortlist-search-") as work:
         tuned_out = (report / "encoder") if report is not None else Path(work) / "encoder"
         with console.status("evaluating (fine-tuning, indexing, searching)"):
@@ -234,6 +259,8 @@ def evaluate_cmd(
                                      finetune_out=None if encoder else tuned_out, finetune_config=config, ks=ks)
     name = dataset or (items.name if items else "")
     print_table(result.table, f"text search · {name} · {result.meta['test_queries']:,} test queries")
+    if "finetune" in result.meta:
+        out.print(f"fine-tuning: {_finetune_line(result.meta['finetune'])}")
     if report is not None:
         from shortlist.evaluation.report import write_report
 

@@ -114,7 +114,8 @@ class ChromaStore:
         chromadb = import_chroma()
         store = cls(ef_search=ef_search)
         client = chromadb.PersistentClient(path=str(path), settings=_settings(chromadb))
-        store._collection = client.get_collection(COLLECTION)
+        # without embedding_function=None Chroma attaches its default model (an ONNX download on first use)
+        store._collection = client.get_collection(COLLECTION, embedding_function=None)
         store.n_items_ = int(store._collection.count())
         if store.n_items_ != len(vectors):
             raise ModelLoadError(f"{path}: the Chroma collection has {store.n_items_} items but the index "
