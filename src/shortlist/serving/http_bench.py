@@ -155,7 +155,14 @@ async def run_bench_async(
     headers: Mapping[str, str] | None = None,
     observe: Observer | None = None,
 ) -> BenchResult:
-    """The coroutine behind :func:`run_bench`."""
+    """Send up to ``n_requests`` over ``concurrency`` keep-alive connections, stopping at ``duration_cap_s``.
+
+    POST bodies come from ``payload_fn(i)`` (a mapping, pre-encoded bytes, or ``None`` for no body);
+    by default request ``i`` is ``{"user_id": users[i % len(users)], "k": k, "use_cache": use_cache}``.
+    Non-2xx answers, connection errors and timeouts count as errors. Only loopback hosts are allowed.
+    ``headers`` go with every request (an ``Authorization`` key); ``observe(i, status, body)`` hears of
+    each answer (``body``: the parsed JSON object, or ``None``).
+    """
     _check_bounds(n_requests, concurrency, duration_cap_s)
     host, port, prefix = loopback_target(base_url)
     method = method.upper()
@@ -204,35 +211,9 @@ async def run_bench_async(
     return _summarise(tally, concurrency, time.perf_counter() - t_start, time.process_time() - cpu_start)
 
 
-def run_bench(
-    base_url: str,
-    *,
-    users: Sequence[str | int] = (),
-    n_requests: int = 1_000,
-    concurrency: int = 1,
-    payload_fn: PayloadFn | None = None,
-    path: str = "/recommend",
-    method: str = "POST",
-    k: int = 10,
-    use_cache: bool = False,
-    duration_cap_s: float = 60.0,
-    timeout_s: float = 10.0,
-    parse_responses: bool = True,
-    headers: Mapping[str, str] | None = None,
-    observe: Observer | None = None,
-) -> BenchResult:
-    """Send up to ``n_requests`` over ``concurrency`` keep-alive connections, stopping at ``duration_cap_s``.
-
-    POST bodies come from ``payload_fn(i)`` (a mapping, pre-encoded bytes, or ``None`` for no body);
-    by default request ``i`` is ``{"user_id": users[i % len(users)], "k": k, "use_cache": use_cache}``.
-    Non-2xx answers, connection errors and timeouts count as errors. Only loopback hosts are allowed.
-    ``headers`` go with every request (an ``Authorization`` key); ``observe(i, status, body)`` hears of
-    each answer (``body``: the parsed JSON object, or ``None``).
-    """
-    return asyncio.run(run_bench_async(
-        base_url, users=users, n_requests=n_requests, concurrency=concurrency, payload_fn=payload_fn, path=path,
-        method=method, k=k, use_cache=use_cache, duration_cap_s=duration_cap_s, timeout_s=timeout_s,
-        parse_responses=parse_responses, headers=headers, observe=observe))
+def run_bench(base_url: str, **options: Any) -> BenchResult:
+    """:func:`run_bench_async` run to completion (the same keyword options), for callers without a loop."""
+    return asyncio.run(run_bench_async(base_url, **options))
 
 
 def _summarise(tally: _Tally, concurrency: int, duration_s: float, cpu_s: float) -> BenchResult:

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictInt, Wi
 MAX_ID_CHARS = 256
 
 
-def _text(value: object) -> str:
-    """A non-empty string of at most ``MAX_ID_CHARS`` characters of valid Unicode (a lone surrogate
+def _text(value: object, *, limit: int = MAX_ID_CHARS) -> str:
+    """A string of 1 to ``limit`` characters, not only spaces, of valid Unicode (a lone surrogate
     such as ``"\\ud800"`` can be neither looked up nor written back)."""
     if not isinstance(value, str):
         raise ValueError("must be a string")
@@ -20,8 +20,8 @@ def _text(value: object) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
-    if not value.strip() or len(value) > MAX_ID_CHARS:
-        raise ValueError(f"must hold 1 to {MAX_ID_CHARS} characters, got {len(value)}")
+    if not value.strip() or len(value) > limit:
+        raise ValueError(f"must hold 1 to {limit} characters (not only spaces), got {len(value)}")
     return value
 
 
@@ -156,16 +156,8 @@ MAX_QUERY_CHARS = 2000
 
 
 def _query(value: object) -> str:
-    """A search text: valid Unicode, not blank, at most ``MAX_QUERY_CHARS`` characters."""
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (it holds a lone surrogate)") from None
-    if not value.strip() or len(value) > MAX_QUERY_CHARS:
-        raise ValueError(f"must hold 1 to {MAX_QUERY_CHARS} characters (not only spaces), got {len(value)}")
-    return value
+    """A search text: as an id (:func:`_text`), up to ``MAX_QUERY_CHARS`` characters."""
+    return _text(value, limit=MAX_QUERY_CHARS)
 
 
 SearchText = Annotated[str, PlainValidator(_query), WithJsonSchema({"type": "string", "maxLength": MAX_QUERY_CHARS})]
