@@ -47,11 +47,7 @@ def default_nlist(n_items: int) -> int:
 
 
 def default_nprobe(nlist: int) -> int:
-    """Lists probed per query: sqrt(nlist), at least 8.
-
-    On the 100k-item, 100-cluster synthetic set (nlist 1265 -> nprobe 36) this gives recall@100
-    ~0.99 (0.96 at 24); on 20k items (nlist 512 -> 23) ~0.995.
-    """
+    """Lists probed per query: sqrt(nlist), at least 8 (its recall: benchmarks/RESULTS.md, "IVF nprobe")."""
     return int(min(nlist, max(8, math.ceil(math.sqrt(nlist)))))
 
 
