@@ -56,6 +56,21 @@ def test_rows_follow_the_shard_order_and_blocks_change_nothing(monkeypatch):
     assert rows(union(order, shuffled, ["a", "b"])) == rows(whole)
 
 
+def test_fusing_each_block_equals_fusing_the_whole_union(monkeypatch):
+    import shortlist.retrieval.union as union_module
+    from shortlist.retrieval.fusion import Fusion
+
+    fusion = Fusion({"a": 0.5, "b": 0.0}, {"b": 1.0}, {})
+    whole = union_module.fuse(union(np.array(USERS), {"a": A, "b": B}, ["a", "b"]), fusion, max_per_user=2)
+    monkeypatch.setattr(union_module, "DIRECT_CELLS", 16)  # a block of one user each
+    blocks = union(np.array(USERS), {"a": A, "b": B}, ["a", "b"],
+                   per_block=lambda u: union_module.fuse(u, fusion, max_per_user=2))
+    assert rows(blocks) == rows(whole) and len(whole) == 4  # user 0 cut from 3 items to 2
+    assert np.array_equal(blocks.fused, whole.fused) and np.array_equal(blocks.scores, whole.scores, equal_nan=True)
+    empty = union(np.zeros(0, np.int64), {"a": A}, ["a"], per_block=lambda u: union_module.fuse(u, fusion))
+    assert len(empty) == 0 and empty.fused is not None
+
+
 def test_budgets_repeats_missing_and_empty_sources():
     u = union(np.array(USERS), {"a": A, "b": B}, ["a", "b"], budgets={"b": 1})
     assert list(zip(u.users.tolist(), u.items.tolist(), strict=True)) == [(0, 10), (0, 11), (1, 12), (2, 10)]

@@ -120,8 +120,11 @@ class Stage1:
     def candidates(self, users: np.ndarray, tops: Mapping[str, TopK], *, fused: bool = True) -> CandidateUnion:
         """The union of ``tops`` (rows aligned with distinct ``users``), fused and budgeted unless
         ``fused`` is False (a window's union before its fusion is learned)."""
-        u = union(users, tops, self.names)
-        return fuse(u, self.fusion, max_per_user=self.max_candidates, priors=self.priors()) if fused else u
+        if not fused:
+            return union(users, tops, self.names)
+        priors = self.priors()
+        return union(users, tops, self.names,
+                     per_block=lambda u: fuse(u, self.fusion, max_per_user=self.max_candidates, priors=priors))
 
     def _each(self, call: Any, skip: Sequence[str], failed: list[str] | None) -> dict[str, TopK]:
         out: dict[str, TopK] = {}

@@ -6,7 +6,7 @@ source's top-k matrices → :func:`union` → :func:`fuse` (ordered and budgeted
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -90,13 +90,16 @@ class CandidateUnion:
 
 
 def union(users: np.ndarray, tops: Mapping[str, TopK], sources: Sequence[str], *,
-          budgets: Mapping[str, int] | None = None) -> CandidateUnion:
+          budgets: Mapping[str, int] | None = None,
+          per_block: Callable[[CandidateUnion], CandidateUnion] | None = None) -> CandidateUnion:
     """The union of each source's top-k matrices for distinct ``users`` (rows aligned with them).
 
     Rows come grouped by user in ``users``' order, items ascending within a user; a source's
     k-th valid entry in a row has rank k, and where a source repeats an item its best rank wins.
     ``budgets`` keeps only each source's first so many entries. Sources missing from ``tops``
-    (failed or skipped) propose nothing.
+    (failed or skipped) propose nothing. ``per_block`` (e.g. :func:`fuse` with a per-user cap) is
+    applied to each block of whole users as it is built, so the unreduced union of every user is
+    never held at once.
     """
     users = np.asarray(users, dtype=np.int64).reshape(-1)
     names = tuple(sources)
@@ -107,15 +110,17 @@ def union(users: np.ndarray, tops: Mapping[str, TopK], sources: Sequence[str], *
     present = [j for j, s in enumerate(names) if s in tops]
     n_items = _width(tops, names, present)
     step = _block_users(n_items)
-    parts = [_union_block(users, lo, min(lo + step, len(users)), tops, names, present, budgets, n_items)
+    finish = per_block or (lambda u: u)
+    parts = [finish(_union_block(users, lo, min(lo + step, len(users)), tops, names, present, budgets, n_items))
              for lo in range(0, len(users), step)]
     if not parts:
-        return CandidateUnion.empty(names)
+        return finish(CandidateUnion.empty(names))
     if len(parts) == 1:
         return parts[0]
+    fused = None if parts[0].fused is None else np.concatenate([p.fused for p in parts if p.fused is not None])
     return CandidateUnion(np.concatenate([p.users for p in parts]), np.concatenate([p.items for p in parts]),
                           np.concatenate([p.ranks for p in parts], axis=1),
-                          np.concatenate([p.scores for p in parts], axis=1), names)
+                          np.concatenate([p.scores for p in parts], axis=1), names, fused=fused)
 
 
 def fuse(u: CandidateUnion, fusion: Fusion, *, max_per_user: int | None = None,
