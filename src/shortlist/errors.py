@@ -166,3 +166,16 @@ class DependencyMissingError(ShortlistError, ImportError):
             f"{what} needs the optional package {package!r}. Fix: pip install 'shortlist[{extra}]'."
         )
         self.package, self.extra = package, extra
+
+
+class DistributedError(ShortlistError, RuntimeError):
+    """A step mapped over a Dask cluster could not finish: a worker died more often than Dask
+    allows, or the scheduler went away. Nothing was written (outputs are renamed into place whole)."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(
+            f"the Dask cluster failed during {step!r}: {type(cause).__name__}: {cause}. Nothing was written. "
+            f"Fix: look at the workers' logs (a worker killed for memory needs a larger --memory-limit, or a "
+            f"smaller [model] shard_users), then run the command again."
+        )
+        self.step, self.cause = step, cause

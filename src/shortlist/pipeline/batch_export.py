@@ -19,6 +19,8 @@ import polars as pl
 from shortlist.errors import ConfigError, OutputPathError
 from shortlist.pipeline.artifacts import library_versions, read_manifest, sha256_file, staged_directory
 from shortlist.pipeline.external import internal_users
+from shortlist.pipeline.item_rules import ItemRules
+from shortlist.pipeline.parallel import map_shards, user_shards
 from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.rules import Rules
 from shortlist.pipeline.two_stage import TwoStageRecommender
@@ -62,9 +64,8 @@ def export_partitioned(model: TwoStageRecommender, model_dir: Path, out_dir: Pat
                        user_ids: pl.Series | None = None, rules: Rules | None = None,
                        progress: Progress = silent) -> dict[str, Any]:
     """Write ``user_ids``' (``None``: every user the model knows) top-``k`` lists, through the model's
-    rank path with ``rules``, as ``users_per_part``-user Parquet parts plus a manifest; returns it."""
-    import pyarrow.parquet as pq
-
+    rank path with ``rules``, as ``users_per_part``-user Parquet parts plus a manifest; returns it.
+    Each part is one task of the current shard mapper (this process, or a cluster's workers)."""
     if users_per_part < 1:
         raise ConfigError(f"--partition-users must be >= 1, got {users_per_part}")
     target = check_export_target(out_dir)
@@ -76,24 +77,28 @@ def export_partitioned(model: TwoStageRecommender, model_dir: Path, out_dir: Pat
 
     compiled = item_rules(model, rules)  # compiled once: every part applies the same rules
     parts: list[dict[str, Any]] = []
+    users = user_shards(ext, users_per_part)
     with staged_directory(target) as tmp:
-        for lo in range(0, max(len(ext), 1), users_per_part):
-            name, users = f"part-{len(parts):05d}.parquet", ext[lo:lo + users_per_part]
-            rows, writer = 0, None
-            with open(tmp / name, "wb") as f:
-                for batch in model.recommend_batches(users, k, rules=compiled):
-                    table = batch.select(USER_ID, ITEM_ID, RANK, SCORE).with_columns(
-                        pl.lit(version).alias(MODEL_VERSION)).to_arrow()
-                    writer = writer or pq.ParquetWriter(f, table.schema)
-                    writer.write_table(table)
-                    rows += table.num_rows
-                if writer is not None:
-                    writer.close()
-            parts.append({"file": name, "users": len(users), "rows": rows})
-            progress("exporting", min(lo + users_per_part, len(ext)), len(ext))
+        for part, frame in zip(users, map_shards(recommend_part, (model, k, compiled), users, step="exporting",
+                                                 progress=progress), strict=True):
+            name = f"part-{len(parts):05d}.parquet"
+            frame.with_columns(pl.lit(version).alias(MODEL_VERSION)).write_parquet(tmp / name)
+            parts.append({"file": name, "users": len(part), "rows": frame.height})
         manifest = _manifest(model_dir, version, k, rules, parts)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def recommend_part(shared: tuple[TwoStageRecommender, int, ItemRules], users: pl.Series) -> pl.DataFrame:
+    """One part of a batch: ``users``' (external ids) top-k rows (``user_id, item_id, rank, score``)."""
+    model, k, rules = shared
+    return pl.concat([b.select(USER_ID, ITEM_ID, RANK, SCORE) for b in model.recommend_batches(users, k, rules=rules)],
+                     how="vertical_relaxed")
+
+
+def candidates_part(model: TwoStageRecommender, users: pl.Series) -> pl.DataFrame:
+    """One part of a candidates batch: stage 1's fused union for ``users`` (external ids)."""
+    return pl.concat(list(model.candidate_batches(users)), how="vertical_relaxed")
 
 
 def _manifest(model_dir: Path, version: str, k: int, rules: Rules | None, parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,4 +110,5 @@ def _manifest(model_dir: Path, version: str, k: int, rules: Rules | None, parts:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": library_versions()}
 
 
-__all__ = ["EXPORT_KIND", "MANIFEST", "check_export_target", "export_partitioned", "model_version"]
+__all__ = ["EXPORT_KIND", "MANIFEST", "candidates_part", "check_export_target", "export_partitioned", "model_version",
+           "recommend_part"]

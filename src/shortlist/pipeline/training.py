@@ -17,6 +17,7 @@ import numpy as np
 from shortlist.config import TwoStageConfig
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.pipeline.labels import LabelWindow
+from shortlist.pipeline.parallel import map_shards, user_shards
 from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.stage1 import Stage1
 from shortlist.ranking.base import Ranker
@@ -65,26 +66,44 @@ def learn_window_fusion(stage: Stage1, window: LabelWindow, users: np.ndarray, *
     return learn_fusion(u, lu, li, priors=stage.priors()) or recall_fusion(u, lu, li)
 
 
+@dataclass(frozen=True)
+class WindowShared:
+    """What every shard of a window reads (sent once to each worker of a cluster): the window's fitted
+    stage 1 and features, its labels as sorted (user, item) keys with their grades, its number."""
+
+    stage: Stage1
+    features: FeaturePipeline
+    keys: np.ndarray
+    grades: np.ndarray
+    index: int
+    config: TwoStageConfig
+
+
+@dataclass
+class ShardRows:
+    """One shard's kept rows and its counts (candidate rows, positives found, labels each source proposed)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    group: np.ndarray
+    rows: int
+    found: int
+    per_source: np.ndarray
+
+
 def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, users: np.ndarray, index: int,
                  config: TwoStageConfig, progress: Progress = silent) -> WindowFrame:
-    """The window's training rows, shard by shard; ``index`` numbers the window (groups stay distinct)."""
+    """The window's training rows, shard by shard (through the current shard mapper: this process or
+    a cluster's workers); ``index`` numbers the window (groups stay distinct)."""
     labels = window.labels
     keys = _keys(labels.get_column(USER).to_numpy(), labels.get_column(ITEM).to_numpy())
     grades = labels.get_column(LABEL).to_numpy().astype(np.float32)
     order = np.argsort(keys)
-    keys, grades = keys[order], grades[order]
-    parts, rows, found, per_source = [], 0, 0, np.zeros(len(stage.names), np.int64)
-    exclude = not config.allow_repeats
-    for lo in range(0, len(users), config.shard_users):
-        shard = users[lo:lo + config.shard_users]
-        tops = stage.topk(shard, exclude_seen=exclude)
-        per_source += _source_hits(stage.candidates(shard, tops, fused=False), keys)
-        u = stage.candidates(shard, tops)
-        y = _labels_of(u, keys, grades)
-        rows, found = rows + len(u), found + int((y > 0).sum())
-        keep = _sample_rows(u, y, config)
-        parts.append((features.matrix(u.take(keep)), y[keep], u.users[keep] + (index << 32)))
-        progress(f"training rows of {window.name}", min(lo + config.shard_users, len(users)), len(users))
+    shared = WindowShared(stage, features, keys[order], grades[order], index, config)
+    parts = list(map_shards(shard_rows, shared, user_shards(users, config.shard_users) if len(users) else [],
+                            step=f"training rows of {window.name}", progress=progress))
+    rows, found = sum(p.rows for p in parts), sum(p.found for p in parts)
+    per_source = np.sum([p.per_source for p in parts], axis=0) if parts else np.zeros(len(stage.names), np.int64)
     n_labels = int(np.isin(labels.get_column(USER).to_numpy(), users).sum())
     recall = {"union": found / max(n_labels, 1),
               **{s: int(h) / max(n_labels, 1) for s, h in zip(stage.names, per_source, strict=True)}}
@@ -94,8 +113,20 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
     if not parts:
         return WindowFrame(np.zeros((0, len(features.names)), np.float32), np.zeros(0, np.float32),
                            np.zeros(0, np.int64), stats)
-    return WindowFrame(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                       np.concatenate([p[2] for p in parts]), stats)
+    return WindowFrame(np.concatenate([p.X for p in parts]), np.concatenate([p.y for p in parts]),
+                       np.concatenate([p.group for p in parts]), stats)
+
+
+def shard_rows(shared: WindowShared, shard: np.ndarray) -> ShardRows:
+    """One shard of a window's users: their fused candidates, labelled, sampled, as feature rows."""
+    stage, config = shared.stage, shared.config
+    tops = stage.topk(shard, exclude_seen=not config.allow_repeats)
+    per_source = _source_hits(stage.candidates(shard, tops, fused=False), shared.keys)
+    u = stage.candidates(shard, tops)
+    y = _labels_of(u, shared.keys, shared.grades)
+    keep = _sample_rows(u, y, config)
+    return ShardRows(shared.features.matrix(u.take(keep)), y[keep], u.users[keep] + (shared.index << 32),
+                     len(u), int((y > 0).sum()), per_source)
 
 
 def train_ranker(frames: list[WindowFrame], names: list[str], categorical: list[str], config: TwoStageConfig,
