@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from shortlist.data.events import check_event_weights, event_types
 from shortlist.errors import ConfigError
-from shortlist.schema import ITEM_TEXT_COLUMNS, SECONDS_PER_DAY
+from shortlist.schema import EVENT_STRENGTH, ITEM_TEXT_COLUMNS, SECONDS_PER_DAY
 
 if TYPE_CHECKING:
     from shortlist.data.containers import Interactions, Items
@@ -48,7 +49,11 @@ class TwoStageConfig:
     ``hard_negatives``: negatives kept per user and window, the best-ranked always.
     ``max_train_rows``: the ranker's candidate-row budget; a label window whose users would pass it
     takes a seeded sample of them. ``shard_users``: users per shard of batch work (memory follows it).
-    ``n_jobs``: threads for independent fits (None: one per core).
+    ``n_jobs``: threads for independent fits (None: one per core). ``event_weights``: each event
+    type's weight (:mod:`shortlist.data.events`: the strengths every count, ALS's confidence and the
+    label grades use; finite, >= 0; a log's event type it does not name is an error).
+    ``event_types``: the types per-event features count (None: the log's, where it has two or more;
+    ``()``: none).
     """
 
     target: str = "last"
@@ -67,6 +72,8 @@ class TwoStageConfig:
     ranker_params: Mapping[str, Any] = field(default_factory=dict)
     n_jobs: int | None = None
     seed: int = 0
+    event_weights: Mapping[str, float] = field(default_factory=lambda: dict(EVENT_STRENGTH))
+    event_types: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         from shortlist.pipeline.labels import Target
@@ -78,12 +85,16 @@ class TwoStageConfig:
                 raise ConfigError(f"{name} must be a positive whole number (or left out to derive it), got {value!r}")
         if self.sources is not None:
             object.__setattr__(self, "sources", tuple(self.sources))
+        object.__setattr__(self, "event_weights", check_event_weights(self.event_weights))
+        if self.event_types is not None:
+            object.__setattr__(self, "event_types", tuple(str(t) for t in self.event_types))
         if not 0.0 <= self.valid_share < 1.0:
             raise ConfigError(f"valid_share must be in [0, 1), got {self.valid_share}")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["sources"] = None if self.sources is None else list(self.sources)
+        out["event_types"] = None if self.event_types is None else list(self.event_types)
         return out
 
     @classmethod
@@ -103,7 +114,8 @@ def derive(config: TwoStageConfig, history: Interactions, items: Items | None = 
     derived = data_source_params(history)  # (a source given as an object keeps its own settings)
     params = {s: {**MODEL_SOURCE_PARAMS.get(s, {}), **derived.get(s, {}), **config.source_params.get(s, {})}
               for s in sources}
-    return replace(config, sources=tuple(sources), source_params=params,
+    types = event_types(history) if config.event_types is None else config.event_types
+    return replace(config, sources=tuple(sources), source_params=params, event_types=types,
                    max_candidates=config.max_candidates or (200 if last else 100),
                    n_windows=config.n_windows or (3 if last or len(history) < LARGE_LOG_ROWS else 2))
 
@@ -146,7 +158,7 @@ def data_source_params(history: Interactions) -> dict[str, dict[str, Any]]:
 def _model_section() -> dict[str, Any]:
     """The file's [model] table: every scalar field of :class:`TwoStageConfig`, and the model kind."""
     base = TwoStageConfig()
-    skip = {"source_params", "ranker_params"}
+    skip = {"source_params", "ranker_params", "event_weights", "event_types"}
     return {"kind": "two_stage", **{f.name: getattr(base, f.name) for f in fields(base) if f.name not in skip}}
 
 
@@ -154,6 +166,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "model": _model_section(),  # kind: two_stage, or a baseline (auto | popular | popular_recent | ...)
     "ranker": {},  # LightGBM/XGBoost ranker parameters, e.g. num_leaves = 63
     "source_params": {},  # per-source constructor overrides, e.g. [source_params.als] factors = 128
+    # Event weights, e.g. weights = {view = 1, cart = 3, purchase = 5} (any names; empty: the defaults,
+    # shortlist.schema.EVENT_STRENGTH); types: the event types per-event features count (empty: the log's).
+    "events": {"weights": {}, "types": []},
     "evaluate": {
         "k": 10,
         "ks": [5, 10, 20],
@@ -166,6 +181,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "register": "",  # fit only: register each tracked model as a new version of this name
         "alias": "",  # and point this alias (e.g. champion) at it
     },
+    "distributed": {  # the sharded steps on a Dask cluster (pip install 'shortlist[dask]'); --scheduler overrides
+        "scheduler": "",  # empty: this process; local, local:N, or tcp://HOST:PORT of a running `dask scheduler`
+        "worker_memory": "",  # a local cluster's memory limit per worker, e.g. "4GB" (empty: Dask's share)
+        "retries": 2,  # times a shard that raised runs again (a lost worker's shards move to the others)
+    },
 }
 
 
@@ -173,6 +193,11 @@ def model_config(cfg: Mapping[str, Any], **overrides: Any) -> TwoStageConfig:
     """The :class:`TwoStageConfig` of a loaded file (``overrides``, e.g. from flags, win when not None)."""
     m = {k: v for k, v in cfg["model"].items() if k != "kind"}
     m.update(source_params=cfg.get("source_params", {}), ranker_params=cfg.get("ranker", {}))
+    events = cfg.get("events", {})
+    if events.get("weights"):
+        m["event_weights"] = check_event_weights(events["weights"], where="[events] weights")
+    if events.get("types"):
+        m["event_types"] = tuple(events["types"])
     m.update({k: v for k, v in overrides.items() if v is not None})
     if m.get("sources") == []:
         m["sources"] = None

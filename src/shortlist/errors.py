@@ -102,6 +102,20 @@ class ConfigError(ShortlistError, ValueError):
     """A configuration value or option is invalid."""
 
 
+class UnknownEventError(DataValidationError):
+    """The log has event types the model's event weights do not name (``[events] weights``)."""
+
+    def __init__(self, source: str, unknown: dict[str, int], known: Sequence[str]) -> None:
+        listed = ", ".join(f"{e!r} ({n:,} rows)" for e, n in list(unknown.items())[:10])
+        example = ", ".join(f"{e} = 1" for e in list(unknown)[:3] if e != "<missing>")
+        super().__init__(
+            f"{source}: event type(s) without a weight: {listed}; the weights name {', '.join(map(repr, known))}. "
+            f"Fix: give every event type a weight in the config's [events] table (e.g. weights = {{{example or 'view = 1'}, "
+            f"...}}; 0 ignores an event), or map the events to named ones, or drop the rows."
+        )
+        self.source, self.unknown = source, unknown
+
+
 class NoTimestampsError(ConfigError):
     """A time protocol or target was asked of data whose timestamps only order the rows."""
 

@@ -9,6 +9,7 @@ from shortlist.data.synthetic import make_synthetic
 from shortlist.errors import ConfigError, NotFittedError
 from shortlist.pipeline.artifacts import load_json
 from shortlist.retrieval import als as als_module
+from shortlist.data.events import DEFAULT_EVENT_WEIGHTS, weigh
 from shortlist.retrieval.als import ALS, bm25_values, fold_in, interaction_strength
 from shortlist.retrieval.registry import load_source, save_source
 from shortlist.schema import ITEM, RANK, SCORE, USER
@@ -37,7 +38,7 @@ def model(data) -> ALS:
 
 
 def test_strength_sums_weights_times_event_strength():
-    data = events()
+    data = weigh(events(), DEFAULT_EVENT_WEIGHTS)  # view 1, cart 2, purchase 3
     assert data.users.get("u1") == 1 and data.items.get("y") == 1
     assert interaction_strength(data, event_weights=True).toarray().tolist() == [[4.0, 2.0], [0.0, 2.0]]
     assert interaction_strength(data, event_weights=False).toarray().tolist() == [[2.0, 1.0], [0.0, 2.0]]

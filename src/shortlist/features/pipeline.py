@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import NotFittedError
 from shortlist.features.base import FeatureBuilder, FeatureRows
+from shortlist.features.conversion import EventFeatures, event_feature_names
 from shortlist.features.item import ITEM_FEATURES, ItemFeatures
 from shortlist.features.pair import PAIR_FEATURES, PairFeatures
 from shortlist.features.profile import UserHistory
@@ -29,7 +30,8 @@ Reference = Literal["user", "global"]
 
 
 class FeaturePipeline:
-    """Source scores/ranks + item, user, pair and embedding-similarity features.
+    """Source scores/ranks + item, user, pair and embedding-similarity features, and per-event
+    features where ``event_types`` names two or more types (:mod:`shortlist.features.conversion`).
 
     ``fit`` learns statistics from a history; :meth:`matrix` maps a fused
     :class:`~shortlist.retrieval.union.CandidateUnion` to a (rows × :attr:`names`) float32 matrix.
@@ -37,11 +39,14 @@ class FeaturePipeline:
 
     def __init__(self, *, sources: Sequence[str], reference: Reference = "user",
                  similarities: Mapping[str, sp.csr_matrix] | None = None,
-                 embeddings: Mapping[str, np.ndarray] | None = None) -> None:
+                 embeddings: Mapping[str, np.ndarray] | None = None, event_types: Sequence[str] = ()) -> None:
         self.sources, self.reference = list(sources), reference
+        self.event_types = tuple(event_types) if len(event_types) > 1 else ()
         self.builders: list[FeatureBuilder] = [
             ItemFeatures(), UserFeatures(), PairFeatures(similarities=similarities or {}),
             SimilarityFeatures(embeddings=embeddings or {})]
+        if self.event_types:
+            self.builders.append(EventFeatures(self.event_types))
         self.source_names = [c for s in self.sources for c in (score_col(s), rank_col(s))] + [N_SOURCES, FUSED]
         self.names = self.source_names + [n for b in self.builders for n in b.names]
         self.stats_: HistoryStats | None = None
@@ -71,10 +76,11 @@ class FeaturePipeline:
         for name in sim.names:
             table, kind = name.rsplit("_sim_", 1)
             out[name] = f"{table} vectors: {SIMILARITY_FEATURES['sim_' + kind]}"
+        out.update(event_feature_names(self.event_types))
         return {n: out[n] for n in self.names}
 
     def fit(self, history: Interactions, *, items: Items | None = None) -> Self:
-        stats = HistoryStats.build(history, items)
+        stats = HistoryStats.build(history, items, event_types=self.event_types)
         for builder in self.builders:
             builder.fit(stats, history, items=items)
         self.stats_ = stats

@@ -24,18 +24,23 @@ class UserHistory:
     """One user's interactions in time order: internal item ids and epoch-second timestamps.
 
     ``prices``: price paid per event (NaN: unknown, the item's price is used); ``baskets``: integer
-    basket codes (``None``: each distinct timestamp is one basket).
+    basket codes (``None``: each distinct timestamp is one basket); ``weights``: each event's strength
+    (``None``: 1 each; :mod:`shortlist.data.events`); ``events``: each event's index in the model's
+    event types (-1: none of them; ``None``: no event types).
     """
 
     items: np.ndarray
     timestamps: np.ndarray
     prices: np.ndarray | None = None
     baskets: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    events: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def extend(self, items: np.ndarray, timestamps: np.ndarray, *, prices: np.ndarray | None = None) -> UserHistory:
+    def extend(self, items: np.ndarray, timestamps: np.ndarray, *, prices: np.ndarray | None = None,
+               weights: np.ndarray | None = None, events: np.ndarray | None = None) -> UserHistory:
         """This history followed by new events (online events get their own baskets, one per timestamp)."""
         items = np.asarray(items, dtype=np.int64)
         ts = np.asarray(timestamps, dtype=np.int64)
@@ -46,7 +51,9 @@ class UserHistory:
             baskets = np.concatenate([self.baskets, -1 - ts])  # negative codes never meet the fitted ones
         return UserHistory(np.concatenate([self.items.astype(np.int64), items]),
                            np.concatenate([self.timestamps.astype(np.int64), ts]),
-                           np.concatenate([old_p, new_p]), baskets)
+                           np.concatenate([old_p, new_p]), baskets,
+                           _joined(self.weights, weights, len(self), len(items), 1.0, np.float32),
+                           _joined(self.events, events, len(self), len(items), -1, np.int64))
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class UserProfiles:
     price: np.ndarray  # float64 mean catalogue price of the user's distinct items (NaN: none known)
     pop: np.ndarray  # float64 mean item_pop of the user's distinct items
     recent: np.ndarray  # int64 (n × recent_len) distinct items, most recent first, -1 padded
+    event_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # float64 (n × event types)
     _sorted_recent: dict[int, np.ndarray] = field(default_factory=dict)
 
     def recent_sorted(self, n: int) -> np.ndarray:
@@ -112,8 +120,11 @@ class UserProfiles:
         prices: np.ndarray | None = None,
         baskets: np.ndarray | None = None,
         recent_len: int = 50,
+        events: np.ndarray | None = None,
+        n_event_types: int = 0,
     ) -> UserProfiles:
-        """Profiles of users ``0..n-1`` from their rows (``users[j]`` owns row j), in row order."""
+        """Profiles of users ``0..n-1`` from their rows (``users[j]`` owns row j), in row order;
+        ``events``: each row's event type index (-1: none) of ``n_event_types``."""
         u = np.asarray(users, dtype=np.int64)
         it = np.asarray(items, dtype=np.int64)
         t = np.asarray(ts, dtype=np.int64)
@@ -181,10 +192,12 @@ class UserProfiles:
             price=np.where(priced > 0, price, np.nan),
             pop=(binary @ tables.item_pop) / np.maximum(n_items, 1e-9).astype(np.float32),
             recent=_recent(pu, pi, last, n, recent_len),
+            event_counts=_event_counts(u, events, n, n_event_types),
         )
 
     @classmethod
-    def of_history(cls, history: UserHistory, *, tables: ItemTables, end_ts: int, recent_len: int = 50) -> UserProfiles:
+    def of_history(cls, history: UserHistory, *, tables: ItemTables, end_ts: int, recent_len: int = 50,
+                   n_event_types: int = 0) -> UserProfiles:
         """One user's profile (row 0) from an explicit history; events after ``end_ts`` count as at it."""
         ts = np.minimum(np.asarray(history.timestamps, dtype=np.int64), end_ts)
         items = np.asarray(history.items, dtype=np.int64)
@@ -192,7 +205,17 @@ class UserProfiles:
         return cls.build(np.zeros(int(ok.sum()), np.int64), items[ok], ts[ok], n=1, tables=tables, end_ts=end_ts,
                          prices=None if history.prices is None else np.asarray(history.prices, np.float64)[ok],
                          baskets=None if history.baskets is None else np.asarray(history.baskets)[ok],
-                         recent_len=recent_len)
+                         recent_len=recent_len, n_event_types=n_event_types,
+                         events=None if history.events is None else np.asarray(history.events, np.int64)[ok])
+
+
+def _joined(old: np.ndarray | None, new: np.ndarray | None, n_old: int, n_new: int, fill: float,
+            dtype: type) -> np.ndarray | None:
+    """``old`` then ``new`` (a missing side filled with ``fill``); ``None`` when both are missing."""
+    if old is None and new is None:
+        return None
+    a: np.ndarray = np.full(n_old, fill, dtype) if old is None else np.asarray(old, dtype)
+    return np.concatenate([a, np.full(n_new, fill, dtype) if new is None else np.asarray(new, dtype)])
 
 
 def _distinct_per_user(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
@@ -232,3 +255,12 @@ def _recent(pu: np.ndarray, pi: np.ndarray, last: np.ndarray, n: int, length: in
     keep = pos < length
     out[su[keep], pos[keep]] = pi[order][keep]
     return out
+
+
+def _event_counts(u: np.ndarray, events: np.ndarray | None, n: int, n_types: int) -> np.ndarray:
+    """(n × n_types) each user's rows per event type (rows of no counted type, or no codes: none)."""
+    if events is None or not n_types:
+        return np.zeros((n, n_types))
+    e = np.asarray(events, np.int64)
+    ok = (e >= 0) & (e < n_types)
+    return np.bincount(u[ok] * n_types + e[ok], minlength=n * n_types).astype(np.float64).reshape(n, n_types)

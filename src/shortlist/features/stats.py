@@ -10,9 +10,10 @@ import polars as pl
 import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
+from shortlist.data.events import event_codes
 from shortlist.features.base import TimeScale, sorted_item_times
 from shortlist.features.profile import ItemTables, UserHistory, UserProfiles
-from shortlist.schema import BASKET, CATEGORY, ITEM, PRICE, TIMESTAMP, USER
+from shortlist.schema import BASKET, CATEGORY, EVENT, ITEM, PRICE, TIMESTAMP, USER, WEIGHT
 
 
 @dataclass
@@ -27,10 +28,16 @@ class HistoryStats:
     tables: ItemTables
     profiles: UserProfiles
     rows: _UserRows  # each user's rows, for :meth:`user_history`
+    event_types: tuple[str, ...] = ()  # the types per-event features count
+    event_codes: np.ndarray | None = None  # each row's index in event_types (-1: none)
 
     @classmethod
-    def build(cls, history: Interactions, items: Items | None = None, *, recent_len: int = 50) -> HistoryStats:
+    def build(cls, history: Interactions, items: Items | None = None, *, recent_len: int = 50,
+              event_types: Sequence[str] = ()) -> HistoryStats:
+        """``event_types``: the types per-event statistics count (rows of others count in none)."""
         f = history.frame
+        types = tuple(event_types)
+        codes = event_codes(f.get_column(EVENT), types) if types and EVENT in f.columns else None
         n_u, n_i = history.n_users, history.n_items
         end = history.time_span()[1]
         u = f.get_column(USER).to_numpy().astype(np.int64)
@@ -44,10 +51,13 @@ class HistoryStats:
         baskets = (f.get_column(BASKET).cast(pl.Utf8).rank("dense").fill_null(0).to_numpy().astype(np.int64)
                    if BASKET in f.columns else None)
         profiles = UserProfiles.build(u, it, ts, n=n_u, tables=tables, end_ts=end, prices=paid, baskets=baskets,
-                                      recent_len=recent_len)
+                                      recent_len=recent_len, events=codes, n_event_types=len(types))
+        w = f.get_column(WEIGHT).to_numpy().astype(np.float32)
+        weights = None if bool((w == 1.0).all()) else w  # an unweighted log: 1 each, implied
         return cls(n_users=n_u, n_items=n_i, end_ts=end, scale=TimeScale.of(history),
                    item_times=sorted_item_times(history), tables=tables, profiles=profiles,
-                   rows=_UserRows.of(u, it, ts, paid, baskets, n_u))
+                   rows=_UserRows.of(u, it, ts, paid, baskets, n_u, weights, codes), event_types=types,
+                   event_codes=codes)
 
     @property
     def item_price(self) -> np.ndarray:
@@ -72,7 +82,7 @@ class HistoryStats:
     def profile_of(self, history: UserHistory) -> UserProfiles:
         """The profile of one explicit history, against this fit's item statistics."""
         return UserProfiles.of_history(history, tables=self.tables, end_ts=self.end_ts,
-                                       recent_len=self.profiles.recent.shape[1])
+                                       recent_len=self.profiles.recent.shape[1], n_event_types=len(self.event_types))
 
 
 @dataclass
@@ -84,21 +94,25 @@ class _UserRows:
     ts: np.ndarray
     prices: np.ndarray | None
     baskets: np.ndarray | None
+    weights: np.ndarray | None = None
+    events: np.ndarray | None = None
 
     @classmethod
     def of(cls, u: np.ndarray, it: np.ndarray, ts: np.ndarray, prices: np.ndarray | None,
-           baskets: np.ndarray | None, n: int) -> _UserRows:
+           baskets: np.ndarray | None, n: int, weights: np.ndarray | None = None,
+           events: np.ndarray | None = None) -> _UserRows:
         order = np.argsort(u, kind="stable")
         indptr = np.r_[0, np.cumsum(np.bincount(u, minlength=n))]
-        return cls(indptr, it[order], ts[order], None if prices is None else prices[order],
-                   None if baskets is None else baskets[order])
+        return cls(indptr, it[order], ts[order], *(None if a is None else a[order]
+                                                    for a in (prices, baskets, weights, events)))
 
     def history(self, user: int) -> UserHistory:
         if not 0 <= user < len(self.indptr) - 1:
             return UserHistory(np.zeros(0, np.int64), np.zeros(0, np.int64))
         a, b = int(self.indptr[user]), int(self.indptr[user + 1])
-        return UserHistory(self.items[a:b], self.ts[a:b], None if self.prices is None else self.prices[a:b],
-                           None if self.baskets is None else self.baskets[a:b])
+        return UserHistory(self.items[a:b], self.ts[a:b], *(None if x is None else x[a:b]
+                                                             for x in (self.prices, self.baskets, self.weights,
+                                                                       self.events)))
 
 
 def _item_attributes(history: Interactions, items: Items | None) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:

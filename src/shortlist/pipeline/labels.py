@@ -10,15 +10,16 @@ history, one draw a window — the target of a log without times, evaluated by a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import polars as pl
 
 from shortlist.data.containers import Interactions
+from shortlist.data.events import DEFAULT_EVENT_WEIGHTS, check_events, label_grade
 from shortlist.data.split import leave_last_out, random_holdout, time_window_split
 from shortlist.errors import ConfigError, DataValidationError
-from shortlist.schema import EVENT, EVENT_STRENGTH, ITEM, LABEL, SECONDS_PER_DAY, TIMESTAMP, USER
+from shortlist.schema import ITEM, LABEL, SECONDS_PER_DAY, TIMESTAMP, USER
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,22 @@ class Target:
 class LabelWindow:
     name: str
     history: Interactions
-    labels: pl.DataFrame  # user, item, label (graded: event strength, else 1)
+    labels: pl.DataFrame  # user, item, label (graded by the event weights' order, else 1)
     n_seen_labels: int  # labels the user already had (dropped when repeats are not allowed)
 
 
-def label_windows(data: Interactions, target: Target, *, n_windows: int, repeats: bool) -> list[LabelWindow]:
-    """Up to ``n_windows`` (history, labels) pairs, most recent first; empty windows are skipped."""
-    return list(iter_label_windows(data, target, n_windows=n_windows, repeats=repeats))
+def label_windows(data: Interactions, target: Target, *, n_windows: int, repeats: bool,
+                  event_weights: Mapping[str, float] = DEFAULT_EVENT_WEIGHTS) -> list[LabelWindow]:
+    """Up to ``n_windows`` (history, labels) pairs, most recent first; empty windows are skipped.
+    Labels are graded by ``event_weights`` (:func:`shortlist.data.events.label_grade`); a pair whose
+    events all weigh 0 is no label."""
+    return list(iter_label_windows(data, target, n_windows=n_windows, repeats=repeats, event_weights=event_weights))
 
 
-def iter_label_windows(data: Interactions, target: Target, *, n_windows: int, repeats: bool) -> Iterator[LabelWindow]:
+def iter_label_windows(data: Interactions, target: Target, *, n_windows: int, repeats: bool,
+                       event_weights: Mapping[str, float] = DEFAULT_EVENT_WEIGHTS) -> Iterator[LabelWindow]:
     """:func:`label_windows` one at a time, so a fit holds one window's history at once."""
+    check_events(data, event_weights)
     for w in range(n_windows):
         try:
             if target.kind == "last":
@@ -88,7 +94,7 @@ def iter_label_windows(data: Interactions, target: Target, *, n_windows: int, re
                 name = f"days:{target.days:g}@-{w}"
         except DataValidationError:
             break
-        labels = _graded(test)
+        labels = _graded(test, event_weights)
         seen = split.train.frame.select(USER, ITEM).unique()
         is_seen = labels.join(seen.with_columns(pl.lit(True).alias("_s")), on=[USER, ITEM], how="left")
         n_seen = int(is_seen.get_column("_s").fill_null(False).sum())
@@ -98,11 +104,8 @@ def iter_label_windows(data: Interactions, target: Target, *, n_windows: int, re
             yield LabelWindow(name, split.train, labels, n_seen)
 
 
-def _graded(test: pl.DataFrame) -> pl.DataFrame:
-    """One row per (user, item); label = strongest event (purchase > cart > view), else 1."""
-    if EVENT in test.columns:
-        strength = pl.col(EVENT).replace_strict(EVENT_STRENGTH, default=1.0, return_dtype=pl.Float32)
-    else:
-        strength = pl.lit(1.0, pl.Float32)
-    return test.with_columns(strength.alias(LABEL)).group_by([USER, ITEM], maintain_order=True).agg(
-        pl.col(LABEL).max())
+def _graded(test: pl.DataFrame, event_weights: Mapping[str, float]) -> pl.DataFrame:
+    """One row per (user, item); label = the grade of its strongest event, else 1 (grade 0: none)."""
+    graded = test.with_columns(label_grade(test, event_weights).alias(LABEL)).group_by(
+        [USER, ITEM], maintain_order=True).agg(pl.col(LABEL).max())
+    return graded.filter(pl.col(LABEL) > 0)

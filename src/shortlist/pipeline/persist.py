@@ -17,6 +17,7 @@ import polars as pl
 
 from shortlist.config import TwoStageConfig
 from shortlist.data.containers import Interactions, Items
+from shortlist.data.events import weigh
 from shortlist.data.ids import IdMap
 from shortlist.errors import ModelLoadError, NotFittedError
 from shortlist.pipeline.artifacts import (
@@ -94,7 +95,8 @@ def load_two_stage(directory: Path | str) -> TwoStageRecommender:
     stage = Stage1.load(directory / "sources", manifest["sources"], per_source=resolved.per_source,
                         max_candidates=resolved.max_candidates, fusion=Fusion.from_json(manifest["fusion"]))
     model.resolved_, model.stage1_ = resolved, stage
-    model.features_ = model._features(stage, history, catalogue)
+    weighed = weigh(history, resolved.event_weights)  # the history as saved; the fit's strengths again
+    model.features_ = model._features(stage, weighed, catalogue, resolved)
     saved = load_json(directory / "features.json")
     if saved["names"] != model.features_.names:
         raise ModelLoadError(f"{directory}: the saved feature list does not match this shortlist version's "
@@ -106,7 +108,7 @@ def load_two_stage(directory: Path | str) -> TwoStageRecommender:
         metrics: dict[str, Any] = dict(model.metrics_.get("ranker", {}))
         model.ranker_ = ranker.load_model(directory / ranker_file, feature_names=saved["names"], metrics=metrics)
     model.history_, model.items_ = history, catalogue
-    model.fallback_ = Popularity(name="fallback_popular").fit(history)
+    model.fallback_ = Popularity(name="fallback_popular").fit(weighed)
     model.features_.warm()
     return model
 

@@ -111,11 +111,11 @@ class Stage1:
 
     def topk_for_history(self, items: np.ndarray, *, timestamps: np.ndarray | None, exclude_seen: bool,
                          failed: list[str] | None = None, skip: Sequence[str] = (),
-                         depth: int | None = None) -> dict[str, TopK]:
-        """Each source's (1 × ``depth``) top-k for an ad-hoc history."""
+                         depth: int | None = None, weights: np.ndarray | None = None) -> dict[str, TopK]:
+        """Each source's (1 × ``depth``) top-k for an ad-hoc history (``weights``: its events' strengths)."""
         k = depth or self.per_source
-        return self._each(lambda s: s.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen),
-                          skip, failed)
+        return self._each(lambda s: s.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen,
+                                                       weights=weights), skip, failed)
 
     def candidates(self, users: np.ndarray, tops: Mapping[str, TopK], *, fused: bool = True) -> CandidateUnion:
         """The union of ``tops`` (rows aligned with distinct ``users``), fused and budgeted unless

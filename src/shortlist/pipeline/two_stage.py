@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from shortlist.config import TwoStageConfig, derive
 from shortlist.data.containers import Interactions, Items
+from shortlist.data.events import weigh
 from shortlist.errors import NotFittedError
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.features.profile import UserHistory
@@ -94,9 +95,11 @@ class TwoStageRecommender:
         ``progress(step, done, total)`` hears of each window's sources and training shards."""
         t0 = time.perf_counter()
         rng = np.random.default_rng(self.config.seed) if rng is None else rng
+        raw, history = history, weigh(history, self.config.event_weights)  # strengths: every count reads them
         cfg = derive(self.config, history, items)
         assert cfg.n_windows is not None
-        windows = iter_label_windows(history, self.target, n_windows=cfg.n_windows, repeats=cfg.allow_repeats)
+        windows = iter_label_windows(history, self.target, n_windows=cfg.n_windows, repeats=cfg.allow_repeats,
+                                     event_weights=cfg.event_weights)
         seeds = rng.integers(2**63, size=2 * cfg.n_windows + 2)
         catalogue = prepare_catalogue(cfg, history, items, prototypes=self.prototypes)
         fusion, frames, stats = None, [], {}
@@ -109,7 +112,7 @@ class TwoStageRecommender:
             if fusion is None:  # the most recent window teaches the union its fusion
                 fusion = learn_window_fusion(stage, window, users, exclude_seen=not cfg.allow_repeats, rng=sample_rng)
             stage.fusion = fusion
-            features = self._features(stage, window.history, items)
+            features = self._features(stage, window.history, items, cfg)
             frames.append(window_frame(stage, features, window, users, w, cfg, progress))
             stats[window.name] = frames[-1].stats
             names, categorical = features.names, features.categorical
@@ -128,8 +131,8 @@ class TwoStageRecommender:
         if fusion is not None:
             stage.fusion = fusion
         self.resolved_, self.stage1_, self.ranker_ = cfg, stage, ranker
-        self.features_ = self._features(stage, history, items).warm()
-        self.history_, self.items_ = history, items
+        self.features_ = self._features(stage, history, items, cfg).warm()
+        self.history_, self.items_ = raw, items  # as given: a refit or an update weighs it again
         self.fallback_ = Popularity(name="fallback_popular").fit(history)
         self.metrics_ = {"target": str(self.target), "windows": list(stats), "window_stats": stats,
                          "candidate_recall": {n: s["recall"]["union"] for n, s in stats.items()},
@@ -141,9 +144,10 @@ class TwoStageRecommender:
         logger.info("fit in %.1fs: %s", time.perf_counter() - t0, self.metrics_["timings"])
         return self
 
-    def _features(self, stage: Stage1, history: Interactions, items: Items | None) -> FeaturePipeline:
+    def _features(self, stage: Stage1, history: Interactions, items: Items | None, cfg: TwoStageConfig) -> FeaturePipeline:
         return FeaturePipeline(sources=stage.names, reference=self.target.reference,  # type: ignore[arg-type]
-                               similarities=stage.similarities(), embeddings=stage.embeddings()).fit(history, items=items)
+                               similarities=stage.similarities(), embeddings=stage.embeddings(),
+                               event_types=cfg.event_types or ()).fit(history, items=items)
 
     # --- the one rank path ---------------------------------------------------------------------
     def _fitted(self) -> tuple[Stage1, FeaturePipeline, Interactions, Popularity]:
@@ -180,7 +184,8 @@ class TwoStageRecommender:
         if history is None:
             tops = stage.topk(users, exclude_seen=exclude, failed=failed)
         else:
-            tops = stage.topk_for_history(history.items, timestamps=history.timestamps, exclude_seen=exclude, failed=failed)
+            tops = stage.topk_for_history(history.items, timestamps=history.timestamps, exclude_seen=exclude,
+                                          failed=failed, weights=history.weights)
         union = stage.candidates(users, tops)
         if history is None:  # users without a fitted history have nothing to rank: popularity alone
             union = union.take(np.flatnonzero(union.users < fitted.n_users))

@@ -1,8 +1,8 @@
 """ALS: implicit-feedback matrix factorisation (Hu, Koren & Volinsky 2008) via the ``implicit`` library.
 
 Scores are inner products of user and item factors. Confidence per (user, item) is built here from
-the summed interaction weight (times :data:`~shortlist.schema.EVENT_STRENGTH` when an event column
-is present) and handed to ``implicit`` as ``C``; ``implicit``'s own ``alpha`` stays 1.
+the summed interaction weight (the log's strengths: :mod:`shortlist.data.events`) and handed to
+``implicit`` as ``C``; ``implicit``'s own ``alpha`` stays 1.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.topk import row_block, rows_of, topk_dense
-from shortlist.schema import EVENT, EVENT_STRENGTH, ITEM, USER, WEIGHT
+from shortlist.schema import ITEM, USER, WEIGHT
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +29,10 @@ _FOLD_CELLS = 1 << 24  # (rows × factors²) floats per fold-in chunk
 
 
 def interaction_strength(history: Interactions, *, event_weights: bool) -> sp.csr_matrix:
-    """Summed weight per (user, item); each row's weight times its event's strength when asked."""
+    """Summed weight (strength) per (user, item); each row counts 1 when not ``event_weights``."""
     f = history.frame
-    w = pl.col(WEIGHT).cast(pl.Float64)
-    if event_weights and EVENT in f.columns:
-        strength = pl.col(EVENT).str.to_lowercase().replace_strict(EVENT_STRENGTH, default=1.0,
-                                                                   return_dtype=pl.Float64)
-        w = w * strength.fill_null(1.0)
-    pairs = f.group_by(USER, ITEM).agg(w.sum().alias("c"))
+    c = pl.col(WEIGHT).cast(pl.Float64).sum() if event_weights else pl.len().cast(pl.Float64)
+    pairs = f.group_by(USER, ITEM).agg(c.alias("c")).filter(pl.col("c") > 0)
     m = sp.csr_matrix(
         (pairs.get_column("c").to_numpy().astype(np.float32),
          (pairs.get_column(USER).to_numpy(), pairs.get_column(ITEM).to_numpy())),
@@ -88,7 +84,8 @@ class ALS:
     """Implicit ALS candidates: top inner products ``u · v``, seen items excluded.
 
     ``confidence``: ``"log"`` is ``1 + alpha·log1p(c / eps)``, ``"linear"`` is ``1 + alpha·c``,
-    ``"bm25"`` is ``1 + alpha·bm25(c)``, where ``c`` is the summed (event-weighted) count. Users
+    ``"bm25"`` is ``1 + alpha·bm25(c)``, where ``c`` is the summed strength of the pair's rows
+    (``event_weights=False``: its number of rows). Users
     without history at fit time get no candidates; :meth:`retrieve_for_history` folds a new history
     in by an exact least-squares solve. Uses the GPU when ``implicit`` was built with CUDA.
     """
@@ -190,9 +187,11 @@ class ALS:
         return self._search(self.user_embeddings(users), np.diff(seen.indptr) > 0, seen, k, exclude_seen)
 
     def topk_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Fold an ad-hoc history into a user vector (user id -1); each occurrence counts 1.
+        """Fold an ad-hoc history into a user vector (user id -1); each occurrence counts its
+        ``weights`` entry (its strength; default 1), as a fitted user's rows do.
 
         ``timestamps`` is accepted for the common source interface and ignored (ALS has no recency).
         """
@@ -201,8 +200,12 @@ class ALS:
         assert self.item_factors_ is not None
         n_items = self.item_factors_.shape[0]
         items = np.asarray(items, dtype=np.int64).reshape(-1)
-        uniq, counts = np.unique(items[(items >= 0) & (items < n_items)], return_counts=True)
+        known = (items >= 0) & (items < n_items)
+        w = np.ones(len(items)) if weights is None or not self.event_weights else np.asarray(weights, np.float64)
+        uniq, inv = np.unique(items[known], return_inverse=True)
+        counts = np.bincount(inv, weights=w.reshape(-1)[known], minlength=len(uniq))
         row = sp.csr_matrix((counts.astype(np.float32), uniq, np.array([0, len(uniq)])), shape=(1, n_items))
+        row.eliminate_zeros()
         assert self._items64 is not None
         vec = fold_in(self._confidence(row), self._items64, self.regularization, gram=self._gram())
         return self._search(vec, np.array([row.nnz > 0]), row, k, exclude_seen)

@@ -24,7 +24,9 @@ class CandidateSource(Protocol):
 
     ``fit`` learns from a history (and the catalogue, for sources that read it) and returns
     ``self``. ``topk`` answers a shard of fitted users, ``topk_for_history`` an ad-hoc history (a
-    session, or a history that grew online): (rows × ``k``) items and float32 scores, best first,
+    session, or a history that grew online; ``weights``: each event's strength, default 1, for the
+    sources whose user state counts strengths — :mod:`shortlist.data.events`): (rows × ``k``) items
+    and float32 scores, best first,
     padded with -1 / -inf, never a seen item when ``exclude_seen``; users unknown at fit time get
     empty rows. ``get_state``/``from_state`` give JSON params + numpy arrays (saved without pickle).
     """
@@ -37,7 +39,7 @@ class CandidateSource(Protocol):
     def topk(self, users: np.ndarray, k: int, *, exclude_seen: bool = True) -> TopK: ...
 
     def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
-                         exclude_seen: bool = True) -> TopK: ...
+                         exclude_seen: bool = True, weights: np.ndarray | None = None) -> TopK: ...
 
     def get_state(self) -> State: ...
 

@@ -52,10 +52,10 @@ class Chain:
         return chain_topk([s.topk(users, k, exclude_seen=exclude_seen) for s in self.sources], k)
 
     def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
-                         exclude_seen: bool = True) -> TopK:
+                         exclude_seen: bool = True, weights: np.ndarray | None = None) -> TopK:
         check_k(k)
-        return chain_topk([s.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen)
-                           for s in self.sources], k)
+        return chain_topk([s.topk_for_history(items, k, timestamps=timestamps, exclude_seen=exclude_seen,
+                                              weights=weights) for s in self.sources], k)
 
     def get_state(self) -> State:
         raise NotImplementedError("Chain is saved through its sources (see shortlist.retrieval.registry)")

@@ -8,7 +8,9 @@ Three kinds of co-occurrence, each a separate source so the union can budget the
   (directional; the reverse direction counts ``reverse_weight``).
 
 A user's candidates are ``Σ_h w(h) · S[h, :]`` over their last ``last_n`` distinct items ``h`` with
-recency weights ``w``, as the H&M winners' "ItemCF" does.
+recency weights ``w``, as the H&M winners' "ItemCF" does. Counts read the log's strengths
+(:mod:`shortlist.data.events`): an item counts in a group by its strongest row, a transition by the
+strength of the row it leads to; the recent items a user is scored from are the same for any weights.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items, read_only
+from shortlist.data.events import strongest
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import (
     State,
@@ -31,7 +34,7 @@ from shortlist.retrieval.base import (
     require_fitted,
 )
 from shortlist.retrieval.topk import product_topk, rows_of, sparse_topk_csr
-from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
+from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
 Kind = Literal["user", "session", "transition"]
 
@@ -90,10 +93,10 @@ class CoVisitation:
     # --- fit ---------------------------------------------------------------------------------
     def fit(self, history: Interactions, *, items: Items | None = None,
             rng: np.random.Generator | None = None) -> Self:
-        f = history.frame.select(USER, ITEM, TIMESTAMP, *([BASKET] if BASKET in history.frame.columns else []))
+        f = history.frame.select(USER, ITEM, TIMESTAMP, WEIGHT, *([BASKET] if BASKET in history.frame.columns else []))
         self.last_n_, self.position_decay_ = self._recent_window(history)
         n_items = history.n_items
-        pop = np.asarray(history.to_csr(binary=True).sum(axis=0)).ravel().astype(np.float64) + 1.0
+        pop = np.asarray(strongest(history).sum(axis=0)).ravel().astype(np.float64) + 1.0
         if self.kind == "transition":
             self.sim_ = self._normalise(self._transitions(f, n_items), pop, 0)
         else:
@@ -123,7 +126,8 @@ class CoVisitation:
         return sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, history.n_items))
 
     def _groups(self, f: pl.DataFrame, history: Interactions) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """(groups × items) binary membership, and the same weighted 1/log2(1 + group size)."""
+        """(groups × items) membership (the item's strongest row in the group), and the same
+        weighted 1/log2(1 + group size)."""
         if self.kind == "user":
             group = f.get_column(USER).cast(pl.Int64)
         elif BASKET in f.columns:
@@ -131,10 +135,11 @@ class CoVisitation:
         else:
             window = int((self.window_days or default_window_days(history)) * SECONDS_PER_DAY)
             group = f.get_column(USER).cast(pl.Utf8) + ":" + (f.get_column(TIMESTAMP) // window).cast(pl.Utf8)
-        g = pl.DataFrame({"g": group, ITEM: f.get_column(ITEM)}).unique(maintain_order=True)
+        g = (pl.DataFrame({"g": group, ITEM: f.get_column(ITEM), WEIGHT: f.get_column(WEIGHT)})
+             .group_by("g", ITEM, maintain_order=True).agg(pl.col(WEIGHT).max()).filter(pl.col(WEIGHT) > 0))
         gid = g.get_column("g").rank("dense").cast(pl.Int64).to_numpy() - 1
         n_groups = int(gid.max()) + 1 if len(gid) else 0
-        x = sp.csr_matrix((np.ones(len(gid), np.float32), (gid, g.get_column(ITEM).to_numpy())),
+        x = sp.csr_matrix((g.get_column(WEIGHT).to_numpy().astype(np.float32), (gid, g.get_column(ITEM).to_numpy())),
                           shape=(n_groups, history.n_items))
         size = np.diff(x.indptr).astype(np.float64)
         # Large sessions say little about any one pair: weight 1/log2(1 + size).
@@ -147,9 +152,10 @@ class CoVisitation:
         nxt = s.with_columns(
             pl.col(ITEM).shift(-1).over(USER).alias("_next"),
             (pl.col(TIMESTAMP).shift(-1).over(USER) - pl.col(TIMESTAMP)).alias("_dt"),
-        ).filter(pl.col("_next").is_not_null() & (pl.col("_next") != pl.col(ITEM)))
+            pl.col(WEIGHT).shift(-1).over(USER).alias("_w"),
+        ).filter(pl.col("_next").is_not_null() & (pl.col("_next") != pl.col(ITEM)) & (pl.col("_w") > 0))
         gap_days = nxt.get_column("_dt").to_numpy() / SECONDS_PER_DAY
-        w = (1.0 / (1.0 + np.log1p(np.maximum(gap_days, 0.0)))).astype(np.float32)
+        w = (nxt.get_column("_w").to_numpy() / (1.0 + np.log1p(np.maximum(gap_days, 0.0)))).astype(np.float32)
         a, b = nxt.get_column(ITEM).to_numpy(), nxt.get_column("_next").to_numpy()
         fwd = sp.csr_matrix((w, (a, b)), shape=(n_items, n_items))
         bwd = sp.csr_matrix((w * self.reverse_weight, (b, a)), shape=(n_items, n_items))
@@ -208,7 +214,8 @@ class CoVisitation:
         return product_topk(rows_of(self.history_, users), self.sim_, k, exclude=seen)
 
     def topk_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates for an ad-hoc history; ``items`` are oldest first unless ``timestamps`` say otherwise."""
         check_k(k)

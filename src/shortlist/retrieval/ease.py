@@ -40,12 +40,14 @@ def profile_matrix(
     half_life_days: float | None,
     now: int | None,
 ) -> sp.csr_matrix:
-    """User×item profile values: 1 (``binary``) or ``log1p`` of the summed weight, times recency decay.
+    """User×item profile values: the strongest row's weight (``binary``: 1 in an unweighted log) or
+    ``log1p`` of the summed weight, times recency decay; pairs of weight 0 are left out.
 
     Decay is ``exp(-ln2 · age / half_life)`` with age from the pair's latest interaction to ``now``.
     """
-    value = pl.lit(1.0) if binary else pl.col(WEIGHT).sum().log1p()
+    value = pl.col(WEIGHT).max() if binary else pl.col(WEIGHT).sum().log1p()
     pairs = frame.group_by(USER, ITEM).agg(value.cast(pl.Float64).alias("v"), pl.col(TIMESTAMP).max())
+    pairs = pairs.filter(pl.col("v") > 0)
     v = pairs.get_column("v").to_numpy().copy()
     if half_life_days is not None and now is not None:
         age = np.maximum(now - pairs.get_column(TIMESTAMP).to_numpy(), 0) / SECONDS_PER_DAY
@@ -166,9 +168,11 @@ class EASE:
         return self._score_rows(rows_of(self.profiles_, users), k, exclude_seen)
 
     def topk_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Candidates for an ad-hoc history (user id -1); decay is relative to its latest timestamp."""
+        """Candidates for an ad-hoc history (user id -1); decay is relative to its latest timestamp.
+        ``weights``: each event's strength (default 1), read as :func:`profile_matrix` reads the log's."""
         check_k(k)
         require_fitted(self, "weights_")
         assert self.weights_ is not None
@@ -176,10 +180,12 @@ class EASE:
         items = np.asarray(items, dtype=np.int64).reshape(-1)
         known = (items >= 0) & (items < n_items)
         uniq, inv = np.unique(items[known], return_inverse=True)
-        if self.binary:
-            v = np.ones(len(uniq), np.float64)
-        else:  # log1p of the summed weight (each occurrence weighs 1), as in profile_matrix
-            v = np.log1p(np.bincount(inv, minlength=len(uniq)).astype(np.float64))
+        w = np.ones(len(items)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+        if self.binary:  # the strongest event of each item, as in profile_matrix
+            v = np.zeros(len(uniq), np.float64)
+            np.maximum.at(v, inv, w[known])
+        else:
+            v = np.log1p(np.bincount(inv, weights=w[known], minlength=len(uniq)))
         if self.half_life_days is not None and timestamps is not None and len(uniq):
             ts = np.asarray(timestamps, np.int64).reshape(-1)[known]
             last = np.full(len(uniq), np.iinfo(np.int64).min, np.int64)
@@ -187,6 +193,7 @@ class EASE:
             age = np.maximum(int(ts.max()) - last, 0) / SECONDS_PER_DAY
             v *= np.exp(-math.log(2.0) / self.half_life_days * age)
         x = sp.csr_matrix((v.astype(np.float32), uniq, np.array([0, len(uniq)])), shape=(1, n_items))
+        x.eliminate_zeros()
         return self._score_rows(x, k, exclude_seen)
 
     def _score_rows(self, x: sp.csr_matrix, k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -40,14 +40,16 @@ def item_popularity(
     count: Count = "users",
     now: int | None = None,
 ) -> np.ndarray:
-    """Per-item popularity (length ``n_items``) over the last ``window_days`` before ``now``."""
+    """Per-item popularity (length ``n_items``) over the last ``window_days`` before ``now``: the
+    users of the item, each counting their strongest row's weight (``"users"``, 1 in an unweighted
+    log), the summed weights (``"weight"``) or the rows (``"interactions"``)."""
     f = history.frame
     now = history.time_span()[1] if now is None else now
     if window_days is not None:
         f = f.filter(pl.col(TIMESTAMP) > now - window_days * SECONDS_PER_DAY)
-    if count == "users":
-        f = f.unique([USER, ITEM], keep="last")  # latest interaction carries the decay weight
-    w = pl.col(WEIGHT) if count == "weight" else pl.lit(1.0)
+    if count == "users":  # the latest interaction carries the decay weight
+        f = f.group_by([USER, ITEM], maintain_order=True).agg(pl.col(TIMESTAMP).last(), pl.col(WEIGHT).max())
+    w = pl.lit(1.0) if count == "interactions" else pl.col(WEIGHT)
     if half_life_days is not None:
         age_days = (now - pl.col(TIMESTAMP)).clip(lower_bound=0) / SECONDS_PER_DAY
         w = w * (-(math.log(2.0) / half_life_days) * age_days).exp()
@@ -123,7 +125,8 @@ class Popularity:
                            exclude=seen_rows(self.seen_, users, exclude_seen))
 
     def topk_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Popular items for an ad-hoc history (user id -1 in the result); times do not matter."""
         check_k(k)

@@ -13,7 +13,7 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
 from shortlist.retrieval.topk import rows_of, sparse_topk
-from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
+from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
 
 def default_half_life_days(history: Interactions) -> float:
@@ -23,7 +23,8 @@ def default_half_life_days(history: Interactions) -> float:
 
 
 class Repurchase:
-    """Score each item a user had by ``sum(exp(-ln2 · age / half_life))`` over their interactions.
+    """Score each item a user had by ``sum(strength · exp(-ln2 · age / half_life))`` over their
+    interactions (strength: the row's weight, :mod:`shortlist.data.events`).
 
     Only meaningful where buying again is normal (``exclude_seen=False``); with exclusion on it
     returns nothing, by definition.
@@ -42,13 +43,14 @@ class Repurchase:
         hl = self.half_life_days or default_half_life_days(history)
         now = history.time_span()[1]
         age = (now - pl.col(TIMESTAMP)).clip(lower_bound=0) / SECONDS_PER_DAY
-        w = history.frame.select(USER, ITEM, (-(math.log(2.0) / hl) * age).exp().alias("w"))
+        w = history.frame.select(USER, ITEM, (pl.col(WEIGHT) * (-(math.log(2.0) / hl) * age).exp()).alias("w"))
         m = sp.csr_matrix(
             (w.get_column("w").to_numpy().astype(np.float32),
              (w.get_column(USER).to_numpy(), w.get_column(ITEM).to_numpy())),
             shape=(history.n_users, history.n_items),
         )
         m.sum_duplicates()
+        m.eliminate_zeros()
         self.scores_, self.half_life_days_ = m, hl
         return self
 
@@ -63,9 +65,11 @@ class Repurchase:
         return sparse_topk(rows_of(self.scores_, users.reshape(-1)), k)
 
     def topk_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The given history's own items, most recent (last, or latest timestamp) first."""
+        """The given history's own items by decayed strength (``weights``, default 1 an event), as a
+        fitted user's."""
         check_k(k)
         require_fitted(self, "scores_")
         assert self.half_life_days_ is not None and self.scores_ is not None
@@ -80,9 +84,13 @@ class Repurchase:
             ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)[known]
             age_days = (ts.max() - ts) / SECONDS_PER_DAY
         items = items[known]
-        w = np.exp(-(math.log(2.0) / self.half_life_days_) * age_days).astype(np.float32)
+        w = np.exp(-(math.log(2.0) / self.half_life_days_) * age_days)
+        if weights is not None:
+            w = w * np.asarray(weights, np.float64).reshape(-1)[known]
+        w = w.astype(np.float32)
         row = sp.csr_matrix((w, (np.zeros(len(items)), items)), shape=(1, n_items))
         row.sum_duplicates()
+        row.eliminate_zeros()
         return sparse_topk(row, k)
 
     def get_state(self) -> State:

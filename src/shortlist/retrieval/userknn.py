@@ -20,7 +20,7 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, history_row, require_fitted
 from shortlist.retrieval.topk import product_topk, rows_of
-from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER
+from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
 _ROWS_PER_CHUNK = 1024  # users per block: bounds the dense (block × users) similarity
 
@@ -34,7 +34,8 @@ def default_half_life_days(history: Interactions) -> float:
 class UserKNN:
     """Score items by ``Σ_v sim(u, v) · recency_v(i)`` over the ``neighbours`` most similar users ``v``.
 
-    ``sim`` is the cosine of binary histories; ``half_life_days``: ``"auto"`` (1/12 of the time
+    ``sim`` is the cosine of binary histories; a neighbour's item weighs its recency times the
+    strength of their strongest row of it (:mod:`shortlist.data.events`); ``half_life_days``: ``"auto"`` (1/12 of the time
     span), a number, or ``None`` (no decay). Neighbours come from the ``max_pool`` most recently
     active users (all of them up to that size), which bounds the cost per query on large data.
     """
@@ -64,10 +65,11 @@ class UserKNN:
             rng: np.random.Generator | None = None) -> Self:
         hl = default_half_life_days(history) if self.half_life_days == "auto" else self.half_life_days
         now = history.time_span()[1]
-        pairs = history.frame.group_by(USER, ITEM).agg(pl.col(TIMESTAMP).max())
+        pairs = history.frame.group_by(USER, ITEM).agg(pl.col(TIMESTAMP).max(), pl.col(WEIGHT).max())
         u, i = pairs.get_column(USER).to_numpy(), pairs.get_column(ITEM).to_numpy()
         age = np.maximum(now - pairs.get_column(TIMESTAMP).to_numpy(), 0) / SECONDS_PER_DAY
         w = np.ones(len(age)) if hl is None else np.exp(-math.log(2.0) / hl * age)
+        w = w * pairs.get_column(WEIGHT).to_numpy()
         shape = (history.n_users, history.n_items)
         recent = sp.csr_matrix((w.astype(np.float32), (u, i)), shape=shape)
         seen = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=shape)
@@ -121,7 +123,8 @@ class UserKNN:
         return items, scores
 
     def topk_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates for an ad-hoc history (user id -1); its neighbours are the fitted users."""
         check_k(k)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from shortlist.data.events import event_codes, event_strengths
 from shortlist.errors import ConfigError, ModelLoadError, RulesError
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.artifacts import read_manifest, sha256_file
@@ -70,6 +71,8 @@ class Engine:
         except RulesError as e:
             raise ModelLoadError(f"{directory}: the server's --rules do not fit this model: {e}") from e
         self.feature_names = list(model.feature_names)
+        resolved = model.resolved_ or model.config
+        self.event_weights, self.event_types = dict(resolved.event_weights), tuple(resolved.event_types or ())
         self.drift: DriftMonitor | None = None
         model.stage1_.warm()  # per-request indexes some sources build once (user-kNN's neighbour graph)
         if isinstance(model.ranker_, LGBMRanker):  # machine-code trees with the `fast` extra (LightGBM without)
@@ -175,6 +178,16 @@ class Engine:
         if user is None:
             return UserHistory(np.zeros(0, np.int64), np.zeros(0, np.int64))
         return self.model.user_history(user)
+
+    def with_events(self, base: UserHistory, items: np.ndarray, timestamps: np.ndarray,
+                    events: list[str]) -> UserHistory:
+        """``base`` followed by online events (known items), each weighed by the model's event
+        weights as the fit weighed its rows (:mod:`shortlist.data.events`; weight 0: left out, as in
+        the fit) and coded by the model's event types for the per-event features."""
+        strength = event_strengths(events, self.event_weights, source="online events")
+        keep = strength > 0
+        return base.extend(np.asarray(items)[keep], np.asarray(timestamps)[keep], weights=strength[keep],
+                           events=event_codes([e for e, k in zip(events, keep, strict=True) if k], self.event_types))
 
     def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Items most like ``item``: the stage-1 union for a one-item history, in fusion order."""

@@ -16,7 +16,6 @@ import orjson
 
 from shortlist.features.profile import UserHistory
 from shortlist.pipeline.item_rules import ItemRules
-from shortlist.schema import EVENT_STRENGTH
 from shortlist.serving.cache import MemoryCache, RedisCache, ResponseCache
 from shortlist.serving.engine import Answer, Engine
 from shortlist.serving.errors import BadRequestError, NotFoundError
@@ -108,9 +107,12 @@ class Service:
         """The user's stored history followed by their online events (items the model knows)."""
         base = self.stored_history(engine, user_id) or engine.user_history(user)
         idx = [engine.item_index(e.item_id) for e in events]
-        items = np.array([i for i in idx if i is not None], dtype=np.int64)
-        ts = np.array([e.timestamp for e, i in zip(events, idx, strict=True) if i is not None], dtype=np.int64)
-        return base.extend(items, ts)
+        known = [(e, i) for e, i in zip(events, idx, strict=True) if i is not None and e.event in engine.event_weights]
+        if len(known) < len(events):  # items or event types the (reloaded) model does not know
+            logger.info("user %r: %d online event(s) the model cannot use left out", user_id, len(events) - len(known))
+        items = np.array([i for _, i in known], dtype=np.int64)
+        ts = np.array([e.timestamp for e, _ in known], dtype=np.int64)
+        return engine.with_events(base, items, ts, [e.event for e, _ in known])
 
     def _observe(self, variant: str, engine: Engine, ranked: Answer) -> None:
         for stage, s in ranked.stages.items():
@@ -226,9 +228,10 @@ class Service:
         if engine.item_index(item_id) is None:
             raise BadRequestError("item_id", f"item_id {item_id!r} is unknown to the model; it cannot be used "
                                              "until a model trained with it is loaded")
-        event = req.event or "view"
-        if event not in EVENT_STRENGTH:
-            raise BadRequestError("event", f"unknown event {event!r}; valid: {', '.join(EVENT_STRENGTH)}")
+        event = (req.event or "view").strip().lower()  # logs' event names are lower-cased on loading too
+        if event not in engine.event_weights:
+            raise BadRequestError("event", f"unknown event {event!r}; the model's event weights name: "
+                                           f"{', '.join(engine.event_weights)}" + ("" if req.event else " (pass one)"))
         ts = req.timestamp if req.timestamp is not None else int(time.time())
         user_id = str(req.user_id)
         n, durable = self.store.append(user_id, Event(item_id=item_id, timestamp=ts, event=event))

@@ -1,7 +1,7 @@
 """RetailRocket e-commerce events (Kaggle): views, add-to-carts and transactions.
 
-Events are normalised to ``view`` / ``cart`` / ``purchase`` with weights from
-:data:`shortlist.schema.EVENT_STRENGTH`; ``basket`` is the transaction id. Item properties
+Events are normalised to ``view`` / ``cart`` / ``purchase``, each row of weight 1 (a model weighs the
+event types by its own table: :mod:`shortlist.data.events`); ``basket`` is the transaction id. Item properties
 (``item_properties_part*.csv``) give each item its *latest* ``categoryid`` (→ ``category``) and
 ``available`` flag; ``category_tree.csv``, when present, adds ``category_path`` (root > ... > leaf).
 """
@@ -16,7 +16,7 @@ from shortlist.data.containers import Dataset, build_dataset
 from shortlist.data.report import CleaningReport
 from shortlist.data.validate import DuplicatePolicy
 from shortlist.errors import ColumnTypeError, MissingColumnError
-from shortlist.schema import BASKET, CATEGORY, EVENT, EVENT_STRENGTH, ITEM_ID, TIMESTAMP, USER_ID, WEIGHT
+from shortlist.schema import BASKET, CATEGORY, EVENT, ITEM_ID, TIMESTAMP, USER_ID, WEIGHT
 
 from ._checks import check_ids, check_timestamps
 from ._io import locate, main_file, reading
@@ -90,7 +90,7 @@ def _events(path: Path, *, report: CleaningReport, drop_invalid: bool) -> pl.Dat
         pl.col("itemid").alias(ITEM_ID),
         pl.col("timestamp").alias(TIMESTAMP),
         event.alias(EVENT),
-        event.replace_strict(EVENT_STRENGTH, default=None, return_dtype=pl.Float32).alias(WEIGHT),
+        pl.lit(1.0, pl.Float32).alias(WEIGHT),
         basket.alias(BASKET),
     ).filter(~bad)
     ids = {USER_ID: "visitorid", ITEM_ID: "itemid"}

@@ -182,7 +182,7 @@ class ContentSource:
         return self._search(rows_of(self.weights_, users), exclude, k)
 
     def topk_for_history(self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None,
-                         exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                         exclude_seen: bool = True, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Candidates for an ad-hoc history (user id -1), weighted like a fitted user's history.
 
         Without ``timestamps`` the items are taken as chronological and weighted equally.

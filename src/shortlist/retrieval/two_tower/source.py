@@ -216,7 +216,8 @@ class TwoTower:
         return items, scores
 
     def topk_for_history(
-        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True
+        self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True,
+        weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run the user tower on an ad-hoc history (user id -1 in the result)."""
         check_k(k)
