@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import polars as pl
 import typer
 
+from shortlist.cli._cluster import Scheduler, cluster, scheduler_of
 from shortlist.cli._common import (
     ColumnMap,
     DataDir,
@@ -64,14 +65,19 @@ def evaluate(
     track: Track = None,
     tracking_uri: TrackingUri = None,
     experiment: Experiment = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Split, fit every model on the training part, and print models × metrics (tracked: log them to MLflow).
+    With --scheduler the fit's training rows are built on a Dask cluster.
 
     With --variant: score the saved models (A/B variants) on the same split, beside popularity."""
     from shortlist.data.loaders import DATASETS
     from shortlist.data.split import default_protocol
 
-    tracking = tracking_settings(load_config(config), track=track, uri=tracking_uri, experiment=experiment)
+    cfg = load_config(config)
+    tracking = tracking_settings(cfg, track=track, uri=tracking_uri, experiment=experiment)
+    if scheduler_of(cfg, scheduler) and variant:
+        raise ConfigError("--scheduler runs a fit's training rows on a cluster; --variant fits nothing (drop one)")
     ds = load_data(dataset, interactions, items, parse_column_map(column_map), data_dir, allow_repeats,
                    items_columns=parse_column_map(items_map, option="--items-map"), drop_invalid=drop_invalid,
                    timestamp_unit=timestamp_unit)
@@ -83,11 +89,12 @@ def evaluate(
                            tracking_uri=tracking_uri)
         return
     _run_evaluation(ds, protocol=protocol, repeats=repeats, k=k, report=report, config=config, tracking=tracking,
-                    source=str(interactions or dataset))
+                    source=str(interactions or dataset), scheduler=scheduler)
 
 
 def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report: Path | None,
-                    config: Path | None = None, tracking: TrackingSettings | None = None, source: str = "") -> None:
+                    config: Path | None = None, tracking: TrackingSettings | None = None, source: str = "",
+                    scheduler: str | None = None) -> None:
     from shortlist.data.split import split_by_protocol
     from shortlist.evaluation.full import evaluate_full
     from shortlist.evaluation.report import write_report
@@ -100,7 +107,7 @@ def _run_evaluation(ds: Dataset, *, protocol: str, repeats: bool, k: int, report
     split = split_by_protocol(ds.interactions, protocol, repeats=repeats, seed=cfg["model"]["seed"], dataset=ds.name)
     console.print(str(split), style="dim")
     ks = sorted({5, k, 20})
-    with console.status("evaluating") as status:
+    with cluster(cfg, scheduler), console.status("evaluating") as status:
         result, recall, model = evaluate_full(split, items=ds.items, ks=ks, config=model_config(cfg),
                                               seed=cfg["model"]["seed"], on_step=lambda n: status.update(f"evaluating: {n}"))
     headline = [c for c in result.table.columns if c.endswith(f"@{k}") and not c.startswith("mpr")]

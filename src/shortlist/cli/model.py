@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import typer
 
+from shortlist.cli._cluster import ClusterConfig, Scheduler, cluster, scheduler_of
 from shortlist.cli._common import (
     ColumnMap,
     DropInvalid,
@@ -57,12 +58,14 @@ def fit(
     experiment: Experiment = None,
     register: Register = None,
     alias: Alias = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Fit a model on interactions and save it to a directory (and, tracked, log it to MLflow)."""
     from shortlist.pipeline.artifacts import check_model_target
 
     check_model_target(out_dir)  # before the fit: a refused folder costs nothing
     cfg = load_config(config)
+    scheduler_of(cfg, scheduler)
     tracking = tracking_settings(cfg, track=track, uri=tracking_uri, experiment=experiment, register=register,
                                  alias=alias)  # checked before the fit too
     ds = load_data(None, interactions, items, parse_column_map(column_map), None, allow_repeats,
@@ -71,7 +74,7 @@ def fit(
     tracker = start_tracking("fit", tracking, ds, source=str(interactions), config=config,
                              options={"target": target, "allow_repeats": allow_repeats})
     t0 = time.perf_counter()
-    with progress_bar("fitting") as progress:
+    with cluster(cfg, scheduler), progress_bar("fitting") as progress:
         model = _make_model(cfg, allow_repeats=allow_repeats, target=target)
         if hasattr(model, "resolved_kind"):
             model.fit(ds.interactions, rng=np.random.default_rng(cfg["model"]["seed"]))
@@ -112,13 +115,18 @@ def recommend(
         help="Write --out as a folder of Parquet parts of N users each (part-00000.parquet, ...) with a "
              "_manifest.json naming the model version and the rows of each part.", min=1)] = None,
     tracking_uri: TrackingUri = None,
+    scheduler: Scheduler = None,
+    config: ClusterConfig = None,
 ) -> None:
-    """Write the top-K recommendations for each listed user (or, with --all-users, every known user)."""
+    """Write the top-K recommendations for each listed user (or, with --all-users, every known user).
+    With --scheduler the parts are ranked on a Dask cluster and --out is a partitioned folder."""
     from shortlist.pipeline.load import load_model
 
     if (users is None) == (not all_users):
         raise ConfigError("pass exactly one of --users FILE or --all-users")
-    if partition_users is None:
+    cfg = load_config(config)
+    on_cluster = scheduler_of(cfg, scheduler) is not None
+    if partition_users is None and not on_cluster:
         check_output_file(out_path, [USER_ID, ITEM_ID, RANK, SCORE])
     else:
         from shortlist.pipeline.batch_export import check_export_target
@@ -128,14 +136,15 @@ def recommend(
     model = model_directory(model, tracking_uri)
     with console.status("loading the model"):
         rec = load_model(model)
-    if (rules is not None or partition_users is not None) and not hasattr(rec, "rank"):
-        raise ConfigError(f"--rules and --partition-users need a two-stage model; {model} is a baseline")
+    if (rules is not None or partition_users is not None or on_cluster) and not hasattr(rec, "rank"):
+        raise ConfigError(f"--rules, --partition-users and --scheduler need a two-stage model; {model} is a baseline")
     user_ids = read_users(users) if users is not None else None
     if user_ids is not None:
         _report_unknown(user_ids, rec)
     n = len(user_ids) if user_ids is not None else rec.n_users
-    if partition_users is not None:
-        _export(rec, model, out_path, user_ids, k, partition_users, rules, n)
+    if partition_users is not None or on_cluster:
+        with cluster(cfg, scheduler):
+            _export(rec, model, out_path, user_ids, k, partition_users, rules, n)
         return
     with progress_bar(f"recommending for {n:,} users") as progress:
         extra = {} if rules is None else {"rules": rules}
@@ -152,13 +161,14 @@ def _read_rules(path: Path | None) -> Any:
     return read_rules(path)
 
 
-def _export(rec: Any, model: Path, out_path: Path, user_ids: pl.Series | None, k: int, per_part: int, rules: Any,
-            n: int) -> None:
+def _export(rec: Any, model: Path, out_path: Path, user_ids: pl.Series | None, k: int, per_part: int | None,
+            rules: Any, n: int) -> None:
+    """The partitioned export (parts of ``per_part`` users; None: the model's shard size)."""
     from shortlist.pipeline.batch_export import export_partitioned
 
     with progress_bar(f"exporting {n:,} users") as progress:
-        manifest = export_partitioned(rec, model, out_path, k=k, users_per_part=per_part, user_ids=user_ids,
-                                      rules=rules, progress=progress)
+        manifest = export_partitioned(rec, model, out_path, k=k, users_per_part=per_part or rec.config.shard_users,
+                                      user_ids=user_ids, rules=rules, progress=progress)
     console.print(f"wrote {manifest['rows']:,} rows for {manifest['users']:,} users in {len(manifest['parts'])} "
                   f"parts (model {manifest['model_version']}) → {out_path}")
 
@@ -178,13 +188,20 @@ def candidates(
     model: Annotated[Path, typer.Option(help="Two-stage model directory written by `shortlist fit`.")],
     users: Annotated[Path, typer.Option(help="Users file (CSV, Parquet or JSON with a user_id column).")],
     out_path: Annotated[Path, typer.Option("--out", help="Output: the stage-1 candidate union (CSV, or Parquet).")],
+    scheduler: Scheduler = None,
+    config: ClusterConfig = None,
 ) -> None:
     """Write stage 1's candidate union: user_id, item_id, n_sources, each source's score and rank, fused_score."""
+    from shortlist.pipeline.batch_export import candidates_part
+    from shortlist.pipeline.parallel import map_shards, user_shards
     from shortlist.pipeline.two_stage import TwoStageRecommender
 
+    cfg = load_config(config)
     with console.status("loading the model"):
         rec = TwoStageRecommender.load(model)
     user_ids = read_users(users)
-    with console.status(f"retrieving candidates for {len(user_ids):,} users"):
-        rows = write_batches_atomic(rec.candidate_batches(user_ids), out_path)
+    with cluster(cfg, scheduler), progress_bar(f"retrieving candidates for {len(user_ids):,} users") as progress:
+        parts = map_shards(candidates_part, rec, user_shards(user_ids, rec.config.shard_users), step="candidates",
+                           progress=progress)
+        rows = write_batches_atomic(parts, out_path)
     console.print(f"wrote {rows:,} candidates for {len(user_ids):,} users → {out_path}")

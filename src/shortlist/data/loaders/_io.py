@@ -6,6 +6,7 @@ the file, so a user never sees a bare polars/pyarrow traceback for a bad input.
 
 from __future__ import annotations
 
+import glob
 import gzip
 import json
 import zlib
@@ -81,10 +82,20 @@ def detect_format(path: Path, fmt: str | None = None) -> Format:
 
 
 def require_path(path: Path | str, *, what: str = "interactions file") -> Path:
+    """``path``, which must exist (or, for a glob pattern such as ``logs/*.parquet``, match a file)."""
     p = Path(path)
-    if not p.exists():
-        raise InputNotFoundError(p, f"the {what} does not exist")
+    if not p.exists() and not glob_parts(p):
+        raise InputNotFoundError(p, f"the {what} does not exist" + (" (no file matches the pattern)" if is_glob(p) else ""))
     return p
+
+
+def is_glob(path: Path) -> bool:
+    return any(c in str(path) for c in "*?[")
+
+
+def glob_parts(path: Path) -> list[Path]:
+    """The files a glob pattern matches, sorted (none for a path without a pattern)."""
+    return sorted(Path(f) for f in glob.glob(str(path)) if Path(f).is_file()) if is_glob(path) else []
 
 
 @contextmanager

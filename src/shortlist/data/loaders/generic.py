@@ -19,6 +19,8 @@ from ._io import (
     InputNotFoundError,
     UnreadableFileError,
     base_suffix,
+    glob_parts,
+    is_glob,
     read_table,
     require_path,
 )
@@ -30,13 +32,14 @@ def read_frame(
     format: str | None = None,
     string_columns: tuple[str, ...] = (),
 ) -> pl.DataFrame:
-    """Read a table file, or every part file of one format in a folder (Spark/Hive style), as-is."""
+    """Read a table file, or every part file of one format in a folder (Spark/Hive style) or matching a
+    glob pattern (``logs/*.parquet``), as-is."""
     p = require_path(path, what="input")
     if p.is_file():
         return read_table(p, fmt=format, string_columns=string_columns)
     parts = sorted(
         f
-        for f in p.iterdir()
+        for f in (p.iterdir() if p.is_dir() else glob_parts(p))
         if f.is_file() and not f.name.startswith((".", "_")) and base_suffix(f) in SUFFIX_FORMATS
     )
     if not parts:
@@ -195,6 +198,8 @@ def load_interactions(
 
 
 def _dataset_name(path: Path) -> str:
+    if is_glob(path):  # logs/*.parquet: the folder's name
+        path = path.parent
     name = path.name
     for suffix in reversed(path.suffixes):
         name = name.removesuffix(suffix)

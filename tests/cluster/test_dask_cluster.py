@@ -1,0 +1,132 @@
+"""The sharded pipeline on a Dask LocalCluster (process workers, random ports): the same seed and data
+give the same model and recommendations as one process; a lost worker's shard runs again; a step
+the cluster cannot finish is a DistributedError naming it, with nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+pytest.importorskip("distributed")
+
+from distributed import LocalCluster
+
+from shortlist.data.export import export_interactions
+from shortlist.data.synthetic import make_synthetic
+from shortlist.distributed.mapper import DaskMapper
+from shortlist.errors import DistributedError
+from shortlist.pipeline.parallel import map_shards, use_mapper
+from shortlist.pipeline.two_stage import TwoStageRecommender
+
+CONFIG = """
+[model]
+target = "days:7"
+allow_repeats = true
+sources = ["repurchase", "itemknn", "covisit", "als", "popular"]
+shard_users = 60
+[ranker]
+n_estimators = 20
+min_rounds = 5
+[source_params.als]
+factors = 8
+iterations = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """One LocalCluster for the module (a worker's death is tolerated once per task)."""
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """A small log as a folder of two Parquet parts, and the config."""
+    d = tmp_path_factory.mktemp("dask")
+    ds = make_synthetic(n_users=240, n_items=120, n_interactions=5000, seed=3)
+    frame = export_interactions(ds.interactions)
+    (d / "log").mkdir()
+    frame[: len(frame) // 2].write_parquet(d / "log" / "part-0.parquet")
+    frame[len(frame) // 2:].write_parquet(d / "log" / "part-1.parquet")
+    (d / "model.toml").write_text(CONFIG)
+    return d
+
+
+def test_fit_recommend_candidates_on_the_cluster_equal_one_process(data, scheduler, cli):
+    fit = ["fit", "--interactions", str(data / "log"), "--config", str(data / "model.toml")]
+    code, _, err = cli([*fit, "--out", str(data / "one")])
+    assert code == 0, err
+    code, _, err = cli([*fit, "--out", str(data / "many"), "--scheduler", scheduler])
+    assert code == 0, err
+    assert "dashboard" in err and "peak memory per worker" in err
+    one, many = TwoStageRecommender.load(data / "one"), TwoStageRecommender.load(data / "many")
+    assert one.metrics_["window_stats"] == many.metrics_["window_stats"]
+    assert one.metrics_["ranker"]["train_rows"] == many.metrics_["ranker"]["train_rows"]
+
+    code, _, err = cli(["recommend", "--model", str(data / "one"), "--all-users", "--out", str(data / "one.parquet")])
+    assert code == 0, err
+    code, _, err = cli(["recommend", "--model", str(data / "many"), "--all-users", "--out", str(data / "recs"),
+                        "--scheduler", scheduler])
+    assert code == 0, err
+    manifest = json.loads((data / "recs" / "_manifest.json").read_text())
+    assert len(manifest["parts"]) == 4  # 240 users, 60 a part
+    expected = pl.read_parquet(data / "one.parquet")
+    got = pl.concat([pl.read_parquet(data / "recs" / p["file"]) for p in manifest["parts"]])
+    assert got.select("user_id", "item_id", "rank").equals(expected.select("user_id", "item_id", "rank"))
+    np.testing.assert_allclose(got["score"].fill_null(0).to_numpy(), expected["score"].fill_null(0).to_numpy(), rtol=1e-5)
+
+    pl.DataFrame({"user_id": expected["user_id"].unique(maintain_order=True)[:150]}).write_csv(data / "users.csv")
+    args = ["candidates", "--model", str(data / "many"), "--users", str(data / "users.csv")]
+    assert cli([*args, "--out", str(data / "c1.parquet")])[0] == 0
+    assert cli([*args, "--out", str(data / "c2.parquet"), "--scheduler", scheduler])[0] == 0
+    assert pl.read_parquet(data / "c1.parquet").equals(pl.read_parquet(data / "c2.parquet"))
+
+
+def _double(shared: int, task: int) -> int:
+    return shared * task
+
+
+def _die_once(marker: str, task: int) -> int:
+    """Kill the worker process running the first task of all (it leaves a marker), then answer."""
+    if task == 2 and not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)
+    return 2 * task
+
+
+def _die(shared: object, task: int) -> int:
+    os._exit(1)
+
+
+def test_a_lost_worker_s_shard_runs_again(scheduler, tmp_path):
+    from distributed import Client
+
+    seen: list[tuple[int, int]] = []
+    with Client(scheduler) as client, use_mapper(DaskMapper(client, retries=0)):
+        assert list(map_shards(_double, 3, [1, 2, 3], step="double")) == [3, 6, 9]
+        got = list(map_shards(_die_once, str(tmp_path / "died"), [1, 2, 3, 4], step="survive",
+                              progress=lambda s, d, n: seen.append((d, n))))
+    assert got == [2, 4, 6, 8]
+    assert (tmp_path / "died").exists()
+    assert seen[-1] == (4, 4)
+
+
+def test_a_step_the_cluster_cannot_finish_names_the_step_and_writes_nothing(scheduler, tmp_path):
+    from distributed import Client
+
+    from shortlist.cli._common import write_batches_atomic
+
+    out = tmp_path / "out.parquet"
+    with Client(scheduler) as client, use_mapper(DaskMapper(client, retries=0)), \
+            pytest.raises(DistributedError, match="training rows of w1"):
+        write_batches_atomic(map_shards(_die, None, [1, 2], step="training rows of w1"), out)
+    assert list(tmp_path.iterdir()) == []
