@@ -5,11 +5,11 @@ import scipy.sparse as sp
 from listing import retrieve, retrieve_for_history
 
 from shortlist.data import Interactions
+from shortlist.data.events import DEFAULT_EVENT_WEIGHTS, weigh
 from shortlist.data.synthetic import make_synthetic
 from shortlist.errors import ConfigError, NotFittedError
 from shortlist.pipeline.artifacts import load_json
 from shortlist.retrieval import als as als_module
-from shortlist.data.events import DEFAULT_EVENT_WEIGHTS, weigh
 from shortlist.retrieval.als import ALS, bm25_values, fold_in, interaction_strength
 from shortlist.retrieval.registry import load_source, save_source
 from shortlist.schema import ITEM, RANK, SCORE, USER
