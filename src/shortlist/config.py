@@ -53,7 +53,7 @@ class TwoStageConfig:
     type's weight (:mod:`shortlist.data.events`: the strengths every count, ALS's confidence and the
     label grades use; finite, >= 0; a log's event type it does not name is an error).
     ``event_types``: the types per-event features count (None: the log's, where it has two or more;
-    ``()``: none).
+    ``()``: none). ``update_sweeps``: the ALS sweeps an incremental update runs from the old factors.
     """
 
     target: str = "last"
@@ -71,6 +71,7 @@ class TwoStageConfig:
     ranker: str = "lightgbm"
     ranker_params: Mapping[str, Any] = field(default_factory=dict)
     n_jobs: int | None = None
+    update_sweeps: int = 3
     seed: int = 0
     event_weights: Mapping[str, float] = field(default_factory=lambda: dict(EVENT_STRENGTH))
     event_types: tuple[str, ...] | None = None
@@ -79,7 +80,8 @@ class TwoStageConfig:
         from shortlist.pipeline.labels import Target
 
         Target.parse(self.target)
-        for name in ("per_source", "max_candidates", "n_windows", "max_train_rows", "shard_users", "n_jobs"):
+        for name in ("per_source", "max_candidates", "n_windows", "max_train_rows", "shard_users", "n_jobs",
+                     "update_sweeps"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be a positive whole number (or left out to derive it), got {value!r}")

@@ -142,6 +142,10 @@ class LeakageError(ConfigError):
     """An evaluation would score a model on data it was fitted on."""
 
 
+class UpdateError(ShortlistError, ValueError):
+    """An incremental update that cannot be made: the model or the new log does not fit it."""
+
+
 class NotFittedError(ShortlistError, RuntimeError):
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} is not fitted yet; call fit(...) first.")

@@ -205,3 +205,38 @@ def candidates(
                            progress=progress)
         rows = write_batches_atomic(parts, out_path)
     console.print(f"wrote {rows:,} candidates for {len(user_ids):,} users → {out_path}")
+
+
+@app.command()
+def update(
+    model: Annotated[Path, typer.Option(help="Two-stage model directory written by `shortlist fit` or `update`.")],
+    interactions: Annotated[Path, typer.Option(help="The new interactions (CSV or Parquet), with the columns the "
+                                                    "model was fitted on.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Model directory to write (not --model's, unless --in-place).")],
+    items: Annotated[Path | None, typer.Option(help="Catalogue rows to add, or to replace the model's for the same "
+                                                    "items.")] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Allow --out to be --model: it is replaced.")] = False,
+    column_map: ColumnMap = None,
+    items_map: ItemsMap = None,
+    drop_invalid: DropInvalid = False,
+    timestamp_unit: TimestampUnitOption = "auto",
+) -> None:
+    """Refresh a fitted model with new interactions, without a full refit: new users and items come in,
+    the sources' counts advance, ALS runs a few sweeps from its factors; the ranker is kept (a full
+    refit, `shortlist fit`, retrains it)."""
+    from shortlist.pipeline.artifacts import check_model_target
+    from shortlist.pipeline.update import update_directory
+
+    check_model_target(out_dir)  # before loading anything
+    ds = load_data(None, interactions, items, parse_column_map(column_map), None, None,
+                   items_columns=parse_column_map(items_map, option="--items-map"), drop_invalid=drop_invalid,
+                   timestamp_unit=timestamp_unit)
+    t0 = time.perf_counter()
+    with console.status("updating the model"):
+        updated = update_directory(model, ds.interactions, out_dir, items=ds.items, in_place=in_place)
+    s = updated.metrics_["update"]
+    console.print(f"updated {model} → {out_dir} in {time.perf_counter() - t0:.1f}s: {s['rows']:,} new rows, "
+                  f"{s['new_users']:,} new users, {s['new_items']:,} new items (ranker kept)")
+    if s["duplicate_rows_dropped"]:
+        console.print(f"{s['duplicate_rows_dropped']:,} rows were already in the model's history: left out",
+                      style="yellow")

@@ -69,6 +69,7 @@ def save_two_stage(model: TwoStageRecommender, directory: Path | str) -> Path:
             "n_users": history.n_users,
             "n_items": history.n_items,
             "has_time": history.has_time,
+            "updated_from": model.metrics_.get("updated_from"),  # set by an incremental update
         })
     return Path(directory)
 

@@ -41,6 +41,7 @@ from shortlist.serving.search_route import add_search_route
 from shortlist.serving.security import Guard
 from shortlist.serving.service import Service, dumps
 from shortlist.serving.settings import ServingSettings
+from shortlist.serving.update_route import add_update_route
 
 logger = logging.getLogger(__name__)
 #: Routes open to anyone whatever the settings: liveness and readiness probes, the page.
@@ -81,6 +82,7 @@ def create_app(settings: ServingSettings, *, service: Service | None = None, sea
     _add_recommend_routes(app, svc, guard)
     _add_lookup_routes(app, svc)
     _add_service_routes(app, svc, guard)
+    add_update_route(app, svc, guard)
     add_search_route(app, svc, search_dir)
     _add_page(app)
     app.add_middleware(GuardMiddleware, service=svc, max_body=settings.max_body_bytes,
