@@ -51,3 +51,22 @@ def test_training_rows_are_gathered_across_windows_in_order():
     b = WindowFrame(np.arange(6, 10, dtype=np.float32).reshape(2, 2), np.zeros(2, np.float32), np.zeros(2, np.int64))
     got = _gather([a, b], np.array([4, 0, 2, 3]))
     assert got.tolist() == [[8, 9], [0, 1], [4, 5], [6, 7]] and got.flags.c_contiguous
+
+
+def test_source_hits_read_from_the_top_k_matrices_equal_the_unions_count():
+    from shortlist.pipeline.training import _keys, _source_hits
+    from shortlist.retrieval.union import union
+    from shortlist.schema import MISSING_RANK
+
+    rng = np.random.default_rng(3)
+    users = np.array([5, 2, 9, 7])
+    tops = {}
+    for name in ("a", "b"):
+        items = rng.integers(-1, 12, size=(len(users), 6))
+        items[0, :2] = 4  # a source repeating an item counts it once
+        tops[name] = (items, rng.random(items.shape).astype(np.float32))
+    keys = np.sort(_keys(rng.choice(users, 30), rng.integers(0, 12, 30)))
+    u = union(users, tops, ["a", "b", "c"])
+    expected = (np.isin(_keys(u.users, u.items), keys)[None, :] & (u.ranks < MISSING_RANK)).sum(axis=1)
+    assert _source_hits(users, tops, ["a", "b", "c"], keys).tolist() == expected.tolist()  # keys may repeat
+    assert expected[:2].sum() > 0 and expected[2] == 0

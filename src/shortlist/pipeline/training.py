@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +25,8 @@ from shortlist.ranking.base import Ranker
 from shortlist.ranking.lgbm import LGBMRanker
 from shortlist.ranking.xgb import XGBRanker
 from shortlist.retrieval.fusion import Fusion, learn_fusion, recall_fusion
-from shortlist.retrieval.union import CandidateUnion
-from shortlist.schema import ITEM, LABEL, MISSING_RANK, USER
+from shortlist.retrieval.union import CandidateUnion, TopK
+from shortlist.schema import ITEM, LABEL, USER
 
 logger = logging.getLogger(__name__)
 MIN_RANKER_GROUPS = 20
@@ -121,7 +122,7 @@ def shard_rows(shared: WindowShared, shard: np.ndarray) -> ShardRows:
     """One shard of a window's users: their fused candidates, labelled, sampled, as feature rows."""
     stage, config = shared.stage, shared.config
     tops = stage.topk(shard, exclude_seen=not config.allow_repeats)
-    per_source = _source_hits(stage.candidates(shard, tops, fused=False), shared.keys)
+    per_source = _source_hits(shard, tops, stage.names, shared.keys)
     u = stage.candidates(shard, tops)
     y = _labels_of(u, shared.keys, shared.grades)
     keep = _sample_rows(u, y, config)
@@ -183,10 +184,18 @@ def _labels_of(u: CandidateUnion, keys: np.ndarray, grades: np.ndarray) -> np.nd
     return np.where(hit, grades[pos] if len(keys) else 0.0, 0.0).astype(np.float32)
 
 
-def _source_hits(u: CandidateUnion, keys: np.ndarray) -> np.ndarray:
-    """Labels each source proposed among a shard's (unbudgeted) candidates."""
-    hit = np.isin(_keys(u.users, u.items), keys)
-    return (hit[None, :] & (u.ranks < MISSING_RANK)).sum(axis=1)
+def _source_hits(users: np.ndarray, tops: Mapping[str, TopK], names: Sequence[str], keys: np.ndarray) -> np.ndarray:
+    """Labels each source proposed (its distinct (user, item) pairs among ``keys``) in a shard's top-k
+    matrices, read straight from them: the unbudgeted union of every source is never built."""
+    hits = np.zeros(len(names), np.int64)
+    for j, name in enumerate(names):
+        if name not in tops:
+            continue
+        items = tops[name][0]
+        valid = items >= 0
+        pairs = np.unique(_keys(np.broadcast_to(users[:, None], items.shape)[valid], items[valid]))
+        hits[j] = int(np.isin(pairs, keys).sum())
+    return hits
 
 
 def _sample_rows(u: CandidateUnion, y: np.ndarray, config: TwoStageConfig) -> np.ndarray:
