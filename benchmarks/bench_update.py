@@ -1,0 +1,112 @@
+"""Incremental update against a full refit, on Online Retail (issue 18's done-when).
+
+    python benchmarks/bench_update.py [--data-dir /work/shared/data] [--seeds 0] [--days 14]
+
+The last ``days`` days are the test period (``time_window_split``, warm users, repeats as the dataset
+says). Three models are scored on it by NDCG@10 and recall@10 over the same test users:
+
+- ``stale``: fitted on the log up to ``2 × days`` before the end (the model an update starts from);
+- ``updated``: that model updated with the next ``days`` days (``update_model``: ranker kept);
+- ``full``: fitted from scratch on the log up to ``days`` before the end (the same data as ``updated``).
+
+Each model gets the catalogue rows of the items in its own log. Times are wall-clock seconds of the
+fit or update call alone (data in memory, nothing saved). The host, commit and load are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from shortlist.config import TwoStageConfig
+from shortlist.data.containers import Interactions, Items
+from shortlist.data.export import export_interactions
+from shortlist.data.loaders import load_named
+from shortlist.data.split import Split, time_window_split
+from shortlist.evaluation.full import target_for
+from shortlist.evaluation.metrics import compute_metrics
+from shortlist.pipeline.two_stage import TwoStageRecommender
+from shortlist.pipeline.update import update_model
+from shortlist.schema import ITEM, ITEM_ID, RANK, SECONDS_PER_DAY, TIMESTAMP, USER, USER_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", default="online-retail")
+    ap.add_argument("--data-dir", type=Path, action="append", default=[])
+    ap.add_argument("--days", type=float, default=14.0)
+    ap.add_argument("--seeds", default="0", help="comma-separated model seeds (default 0)")
+    ap.add_argument("--k", type=int, default=10)
+    args = ap.parse_args()
+    print(host_line(), flush=True)
+    ds = load_named(args.dataset, search_dirs=args.data_dir or [ROOT.parent / "shared" / "data"])
+    split = time_window_split(ds.interactions, days=args.days, repeats=ds.repeats)
+    raw = export_interactions(split.train)
+    cut = int(raw.get_column(TIMESTAMP).max()) - int(args.days * SECONDS_PER_DAY)  # type: ignore[arg-type]
+    old_raw, new_raw = raw.filter(pl.col(TIMESTAMP) <= cut), raw.filter(pl.col(TIMESTAMP) > cut)
+    old, full = Interactions.from_frame(old_raw), Interactions.from_frame(raw)
+    print(f"# {args.dataset}: test {split.protocol} ({len(split.test_users):,} users); stale/updated fit on "
+          f"{len(old):,} rows, update with {len(new_raw):,} rows; full fit on {len(full):,} rows", flush=True)
+    print(f"{'seed':>4}  {'model':<8} {'seconds':>8} {f'ndcg@{args.k}':>9} {f'recall@{args.k}':>10}  load", flush=True)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        cfg = TwoStageConfig(target=target_for(split), allow_repeats=split.repeats, seed=seed)
+        t0 = time.perf_counter()
+        stale = TwoStageRecommender(cfg).fit(old, items=catalogue(ds.items, old))
+        t1 = time.perf_counter()
+        updated = update_model(stale, new_raw, items=catalogue(ds.items, full))
+        t2 = time.perf_counter()
+        refit = TwoStageRecommender(cfg).fit(full, items=catalogue(ds.items, full))
+        t3 = time.perf_counter()
+        ndcg = {}
+        for name, model, seconds in (("stale", stale, t1 - t0), ("updated", updated, t2 - t1), ("full", refit, t3 - t2)):
+            m = score(model, split, args.k)
+            ndcg[name] = m[f"ndcg@{args.k}"]
+            print(f"{seed:>4}  {name:<8} {seconds:>8.1f} {ndcg[name]:>9.4f} {m[f'recall@{args.k}']:>10.4f}  "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+        print(f"# seed {seed}: update {t2 - t1:.1f}s = {(t2 - t1) / (t3 - t2):.2f} of the full fit's {t3 - t2:.1f}s; "
+              f"NDCG@{args.k} updated / full = {ndcg['updated'] / ndcg['full']:.4f}", flush=True)
+
+
+def catalogue(items: Items | None, log: Interactions) -> Items | None:
+    """The catalogue rows of the items in ``log``, on ``log``'s id map."""
+    if items is None:
+        return None
+    frame = items.frame.with_columns(items.ids.external(items.frame.get_column(ITEM)).alias(ITEM_ID)).drop(ITEM)
+    return Items.from_frame(frame.filter(pl.col(ITEM_ID).is_in(log.items.ids.implode())), log.items)
+
+
+def score(model: TwoStageRecommender, split: Split, k: int) -> dict[str, float]:
+    """NDCG@k and recall@k of ``model``'s lists for the split's test users (ids mapped by name)."""
+    users = split.test_users
+    ext = split.train.users.external(users)
+    recs = model.recommend(ext, k)
+    recs = recs.with_columns(split.train.items.index(recs.get_column(ITEM_ID)).alias(ITEM),
+                             split.train.users.index(recs.get_column(USER_ID)).alias(USER))
+    matrix = np.full((len(users), k), -1, np.int64)
+    row = np.searchsorted(users, recs.get_column(USER).to_numpy())
+    known = recs.get_column(ITEM).is_not_null().to_numpy()
+    matrix[row[known], recs.get_column(RANK).to_numpy()[known] - 1] = recs.get_column(ITEM).to_numpy()[known]
+    return compute_metrics(matrix, split.targets()[users], ks=(k,), metrics=("ndcg", "recall"),
+                           n_items=split.train.n_items)
+
+
+def host_line() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor() or "unknown CPU")
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False)
+    return (f"# host: {cpu}, {os.cpu_count()} cores; commit {git.stdout.strip() or '?'}; load {os.getloadavg()[0]:.1f}; "
+            f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+
+
+if __name__ == "__main__":
+    main()
