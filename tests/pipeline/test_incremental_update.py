@@ -127,3 +127,16 @@ def test_bad_input_is_refused_with_the_fix(fitted, logs):
         update_model(BaselineRecommender(kind="popular"), logs[2])  # type: ignore[arg-type]
     with pytest.raises(UpdateError, match="no fitted history"):
         update_model(TwoStageRecommender(), logs[2])
+
+
+def test_custom_source_objects_keep_their_settings(logs, tmp_path):
+    from shortlist.data import Interactions
+
+    history = Interactions.from_frame(logs[1])
+    knn = CoVisitation(kind="user", neighbours=7, name="knn7")
+    model = TwoStageRecommender(sources=[knn, "popular"], n_windows=1, seed=2).fit(history)
+    model.save(tmp_path / "m")
+    updated = update_directory(tmp_path / "m", logs[2], tmp_path / "m2")
+    src = updated.stage1_.sources["knn7"]
+    assert isinstance(src, CoVisitation) and src.neighbours == 7
+    assert src.item_similarity().shape[0] == updated.history_.n_items > history.n_items

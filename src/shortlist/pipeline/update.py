@@ -66,8 +66,8 @@ def update_model(model: TwoStageRecommender, new: Interactions | pl.DataFrame, *
     weighed = weigh(joined, cfg.event_weights)  # the strengths the sources, features and fallback read
     fresh = refreshed_stage(stage, cfg.n_jobs, weighed, catalogue, sweeps=model.config.update_sweeps,
                             rng=np.random.default_rng(cfg.seed))
-    out = TwoStageRecommender(model.config)
-    out.prototypes, out.ranker_prototype = model.prototypes, model.ranker_prototype
+    out = TwoStageRecommender()  # the config set as is (as a load does): its sources may be custom objects'
+    out.config, out.prototypes, out.ranker_prototype = model.config, model.prototypes, model.ranker_prototype
     out.resolved_, out.stage1_, out.ranker_ = cfg, fresh, model.ranker_
     out.features_ = out._features(fresh, weighed, catalogue, cfg).warm()
     if out.features_.names != features.names:
