@@ -23,6 +23,7 @@ from shortlist.data.synthetic import make_synthetic
 from shortlist.errors import ConfigError, UnknownEventError
 from shortlist.features.base import FeatureRows
 from shortlist.features.conversion import EventFeatures
+from shortlist.features.profile import UserHistory
 from shortlist.features.stats import HistoryStats
 from shortlist.pipeline.labels import Target, label_windows
 from shortlist.pipeline.two_stage import TwoStageRecommender
@@ -211,3 +212,15 @@ def test_serving_weighs_online_events_by_the_models_table(tmp_path, two_models, 
     assert not np.array_equal(a.scores, b.scores)  # a purchase online counts as a purchase in the fit did
     with pytest.raises(UnknownEventError, match="teleport"):
         engine.with_events(base, items, ts, ["teleport"])
+
+
+def test_pushed_histories_keep_the_events_strengths_and_types():
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from shortlist.serving.histories_redis import decode, encode
+
+    h = UserHistory(np.array([3, 1]), np.array([10, 20]), weights=np.array([3.0, 1.0], np.float32),
+                    events=np.array([2, -1]))
+    got = decode(encode(h))
+    assert got.weights.tolist() == [3.0, 1.0] and got.events.tolist() == [2, -1] and got.baskets is None
+    plain = decode(encode(UserHistory(h.items, h.timestamps)))
+    assert plain.weights is None and plain.events is None

@@ -2,9 +2,10 @@
 
 Key ``shortlist:history:<model version>:<user_id>`` holds one user's history as the feature
 pipeline reads it (:class:`UserHistory`, in history order) as ``.npy`` bytes (the serialisation of
-the model's own arrays): a float64 array of shape (4, n) — item indices of that model version,
-epoch-second timestamps, prices paid (NaN: unknown) and basket codes (NaN: none) — every value
-exact in float64. ``…:<version>:__complete__`` holds
+the model's own arrays): a float64 array of shape (6, n) — item indices of that model version,
+epoch-second timestamps, prices paid (NaN: unknown), basket codes, event strengths and event type
+codes (NaN: none) — every value exact in float64 (a (4, n) array of an earlier push has no strengths
+or event codes). ``…:<version>:__complete__`` holds
 the user count once a push has finished, so a reader can tell "no history" from "not pushed".
 """
 
@@ -27,7 +28,8 @@ def encode(history: UserHistory) -> bytes:
     n = len(history)
     prices = np.full(n, np.nan) if history.prices is None else history.prices
     baskets = np.full(n, np.nan) if history.baskets is None else history.baskets
-    arr = np.stack([history.items, history.timestamps, prices, baskets]).astype(np.float64)
+    extra = [np.full(n, np.nan) if a is None else a for a in (history.weights, history.events)]
+    arr = np.stack([history.items, history.timestamps, prices, baskets, *extra]).astype(np.float64)
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
     return buf.getvalue()
@@ -35,10 +37,13 @@ def encode(history: UserHistory) -> bytes:
 
 def decode(raw: bytes) -> UserHistory:
     arr = np.load(io.BytesIO(raw), allow_pickle=False)
-    if arr.ndim != 2 or arr.shape[0] != 4 or arr.dtype != np.float64:
-        raise ValueError(f"a stored user history must be a float64 (4, n) array, got {arr.dtype} {arr.shape}")
-    baskets = None if np.isnan(arr[3]).all() else arr[3].astype(np.int64)
-    return UserHistory(arr[0].astype(np.int64), arr[1].astype(np.int64), arr[2].copy(), baskets)
+    if arr.ndim != 2 or arr.shape[0] not in (4, 6) or arr.dtype != np.float64:
+        raise ValueError(f"a stored user history must be a float64 (4, n) or (6, n) array, got {arr.dtype} {arr.shape}")
+    baskets, weights, events = (None if len(arr) <= r or np.isnan(arr[r]).all() else arr[r] for r in (3, 4, 5))
+    return UserHistory(arr[0].astype(np.int64), arr[1].astype(np.int64), arr[2].copy(),
+                       None if baskets is None else baskets.astype(np.int64),
+                       None if weights is None else weights.astype(np.float32),
+                       None if events is None else events.astype(np.int64))
 
 
 def push_histories(engine: Engine, client: Any, *, batch: int = 1_000) -> int:
