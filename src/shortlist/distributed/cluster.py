@@ -95,7 +95,7 @@ def _client(spec: SchedulerSpec, worker_memory: str | None) -> Iterator[Client]:
             yield client
         return
     cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           memory_limit=worker_memory or "auto", silence_logs=logging.ERROR)
+                           memory_limit=worker_memory or "auto", silence_logs=logging.WARNING)
     with cluster, Client(cluster) as client:
         yield client
 
