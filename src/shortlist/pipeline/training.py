@@ -193,9 +193,17 @@ def _source_hits(users: np.ndarray, tops: Mapping[str, TopK], names: Sequence[st
             continue
         items = tops[name][0]
         valid = items >= 0
-        pairs = np.unique(_keys(np.broadcast_to(users[:, None], items.shape)[valid], items[valid]))
-        hits[j] = int(np.isin(pairs, keys).sum())
+        pairs = _keys(np.broadcast_to(users[:, None], items.shape)[valid], items[valid])
+        hits[j] = len(np.unique(pairs[_sorted_member(pairs, keys)]))  # a source repeating a pair counts once
     return hits
+
+
+def _sorted_member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_keys)`` by binary search into the (sorted) keys: no sort of ``values``."""
+    if not len(sorted_keys):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[at] == values
 
 
 def _sample_rows(u: CandidateUnion, y: np.ndarray, config: TwoStageConfig) -> np.ndarray:
