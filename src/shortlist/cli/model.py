@@ -216,27 +216,42 @@ def update(
     items: Annotated[Path | None, typer.Option(help="Catalogue rows to add, or to replace the model's for the same "
                                                     "items.")] = None,
     in_place: Annotated[bool, typer.Option("--in-place", help="Allow --out to be --model: it is replaced.")] = False,
+    ranker: Annotated[str, typer.Option(help="keep: the model's ranker; refresh: retrain it on the new interactions "
+                                             "as one label window over the model's own sources (docs/update.md).")
+                      ] = "keep",
     column_map: ColumnMap = None,
     items_map: ItemsMap = None,
     drop_invalid: DropInvalid = False,
     timestamp_unit: TimestampUnitOption = "auto",
 ) -> None:
     """Refresh a fitted model with new interactions, without a full refit: new users and items come in,
-    the sources' counts advance, ALS runs a few sweeps from its factors; the ranker is kept (a full
-    refit, `shortlist fit`, retrains it)."""
+    the sources' counts advance, ALS runs a few sweeps from its factors; the ranker is kept, or with
+    --ranker refresh retrained on the new period."""
     from shortlist.pipeline.artifacts import check_model_target
     from shortlist.pipeline.update import update_directory
+    from shortlist.pipeline.update_ranker import check_ranker_mode
 
+    check_ranker_mode(ranker)
     check_model_target(out_dir)  # before loading anything
     ds = load_data(None, interactions, items, parse_column_map(column_map), None, None,
                    items_columns=parse_column_map(items_map, option="--items-map"), drop_invalid=drop_invalid,
                    timestamp_unit=timestamp_unit)
     t0 = time.perf_counter()
     with console.status("updating the model"):
-        updated = update_directory(model, ds.interactions, out_dir, items=ds.items, in_place=in_place)
+        updated = update_directory(model, ds.interactions, out_dir, items=ds.items, in_place=in_place,
+                                   ranker=ranker)
     s = updated.metrics_["update"]
     console.print(f"updated {model} → {out_dir} in {time.perf_counter() - t0:.1f}s: {s['rows']:,} new rows, "
-                  f"{s['new_users']:,} new users, {s['new_items']:,} new items (ranker kept)")
+                  f"{s['new_users']:,} new users, {s['new_items']:,} new items ({_ranker_note(s)})")
     if s["duplicate_rows_dropped"]:
         console.print(f"{s['duplicate_rows_dropped']:,} rows were already in the model's history: left out",
                       style="yellow")
+
+
+def _ranker_note(summary: dict[str, Any]) -> str:
+    """What the update did with the ranker, for the console line."""
+    refresh = summary.get("ranker_refresh")
+    if not refresh:
+        return "ranker kept"
+    return (f"ranker retrained on {refresh['groups_kept']:,} users' labels of {refresh['window']} "
+            f"in {refresh['seconds']:.1f}s")

@@ -94,14 +94,22 @@ def iter_label_windows(data: Interactions, target: Target, *, n_windows: int, re
                 name = f"days:{target.days:g}@-{w}"
         except DataValidationError:
             break
-        labels = _graded(test, event_weights)
-        seen = split.train.frame.select(USER, ITEM).unique()
-        is_seen = labels.join(seen.with_columns(pl.lit(True).alias("_s")), on=[USER, ITEM], how="left")
-        n_seen = int(is_seen.get_column("_s").fill_null(False).sum())
-        if not repeats:
-            labels = is_seen.filter(pl.col("_s").is_null()).drop("_s")
-        if labels.height:
-            yield LabelWindow(name, split.train, labels, n_seen)
+        window = label_window(name, split.train, test, repeats=repeats, event_weights=event_weights)
+        if window is not None:
+            yield window
+
+
+def label_window(name: str, history: Interactions, test: pl.DataFrame, *, repeats: bool,
+                 event_weights: Mapping[str, float]) -> LabelWindow | None:
+    """The window whose labels are ``test``'s rows (graded; without ``repeats``, pairs already in
+    ``history`` left out and counted) over ``history``; ``None`` when no label remains."""
+    labels = _graded(test, event_weights)
+    seen = history.frame.select(USER, ITEM).unique()
+    is_seen = labels.join(seen.with_columns(pl.lit(True).alias("_s")), on=[USER, ITEM], how="left")
+    n_seen = int(is_seen.get_column("_s").fill_null(False).sum())
+    if not repeats:
+        labels = is_seen.filter(pl.col("_s").is_null()).drop("_s")
+    return LabelWindow(name, history, labels, n_seen) if labels.height else None
 
 
 def _graded(test: pl.DataFrame, event_weights: Mapping[str, float]) -> pl.DataFrame:

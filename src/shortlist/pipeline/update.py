@@ -1,14 +1,15 @@
-"""Incremental update: a fitted two-stage model refreshed with new interactions, its ranker kept.
+"""Incremental update: a fitted two-stage model refreshed with new interactions.
 
 The new rows join the model's history (unknown users and items extend the id maps; rows already in
-the history are dropped, with a count, as a fit on the joined log would drop them). Then, on the
-joined history: the count-based sources (popularity windows, co-occurrence, repurchase) and the
-other learned ones (EASE, kNN, content, two-tower) are refitted, each from a copy of itself (its own
-settings; they are cheap next to a fit's label windows); ALS starts from its old factors and runs
-``update_sweeps`` exact sweeps (new users and items solved from the old side); the feature
-statistics and the popularity fallback are rebuilt. The ranker and the learned fusion are kept, so
-no label window is built: the update costs one pass of the sources, a fit costs one per window
-plus the ranker. A full refit (``shortlist fit``) stays the way to retrain the ranker.
+the history are dropped, with a count, as a fit on the joined log would drop them). With
+``ranker="refresh"`` the ranker is first retrained on the new rows as one label window over the
+model's own stage 1 and features (:mod:`shortlist.pipeline.update_ranker`); with ``"keep"`` it is
+kept. Then, on the joined history: the count-based sources (popularity windows, co-occurrence,
+repurchase) and the other learned ones (EASE, kNN, content, two-tower) are refitted, each from a
+copy of itself (its own settings); ALS starts from its old factors and runs ``update_sweeps`` exact
+sweeps (new users and items solved from the old side); the feature statistics and the popularity
+fallback are rebuilt. The learned fusion is kept. An update costs one pass of the sources (and one
+window's rows with a refresh); a fit costs a source pass per window, the ranker and a final pass.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from shortlist.data.report import CleaningReport
 from shortlist.data.validate import validate_interactions
 from shortlist.errors import NotFittedError, OutputPathError, UpdateError
 from shortlist.pipeline.stage1 import Stage1, prepare_catalogue
+from shortlist.pipeline.update_ranker import check_ranker_mode, refreshed_ranker
 from shortlist.retrieval.als import ALS
 from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.popularity import Popularity
@@ -43,7 +45,7 @@ UPDATED_FROM = "updated_from"
 
 def update_model(model: TwoStageRecommender, new: Interactions | pl.DataFrame, *,
                  items: Items | pl.DataFrame | None = None, origin: dict[str, Any] | None = None,
-                 ) -> TwoStageRecommender:
+                 ranker: str = "keep") -> TwoStageRecommender:
     """A new model: ``model`` refreshed with the ``new`` interactions (an :class:`Interactions` on any
     id maps, or a raw frame with ``user_id, item_id, timestamp`` and the history's other columns).
     ``items``: a catalogue whose rows replace the model's for the same items and add new ones.
@@ -58,17 +60,20 @@ def update_model(model: TwoStageRecommender, new: Interactions | pl.DataFrame, *
         raise UpdateError("the model has no fitted history to update; fit it first (`shortlist fit`)") from e
     assert model.resolved_ is not None
     t0 = time.perf_counter()
+    check_ranker_mode(ranker)
     joined, added, dropped = joined_history(old, new)
     catalogue = joined_catalogue(model.items_, items, joined)
     joined = Interactions(joined.frame, joined.users, catalogue.ids if catalogue is not None else joined.items,
                           has_time=joined.has_time)
     cfg = model.resolved_
+    fitted, refresh = (model.ranker_, {}) if ranker == "keep" else refreshed_ranker(model, joined, added)
+    t_ranker = time.perf_counter() - t0
     weighed = weigh(joined, cfg.event_weights)  # the strengths the sources, features and fallback read
     fresh = refreshed_stage(stage, cfg.n_jobs, weighed, catalogue, sweeps=model.config.update_sweeps,
                             rng=np.random.default_rng(cfg.seed))
     out = TwoStageRecommender()  # the config set as is (as a load does): its sources may be custom objects'
     out.config, out.prototypes, out.ranker_prototype = model.config, model.prototypes, model.ranker_prototype
-    out.resolved_, out.stage1_, out.ranker_ = cfg, fresh, model.ranker_
+    out.resolved_, out.stage1_, out.ranker_ = cfg, fresh, fitted
     out.features_ = out._features(fresh, weighed, catalogue, cfg).warm()
     if out.features_.names != features.names:
         raise UpdateError("the refreshed features differ from the ones the ranker was trained on; "
@@ -78,7 +83,8 @@ def update_model(model: TwoStageRecommender, new: Interactions | pl.DataFrame, *
     previous = model.metrics_.get(UPDATED_FROM, {})
     summary = {"rows": added, "duplicate_rows_dropped": dropped, "new_users": joined.n_users - old.n_users,
                "new_items": joined.n_items - old.n_items, "history_rows": len(joined),
-               "seconds": round(time.perf_counter() - t0, 2), "source_fit_s": dict(fresh.fit_seconds)}
+               "seconds": round(time.perf_counter() - t0, 2), "source_fit_s": dict(fresh.fit_seconds),
+               "ranker": ranker, **({"ranker_refresh": {**refresh, "seconds": round(t_ranker, 2)}} if refresh else {})}
     out.metrics_ = {**model.metrics_, "update": summary, UPDATED_FROM: {
         **(origin or {}), "data_fingerprint": old.fingerprint(), "updates": int(previous.get("updates", 0)) + 1,
         "at": datetime.now(UTC).isoformat(timespec="seconds")}}
@@ -185,10 +191,12 @@ def _grown(factors: np.ndarray, rows: int) -> np.ndarray:
 
 
 def update_directory(model_dir: Path | str, new: Interactions | pl.DataFrame, out_dir: Path | str, *,
-                     items: Items | pl.DataFrame | None = None, in_place: bool = False) -> TwoStageRecommender:
+                     items: Items | pl.DataFrame | None = None, in_place: bool = False,
+                     ranker: str = "keep") -> TwoStageRecommender:
     """Load the model saved at ``model_dir``, update it with ``new`` and save the result to
     ``out_dir`` (atomically: a temporary folder renamed into place). ``out_dir`` may be
-    ``model_dir`` only with ``in_place`` (the CLI's ``--in-place``, the service's update)."""
+    ``model_dir`` only with ``in_place`` (the CLI's ``--in-place``, the service's update).
+    ``ranker``: as :func:`update_model`'s."""
     from shortlist.pipeline.artifacts import check_model_target
     from shortlist.pipeline.batch_export import model_version
     from shortlist.pipeline.load import load_model
@@ -198,7 +206,8 @@ def update_directory(model_dir: Path | str, new: Interactions | pl.DataFrame, ou
         raise OutputPathError(f"--out {out_dir} is the model being updated; pass a new folder (e.g. --out "
                               f"{source.name}-updated), or --in-place to replace it")
     model = two_stage(load_model(source))
-    updated = update_model(model, new, items=items, origin={"path": str(source), "version": model_version(source)})
+    updated = update_model(model, new, items=items, origin={"path": str(source), "version": model_version(source)},
+                           ranker=ranker)
     updated.save(out_dir)
     return updated
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from fastapi import Depends, FastAPI, Query, Request
@@ -36,9 +36,10 @@ class UpdateRequest(BaseModel):
     """New interaction rows, each with ``user_id``, ``item_id``, ``timestamp`` and the model's other columns."""
 
     interactions: list[dict[str, Any]] = Field(min_length=1)
+    ranker: Literal["keep", "refresh"] = "keep"  # refresh: retrain the ranker on these rows (docs/update.md)
 
 
-def update_served(svc: Service, rows: list[dict[str, Any]], variant: str) -> dict[str, Any]:
+def update_served(svc: Service, rows: list[dict[str, Any]], variant: str, ranker: str = "keep") -> dict[str, Any]:
     """Update ``variant``'s model with ``rows``, save it over its folder and reload it. Bad rows are a
     :class:`BadRequestError` (the served model untouched); a running update a :class:`ReloadInProgressError`."""
     if not _UPDATING.acquire(blocking=False):
@@ -49,7 +50,8 @@ def update_served(svc: Service, rows: list[dict[str, Any]], variant: str) -> dic
         t0 = time.perf_counter()
         try:
             frame = pl.DataFrame(rows, infer_schema_length=None)
-            updated = update_model(engine.model, frame, origin={"path": str(holder.directory), "version": engine.version})
+            updated = update_model(engine.model, frame, origin={"path": str(holder.directory), "version": engine.version},
+                                   ranker=ranker)
         except (ShortlistError, pl.exceptions.PolarsError, TypeError, ValueError) as e:
             raise BadRequestError("interactions", str(e)) from e
         updated.save(holder.directory)
@@ -70,7 +72,7 @@ def add_update_route(app: FastAPI, svc: Service, guard: Guard) -> None:
         svc.engine(name)  # an unknown variant: 404 before any work
         setattr(request.state, VARIANT_STATE, name)
         try:
-            body = await run_in_threadpool(update_served, svc, req.interactions, name)
+            body = await run_in_threadpool(update_served, svc, req.interactions, name, req.ranker)
         except ReloadInProgressError as e:
             return JSONResponse(status_code=409, content={"detail": str(e)})
         except ModelLoadError as e:
