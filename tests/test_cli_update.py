@@ -32,7 +32,7 @@ def test_update_round_trip(files, cli):
                         "--config", str(files / "config.toml")])
     assert code == 0, err
     code, _, err = cli(["update", "--model", str(files / "m"), "--interactions", str(files / "new.csv"),
-                          "--out", str(files / "m2")])
+                          "--out", str(files / "m2"), "--ranker", "keep"])
     assert code == 0, err
     assert "new users" in err and "ranker kept" in err  # the console writes to stderr
     code, _, err = cli(["recommend", "--model", str(files / "m2"), "--users", str(files / "users.csv"),

@@ -54,7 +54,7 @@ def _catalogue(items, history):
 
 @pytest.fixture(scope="module")
 def updated(fitted, logs):
-    return update_model(fitted, logs[2], items=logs[0])
+    return update_model(fitted, logs[2], items=logs[0], ranker="keep")
 
 
 def test_new_users_and_items_become_recommendable(fitted, updated, logs):
@@ -105,7 +105,7 @@ def test_ranker_and_fusion_kept_and_the_old_model_untouched(fitted, updated):
 
 def test_saved_update_records_its_origin_and_keeps_the_ranker_file(fitted, logs, tmp_path):
     fitted.save(tmp_path / "m")
-    update_directory(tmp_path / "m", logs[2], tmp_path / "m2")
+    update_directory(tmp_path / "m", logs[2], tmp_path / "m2", ranker="keep")
     manifest = json.loads((tmp_path / "m2" / "manifest.json").read_text())
     origin = manifest["updated_from"]
     assert origin["data_fingerprint"] == fitted.history_.fingerprint() and origin["updates"] == 1

@@ -216,17 +216,17 @@ def update(
     items: Annotated[Path | None, typer.Option(help="Catalogue rows to add, or to replace the model's for the same "
                                                     "items.")] = None,
     in_place: Annotated[bool, typer.Option("--in-place", help="Allow --out to be --model: it is replaced.")] = False,
-    ranker: Annotated[str, typer.Option(help="keep: the model's ranker; refresh: retrain it on the new interactions "
-                                             "as one label window over the model's own sources (docs/update.md).")
-                      ] = "keep",
+    ranker: Annotated[str, typer.Option(help="refresh: retrain the ranker on the new interactions as one label "
+                                             "window over the model's own sources (docs/update.md); keep: keep it.")
+                      ] = "refresh",
     column_map: ColumnMap = None,
     items_map: ItemsMap = None,
     drop_invalid: DropInvalid = False,
     timestamp_unit: TimestampUnitOption = "auto",
 ) -> None:
     """Refresh a fitted model with new interactions, without a full refit: new users and items come in,
-    the sources' counts advance, ALS runs a few sweeps from its factors; the ranker is kept, or with
-    --ranker refresh retrained on the new period."""
+    the sources' counts advance, ALS runs a few sweeps from its factors; the ranker is retrained on
+    the new period (--ranker keep keeps it)."""
     from shortlist.pipeline.artifacts import check_model_target
     from shortlist.pipeline.update import update_directory
     from shortlist.pipeline.update_ranker import check_ranker_mode

@@ -45,12 +45,15 @@ UPDATED_FROM = "updated_from"
 
 def update_model(model: TwoStageRecommender, new: Interactions | pl.DataFrame, *,
                  items: Items | pl.DataFrame | None = None, origin: dict[str, Any] | None = None,
-                 ranker: str = "keep") -> TwoStageRecommender:
+                 ranker: str = "refresh") -> TwoStageRecommender:
     """A new model: ``model`` refreshed with the ``new`` interactions (an :class:`Interactions` on any
     id maps, or a raw frame with ``user_id, item_id, timestamp`` and the history's other columns).
     ``items``: a catalogue whose rows replace the model's for the same items and add new ones.
     ``origin``: what the metrics and the manifest record of where ``model`` came from (a saved
-    model's version and path). ``model`` itself is not changed."""
+    model's version and path). ``ranker``: ``"refresh"`` (default) retrains the ranker on the new
+    rows as one label window over the model's fitted stage 1 and features
+    (:mod:`shortlist.pipeline.update_ranker`; an :class:`UpdateError` where they make none);
+    ``"keep"`` keeps it. ``model`` itself is not changed."""
     from shortlist.pipeline.two_stage import TwoStageRecommender
 
     model = two_stage(model)
@@ -192,7 +195,7 @@ def _grown(factors: np.ndarray, rows: int) -> np.ndarray:
 
 def update_directory(model_dir: Path | str, new: Interactions | pl.DataFrame, out_dir: Path | str, *,
                      items: Items | pl.DataFrame | None = None, in_place: bool = False,
-                     ranker: str = "keep") -> TwoStageRecommender:
+                     ranker: str = "refresh") -> TwoStageRecommender:
     """Load the model saved at ``model_dir``, update it with ``new`` and save the result to
     ``out_dir`` (atomically: a temporary folder renamed into place). ``out_dir`` may be
     ``model_dir`` only with ``in_place`` (the CLI's ``--in-place``, the service's update).

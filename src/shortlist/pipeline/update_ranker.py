@@ -42,12 +42,13 @@ def check_ranker_mode(mode: str) -> str:
 
 
 def new_period_window(old: Interactions, added: Interactions, target: Target, *, repeats: bool,
-                      event_weights: Mapping[str, float]) -> tuple[LabelWindow, dict[str, int]]:
+                      event_weights: Mapping[str, float]) -> tuple[LabelWindow, dict[str, float]]:
     """The label window of the ``added`` rows (on id maps that extend ``old``'s) over the ``old``
     history (both weighed), under the model's ``target``: ``days:N`` labels the added rows of the N days after the
     history's last time, ``last`` each user's first added row; ``random:Q`` (no time order) is an
     :class:`UpdateError`. Rows of users the old model did not know, at or before the history's end,
-    or after the window are no labels; the counts say how many of each there were."""
+    or after the window are no labels; the counts say how many of each there were, and ``label_days``
+    the days after the history's end that the labels reach."""
     if target.kind == "random":
         raise UpdateError(f"the model's target {target} has no time order, so the new rows are no label window for "
                           "it; update with --ranker keep (ranker='keep'), or refit on the whole log")
@@ -61,7 +62,7 @@ def new_period_window(old: Interactions, added: Interactions, target: Target, *,
         inside = after & (pl.col(TIMESTAMP) <= end + int(target.days * SECONDS_PER_DAY))
     else:
         inside = after
-    counts = {"new_rows": frame.height, "cold_user_rows": int(frame.select((~warm).sum()).item()),
+    counts: dict[str, float] = {"new_rows": frame.height, "cold_user_rows": int(frame.select((~warm).sum()).item()),
               "rows_at_or_before_history_end": int(frame.select((warm & ~after).sum()).item()),
               "rows_after_window": int(frame.select((warm & after & ~inside).sum()).item())}
     test = frame.filter(warm & inside)
@@ -69,6 +70,8 @@ def new_period_window(old: Interactions, added: Interactions, target: Target, *,
         test = test.sort([USER, TIMESTAMP], maintain_order=True).group_by(USER, maintain_order=True).first()
     window = label_window(f"update:{target}", old, test, repeats=repeats, event_weights=event_weights)
     counts["label_rows"] = test.height
+    if end is not None and test.height:  # how much of the target's days the labels cover
+        counts["label_days"] = round((int(test.get_column(TIMESTAMP).max()) - end) / SECONDS_PER_DAY, 2)  # type: ignore[arg-type]
     if window is None:
         raise UpdateError(_too_small(f"the new interactions hold no label for the model's known users ({counts})"))
     return window, counts

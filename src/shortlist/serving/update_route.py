@@ -36,10 +36,11 @@ class UpdateRequest(BaseModel):
     """New interaction rows, each with ``user_id``, ``item_id``, ``timestamp`` and the model's other columns."""
 
     interactions: list[dict[str, Any]] = Field(min_length=1)
-    ranker: Literal["keep", "refresh"] = "keep"  # refresh: retrain the ranker on these rows (docs/update.md)
+    #: A request's rows are few: too few for a label window, so the ranker is kept unless asked.
+    ranker: Literal["keep", "refresh"] = "keep"
 
 
-def update_served(svc: Service, rows: list[dict[str, Any]], variant: str, ranker: str = "keep") -> dict[str, Any]:
+def update_served(svc: Service, rows: list[dict[str, Any]], variant: str, ranker: str) -> dict[str, Any]:
     """Update ``variant``'s model with ``rows``, save it over its folder and reload it. Bad rows are a
     :class:`BadRequestError` (the served model untouched); a running update a :class:`ReloadInProgressError`."""
     if not _UPDATING.acquire(blocking=False):
