@@ -76,7 +76,9 @@ def test_finetune_writes_a_model_every_encoder_option_accepts(tuned) -> None:
     encoder = resolve_encoder(str(result.model_dir))
     assert isinstance(encoder, SentenceTransformerEncoder)
     assert encoder.encode(["green tea"]).shape == (1, 384)
-    assert encoder._load().max_seq_length == 16
+    base_length = resolve_encoder("minilm")._load().max_seq_length
+    assert base_length > 16 and encoder._load().max_seq_length == base_length  # trained at 16, searches like the base
+    assert result.config["inference_max_seq_length"] == base_length
     manifest = json.loads((result.model_dir / "manifest.json").read_text())
     assert manifest["kind"] == "search_encoder" and manifest["result"]["steps"] == 2
 

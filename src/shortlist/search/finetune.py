@@ -4,8 +4,10 @@
 mined hard negatives when asked) and the ``NO_DUPLICATES`` batch sampler (many reviews share one
 product, and a repeated document in a batch would be a false negative). The validation reviews
 are scored by ``InformationRetrievalEvaluator`` before training, every ``eval_steps`` and at the
-end. fp16 runs only on a GPU. The result is a model folder that every encoder option accepts
-(``--encoder PATH``, :func:`~shortlist.retrieval.content.encoders.resolve_encoder`).
+end, all at the training length. fp16 runs only on a GPU. The result is a model folder that every
+encoder option accepts (``--encoder PATH``, :func:`~shortlist.retrieval.content.encoders.resolve_encoder`);
+it keeps the base model's token limit for searching, since ``max_seq_length`` bounds training's cost
+and a search should read as much of a text as the base encoder it is compared with.
 """
 
 from __future__ import annotations
@@ -109,10 +111,12 @@ def finetune(catalogue: pl.DataFrame, train_reviews: pl.DataFrame, valid_reviews
     device = resolve_device(cfg.device)
     fp16 = _use_fp16(cfg, device)
     model = SentenceTransformerEncoder(base.model, device=device)._load()
-    model.max_seq_length = cfg.max_seq_length
+    inference_length = model.max_seq_length
+    model.max_seq_length = cfg.max_seq_length  # a training cost: tokens per text while training only
     evaluator = ir_evaluator(documents, valid_reviews, batch_size=cfg.batch_size) if valid_reviews is not None \
         else None
-    result = FinetuneResult(model_dir=Path(out), config={**asdict(cfg), "base_model_id": base.model_id},
+    result = FinetuneResult(model_dir=Path(out), config={**asdict(cfg), "base_model_id": base.model_id,
+                                                         "inference_max_seq_length": inference_length},
                             train_pairs=pairs.height, device=device, fp16=fp16,
                             valid_queries=len(evaluator.queries) if evaluator is not None else 0)
     columns = [ANCHOR, POSITIVE, *[c for c in pairs.columns if c.startswith("negative_")]]
@@ -122,6 +126,7 @@ def finetune(catalogue: pl.DataFrame, train_reviews: pl.DataFrame, valid_reviews
         result.train_seconds = round(seconds, 2)
         result.steps, result.evaluations = steps, evaluations
         result.pairs_per_second = round(steps * cfg.batch_size / max(result.train_seconds, 1e-9), 2)
+        model.max_seq_length = inference_length  # searched like the base model, on texts of the same length
         model.save(str(tmp))
         write_manifest(tmp, kind=KIND, config=result.config, extra={"result": {
             k: v for k, v in result.to_dict().items() if k not in ("config", "model_dir")}})
