@@ -178,9 +178,7 @@ def _keys(users: np.ndarray, items: np.ndarray) -> np.ndarray:
 
 def _labels_of(u: CandidateUnion, keys: np.ndarray, grades: np.ndarray) -> np.ndarray:
     """Each union row's label grade (0: not a label); ``keys`` sorted, ``grades`` aligned."""
-    q = _keys(u.users, u.items)
-    pos = np.minimum(np.searchsorted(keys, q), max(len(keys) - 1, 0))
-    hit = (keys[pos] == q) if len(keys) else np.zeros(len(q), bool)
+    hit, pos = _sorted_lookup(_keys(u.users, u.items), keys)
     return np.where(hit, grades[pos] if len(keys) else 0.0, 0.0).astype(np.float32)
 
 
@@ -194,16 +192,16 @@ def _source_hits(users: np.ndarray, tops: Mapping[str, TopK], names: Sequence[st
         items = tops[name][0]
         valid = items >= 0
         pairs = _keys(np.broadcast_to(users[:, None], items.shape)[valid], items[valid])
-        hits[j] = len(np.unique(pairs[_sorted_member(pairs, keys)]))  # a source repeating a pair counts once
+        hits[j] = len(np.unique(pairs[_sorted_lookup(pairs, keys)[0]]))  # a source repeating a pair counts once
     return hits
 
 
-def _sorted_member(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """``np.isin(values, sorted_keys)`` by binary search into the (sorted) keys: no sort of ``values``."""
-    if not len(sorted_keys):
-        return np.zeros(len(values), bool)
-    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
-    return sorted_keys[at] == values
+def _sorted_lookup(values: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each of ``values`` is in ``sorted_keys`` and where, by binary search (no sort of
+    ``values``); the positions of misses are meaningless."""
+    at = np.minimum(np.searchsorted(sorted_keys, values), max(len(sorted_keys) - 1, 0))
+    hit = (sorted_keys[at] == values) if len(sorted_keys) else np.zeros(len(values), bool)
+    return hit, at
 
 
 def _sample_rows(u: CandidateUnion, y: np.ndarray, config: TwoStageConfig) -> np.ndarray:
