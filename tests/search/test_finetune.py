@@ -110,3 +110,34 @@ def test_finetune_refuses_fp16_on_cpu_and_a_foreign_folder(catalogue, reviews, t
     assert (tmp_path / "mine" / "data.txt").read_text() == "x"
     with pytest.raises(ConfigError):
         FinetuneConfig(batch_size=1)
+
+
+@pytest.mark.slow
+def test_several_epochs_keep_the_evaluated_step_with_the_best_validation_mrr(catalogue, reviews, tmp_path) -> None:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("datasets")
+    from shortlist.retrieval.content.encoders import resolve_encoder
+    from shortlist.search import FinetuneConfig, finetune
+    from shortlist.search.st_training import ir_evaluator
+    from shortlist.search.state import build_documents
+
+    train, valid = holdout_split(reviews, 0.2)
+    # a learning rate high enough that the validation MRR moves up and down between evaluations
+    config = FinetuneConfig(epochs=2, max_steps=0, batch_size=4, max_seq_length=16, learning_rate=2e-2,
+                            eval_steps=3, device="cpu")
+    result = finetune(catalogue, train, valid, tmp_path / "model", config)
+    scored = [e for e in result.evaluations if e["step"] > 0]  # step 0 is the base model, for reference only
+    assert result.steps == 18 and [e["step"] for e in scored] == [3, 6, 9, 12, 15, 18]
+    best = max(scored, key=lambda e: e["mrr@5"])  # the first of equal scores, as the trainer keeps
+    assert result.kept_step == best["step"]
+    manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
+    assert manifest["result"]["kept_step"] == best["step"]
+    assert not [p.name for p in (tmp_path / "model").iterdir() if p.name.startswith("checkpoint")]
+    saved = resolve_encoder(str(tmp_path / "model"))._load()
+    saved.max_seq_length = 16  # scored as in training: the saved weights are the kept step's
+    evaluator = ir_evaluator(build_documents(catalogue, train, keywords=config.keywords), valid, batch_size=4)
+    assert _mrr(evaluator(saved)) == pytest.approx(best["mrr@5"], abs=1e-5)
+
+
+def _mrr(scores: dict) -> float:
+    return float(next(v for k, v in scores.items() if k.endswith("mrr@5")))

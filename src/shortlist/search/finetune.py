@@ -3,11 +3,14 @@
 ``SentenceTransformerTrainer`` with ``MultipleNegativesRankingLoss`` (in-batch negatives, plus
 mined hard negatives when asked) and the ``NO_DUPLICATES`` batch sampler (many reviews share one
 product, and a repeated document in a batch would be a false negative). The validation reviews
-are scored by ``InformationRetrievalEvaluator`` before training, every ``eval_steps`` and at the
-end, all at the training length. fp16 runs only on a GPU. The result is a model folder that every
-encoder option accepts (``--encoder PATH``, :func:`~shortlist.retrieval.content.encoders.resolve_encoder`);
-it keeps the base model's token limit for searching, since ``max_seq_length`` bounds training's cost
-and a search should read as much of a text as the base encoder it is compared with.
+are scored by ``InformationRetrievalEvaluator`` before training, every ``eval_steps`` (by default
+once per epoch) and at the last step, all at the training length; with ``keep_best`` the saved
+model is the evaluated one with the highest validation MRR (checkpoints live in a temporary
+folder, never in ``out``), and the result and manifest name its step. fp16 runs only on a GPU.
+The result is a model folder that every encoder option accepts (``--encoder PATH``,
+:func:`~shortlist.retrieval.content.encoders.resolve_encoder`); it keeps the base model's token
+limit for searching, since ``max_seq_length`` bounds training's cost and a search should read as
+much of a text as the base encoder it is compared with.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ class FinetuneConfig:
     warmup_ratio: float = 0.1
     hard_negatives: int = 0
     keywords: int = 10
-    eval_steps: int = 0
+    eval_steps: int = 0  # 0: once per epoch
+    keep_best: bool = True
     fp16: bool | None = None
     device: str = "auto"
     seed: int = 0
@@ -72,6 +76,7 @@ class FinetuneResult:
     train_pairs: int = 0
     valid_queries: int = 0
     steps: int = 0
+    kept_step: int = 0  # the step whose weights were saved (the best validation MRR with keep_best)
     train_seconds: float = 0.0
     pairs_per_second: float = 0.0
     device: str = "cpu"
@@ -121,17 +126,16 @@ def finetune(catalogue: pl.DataFrame, train_reviews: pl.DataFrame, valid_reviews
                             valid_queries=len(evaluator.queries) if evaluator is not None else 0)
     columns = [ANCHOR, POSITIVE, *[c for c in pairs.columns if c.startswith("negative_")]]
     with atomic_directory(out) as tmp, tempfile.TemporaryDirectory(prefix="shortlist-finetune-") as work:
-        steps, evaluations, seconds = run_trainer(model, pairs.select(columns), evaluator, cfg, fp16=fp16,
-                                                 work=Path(work))
-        result.train_seconds = round(seconds, 2)
-        result.steps, result.evaluations = steps, evaluations
-        result.pairs_per_second = round(steps * cfg.batch_size / max(result.train_seconds, 1e-9), 2)
+        run = run_trainer(model, pairs.select(columns), evaluator, cfg, fp16=fp16, work=Path(work))
+        result.train_seconds = round(run.seconds, 2)
+        result.steps, result.evaluations, result.kept_step = run.steps, run.evaluations, run.kept_step
+        result.pairs_per_second = round(run.steps * cfg.batch_size / max(result.train_seconds, 1e-9), 2)
         model.max_seq_length = inference_length  # searched like the base model, on texts of the same length
         model.save(str(tmp))
         write_manifest(tmp, kind=KIND, config=result.config, extra={"result": {
             k: v for k, v in result.to_dict().items() if k not in ("config", "model_dir")}})
-    logger.info("fine-tuned %s: %d steps, %.1f pairs/s on %s", base.model_id, result.steps,
-                result.pairs_per_second, device)
+    logger.info("fine-tuned %s: %d steps (kept step %d), %.1f pairs/s on %s", base.model_id, result.steps,
+                result.kept_step, result.pairs_per_second, device)
     return result
 
 
