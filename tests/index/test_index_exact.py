@@ -120,7 +120,7 @@ def test_matches_full_sort_reference(random_small: tuple[np.ndarray, np.ndarray]
     np.testing.assert_array_equal(scores, np.take_along_axis(full, ref, axis=1))
 
 
-@pytest.mark.parametrize("k", [1, 10, 100])
+@pytest.mark.parametrize("k", [1, 10, 50, 100])
 def test_candidate_prefilter_equals_dense_top_k_with_ties_and_exclusions(k: int) -> None:
     rng = np.random.default_rng(k)
     scores = np.round(rng.standard_normal((40, 3_000)), 1).astype(np.float32)  # many ties

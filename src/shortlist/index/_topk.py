@@ -14,8 +14,9 @@ import numpy.typing as npt
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
-# Below this many items per top-k slot, the candidate pre-filter of `topk_block` does not pay off.
-_MIN_GROUPS = 8
+# Below this many items per top-k slot the candidate pre-filter of `topk_block` costs more than it saves
+# (it pays off on long rows, where ties at -inf slow argpartition down).
+_MIN_GROUPS = 40
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,18 @@ class Exclusion:
 
 
 def order_topk(pos: I64, scores: F32, k: int) -> tuple[I64, F32]:
-    """Sort each row by (score desc, position asc), keep `k` columns, turn -inf entries into -1."""
-    neg = -scores
-    # invalid slots (pos < 0) must sort after every real item, including real -inf ones
-    tie = np.where(pos < 0, np.iinfo(np.int64).max, pos)
-    order = np.lexsort((tie, neg), axis=-1)[:, :k]
-    pos = np.take_along_axis(pos, order, axis=1)
-    scores = np.take_along_axis(scores, order, axis=1)
-    missing = ~np.isfinite(scores) | (pos < 0)
-    pos = np.where(missing, -1, pos)
-    scores = np.where(missing, np.float32(-np.inf), scores).astype(np.float32, copy=False)
-    return pos, scores
+    """Sort each row by (score desc, position asc), keep `k` columns, turn non-finite entries into -1.
+
+    A slot with no item (position < 0) must score -inf. Few numpy calls: a request orders a few
+    hundred slots per source, where each call's overhead is the cost.
+    """
+    m, width = pos.shape
+    order = np.lexsort((pos, -scores), axis=-1)[:, :k]  # NaN sorts last
+    flat = order + (np.arange(m, dtype=np.int64) * width)[:, None]
+    pos, s = pos.ravel()[flat], scores.ravel()[flat].astype(np.float32, copy=False)
+    missing = ~np.isfinite(s)
+    pos[missing], s[missing] = -1, -np.inf
+    return pos, s
 
 
 def topk_block(scores: F32, k: int) -> tuple[I64, F32]:
@@ -93,10 +95,11 @@ def _topk_dense(scores: F32, k: int) -> tuple[I64, F32]:
     # partition at the (k+1)-th largest: the k after it are the top k, and it tells whether the
     # k-th score is tied with an item left out (argpartition keeps an arbitrary one of those)
     part = np.argpartition(scores, n - k - 1, axis=1)[:, n - k - 1 :].astype(np.int64, copy=False)
-    vals = np.take_along_axis(scores, part, axis=1)
+    vals = scores.ravel()[part + (np.arange(m, dtype=np.int64) * n)[:, None]]
     pos, next_best, vals = part[:, 1:], vals[:, 0], vals[:, 1:]
     kth = vals.min(axis=1)
-    tied = np.flatnonzero(kth == next_best)
+    # -inf slots come out as missing whichever -inf items fill them: only finite ties need redoing
+    tied = np.flatnonzero((kth == next_best) & (kth > -np.inf))
     if tied.size:
         pos[tied] = _lowest_positions_on_ties(scores[tied], kth[tied], k)
         vals[tied] = np.take_along_axis(scores[tied], pos[tied], axis=1)
