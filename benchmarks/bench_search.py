@@ -3,14 +3,15 @@
     python benchmarks/bench_search.py [--data-dir ../shared/data] [--datasets amazon-gift-cards,amazon-magazine-subs]
                                       [--out reports/search] [--max-steps N] [--batch-size N] [--epochs X]
                                       [--max-seq-length N] [--learning-rate X] [--hard-negatives N]
-                                      [--query-type review|keywords|both]
+                                      [--query-type review|keywords|both] [--eval-steps N] [--keep-last]
 
 For each dataset: reviews split 80/10/10 by time; the encoder fine-tuned on the first 80% (the
 next 10% score it); indexes built from the first 80% with the next 10% as the re-ranker's
 queries; the last 10% are the test queries (review text → its item; the whole category's
 metadata is the catalogue). Prints one Markdown table per dataset (Recall@1/5/10/20/50/100,
 MRR@100), the fine-tuning run (steps, pairs/s, device) and the host, and writes a report with
-plots under --out/<dataset>/. Fine-tuning settings left out are FinetuneConfig's defaults.
+plots under --out/<dataset>/. Fine-tuning settings left out are FinetuneConfig's defaults (the saved
+encoder is the evaluated step with the best validation MRR unless --keep-last).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def run(name: str, data_dirs: list[Path], out: Path, config: FinetuneConfig) -> 
         print(f"\nfine-tuning: {ft['steps']} steps x {ft['config']['batch_size']} pairs "
               f"(max_seq_length {ft['config']['max_seq_length']}) in {ft['train_seconds']} s = "
               f"{ft['pairs_per_second']} pairs/s on {ft['device']} (fp16: {ft['fp16']}); "
-              f"{ft['train_pairs']} training pairs, {ft['valid_queries']} validation queries")
+              f"{ft['train_pairs']} training pairs, {ft['valid_queries']} validation queries; kept step "
+              f"{ft.get('kept_step')}")
         print(f"validation (recall@10, mrr@100) by step: {meta.get('finetune_validation')}")
     print(f"re-ranker (fine-tuned index): {meta.get('ranker_tuned')}")
     print(f"timings (s): {meta.get('seconds')}")
@@ -88,11 +90,14 @@ def main() -> None:
     ap.add_argument("--datasets", default="amazon-gift-cards,amazon-magazine-subs")
     ap.add_argument("--out", type=Path, default=Path("reports/search"))
     for flag, kind in (("max-steps", int), ("batch-size", int), ("epochs", float), ("max-seq-length", int),
-                       ("learning-rate", float), ("hard-negatives", int), ("query-type", str)):
+                       ("learning-rate", float), ("hard-negatives", int), ("query-type", str), ("eval-steps", int)):
         ap.add_argument(f"--{flag}", type=kind, default=None, help="fine-tuning setting (default: FinetuneConfig's)")
+    ap.add_argument("--keep-last", dest="keep_best", action="store_false", default=None,
+                    help="save the last step, not the best-validated one")
     args = ap.parse_args()
     settings = {k: getattr(args, k) for k in ("max_steps", "batch_size", "epochs", "max_seq_length", "learning_rate",
-                                              "hard_negatives", "query_type") if getattr(args, k) is not None}
+                                              "hard_negatives", "query_type", "eval_steps", "keep_best")
+                if getattr(args, k) is not None}
     config = FinetuneConfig(**settings)
     data_dirs = args.data_dir or [ROOT.parent / "shared" / "data"]
     print(f"# host: {host_cpu()}, {os.cpu_count()} logical cores, {accelerator()}, load {os.getloadavg()[0]:.2f}; "

@@ -173,18 +173,20 @@ def test_evaluate_passes_fine_tuning_settings_and_prints_the_run(cli, files, mon
         seen.update(kwargs)
         cfg = kwargs["finetune_config"]
         run = {"config": {"batch_size": cfg.batch_size, "max_seq_length": cfg.max_seq_length}, "steps": 3,
-               "train_pairs": 96, "train_seconds": 2.0, "pairs_per_second": 48.0, "device": "cpu", "fp16": False}
+               "train_pairs": 96, "train_seconds": 2.0, "pairs_per_second": 48.0, "device": "cpu", "fp16": False,
+               "kept_step": 2}
         table = pl.DataFrame({"model": ["bm25"], "recall@1": [0.5], "mrr@1": [0.5]})
         return SearchEvaluation(table=table, meta={"test_queries": 4, "finetune": run})
 
     monkeypatch.setattr(evaluate_module, "evaluate_search", fake)
     code, out, err = cli(["search", "evaluate", "--items", str(files["items"]), "--reviews", str(files["reviews"]),
                           "--k", "1", "--max-steps", "3", "--batch-size", "8", "--learning-rate", "1e-4",
-                          "--hard-negatives", "2"])
+                          "--hard-negatives", "2", "--keep-last"])
     assert code == 0, err
     cfg = seen["finetune_config"]
     default = FinetuneConfig()
-    assert (cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.hard_negatives) == (3, 8, 1e-4, 2)
+    assert (cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.hard_negatives, cfg.keep_best) == (3, 8, 1e-4, 2,
+                                                                                                     False)
     assert (cfg.max_seq_length, cfg.query_type, cfg.epochs) == (default.max_seq_length, default.query_type,
                                                                 default.epochs)  # unset: the config's defaults
-    assert "fine-tuning: 3 steps × 8 pairs" in out and "48.0 pairs/s on cpu" in out
+    assert "fine-tuning: 3 steps × 8 pairs" in out and "48.0 pairs/s on cpu; kept step 2" in out

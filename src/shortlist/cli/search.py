@@ -47,6 +47,8 @@ BatchSize = Annotated[int | None, typer.Option(help="Pairs per step (in-batch ne
 MaxSeqLength = Annotated[int | None, typer.Option(help="Tokens per text while fine-tuning.", min=8)]
 LearningRate = Annotated[float | None, typer.Option(help="Fine-tuning learning rate.", min=1e-9)]
 HardNegatives = Annotated[int | None, typer.Option(help="Mined hard negatives per pair (0: in-batch only).", min=0)]
+KeepBest = Annotated[bool | None, typer.Option("--keep-best/--keep-last", help="Save the evaluated step with the best "
+                                               "validation MRR (scored once per epoch), or the last step.")]
 
 
 @search_app.command("index")
@@ -173,7 +175,8 @@ def _finetune_line(run: dict[str, Any]) -> str:
     cfg = run["config"]
     return (f"{run['steps']} steps × {cfg['batch_size']} pairs (max_seq_length {cfg['max_seq_length']}, "
             f"{run['train_pairs']:,} training pairs) in {run['train_seconds']:.1f} s = {run['pairs_per_second']:.1f} "
-            f"pairs/s on {run['device']}{' (fp16)' if run['fp16'] else ''}")
+            f"pairs/s on {run['device']}{' (fp16)' if run['fp16'] else ''}"
+            + (f"; kept step {run['kept_step']}" if run.get("kept_step") else ""))
 
 
 @search_app.command("finetune")
@@ -190,6 +193,7 @@ def finetune_cmd(
     max_seq_length: MaxSeqLength = None,
     learning_rate: LearningRate = None,
     hard_negatives: HardNegatives = None,
+    keep_best: KeepBest = None,
     holdout: Holdout = 0.1,
     data_dir: DataDir = None,
     track: Track = None,
@@ -207,7 +211,7 @@ def finetune_cmd(
     tracking = tracking_settings(load_config(None), track=track, uri=tracking_uri, experiment=experiment)
     config = _finetune_config(base_model=base_model, query_type=query_type, epochs=epochs, max_steps=max_steps,
                               batch_size=batch_size, max_seq_length=max_seq_length, learning_rate=learning_rate,
-                              hard_negatives=hard_negatives)
+                              hard_negatives=hard_negatives, keep_best=keep_best)
     catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=True)
     assert found is not None
     train, valid = holdout_split(found, holdout)
@@ -239,6 +243,7 @@ def evaluate_cmd(
     max_seq_length: MaxSeqLength = None,
     learning_rate: LearningRate = None,
     hard_negatives: HardNegatives = None,
+    keep_best: KeepBest = None,
     data_dir: DataDir = None,
 ) -> None:
     """Reviews split 80/10/10 by time; the last 10% are queries: BM25, base, fine-tuned, hybrid, re-ranked."""
@@ -251,7 +256,7 @@ def evaluate_cmd(
     assert found is not None
     config = _finetune_config(base_model=base_encoder, query_type=query_type, epochs=epochs, max_steps=max_steps,
                               batch_size=batch_size, max_seq_length=max_seq_length, learning_rate=learning_rate,
-                              hard_negatives=hard_negatives)
+                              hard_negatives=hard_negatives, keep_best=keep_best)
     with tempfile.TemporaryDirectory(prefix="shortlist-search-") as work:
         tuned_out = (report / "encoder") if report is not None else Path(work) / "encoder"
         with console.status("evaluating (fine-tuning, indexing, searching)"):
