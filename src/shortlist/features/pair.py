@@ -91,25 +91,25 @@ class PairFeatures:
             # Σ over the user's last n items in ascending id order, added one at a time: the order
             # (and so every float32 rounding) is a row's own, whatever the shard.
             recent = profiles.recent_sorted(n)[us]
-            recent[~pair_ok] = -1
-            absent = recent < 0
+            absent = (recent < 0) | ~pair_ok[:, None]
+            known = np.where(absent, 0, recent)
             for sname in self.similarities:
                 table = self.table(sname)
                 if isinstance(table, np.ndarray):
-                    vals = table_cells(table, np.maximum(recent, 0), is_)
+                    vals = table_cells(table, known, is_)
                     vals[absent] = 0.0
                 else:
-                    vals = table.get(recent, np.broadcast_to(is_[:, None], recent.shape)).astype(np.float32)
+                    vals = table.get(np.where(absent, -1, recent),
+                                     np.broadcast_to(is_[:, None], recent.shape)).astype(np.float32)
                 out[f"{sname}_last{n}"] = _row_sums(vals)
         return {name: out[name] for name in self.names}
 
 
 def _row_sums(vals: np.ndarray) -> np.ndarray:
     """Σ across columns, strictly left to right in float32 (np.sum's pairwise order depends on width)."""
-    acc = np.zeros(len(vals), dtype=np.float32)
-    for j in range(vals.shape[1]):
-        acc += vals[:, j]
-    return acc
+    if not vals.shape[1]:
+        return np.zeros(len(vals), dtype=np.float32)
+    return np.add.accumulate(vals.astype(np.float32, copy=False), axis=1)[:, -1]
 
 
 DENSE_SIM_CELLS = 16_000_000

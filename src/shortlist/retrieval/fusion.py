@@ -28,6 +28,8 @@ MIN_POSITIVES = 20
 #: Rows the regression sees at most: all positives, then a fixed-seed sample of negatives (re-weighted).
 MAX_ROWS = 200_000
 L2 = 1.0  # ridge on standardised coefficients (sklearn's C = 1)
+#: Rows scored at once (the terms of a chunk are held together: ~30 float64 rows each).
+FUSION_CHUNK = 65_536
 
 
 @dataclass(frozen=True)
@@ -52,18 +54,30 @@ class Fusion:
         a source did not propose the row's item), summed term by term in a fixed order: a row's score
         depends on that row alone, whatever the shard."""
         fused = np.zeros(ranks.shape[1])
-        for j, s in enumerate(sources):
-            fused += float(self.weights.get(s, 1.0)) / (self.k0 + ranks[j].astype(np.float64))
-        for j, s in enumerate(sources):
-            if s in self.presence:
-                fused += np.where(ranks[j] < MISSING_RANK, float(self.presence[s]), 0.0)
-        for name, coef in self.priors.items():
-            if name in prior_values:
-                fused += coef * item_values(prior_values[name], items)
-        for j, s in enumerate(sources):
-            if s in self.priority:
-                fused += np.where(ranks[j] < MISSING_RANK, 1.0, 0.0)
+        for lo in range(0, ranks.shape[1], FUSION_CHUNK):
+            hi = lo + FUSION_CHUNK
+            part = fused[lo:hi]
+            for term in self._terms(ranks[:, lo:hi], items[lo:hi], sources, prior_values):
+                part += term  # one term at a time: numpy's sum may pair them up, by the shard's shape
         return fused
+
+    def _terms(self, ranks: np.ndarray, items: np.ndarray, sources: Sequence[str],
+               prior_values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The score's terms (terms × rows) in summation order: each source's weighted reciprocal
+        rank, the presence bonuses, the priors, the priority bonuses."""
+        weights = np.array([float(self.weights.get(s, 1.0)) for s in sources])
+        rows = [weights[:, None] / (self.k0 + ranks.astype(np.float64))]
+        proposed = ranks < MISSING_RANK
+        bonus = [j for j, s in enumerate(sources) if s in self.presence]
+        if bonus:
+            values = np.array([float(self.presence[sources[j]]) for j in bonus])
+            rows.append(np.where(proposed[bonus], values[:, None], 0.0))
+        rows += [(coef * item_values(prior_values[name], items))[None] for name, coef in self.priors.items()
+                 if name in prior_values]
+        first = [j for j, s in enumerate(sources) if s in self.priority]
+        if first:
+            rows.append(np.where(proposed[first], 1.0, 0.0))
+        return np.concatenate(rows)
 
     def to_json(self) -> dict[str, Any]:
         return {"weights": dict(self.weights), "presence": dict(self.presence), "priors": dict(self.priors),

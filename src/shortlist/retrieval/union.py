@@ -70,7 +70,11 @@ class CandidateUnion:
     def starts(self) -> np.ndarray:
         """Offsets of each user's first row, then ``len(self)``."""
         u = self.users
-        return np.flatnonzero(np.r_[True, u[1:] != u[:-1], True]) if len(u) else np.zeros(1, np.int64)
+        if not len(u):
+            return np.zeros(1, np.int64)
+        change = np.ones(len(u) + 1, dtype=bool)
+        np.not_equal(u[1:], u[:-1], out=change[1:-1])
+        return np.flatnonzero(change)
 
     def take(self, rows: np.ndarray) -> CandidateUnion:
         """The union restricted to ``rows`` (in that order)."""
@@ -108,10 +112,9 @@ def union(users: np.ndarray, tops: Mapping[str, TopK], sources: Sequence[str], *
     if len(np.unique(users)) != len(users):
         raise ConfigError("union needs distinct users (a user asked twice gets one list)")
     present = [j for j, s in enumerate(names) if s in tops]
-    n_items = _width(tops, names, present)
-    step = _block_users(n_items)
+    step = _block_users(_width(tops, names, present)) if len(users) > 1 else 1
     finish = per_block or (lambda u: u)
-    parts = [finish(_union_block(users, lo, min(lo + step, len(users)), tops, names, present, budgets, n_items))
+    parts = [finish(_union_block(users, lo, min(lo + step, len(users)), tops, names, present, budgets))
              for lo in range(0, len(users), step)]
     if not parts:
         return finish(CandidateUnion.empty(names))
@@ -128,11 +131,11 @@ def fuse(u: CandidateUnion, fusion: Fusion, *, max_per_user: int | None = None,
     """``u`` ordered by ``fusion``'s score within each user (ties: lower item id), keeping the best
     ``max_per_user`` a user."""
     fused = fusion.score(u.ranks, u.items, u.sources, priors or {}).astype(np.float32)
-    group = np.repeat(np.arange(len(u.starts()) - 1), np.diff(u.starts()))
-    order = np.lexsort((u.items, -fused, group))
+    starts = u.starts()
+    sizes = np.diff(starts)
+    order = np.lexsort((u.items, -fused, np.repeat(np.arange(len(sizes)), sizes)))
     if max_per_user is not None and len(order):
-        starts = u.starts()
-        pos = np.arange(len(order)) - np.repeat(starts[:-1], np.diff(starts))
+        pos = np.arange(len(order)) - np.repeat(starts[:-1], sizes)
         order = order[pos < max_per_user]
     return replace(u.take(order), fused=fused[order])
 
@@ -152,33 +155,39 @@ def _block_users(n_items: int) -> int:
 
 
 def _union_block(users: np.ndarray, lo: int, hi: int, tops: Mapping[str, TopK], names: tuple[str, ...],
-                 present: list[int], budgets: Mapping[str, int] | None, n_items: int) -> CandidateUnion:
-    """:func:`union` of rows ``lo:hi`` of the top-k matrices."""
-    part_src, part_row, part_item, part_rank, part_score = [], [], [], [], []
-    for j in present:
-        t_items, t_scores = tops[names[j]]
-        t_items = t_items[lo:hi]
-        valid = t_items >= 0
-        rank = np.cumsum(valid, axis=1, dtype=np.int32)
-        if budgets and names[j] in budgets:
-            valid &= rank <= budgets[names[j]]
-        row, _ = np.nonzero(valid)
-        part_row.append(row)
-        part_item.append(t_items[valid].astype(np.int64))
-        part_rank.append(rank[valid])
-        part_score.append(np.asarray(t_scores[lo:hi], np.float32)[valid])
-        part_src.append(np.full(len(row), j, np.int64))
-    row = np.concatenate(part_row) if part_row else np.zeros(0, np.int64)
-    item = np.concatenate(part_item) if part_item else np.zeros(0, np.int64)
+                 present: list[int], budgets: Mapping[str, int] | None) -> CandidateUnion:
+    """:func:`union` of rows ``lo:hi`` of the top-k matrices, every source's in one stacked array
+    (sources × rows × slots), so the cost of a one-user request does not grow with numpy calls per source."""
+    items, scores = _stacked(tops, [names[j] for j in present], lo, hi)
+    n_items = int(items.max(initial=-1)) + 1  # the cells' addressing width within this block
+    valid = items >= 0
+    rank = np.cumsum(valid, axis=2, dtype=np.int32)
+    if budgets:
+        limit = np.array([budgets.get(names[j], rank.shape[2]) for j in present], dtype=np.int32)
+        valid &= rank <= limit[:, None, None]
+    src, row, _ = np.nonzero(valid)  # source-major: each source's entries in row order, as proposed
+    item = items[valid]
     cells, inv = _unique(row * max(n_items, 1) + item)
     n = len(cells)
     ranks = np.full((len(names), n), MISSING_RANK, dtype=np.int32)
     vals = np.full((len(names), n), np.nan, dtype=np.float32)
     if n:
-        _scatter_first(ranks, vals, np.concatenate(part_src) * n + inv, np.concatenate(part_rank),
-                       np.concatenate(part_score))
+        _scatter_first(ranks, vals, np.asarray(present, np.int64)[src] * n + inv, rank[valid], scores[valid])
     block_users = users[lo:hi]
     return CandidateUnion(block_users[cells // max(n_items, 1)], cells % max(n_items, 1), ranks, vals, names)
+
+
+def _stacked(tops: Mapping[str, TopK], names: list[str], lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``lo:hi`` of the named sources' (items, scores) as (sources × rows × slots) arrays
+    (int64, float32), narrower matrices padded with no item."""
+    width = max((tops[n][0].shape[1] for n in names), default=0)
+    items = np.full((len(names), hi - lo, width), -1, dtype=np.int64)
+    scores = np.full((len(names), hi - lo, width), np.nan, dtype=np.float32)
+    for j, name in enumerate(names):
+        t_items, t_scores = tops[name]
+        items[j, :, :t_items.shape[1]] = t_items[lo:hi]
+        scores[j, :, :t_items.shape[1]] = t_scores[lo:hi]
+    return items, scores
 
 
 def _unique(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
