@@ -4,14 +4,18 @@
                                       [--out reports/search] [--max-steps N] [--batch-size N] [--epochs X]
                                       [--max-seq-length N] [--learning-rate X] [--hard-negatives N]
                                       [--query-type review|keywords|both] [--eval-steps N] [--keep-last]
+                                      [--finetune-only]
 
 For each dataset: reviews split 80/10/10 by time; the encoder fine-tuned on the first 80% (the
 next 10% score it); indexes built from the first 80% with the next 10% as the re-ranker's
 queries; the last 10% are the test queries (review text → its item; the whole category's
 metadata is the catalogue). Prints one Markdown table per dataset (Recall@1/5/10/20/50/100,
 MRR@100), the fine-tuning run (steps, pairs/s, device) and the host, and writes a report with
-plots under --out/<dataset>/. Fine-tuning settings left out are FinetuneConfig's defaults (the saved
-encoder is the evaluated step with the best validation MRR unless --keep-last).
+plots under --out/<dataset>/. --finetune-only stops after fine-tuning on the same split and prints
+the validation scores of every evaluation (the cheap way to compare settings without touching the
+test queries); `search evaluate --encoder DIR` then scores a saved encoder. Fine-tuning settings
+left out are FinetuneConfig's defaults (the saved encoder is the evaluated step with the best
+validation MRR unless --keep-last).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from shortlist.data.loaders import load_named
 from shortlist.evaluation.report import to_markdown, write_report
 from shortlist.search import FinetuneConfig, evaluate_search
 from shortlist.search.data import catalogue_from_dataset, reviews_from_dataset
+from shortlist.search.finetune import finetune
+from shortlist.search.split import split_by_time
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,9 +65,24 @@ def accelerator() -> str:
     return f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"
 
 
-def run(name: str, data_dirs: list[Path], out: Path, config: FinetuneConfig) -> None:
+def finetune_only(name: str, catalogue: pl.DataFrame, reviews: pl.DataFrame, out: Path, config: FinetuneConfig) -> None:
+    """Fine-tune on evaluate's training part, validated on its next part (as `evaluate_search` does)."""
+    train, valid, _ = split_by_time(reviews, (0.8, 0.1, 0.1))
+    result = finetune(catalogue, train, valid, out / name / "encoder", config)
+    print(f"\n### {name}: {result.train_pairs} training pairs, {result.valid_queries} validation queries; "
+          f"{result.steps} steps in {result.train_seconds} s = {result.pairs_per_second} pairs/s on {result.device}; "
+          f"kept step {result.kept_step} → {result.model_dir}\n")
+    table = pl.DataFrame([{m: e.get(m) for m in ("step", "recall@1", "recall@10", "recall@100", "mrr@100")}
+                          for e in result.evaluations])
+    print(to_markdown(table))
+
+
+def run(name: str, data_dirs: list[Path], out: Path, config: FinetuneConfig, *, only_finetune: bool = False) -> None:
     ds = load_named(name, search_dirs=data_dirs)
     catalogue, reviews = catalogue_from_dataset(ds), reviews_from_dataset(ds)
+    if only_finetune:
+        finetune_only(name, catalogue, reviews, out, config)
+        return
     start = time.perf_counter()
     result = evaluate_search(catalogue, reviews, finetune_out=out / name / "encoder",
                              finetune_config=config)
@@ -94,6 +115,7 @@ def main() -> None:
         ap.add_argument(f"--{flag}", type=kind, default=None, help="fine-tuning setting (default: FinetuneConfig's)")
     ap.add_argument("--keep-last", dest="keep_best", action="store_false", default=None,
                     help="save the last step, not the best-validated one")
+    ap.add_argument("--finetune-only", action="store_true", help="fine-tune and print the validation scores only")
     args = ap.parse_args()
     settings = {k: getattr(args, k) for k in ("max_steps", "batch_size", "epochs", "max_seq_length", "learning_rate",
                                               "hard_negatives", "query_type", "eval_steps", "keep_best")
@@ -104,7 +126,7 @@ def main() -> None:
           f"commit {commit()}; {datetime.now(UTC).isoformat(timespec='minutes')}; fine-tuning {settings or 'defaults'}")
     with pl.Config(tbl_rows=50):
         for name in args.datasets.split(","):
-            run(name.strip(), data_dirs, args.out, config)
+            run(name.strip(), data_dirs, args.out, config, only_finetune=args.finetune_only)
             print(f"load after {name}: {os.getloadavg()[0]:.2f}")
 
 
