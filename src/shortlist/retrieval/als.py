@@ -17,7 +17,7 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
 from shortlist.retrieval.als_solve import fold_in, train_als
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, require_fitted
-from shortlist.retrieval.topk import row_block, rows_of, topk_dense
+from shortlist.retrieval.topk import row_block, row_lengths, rows_of, topk_dense
 from shortlist.schema import ITEM, USER, WEIGHT
 
 Confidence = Literal["bm25", "log", "linear"]
@@ -150,8 +150,8 @@ class ALS:
         require_fitted(self, "user_factors_")
         assert self.seen_ is not None
         users = np.asarray(users, dtype=np.int64).reshape(-1)
-        seen = rows_of(self.seen_, users)
-        return self._search(self.user_embeddings(users), np.diff(seen.indptr) > 0, seen, k, exclude_seen)
+        seen = rows_of(self.seen_, users) if exclude_seen else None
+        return self._search(self.user_embeddings(users), row_lengths(self.seen_, users) > 0, seen, k)
 
     def topk_for_history(
         self, items: np.ndarray, k: int, *, timestamps: np.ndarray | None = None, exclude_seen: bool = True,
@@ -175,7 +175,7 @@ class ALS:
         row.eliminate_zeros()
         assert self._items64 is not None
         vec = fold_in(self._confidence(row), self._items64, self.regularization, gram=self._gram())
-        return self._search(vec, np.array([row.nnz > 0]), row, k, exclude_seen)
+        return self._search(vec, np.array([row.nnz > 0]), row if exclude_seen else None, k)
 
     def _gram(self) -> np.ndarray:
         """``YᵀY + λI`` in float64, computed once per fitted model (fold-in reuses it)."""
@@ -184,8 +184,9 @@ class ALS:
             self._gram_ = self._items64.T @ self._items64 + self.regularization * np.eye(self._items64.shape[1])
         return self._gram_
 
-    def _search(self, vecs: np.ndarray, has_history: np.ndarray, seen: sp.csr_matrix,
-                k: int, exclude_seen: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, vecs: np.ndarray, has_history: np.ndarray, seen: sp.csr_matrix | None,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each vector's top-``k`` active items (none for a row without history), ``seen``'s rows excluded."""
         assert self.item_factors_ is not None and self._items64 is not None and self.active_items_ is not None
         n_items = self.item_factors_.shape[0]
         chunk = max(1, _CHUNK_CELLS // max(n_items, 1))
@@ -197,7 +198,7 @@ class ALS:
             scores = (vecs[start:stop].astype(np.float64) @ self._items64.T).astype(np.float32)
             scores[:, ~self.active_items_] = -np.inf
             scores[~has_history[start:stop]] = -np.inf
-            excl = row_block(seen, start, stop) if exclude_seen else None
+            excl = row_block(seen, start, stop) if seen is not None else None
             tops[start:stop], vals[start:stop] = topk_dense(scores, k, exclude=excl)
         return tops, vals
 

@@ -91,6 +91,14 @@ def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((matrix.data[take], matrix.indices[take], out_ptr), shape=(len(users), matrix.shape[1]))
 
 
+def row_lengths(matrix: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
+    """Stored entries in each of ``users``' rows of ``matrix`` (0 for users outside it)."""
+    users = np.asarray(users, dtype=np.int64).reshape(-1)
+    inside = (users >= 0) & (users < matrix.shape[0])
+    safe = np.where(inside, users, 0)
+    return np.where(inside, matrix.indptr[safe + 1] - matrix.indptr[safe], 0)
+
+
 def sparse_topk(
     m: sp.csr_matrix, k: int, *, exclude: sp.csr_matrix | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

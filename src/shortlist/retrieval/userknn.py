@@ -23,6 +23,8 @@ from shortlist.retrieval.topk import product_topk, rows_of
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
 _ROWS_PER_CHUNK = 1024  # users per block: bounds the dense (block × users) similarity
+#: Sorts after every pool position (a padded neighbour slot).
+_NO_NEIGHBOUR = np.iinfo(np.int64).max
 
 
 def default_half_life_days(history: Interactions) -> float:
@@ -162,8 +164,9 @@ class UserKNN:
             nb, sim = self._neighbours(rows_of(self.normed_, users) if normed is None else normed, users)
         # Each row's neighbours (distinct) by pool position, straight into CSR: the same matrix as
         # a COO build + sort_indices, without its conversion.
-        order = np.argsort(np.where(nb >= 0, nb, np.iinfo(np.int64).max), axis=1, kind="stable")
-        nb, sim = np.take_along_axis(nb, order, axis=1), np.take_along_axis(sim, order, axis=1)
+        order = np.argsort(np.where(nb >= 0, nb, _NO_NEIGHBOUR), axis=1, kind="stable")
+        flat = order + (np.arange(len(nb), dtype=np.int64) * nb.shape[1])[:, None]
+        nb, sim = nb.ravel()[flat], sim.ravel()[flat]
         ok = nb >= 0
         indptr = np.zeros(len(users) + 1, np.int64)
         np.cumsum(ok.sum(axis=1), out=indptr[1:])
