@@ -217,13 +217,13 @@ class Engine:
         fb = self.model.fallback_
         assert fb is not None and fb.scores_ is not None
         names = ranked.union.sources
+        scored = iter(np.round(ranked.union.scores[:, rows[rows >= 0]].astype(np.float64), 6).T.tolist())
         out = []
         for item, row in zip(items.tolist(), rows.tolist(), strict=True):
             if row < 0:
                 out.append({FALLBACK: float(fb.scores_[item])})
                 continue
-            vals = np.round(ranked.union.scores[:, row].astype(np.float64), 6).tolist()
-            out.append({s: v for s, v in zip(names, vals, strict=True) if v == v})  # NaN: not proposed
+            out.append({s: v for s, v in zip(names, next(scored), strict=True) if v == v})  # NaN: not proposed
         return out
 
     def _explain(self, ranked: Ranked, rows: np.ndarray) -> list[list[tuple[str, float]]] | None:
