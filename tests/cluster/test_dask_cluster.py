@@ -130,3 +130,20 @@ def test_a_step_the_cluster_cannot_finish_names_the_step_and_writes_nothing(sche
             pytest.raises(DistributedError, match="training rows of w1"):
         write_batches_atomic(map_shards(_die, None, [1, 2], step="training rows of w1"), out)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_on_the_cluster_prints_the_same_metrics_as_one_process(data, scheduler, cli):
+    args = ["evaluate", "--interactions", str(data / "log"), "--config", str(data / "model.toml"), "--protocol", "days:7",
+            "--allow-repeats"]
+    code, one, err = cli(args)
+    assert code == 0, err
+    code, many, err = cli([*args, "--scheduler", scheduler])
+    assert code == 0, err
+    assert "dashboard" in err
+
+    def metrics(out: str) -> list[list[str]]:  # each model row's cells, the seconds (fit_s, rank_s) left out
+        rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines()
+                if line.startswith("│ ") and ("two_stage" in line or "baseline:" in line)]
+        return [r[:-2] for r in rows]
+
+    assert any(r[0] == "two_stage" for r in metrics(one)) and metrics(one) == metrics(many)
