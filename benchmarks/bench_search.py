@@ -4,6 +4,7 @@
                                       [--out reports/search] [--max-steps N] [--batch-size N] [--epochs X]
                                       [--max-seq-length N] [--learning-rate X] [--hard-negatives N]
                                       [--query-type review|keywords|both] [--eval-steps N] [--keep-last]
+                                      [--best-metric mrr|ndcg|recall]
                                       [--finetune-only]
 
 For each dataset: reviews split 80/10/10 by time; the encoder fine-tuned on the first 80% (the
@@ -111,14 +112,16 @@ def main() -> None:
     ap.add_argument("--datasets", default="amazon-gift-cards,amazon-magazine-subs")
     ap.add_argument("--out", type=Path, default=Path("reports/search"))
     for flag, kind in (("max-steps", int), ("batch-size", int), ("epochs", float), ("max-seq-length", int),
-                       ("learning-rate", float), ("hard-negatives", int), ("query-type", str), ("eval-steps", int)):
+                       ("learning-rate", float), ("hard-negatives", int), ("query-type", str), ("eval-steps", int),
+                       ("best-metric", str)):
         ap.add_argument(f"--{flag}", type=kind, default=None, help="fine-tuning setting (default: FinetuneConfig's)")
     ap.add_argument("--keep-last", dest="keep_best", action="store_false", default=None,
                     help="save the last step, not the best-validated one")
     ap.add_argument("--finetune-only", action="store_true", help="fine-tune and print the validation scores only")
     args = ap.parse_args()
     settings = {k: getattr(args, k) for k in ("max_steps", "batch_size", "epochs", "max_seq_length", "learning_rate",
-                                              "hard_negatives", "query_type", "eval_steps", "keep_best")
+                                              "hard_negatives", "query_type", "eval_steps", "keep_best",
+                                              "best_metric")
                 if getattr(args, k) is not None}
     config = FinetuneConfig(**settings)
     data_dirs = args.data_dir or [ROOT.parent / "shared" / "data"]

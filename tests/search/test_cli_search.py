@@ -181,12 +181,13 @@ def test_evaluate_passes_fine_tuning_settings_and_prints_the_run(cli, files, mon
     monkeypatch.setattr(evaluate_module, "evaluate_search", fake)
     code, out, err = cli(["search", "evaluate", "--items", str(files["items"]), "--reviews", str(files["reviews"]),
                           "--k", "1", "--max-steps", "3", "--batch-size", "8", "--learning-rate", "1e-4",
-                          "--hard-negatives", "2", "--keep-last"])
+                          "--hard-negatives", "2", "--keep-last", "--best-metric", "ndcg"])
     assert code == 0, err
     cfg = seen["finetune_config"]
     default = FinetuneConfig()
     assert (cfg.max_steps, cfg.batch_size, cfg.learning_rate, cfg.hard_negatives, cfg.keep_best) == (3, 8, 1e-4, 2,
                                                                                                      False)
+    assert cfg.best_metric == "ndcg"
     assert (cfg.max_seq_length, cfg.query_type, cfg.epochs) == (default.max_seq_length, default.query_type,
                                                                 default.epochs)  # unset: the config's defaults
     assert "fine-tuning: 3 steps × 8 pairs" in out and "48.0 pairs/s on cpu; kept step 2" in out

@@ -141,3 +141,18 @@ def test_several_epochs_keep_the_evaluated_step_with_the_best_validation_mrr(cat
 
 def _mrr(scores: dict) -> float:
     return float(next(v for k, v in scores.items() if k.endswith("mrr@5")))
+
+
+def test_the_kept_step_is_chosen_by_the_named_validation_score() -> None:
+    from types import SimpleNamespace
+
+    from shortlist.search import FinetuneConfig
+    from shortlist.search.st_training import best_metric
+
+    evaluator = SimpleNamespace(mrr_at_k=[100], ndcg_at_k=[10], precision_recall_at_k=[1, 5, 10, 20, 50, 100])
+    assert [best_metric(evaluator, m) for m in ("mrr", "ndcg", "recall")] == [
+        "valid_cosine_mrr@100", "valid_cosine_ndcg@10", "valid_cosine_recall@10"]
+    tiny = SimpleNamespace(mrr_at_k=[5], ndcg_at_k=[5], precision_recall_at_k=[1, 5])
+    assert best_metric(tiny, "recall") == "valid_cosine_recall@5"
+    with pytest.raises(ConfigError, match="mrr, ndcg, recall"):
+        FinetuneConfig(best_metric="loss")

@@ -48,7 +48,9 @@ MaxSeqLength = Annotated[int | None, typer.Option(help="Tokens per text while fi
 LearningRate = Annotated[float | None, typer.Option(help="Fine-tuning learning rate.", min=1e-9)]
 HardNegatives = Annotated[int | None, typer.Option(help="Mined hard negatives per pair (0: in-batch only).", min=0)]
 KeepBest = Annotated[bool | None, typer.Option("--keep-best/--keep-last", help="Save the evaluated step with the best "
-                                               "validation MRR (scored once per epoch), or the last step.")]
+                                               "validation score (scored once per epoch), or the last step.")]
+BestMetric = Annotated[str | None, typer.Option(help="The validation score that picks the kept step: mrr (MRR@100) | "
+                                                     "ndcg (NDCG@10) | recall (Recall@10).")]
 
 
 @search_app.command("index")
@@ -194,6 +196,7 @@ def finetune_cmd(
     learning_rate: LearningRate = None,
     hard_negatives: HardNegatives = None,
     keep_best: KeepBest = None,
+    best_metric: BestMetric = None,
     holdout: Holdout = 0.1,
     data_dir: DataDir = None,
     track: Track = None,
@@ -211,7 +214,8 @@ def finetune_cmd(
     tracking = tracking_settings(load_config(None), track=track, uri=tracking_uri, experiment=experiment)
     config = _finetune_config(base_model=base_model, query_type=query_type, epochs=epochs, max_steps=max_steps,
                               batch_size=batch_size, max_seq_length=max_seq_length, learning_rate=learning_rate,
-                              hard_negatives=hard_negatives, keep_best=keep_best)
+                              hard_negatives=hard_negatives, keep_best=keep_best,
+                              best_metric=best_metric)
     catalogue, found = load_inputs(dataset, items, reviews, data_dir, need_reviews=True)
     assert found is not None
     train, valid = holdout_split(found, holdout)
@@ -244,6 +248,7 @@ def evaluate_cmd(
     learning_rate: LearningRate = None,
     hard_negatives: HardNegatives = None,
     keep_best: KeepBest = None,
+    best_metric: BestMetric = None,
     data_dir: DataDir = None,
 ) -> None:
     """Reviews split 80/10/10 by time; the last 10% are queries: BM25, base, fine-tuned, hybrid, re-ranked."""
@@ -256,7 +261,8 @@ def evaluate_cmd(
     assert found is not None
     config = _finetune_config(base_model=base_encoder, query_type=query_type, epochs=epochs, max_steps=max_steps,
                               batch_size=batch_size, max_seq_length=max_seq_length, learning_rate=learning_rate,
-                              hard_negatives=hard_negatives, keep_best=keep_best)
+                              hard_negatives=hard_negatives, keep_best=keep_best,
+                              best_metric=best_metric)
     with tempfile.TemporaryDirectory(prefix="shortlist-search-") as work:
         tuned_out = (report / "encoder") if report is not None else Path(work) / "encoder"
         with console.status("evaluating (fine-tuning, indexing, searching)"):

@@ -2,8 +2,9 @@
 
 With a validation evaluator the trainer scores the model every ``eval_steps`` (by default once per
 epoch) and at the last step, checkpoints each scored model into the temporary work folder and, with
-``keep_best``, ends on the weights of the evaluation with the highest validation MRR: several passes
-over a few thousand pairs can overfit, and the run should not hand back a worse model than it saw.
+``keep_best``, ends on the weights of the evaluation with the highest validation score
+(``best_metric``: MRR@100, NDCG@10 or Recall@10): several passes over a few thousand pairs can
+overfit, and the run should not hand back a worse model than it saw.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import polars as pl
 
-from shortlist.errors import DependencyMissingError
+from shortlist.errors import ConfigError, DependencyMissingError
 from shortlist.schema import ITEM_ID
 from shortlist.search.data import REVIEW_TEXT
 from shortlist.search.documents import DOCUMENT
@@ -70,9 +71,20 @@ class TrainingRun(NamedTuple):
     kept_step: int
 
 
-def best_metric(evaluator: Any) -> str:
-    """The evaluator's key that picks the kept model: MRR at its largest cut-off (``mrr@100``)."""
-    return f"{EVALUATOR_NAME}_cosine_mrr@{max(evaluator.mrr_at_k)}"
+BEST_METRICS = ("mrr", "ndcg", "recall")
+
+
+def best_metric(evaluator: Any, name: str = "mrr") -> str:
+    """The evaluator's key that picks the kept model: ``mrr`` at its largest cut-off (``mrr@100``),
+    ``ndcg`` at its (``ndcg@10``), ``recall`` at 10 (or the largest cut-off below 10)."""
+    if name == "mrr":
+        return f"{EVALUATOR_NAME}_cosine_mrr@{max(evaluator.mrr_at_k)}"
+    if name == "ndcg":
+        return f"{EVALUATOR_NAME}_cosine_ndcg@{max(evaluator.ndcg_at_k)}"
+    if name == "recall":
+        k = max([k for k in evaluator.precision_recall_at_k if k <= 10] or [min(evaluator.precision_recall_at_k)])
+        return f"{EVALUATOR_NAME}_cosine_recall@{k}"
+    raise ConfigError(f"unknown best_metric {name!r}. Fix: use one of {', '.join(BEST_METRICS)}")
 
 
 def _metrics(scores: dict[str, float], step: int) -> dict[str, Any]:
@@ -99,7 +111,7 @@ def _arguments(config: FinetuneConfig, *, n_pairs: int, fp16: bool, work: Path, 
         batch_sampler=training_args.BatchSamplers.NO_DUPLICATES,
         eval_strategy="steps" if scored else "no", eval_steps=every if scored else None,
         save_strategy="steps" if keep else "no", save_steps=every, save_only_model=True, save_total_limit=1,
-        load_best_model_at_end=keep, metric_for_best_model=best_metric(evaluator) if keep else None,
+        load_best_model_at_end=keep, metric_for_best_model=best_metric(evaluator, config.best_metric) if keep else None,
         greater_is_better=True if keep else None,
         logging_steps=max(1, steps // 10), report_to="none", seed=config.seed, data_seed=config.seed,
         dataloader_num_workers=0, disable_tqdm=True, use_cpu=not fp16 and config.device == "cpu")
