@@ -40,15 +40,22 @@ class Exclusion:
         return int(np.diff(self.indptr[start : stop + 1]).max())
 
 
+def flat_index(columns: I64, width: int) -> I64:
+    """Positions in a row-major (rows × ``width``) array's ``ravel()`` of each row's ``columns``:
+    ``values.ravel()[flat_index(c, w)]`` is ``np.take_along_axis(values, c, axis=1)`` without its
+    per-call index building (a request gathers a few hundred cells a source)."""
+    return columns + (np.arange(len(columns), dtype=np.int64) * width)[:, None]
+
+
 def order_topk(pos: I64, scores: F32, k: int) -> tuple[I64, F32]:
     """Sort each row by (score desc, position asc), keep `k` columns, turn non-finite entries into -1.
 
     A slot with no item (position < 0) must score -inf. Few numpy calls: a request orders a few
     hundred slots per source, where each call's overhead is the cost.
     """
-    m, width = pos.shape
+    width = pos.shape[1]
     order = np.lexsort((pos, -scores), axis=-1)[:, :k]  # NaN sorts last
-    flat = order + (np.arange(m, dtype=np.int64) * width)[:, None]
+    flat = flat_index(order, width)
     pos, s = pos.ravel()[flat], scores.ravel()[flat].astype(np.float32, copy=False)
     missing = ~np.isfinite(s)
     pos[missing], s[missing] = -1, -np.inf
@@ -95,7 +102,7 @@ def _topk_dense(scores: F32, k: int) -> tuple[I64, F32]:
     # partition at the (k+1)-th largest: the k after it are the top k, and it tells whether the
     # k-th score is tied with an item left out (argpartition keeps an arbitrary one of those)
     part = np.argpartition(scores, n - k - 1, axis=1)[:, n - k - 1 :].astype(np.int64, copy=False)
-    vals = scores.ravel()[part + (np.arange(m, dtype=np.int64) * n)[:, None]]
+    vals = scores.ravel()[flat_index(part, n)]
     pos, next_best, vals = part[:, 1:], vals[:, 0], vals[:, 1:]
     kth = vals.min(axis=1)
     # -inf slots come out as missing whichever -inf items fill them: only finite ties need redoing

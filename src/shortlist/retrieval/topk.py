@@ -80,11 +80,7 @@ def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     Gathers straight from the CSR arrays: no per-call sparse-indexing overhead.
     """
     users = np.asarray(users, dtype=np.int64).reshape(-1)
-    indptr = matrix.indptr
-    inside = (users >= 0) & (users < matrix.shape[0])
-    safe = np.where(inside, users, 0)
-    starts = indptr[safe]
-    lens = np.where(inside, indptr[safe + 1] - starts, 0)
+    starts, lens = _row_spans(matrix, users)
     out_ptr = np.zeros(len(users) + 1, dtype=np.int64)
     np.cumsum(lens, out=out_ptr[1:])
     take = np.repeat(starts - out_ptr[:-1], lens) + np.arange(out_ptr[-1])
@@ -93,10 +89,16 @@ def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
 
 def row_lengths(matrix: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
     """Stored entries in each of ``users``' rows of ``matrix`` (0 for users outside it)."""
-    users = np.asarray(users, dtype=np.int64).reshape(-1)
+    return _row_spans(matrix, np.asarray(users, dtype=np.int64).reshape(-1))[1]
+
+
+def _row_spans(matrix: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``users``' (int64) first stored entry in ``matrix`` and its number of entries (0 for
+    users outside it)."""
     inside = (users >= 0) & (users < matrix.shape[0])
     safe = np.where(inside, users, 0)
-    return np.where(inside, matrix.indptr[safe + 1] - matrix.indptr[safe], 0)
+    starts = matrix.indptr[safe]
+    return starts, np.where(inside, matrix.indptr[safe + 1] - starts, 0)
 
 
 def sparse_topk(

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
+from shortlist.index._topk import flat_index
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, history_row, require_fitted
 from shortlist.retrieval.topk import product_topk, rows_of
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
@@ -165,7 +166,7 @@ class UserKNN:
         # Each row's neighbours (distinct) by pool position, straight into CSR: the same matrix as
         # a COO build + sort_indices, without its conversion.
         order = np.argsort(np.where(nb >= 0, nb, _NO_NEIGHBOUR), axis=1, kind="stable")
-        flat = order + (np.arange(len(nb), dtype=np.int64) * nb.shape[1])[:, None]
+        flat = flat_index(order, nb.shape[1])
         nb, sim = nb.ravel()[flat], sim.ravel()[flat]
         ok = nb >= 0
         indptr = np.zeros(len(users) + 1, np.int64)
