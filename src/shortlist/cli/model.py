@@ -192,8 +192,6 @@ def candidates(
     config: ClusterConfig = None,
 ) -> None:
     """Write stage 1's candidate union: user_id, item_id, n_sources, each source's score and rank, fused_score."""
-    from shortlist.pipeline.batch_export import candidates_part
-    from shortlist.pipeline.parallel import map_shards, user_shards
     from shortlist.pipeline.two_stage import TwoStageRecommender
 
     cfg = load_config(config)
@@ -201,9 +199,7 @@ def candidates(
         rec = TwoStageRecommender.load(model)
     user_ids = read_users(users)
     with cluster(cfg, scheduler), progress_bar(f"retrieving candidates for {len(user_ids):,} users") as progress:
-        parts = map_shards(candidates_part, rec, user_shards(user_ids, rec.config.shard_users), step="candidates",
-                           progress=progress)
-        rows = write_batches_atomic(parts, out_path)
+        rows = write_batches_atomic(rec.candidate_batches(user_ids, progress=progress), out_path)
     console.print(f"wrote {rows:,} candidates for {len(user_ids):,} users → {out_path}")
 
 

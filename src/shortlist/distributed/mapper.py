@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shortlist.errors import DistributedError
+from shortlist.pipeline.parallel import in_shard
 from shortlist.pipeline.progress import Progress
 
 if TYPE_CHECKING:
@@ -27,8 +28,9 @@ class DaskMapper:
         self.client, self.retries = client, retries
 
     def __call__(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *, step: str,
-                 progress: Progress) -> Iterator[Any]:
-        """Results in task order, each fetched as soon as its task and every earlier one are done."""
+                 progress: Progress, n_jobs: int | None = None) -> Iterator[Any]:
+        """Results in task order, each fetched as soon as its task and every earlier one are done
+        (``n_jobs`` is not used: the workers' own threads run the tasks)."""
         from distributed import as_completed
 
         if not len(tasks):
@@ -37,7 +39,7 @@ class DaskMapper:
         pending: dict[Any, Future] = {}
         try:
             [on_workers] = self.client.scatter([shared], broadcast=True, hash=False)
-            futures = [self.client.submit(fn, on_workers, task, key=f"{prefix}-{i}", retries=self.retries, pure=False)
+            futures = [self.client.submit(in_shard, fn, on_workers, task, key=f"{prefix}-{i}", retries=self.retries, pure=False)
                        for i, task in enumerate(tasks)]
             position = {f.key: i for i, f in enumerate(futures)}
             pending = {f.key: f for f in futures}

@@ -80,7 +80,7 @@ def export_partitioned(model: TwoStageRecommender, model_dir: Path, out_dir: Pat
     users = user_shards(ext, users_per_part)
     with staged_directory(target) as tmp:
         for part, frame in zip(users, map_shards(recommend_part, (model, k, compiled), users, step="exporting",
-                                                 progress=progress), strict=True):
+                                                 progress=progress, n_jobs=model.config.n_jobs), strict=True):
             name = f"part-{len(parts):05d}.parquet"
             frame.with_columns(pl.lit(version).alias(MODEL_VERSION)).write_parquet(tmp / name)
             parts.append({"file": name, "users": len(part), "rows": frame.height})
@@ -96,11 +96,6 @@ def recommend_part(shared: tuple[TwoStageRecommender, int, ItemRules], users: pl
                      how="vertical_relaxed")
 
 
-def candidates_part(model: TwoStageRecommender, users: pl.Series) -> pl.DataFrame:
-    """One part of a candidates batch: stage 1's fused union for ``users`` (external ids)."""
-    return pl.concat(list(model.candidate_batches(users)), how="vertical_relaxed")
-
-
 def _manifest(model_dir: Path, version: str, k: int, rules: Rules | None, parts: list[dict[str, Any]]) -> dict[str, Any]:
     source = read_manifest(Path(model_dir), verify=False)
     return {"kind": EXPORT_KIND, "format": 1, MODEL_VERSION: version,
@@ -110,5 +105,4 @@ def _manifest(model_dir: Path, version: str, k: int, rules: Rules | None, parts:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": library_versions()}
 
 
-__all__ = ["EXPORT_KIND", "MANIFEST", "candidates_part", "check_export_target", "export_partitioned", "model_version",
-           "recommend_part"]
+__all__ = ["EXPORT_KIND", "MANIFEST", "check_export_target", "export_partitioned", "model_version", "recommend_part"]

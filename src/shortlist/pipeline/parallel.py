@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
+from itertools import islice
 from typing import Any, Protocol, TypeVar
 
 from threadpoolctl import threadpool_limits
@@ -38,29 +41,62 @@ def map_tasks(fn: Callable[[T], R], tasks: Iterable[T], *, n_jobs: int | None = 
 class ShardMapper(Protocol):
     """Runs ``fn(shared, task)`` for each task and yields the results in task order, calling
     ``progress(step, done, len(tasks))`` as tasks finish. ``shared`` is read-only and the same for
-    every task (a mapper on a cluster sends it to each worker once); ``fn`` is a module-level function."""
+    every task (a mapper on a cluster sends it to each worker once); ``fn`` is a module-level function.
+    ``n_jobs``: threads this process may use (None: one per core); a cluster's mapper uses its workers."""
 
     def __call__(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *, step: str,
-                 progress: Progress) -> Iterator[Any]: ...
+                 progress: Progress, n_jobs: int | None = None) -> Iterator[Any]: ...
+
+
+_INSIDE = threading.local()  # set while a thread runs a shard: shards mapped from inside it run in turn
+
+
+def in_shard(fn: Callable[[Any, Any], R], shared: Any, task: Any) -> R:
+    """``fn(shared, task)`` marked as a shard's work, so any shards it maps itself run one after
+    another on its thread (no threads started inside threads, or inside a cluster's task)."""
+    outer = getattr(_INSIDE, "active", False)
+    _INSIDE.active = True
+    try:
+        return fn(shared, task)
+    finally:
+        _INSIDE.active = outer
 
 
 def in_process(fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *, step: str,
-               progress: Progress) -> Iterator[Any]:
-    """The default mapper: one task after another in this process."""
-    for done, task in enumerate(tasks, 1):
-        yield fn(shared, task)
-        progress(step, done, len(tasks))
+               progress: Progress, n_jobs: int | None = None) -> Iterator[Any]:
+    """The default mapper: this process, on up to ``n_jobs`` threads (None: one per core) with at most
+    that many shards in flight, so memory holds ``n_jobs`` shards, not all of them. The work is numpy,
+    scipy, polars and LightGBM, which release the GIL. BLAS runs one thread a call, with one job or
+    many, so a shard's rounding never depends on ``n_jobs``."""
+    jobs = 1 if getattr(_INSIDE, "active", False) else max(1, min(len(tasks), n_jobs or default_jobs()))
+    with threadpool_limits(limits=1, user_api="blas"), \
+            ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shortlist-shard") as pool:
+        if jobs == 1:
+            for done, task in enumerate(tasks, 1):
+                yield in_shard(fn, shared, task)
+                progress(step, done, len(tasks))
+            return
+        queued = iter(tasks)
+        running: deque[Future[Any]] = deque(pool.submit(in_shard, fn, shared, t) for t in islice(queued, jobs))
+        for done in range(1, len(tasks) + 1):
+            result = running.popleft().result()
+            for task in queued:  # one more shard starts as one is handed out
+                running.append(pool.submit(in_shard, fn, shared, task))
+                break
+            yield result
+            progress(step, done, len(tasks))
 
 
 _MAPPER: ContextVar[ShardMapper] = ContextVar("shortlist_shard_mapper", default=in_process)
 
 
 def map_shards(fn: Callable[[Any, T], R], shared: Any, tasks: Sequence[T], *, step: str,
-               progress: Progress = silent) -> Iterator[R]:
+               progress: Progress = silent, n_jobs: int | None = None) -> Iterator[R]:
     """``fn(shared, t)`` for each of ``tasks`` (shards of users), in task order, through the current
-    mapper: this process by default, a Dask cluster inside :func:`shortlist.distributed.on_cluster`.
-    A shard's result depends on the shard alone, so where it runs does not change it."""
-    return _MAPPER.get()(fn, shared, tasks, step=step, progress=progress)
+    mapper: this process (on ``n_jobs`` threads) by default, a Dask cluster inside
+    :func:`shortlist.distributed.on_cluster`. A shard's result depends on the shard alone, so where
+    it runs does not change it."""
+    return _MAPPER.get()(fn, shared, tasks, step=step, progress=progress, n_jobs=n_jobs)
 
 
 @contextlib.contextmanager

@@ -102,7 +102,7 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
     order = np.argsort(keys)
     shared = WindowShared(stage, features, keys[order], grades[order], index, config)
     parts = list(map_shards(shard_rows, shared, user_shards(users, config.shard_users) if len(users) else [],
-                            step=f"training rows of {window.name}", progress=progress))
+                            step=f"training rows of {window.name}", progress=progress, n_jobs=config.n_jobs))
     rows, found = sum(p.rows for p in parts), sum(p.found for p in parts)
     per_source = np.sum([p.per_source for p in parts], axis=0) if parts else np.zeros(len(stage.names), np.int64)
     n_labels = int(np.isin(labels.get_column(USER).to_numpy(), users).sum())

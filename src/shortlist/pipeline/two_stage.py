@@ -29,9 +29,11 @@ from shortlist.pipeline.external import internal_users, to_external
 from shortlist.pipeline.item_rules import ItemRules, item_rules
 from shortlist.pipeline.labels import Target, iter_label_windows
 from shortlist.pipeline.options import check_options
+from shortlist.pipeline.parallel import map_shards
 from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.ranked import Ranked, best_per_user
 from shortlist.pipeline.rules import Rules
+from shortlist.pipeline.shard_tasks import candidates_shard, recommend_shard, shards_of
 from shortlist.pipeline.stage1 import Stage1, prepare_catalogue
 from shortlist.pipeline.training import learn_window_fusion, train_ranker, window_frame, window_users
 from shortlist.pipeline.widen import rank_widening, widened
@@ -39,7 +41,6 @@ from shortlist.ranking.base import Ranker, ranker_kind
 from shortlist.retrieval.base import CandidateSource, check_k, history_row
 from shortlist.retrieval.popularity import Popularity
 from shortlist.retrieval.topk import rows_of
-from shortlist.schema import ITEM, ITEM_ID, USER, USER_ID
 
 logger = logging.getLogger(__name__)
 
@@ -220,31 +221,22 @@ class TwoStageRecommender:
     def recommend_batches(self, user_ids: Sequence[str | int] | pl.Series | None, k: int, *,
                           progress: Progress = silent, rules: Rules | ItemRules | None = None) -> Iterator[pl.DataFrame]:
         """:meth:`recommend` a shard of users at a time (``None``: every user of the fit), so a caller
-        can stream the rows out: memory follows the shard, not the number of users."""
-        _, _, fitted, _ = self._fitted()
-        compiled = item_rules(self, rules)  # once for every shard
-        if user_ids is None:
-            user_ids = fitted.users.ids
-        ext, internal = internal_users(user_ids, fitted.users)
-        shard = self.config.shard_users
-        for lo in range(0, max(len(ext), 1), shard):
-            part = internal[lo:lo + shard]
-            ranked = self.rank(part.to_numpy().astype(np.int64), k, rules=compiled).to_frame()
-            yield to_external(ranked, part, ext[lo:lo + shard], fitted.items)
-            progress("recommending", min(lo + shard, len(ext)), len(ext))
+        can stream the rows out: memory follows the shard, not the number of users. Shards run
+        through :func:`~shortlist.pipeline.parallel.map_shards` (``config.n_jobs`` threads)."""
+        fitted = self._fitted()[2]
+        ext, internal = internal_users(fitted.users.ids if user_ids is None else user_ids, fitted.users)
+        tasks = shards_of(ext, internal, self.config.shard_users)
+        yield from map_shards(recommend_shard, (self, k, item_rules(self, rules)), tasks, step="recommending",
+                              progress=progress, n_jobs=self.config.n_jobs)
 
-    def candidate_batches(self, user_ids: Sequence[str | int] | pl.Series) -> Iterator[pl.DataFrame]:
+    def candidate_batches(self, user_ids: Sequence[str | int] | pl.Series, *,
+                          progress: Progress = silent) -> Iterator[pl.DataFrame]:
         """Stage 1 alone, a shard at a time: each user's fused candidate union with every source's score
         and rank (``user_id, item_id, n_sources, <source>_score, <source>_rank, ..., fused_score``)."""
-        stage, _, fitted, _ = self._fitted()
+        fitted = self._fitted()[2]
         ext, internal = internal_users(user_ids, fitted.users)
-        for lo in range(0, max(len(ext), 1), self.config.shard_users):
-            part = internal[lo:lo + self.config.shard_users].to_numpy().astype(np.int64)
-            union = stage.candidates(part, stage.topk(part, exclude_seen=not self.allow_repeats)).to_frame()
-            lookup = pl.DataFrame({USER: part, USER_ID: ext[lo:lo + self.config.shard_users]})
-            union = union.join(lookup, on=USER, how="inner", maintain_order="left")
-            union = union.with_columns(fitted.items.external(union.get_column(ITEM)).alias(ITEM_ID))
-            yield union.select(USER_ID, ITEM_ID, pl.exclude(USER, ITEM, USER_ID, ITEM_ID))
+        yield from map_shards(candidates_shard, self, shards_of(ext, internal, self.config.shard_users), step="candidates",
+                              progress=progress, n_jobs=self.config.n_jobs)
 
     @property
     def n_users(self) -> int:
@@ -297,3 +289,4 @@ class TwoStageRecommender:
         from shortlist.pipeline.persist import load_two_stage
 
         return load_two_stage(directory)
+
