@@ -49,7 +49,8 @@ class TwoStageConfig:
     ``hard_negatives``: negatives kept per user and window, the best-ranked always.
     ``max_train_rows``: the ranker's candidate-row budget; a label window whose users would pass it
     takes a seeded sample of them. ``shard_users``: users per shard of batch work (memory follows it).
-    ``n_jobs``: threads for independent fits (None: one per core). ``event_weights``: each event
+    ``n_jobs``: threads for independent fits and for shards of users
+    run side by side (None: one per core; memory then holds ``n_jobs`` shards). ``event_weights``: each event
     type's weight (:mod:`shortlist.data.events`: the strengths every count, ALS's confidence and the
     label grades use; finite, >= 0; a log's event type it does not name is an error).
     ``event_types``: the types per-event features count (None: the log's, where it has two or more;
