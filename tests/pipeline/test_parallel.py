@@ -83,3 +83,18 @@ def test_an_error_in_a_shard_reaches_the_caller_after_the_earlier_results():
         for x in map_shards(fails_on_three, None, list(range(8)), step="s", n_jobs=2):
             got.append(x)
     assert got == [0, 1, 2]
+
+
+def blas_threads(_: None, __: int) -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_shards_run_with_one_blas_thread_whatever_n_jobs():
+    """A product's rounding must not depend on n_jobs, so BLAS runs one thread a call in every shard."""
+    import numpy  # noqa: F401  (loads a BLAS)
+
+    for jobs in (1, 2):
+        for threads in map_shards(blas_threads, None, [0, 1], step="s", n_jobs=jobs):
+            assert threads and set(threads) == {1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -13,7 +14,7 @@ from contextvars import ContextVar
 from itertools import islice
 from typing import Any, Protocol, TypeVar
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from shortlist.pipeline.progress import Progress, silent
 
@@ -25,13 +26,26 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
+_BLAS: tuple[int, ThreadpoolController] | None = None  # (modules loaded when made, the controller)
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """BLAS limited to one thread a call inside the block (process-wide). Finding the loaded BLAS
+    libraries takes milliseconds, so it is done again only after modules were imported (a request
+    that maps one shard pays microseconds, not that search)."""
+    global _BLAS
+    if _BLAS is None or _BLAS[0] != len(sys.modules):
+        _BLAS = (len(sys.modules), ThreadpoolController())
+    return _BLAS[1].limit(limits=1, user_api="blas")
+
+
 def map_tasks(fn: Callable[[T], R], tasks: Iterable[T], *, n_jobs: int | None = None) -> list[R]:
     """``[fn(t) for t in tasks]``, on up to ``n_jobs`` threads (None: one per core), results in task
     order. The work is numpy, scipy and polars, which release the GIL; BLAS runs one thread a
     call, with one job or many, so a product's rounding never depends on the number of jobs."""
     items = list(tasks)
     jobs = max(1, min(len(items), n_jobs or default_jobs()))
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         if jobs == 1:
             return [fn(t) for t in items]
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shortlist") as pool:
@@ -69,7 +83,7 @@ def in_process(fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any],
     scipy, polars and LightGBM, which release the GIL. BLAS runs one thread a call, with one job or
     many, so a shard's rounding never depends on ``n_jobs``."""
     jobs = 1 if getattr(_INSIDE, "active", False) else max(1, min(len(tasks), n_jobs or default_jobs()))
-    with threadpool_limits(limits=1, user_api="blas"), \
+    with one_blas_thread(), \
             ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shortlist-shard") as pool:
         if jobs == 1:
             for done, task in enumerate(tasks, 1):
