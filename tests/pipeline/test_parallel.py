@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from shortlist.pipeline.parallel import map_shards
+from shortlist.pipeline.parallel import map_shards, map_tasks
 
 
 class Gauge:
@@ -91,10 +91,18 @@ def blas_threads(_: None, __: int) -> list[int]:
     return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
 
-def test_shards_run_with_one_blas_thread_whatever_n_jobs():
-    """A product's rounding must not depend on n_jobs, so BLAS runs one thread a call in every shard."""
+def test_shards_and_tasks_run_with_one_blas_thread_whatever_n_jobs():
+    """A product's rounding must not depend on n_jobs, so BLAS runs one thread a call in every shard
+    and task, an OpenMP build's too (FAISS's OpenBLAS: its limit is per thread) where installed."""
+    import contextlib
+
     import numpy  # noqa: F401  (loads a BLAS)
 
+    with contextlib.suppress(ImportError):
+        import faiss  # noqa: F401
+
     for jobs in (1, 2):
-        for threads in map_shards(blas_threads, None, [0, 1], step="s", n_jobs=jobs):
+        for threads in map_shards(blas_threads, None, [0, 1, 2], step="s", n_jobs=jobs):
+            assert threads and set(threads) == {1}
+        for threads in map_tasks(lambda t: blas_threads(None, t), [0, 1, 2], n_jobs=jobs):
             assert threads and set(threads) == {1}

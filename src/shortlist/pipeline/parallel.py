@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
+from functools import partial
 from itertools import islice
 from typing import Any, Protocol, TypeVar
 
@@ -41,15 +42,22 @@ def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
 
 def map_tasks(fn: Callable[[T], R], tasks: Iterable[T], *, n_jobs: int | None = None) -> list[R]:
     """``[fn(t) for t in tasks]``, on up to ``n_jobs`` threads (None: one per core), results in task
-    order. The work is numpy, scipy and polars, which release the GIL; BLAS runs one thread a
-    call, with one job or many, so a product's rounding never depends on the number of jobs."""
+    order. The work is numpy, scipy and polars, which release the GIL; BLAS runs one thread a call,
+    with one job or many, so a product's rounding never depends on the number of jobs."""
     items = list(tasks)
     jobs = max(1, min(len(items), n_jobs or default_jobs()))
+    if jobs == 1:
+        return [_one_blas_thread_call(fn, t) for t in items]
+    with one_blas_thread(), ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shortlist") as pool:
+        return list(pool.map(partial(_one_blas_thread_call, fn), items))
+
+
+def _one_blas_thread_call(fn: Callable[[T], R], task: T) -> R:
+    """``fn(task)`` with BLAS at one thread, set on the thread that runs it: an OpenMP build's limit
+    (e.g. FAISS's OpenBLAS) holds for the calling thread only. Callers that start threads hold the
+    limit themselves too, so a process-wide one is never restored while another thread runs."""
     with one_blas_thread():
-        if jobs == 1:
-            return [fn(t) for t in items]
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shortlist") as pool:
-            return list(pool.map(fn, items))
+        return fn(task)
 
 
 class ShardMapper(Protocol):
@@ -66,12 +74,13 @@ _INSIDE = threading.local()  # set while a thread runs a shard: shards mapped fr
 
 
 def in_shard(fn: Callable[[Any, Any], R], shared: Any, task: Any) -> R:
-    """``fn(shared, task)`` marked as a shard's work, so any shards it maps itself run one after
-    another on its thread (no threads started inside threads, or inside a cluster's task)."""
+    """``fn(shared, task)`` as a shard's work: BLAS at one thread a call on the thread that runs it,
+    and any shards it maps itself run one after another there (no threads started inside threads,
+    or inside a cluster's task)."""
     outer = getattr(_INSIDE, "active", False)
     _INSIDE.active = True
     try:
-        return fn(shared, task)
+        return _one_blas_thread_call(partial(fn, shared), task)
     finally:
         _INSIDE.active = outer
 
@@ -83,13 +92,12 @@ def in_process(fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any],
     scipy, polars and LightGBM, which release the GIL. BLAS runs one thread a call, with one job or
     many, so a shard's rounding never depends on ``n_jobs``."""
     jobs = 1 if getattr(_INSIDE, "active", False) else max(1, min(len(tasks), n_jobs or default_jobs()))
-    with one_blas_thread(), \
-            ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shortlist-shard") as pool:
-        if jobs == 1:
-            for done, task in enumerate(tasks, 1):
-                yield in_shard(fn, shared, task)
-                progress(step, done, len(tasks))
-            return
+    if jobs == 1:
+        for done, task in enumerate(tasks, 1):
+            yield in_shard(fn, shared, task)
+            progress(step, done, len(tasks))
+        return
+    with one_blas_thread(), ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shortlist-shard") as pool:
         queued = iter(tasks)
         running: deque[Future[Any]] = deque(pool.submit(in_shard, fn, shared, t) for t in islice(queued, jobs))
         for done in range(1, len(tasks) + 1):
