@@ -11,6 +11,7 @@ import polars as pl
 
 from shortlist.pipeline.external import to_external
 from shortlist.pipeline.item_rules import ItemRules
+from shortlist.pipeline.parallel import user_shards
 from shortlist.schema import ITEM, ITEM_ID, USER, USER_ID
 
 if TYPE_CHECKING:
@@ -21,8 +22,7 @@ Shard = tuple[pl.Series, np.ndarray]  # a shard's external ids and their interna
 
 def shards_of(ext: pl.Series, internal: pl.Series, size: int) -> list[Shard]:
     """Consecutive shards of ``size`` users (at least one, maybe empty)."""
-    return [(ext[lo:lo + size], internal[lo:lo + size].to_numpy().astype(np.int64))
-            for lo in range(0, max(len(ext), 1), size)]
+    return list(zip(user_shards(ext, size), user_shards(internal.to_numpy().astype(np.int64), size), strict=True))
 
 
 def recommend_shard(shared: tuple[TwoStageRecommender, int, ItemRules], shard: Shard) -> pl.DataFrame:
