@@ -132,3 +132,22 @@ def test_candidate_prefilter_equals_dense_top_k_with_ties_and_exclusions(k: int)
     ref = np.lexsort((np.broadcast_to(np.arange(3_000), scores.shape), -scores), axis=-1)[:, :k]
     expected = np.where(np.isfinite(np.take_along_axis(scores, ref, axis=1)), ref, -1)
     np.testing.assert_array_equal(fast[0], expected)
+
+
+@pytest.mark.parametrize("k", [1, 10, 300, 3_000])
+def test_mostly_missing_blocks_equal_a_full_sort(k: int) -> None:
+    """Blocks where most entries are -inf or NaN (a sparse product's rows) are selected among the
+    scored entries: the same items, scores and tie order as a full sort, missing slots -1 / -inf."""
+    rng = np.random.default_rng(k)
+    scores = np.round(rng.standard_normal((6, 3_000)), 1).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.9] = -np.inf
+    scores[1, ::7] = np.nan
+    scores[2] = -np.inf  # nothing scored
+    scores[3, 50:] = -np.inf  # fewer scored than k
+    pos, top = topk_block(scores, k)
+    assert pos.shape == top.shape == (6, min(k, 3_000))
+    clean = np.where(np.isnan(scores), np.float32(-np.inf), scores)
+    ref = np.lexsort((np.broadcast_to(np.arange(3_000), scores.shape), -clean), axis=-1)[:, :k]
+    ref_scores = np.take_along_axis(clean, ref, axis=1)
+    np.testing.assert_array_equal(pos, np.where(np.isfinite(ref_scores), ref, -1))
+    np.testing.assert_array_equal(top, ref_scores)

@@ -63,33 +63,53 @@ def order_topk(pos: I64, scores: F32, k: int) -> tuple[I64, F32]:
 
 
 def topk_block(scores: F32, k: int) -> tuple[I64, F32]:
-    """Exact top-`k` of each row of a dense (m, n) score block, with deterministic tie-breaking."""
+    """Exact top-`k` of each row of a dense (m, n) score block, with deterministic tie-breaking.
+    Missing entries (-inf, NaN) never displace a scored one; fewer than `k` scored: -1 / -inf."""
     m, n = scores.shape
     k = min(k, n)
+    if m == 0 or k == 0:
+        return _topk_dense(scores, k)
+    sample = scores[:: max(1, m // 16)]  # a few rows tell whether the block is mostly missing
+    if np.count_nonzero(sample > -np.inf) <= sample.size // 2:
+        # a sparse product's rows, say: argpartition slows down several-fold on long runs of equal
+        # -inf, so select among the scored entries only (any block gets the same answer this way)
+        return _select(scores, scores > -np.inf, k)
     n_groups = n // k
-    if n_groups < _MIN_GROUPS or m == 0:
+    if n_groups < _MIN_GROUPS:
         return _topk_dense(scores, k)
     # Lower bound on each row's k-th score: the smallest of k maxima over disjoint (interleaved)
     # item groups. Everything at or above it is a candidate: ~k*ln(k) items instead of n, so the
     # slow introselect runs on a small matrix. A row whose bound is useless (heavy exclusion)
     # only makes the candidate matrix wider, never the result wrong.
     bound = scores[:, : n_groups * k].reshape(m, n_groups, k).max(axis=1).min(axis=1)
-    # flatnonzero on a bool array is ~10x faster than 2-D nonzero; row-major order keeps each
-    # row's candidates in ascending position order, which the tie rule relies on
-    flat = np.flatnonzero(scores >= bound[:, None])
-    rows = flat // n
-    cols = flat - rows * n
-    counts = np.bincount(rows, minlength=m)
-    width = int(counts.max())
-    if width > n // 4:
+    candidates = scores >= bound[:, None]
+    if int(np.count_nonzero(candidates, axis=1).max()) > n // 4:
         return _topk_dense(scores, k)
+    return _select(scores, candidates, k)
+
+
+def _select(scores: F32, keep: npt.NDArray[np.bool_], k: int) -> tuple[I64, F32]:
+    """Top-`k` of each row among its `keep` entries (a superset of its scored top k), padded with
+    -1 / -inf. Candidates stay in ascending position order, which the tie rule relies on."""
+    m, n = scores.shape
+    # flatnonzero on a bool array is ~10x faster than 2-D nonzero
+    flat = np.flatnonzero(keep)
+    rows = flat // n
+    counts = np.bincount(rows, minlength=m)
+    width = int(counts.max(initial=0))
+    pos = np.full((m, k), -1, dtype=np.int64)
+    top = np.full((m, k), -np.inf, dtype=np.float32)
+    if width == 0:
+        return pos, top
     slot = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
     cand_pos = np.full((m, width), -1, dtype=np.int64)
     cand_scores = np.full((m, width), -np.inf, dtype=np.float32)
-    cand_pos[rows, slot] = cols
-    cand_scores[rows, slot] = scores[rows, cols]
-    col, top = _topk_dense(cand_scores, k)
-    pos = np.where(col >= 0, np.take_along_axis(cand_pos, np.maximum(col, 0), axis=1), -1)
+    cand_pos[rows, slot] = flat - rows * n
+    cand_scores[rows, slot] = scores.ravel()[flat]
+    col, vals = _topk_dense(cand_scores, min(k, width))
+    got = col.shape[1]
+    pos[:, :got] = np.where(col >= 0, cand_pos.ravel()[flat_index(np.maximum(col, 0), width)], -1)
+    top[:, :got] = vals
     return pos, top
 
 
