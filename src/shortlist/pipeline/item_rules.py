@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from shortlist.data.catalogue import Items
 from shortlist.data.ids import IdMap, normalize_ids
 from shortlist.errors import RulesError
+from shortlist.ordering import best_first
 from shortlist.pipeline.ranked import top_up
 from shortlist.pipeline.rules import Rules
 from shortlist.retrieval.union import CandidateUnion
@@ -185,7 +186,7 @@ class ItemRules:
         if self.cap is None or self.groups is None:
             return keep
         idx = np.arange(len(union)) if keep is None else np.flatnonzero(keep)
-        order = idx[np.lexsort((union.items[idx], -scores[idx], union.users[idx]))]
+        order = idx[best_first(union.users[idx], scores[idx], union.items[idx])]
         out = np.zeros(len(union), bool)
         out[order[within_cap(union.users[order], self.groups[union.items[order]], self.cap)]] = True
         return out

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from shortlist.ordering import best_first
 from shortlist.retrieval.topk import topk_global
 from shortlist.retrieval.union import CandidateUnion
 from shortlist.schema import ITEM, RANK, SCORE, USER
@@ -55,7 +56,7 @@ def best_per_user(union: CandidateUnion, scores: np.ndarray, users: np.ndarray, 
     idx = np.arange(len(union)) if keep is None else np.flatnonzero(keep)
     position = _positions_of(union.users[idx], users)
     idx, position = idx[position >= 0], position[position >= 0]
-    order = np.lexsort((union.items[idx], -scores[idx], position))
+    order = best_first(position, scores[idx], union.items[idx])
     idx, position = idx[order], position[order]
     first = np.flatnonzero(np.r_[True, position[1:] != position[:-1]]) if len(position) else np.zeros(0, np.int64)
     rank = np.arange(len(idx)) - np.repeat(first, np.diff(np.r_[first, len(idx)]))

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from shortlist.errors import ConfigError
+from shortlist.ordering import best_first
 from shortlist.retrieval.fusion import Fusion
 from shortlist.schema import ITEM, MISSING_RANK, N_SOURCES, USER
 
@@ -133,7 +134,7 @@ def fuse(u: CandidateUnion, fusion: Fusion, *, max_per_user: int | None = None,
     fused = fusion.score(u.ranks, u.items, u.sources, priors or {}).astype(np.float32)
     starts = u.starts()
     sizes = np.diff(starts)
-    order = np.lexsort((u.items, -fused, np.repeat(np.arange(len(sizes)), sizes)))
+    order = best_first(np.repeat(np.arange(len(sizes)), sizes), fused, u.items)
     if max_per_user is not None and len(order):
         pos = np.arange(len(order)) - np.repeat(starts[:-1], sizes)
         order = order[pos < max_per_user]
