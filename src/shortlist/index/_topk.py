@@ -82,21 +82,21 @@ def topk_block(scores: F32, k: int) -> tuple[I64, F32]:
     # slow introselect runs on a small matrix. A row whose bound is useless (heavy exclusion)
     # only makes the candidate matrix wider, never the result wrong.
     bound = scores[:, : n_groups * k].reshape(m, n_groups, k).max(axis=1).min(axis=1)
-    candidates = scores >= bound[:, None]
-    if int(np.count_nonzero(candidates, axis=1).max()) > n // 4:
-        return _topk_dense(scores, k)
-    return _select(scores, candidates, k)
+    return _select(scores, scores >= bound[:, None], k, max_width=n // 4)
 
 
-def _select(scores: F32, keep: npt.NDArray[np.bool_], k: int) -> tuple[I64, F32]:
+def _select(scores: F32, keep: npt.NDArray[np.bool_], k: int, max_width: int | None = None) -> tuple[I64, F32]:
     """Top-`k` of each row among its `keep` entries (a superset of its scored top k), padded with
-    -1 / -inf. Candidates stay in ascending position order, which the tie rule relies on."""
+    -1 / -inf; over whole rows when a row keeps more than ``max_width`` (the selection would not pay).
+    Candidates stay in ascending position order, which the tie rule relies on."""
     m, n = scores.shape
     # flatnonzero on a bool array is ~10x faster than 2-D nonzero
     flat = np.flatnonzero(keep)
     rows = flat // n
     counts = np.bincount(rows, minlength=m)
     width = int(counts.max(initial=0))
+    if max_width is not None and width > max_width:
+        return _topk_dense(scores, k)
     pos = np.full((m, k), -1, dtype=np.int64)
     top = np.full((m, k), -np.inf, dtype=np.float32)
     if width == 0:
