@@ -81,7 +81,9 @@ def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     """
     users = np.asarray(users, dtype=np.int64).reshape(-1)
     starts, lens = _row_spans(matrix, users)
-    out_ptr = np.zeros(len(users) + 1, dtype=np.int64)
+    # int32 offsets where the indices are int32 and the rows fit: scipy would convert them otherwise
+    small = matrix.indices.dtype == np.int32 and int(lens.sum()) < np.iinfo(np.int32).max
+    out_ptr = np.zeros(len(users) + 1, dtype=np.int32 if small else np.int64)
     np.cumsum(lens, out=out_ptr[1:])
     take = np.repeat(starts - out_ptr[:-1], lens) + np.arange(out_ptr[-1])
     return sp.csr_matrix((matrix.data[take], matrix.indices[take], out_ptr), shape=(len(users), matrix.shape[1]))
