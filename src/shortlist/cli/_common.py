@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import polars as pl
 import typer
@@ -174,10 +175,18 @@ def check_output_file(path: Path, columns: list[str]) -> None:
                               f"(its columns are not {', '.join(columns)}); pass a new path, or move it away yourself")
 
 
+#: Seconds between progress lines where stderr is not a terminal (a log file, a batch job).
+PROGRESS_LINE_S = 30.0
+
+
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator[Progress]:
     """A progress display on stderr for a long step: the library's ``progress(step, done, total)``
-    calls move it (step name, done of total, elapsed and remaining time)."""
+    calls move it (step name, done of total, elapsed and remaining time). Where stderr is not a
+    terminal, plain lines instead (a bar would draw nothing in a log)."""
+    if not console.is_terminal:
+        yield progress_lines(description)
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.progress import Progress as RichProgress
 
@@ -190,3 +199,31 @@ def progress_bar(description: str) -> Iterator[Progress]:
             bar.update(task, description=f"{description}: {step}", completed=done, total=total)
 
         yield report
+
+
+def progress_lines(description: str, *, every_s: float = PROGRESS_LINE_S,
+                   clock: Callable[[], float] = time.monotonic) -> Progress:
+    """A ``progress(step, done, total)`` that prints ``description: step done/total (elapsed, ~left)``
+    on stderr when a step starts or ends and at most every ``every_s`` seconds in between."""
+    created = clock()
+    # a step started when the previous one last reported (or when the display was made)
+    state: dict[str, Any] = {"step": None, "start": created, "printed": created, "seen": created}
+
+    def report(step: str, done: int, total: int) -> None:
+        now, seen = clock(), state["seen"]
+        state["seen"] = now
+        if step != state["step"]:
+            state.update(step=step, start=seen)
+        elif done < total and now - state["printed"] < every_s:
+            return
+        state["printed"] = now
+        elapsed = now - state["start"]
+        left = f", ~{_hms(elapsed / done * (total - done))} left" if 0 < done < total else ""
+        console.print(f"{description}: {step} {done:,}/{total:,} ({_hms(elapsed)} elapsed{left})")
+
+    return report
+
+
+def _hms(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
