@@ -123,6 +123,10 @@ def test_save_load_identical_and_verified(tmp_path, fitted):
     assert loaded.recommend(ids, 10).equals(model.recommend(ids, 10))
     assert (d / "ranker.txt").exists() and (d / "importance.csv").exists()
     assert loaded.history_.has_time and loaded.resolved_ == model.resolved_
+    # the sources' equal arrays (each saves its own seen-items matrix) are one read-only copy once loaded
+    seen = [s.seen_ for s in loaded.stage1_.sources.values() if getattr(s, "seen_", None) is not None]
+    assert len(seen) > 1 and all(np.shares_memory(seen[0].indices, s.indices) for s in seen[1:])
+    assert not seen[0].indices.flags.writeable
     (d / "ranker.txt").write_text("garbage")
     with pytest.raises(ModelLoadError, match="checksum"):
         load_model(d)

@@ -168,8 +168,22 @@ def save_arrays(directory: Path, arrays: Mapping[str, np.ndarray]) -> None:
         np.save(directory / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
 
 
-def load_arrays(directory: Path) -> dict[str, np.ndarray]:
-    return {p.stem: np.load(p, allow_pickle=False) for p in sorted(Path(directory).glob("*.npy"))}
+def load_arrays(directory: Path, shared: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The ``.npy`` arrays of a folder by name. ``shared``: arrays already loaded, by content digest;
+    a file equal to one of them is not loaded again but shares it (every source of a model saves its
+    own copy of, say, the seen-items matrix: one copy in memory, not eight). Shared loads are
+    read-only, so no source can change another's arrays."""
+    out = {}
+    for p in sorted(Path(directory).glob("*.npy")):
+        if shared is None:
+            out[p.stem] = np.load(p, allow_pickle=False)
+            continue
+        digest = sha256_file(p)
+        if digest not in shared:
+            shared[digest] = np.load(p, allow_pickle=False)
+            shared[digest].flags.writeable = False
+        out[p.stem] = shared[digest]
+    return out
 
 
 def save_json(path: Path, obj: Any) -> None:

@@ -169,4 +169,5 @@ class Stage1:
     @classmethod
     def load(cls, directory: Path, names: Sequence[str], *, per_source: int, max_candidates: int,
              fusion: Fusion) -> Stage1:
-        return cls({n: load_source(directory / n) for n in names}, per_source, max_candidates, fusion)
+        shared: dict[str, np.ndarray] = {}  # equal arrays of different sources loaded once
+        return cls({n: load_source(directory / n, shared) for n in names}, per_source, max_candidates, fusion)

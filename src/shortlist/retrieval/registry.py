@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shortlist.errors import ConfigError, ModelLoadError
 from shortlist.pipeline.artifacts import load_arrays, load_json, save_arrays, save_json
 from shortlist.retrieval.base import CandidateSource
@@ -68,14 +70,16 @@ def save_source(source: CandidateSource, directory: Path) -> None:
     save_arrays(directory, arrays)
 
 
-def load_source(directory: Path) -> CandidateSource:
+def load_source(directory: Path, shared: dict[str, np.ndarray] | None = None) -> CandidateSource:
+    """A saved source; ``shared``: arrays loaded by the model's other sources, by digest
+    (:func:`~shortlist.pipeline.artifacts.load_arrays`)."""
     meta = load_json(directory / "source.json")
     kind = meta.get("type")
     if kind == "Chain":
-        parts = [load_source(directory / f"part_{i}") for i in range(int(meta["parts"]))]
+        parts = [load_source(directory / f"part_{i}", shared) for i in range(int(meta["parts"]))]
         return Chain(parts, name=meta["name"])
     specs = {spec.cls: spec for spec in SOURCES.values()}
     if kind not in specs:
         raise ModelLoadError(f"{directory}: unknown source type {kind!r}; known: {sorted(specs)}")
-    source: CandidateSource = specs[kind].load_class().from_state(meta["params"], load_arrays(directory))
+    source: CandidateSource = specs[kind].load_class().from_state(meta["params"], load_arrays(directory, shared))
     return source
