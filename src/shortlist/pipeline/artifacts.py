@@ -168,22 +168,32 @@ def save_arrays(directory: Path, arrays: Mapping[str, np.ndarray]) -> None:
         np.save(directory / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
 
 
-def load_arrays(directory: Path, shared: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """The ``.npy`` arrays of a folder by name. ``shared``: arrays already loaded, by content digest;
-    a file equal to one of them is not loaded again but shares it (every source of a model saves its
-    own copy of, say, the seen-items matrix: one copy in memory, not eight). Shared loads are
-    read-only, so no source can change another's arrays."""
-    out = {}
-    for p in sorted(Path(directory).glob("*.npy")):
-        if shared is None:
-            out[p.stem] = np.load(p, allow_pickle=False)
-            continue
-        digest = sha256_file(p)
-        if digest not in shared:
-            shared[digest] = np.load(p, allow_pickle=False)
-            shared[digest].flags.writeable = False
-        out[p.stem] = shared[digest]
-    return out
+class SharedArrays:
+    """Arrays a model's sources load once: every source saves its own copy of, say, the
+    seen-items matrix, so files of equal content (by the digests the manifest lists, already
+    verified at load) share one array, read-only so that no source can change another's."""
+
+    def __init__(self, digests: Mapping[Path, str]) -> None:
+        self.digests, self.arrays = dict(digests), dict[str, np.ndarray]()
+
+    @classmethod
+    def of_manifest(cls, directory: Path, manifest: Mapping[str, Any]) -> SharedArrays:
+        return cls({directory / rel: digest for rel, digest in manifest.get("files", {}).items()})
+
+    def load(self, path: Path) -> np.ndarray:
+        digest = self.digests.get(path) or sha256_file(path)  # a file the manifest does not list: hashed
+        if digest not in self.arrays:
+            self.arrays[digest] = np.load(path, allow_pickle=False)
+            self.arrays[digest].flags.writeable = False
+        return self.arrays[digest]
+
+
+def load_arrays(directory: Path, shared: SharedArrays | None = None) -> dict[str, np.ndarray]:
+    """The ``.npy`` arrays of a folder by name; through ``shared`` where a model's sources share them."""
+    paths = sorted(Path(directory).glob("*.npy"))
+    if shared is None:
+        return {p.stem: np.load(p, allow_pickle=False) for p in paths}
+    return {p.stem: shared.load(p) for p in paths}
 
 
 def save_json(path: Path, obj: Any) -> None:

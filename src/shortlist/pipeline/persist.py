@@ -21,6 +21,7 @@ from shortlist.data.events import weigh
 from shortlist.data.ids import IdMap
 from shortlist.errors import ModelLoadError, NotFittedError
 from shortlist.pipeline.artifacts import (
+    SharedArrays,
     atomic_directory,
     load_ids,
     load_json,
@@ -94,7 +95,8 @@ def load_two_stage(directory: Path | str) -> TwoStageRecommender:
         catalogue = Items(pl.read_parquet(directory / "catalogue.parquet"), items)
     assert resolved.max_candidates is not None
     stage = Stage1.load(directory / "sources", manifest["sources"], per_source=resolved.per_source,
-                        max_candidates=resolved.max_candidates, fusion=Fusion.from_json(manifest["fusion"]))
+                        max_candidates=resolved.max_candidates, fusion=Fusion.from_json(manifest["fusion"]),
+                        shared=SharedArrays.of_manifest(directory, manifest))
     model.resolved_, model.stage1_ = resolved, stage
     weighed = weigh(history, resolved.event_weights)  # the history as saved; the fit's strengths again
     model.features_ = model._features(stage, weighed, catalogue, resolved)

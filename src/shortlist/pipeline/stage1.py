@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from shortlist.config import TwoStageConfig
 from shortlist.data.containers import Interactions, Items
+from shortlist.pipeline.artifacts import SharedArrays
 from shortlist.pipeline.parallel import map_tasks
 from shortlist.retrieval.base import (
     CandidateSource,
@@ -168,6 +169,7 @@ class Stage1:
 
     @classmethod
     def load(cls, directory: Path, names: Sequence[str], *, per_source: int, max_candidates: int,
-             fusion: Fusion) -> Stage1:
-        shared: dict[str, np.ndarray] = {}  # equal arrays of different sources loaded once
+             fusion: Fusion, shared: SharedArrays | None = None) -> Stage1:
+        """The saved sources under ``directory``; ``shared``: equal arrays loaded once."""
+        shared = shared or SharedArrays({})
         return cls({n: load_source(directory / n, shared) for n in names}, per_source, max_candidates, fusion)

@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from shortlist.errors import ConfigError, ModelLoadError
-from shortlist.pipeline.artifacts import load_arrays, load_json, save_arrays, save_json
+from shortlist.pipeline.artifacts import SharedArrays, load_arrays, load_json, save_arrays, save_json
 from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.chain import Chain
 
@@ -70,9 +68,8 @@ def save_source(source: CandidateSource, directory: Path) -> None:
     save_arrays(directory, arrays)
 
 
-def load_source(directory: Path, shared: dict[str, np.ndarray] | None = None) -> CandidateSource:
-    """A saved source; ``shared``: arrays loaded by the model's other sources, by digest
-    (:func:`~shortlist.pipeline.artifacts.load_arrays`)."""
+def load_source(directory: Path, shared: SharedArrays | None = None) -> CandidateSource:
+    """A saved source; ``shared``: the arrays the model's sources load once (:class:`SharedArrays`)."""
     meta = load_json(directory / "source.json")
     kind = meta.get("type")
     if kind == "Chain":
