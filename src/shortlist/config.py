@@ -49,7 +49,9 @@ class TwoStageConfig:
     ``hard_negatives``: negatives kept per user and window, the best-ranked always.
     ``max_train_rows``: the ranker's candidate-row budget; a label window whose users would pass it
     takes a seeded sample of them. ``shard_users``: users per shard of batch work (memory follows it).
-    ``n_jobs``: threads for independent fits and for shards of users
+    ``ranker``: ``lightgbm``, ``xgboost``, or ``lightgbm-dask`` (LightGBM's Dask ranker on a cluster's
+    workers, where the training rows stay; its rounds chosen by early stopping on a sample of about
+    ``ranker_sample_rows`` rows: docs/distributed.md). ``n_jobs``: threads for independent fits and for shards of users
     run side by side (None: one per core; memory then holds ``n_jobs`` shards). ``event_weights``: each event
     type's weight (:mod:`shortlist.data.events`: the strengths every count, ALS's confidence and the
     label grades use; finite, >= 0; a log's event type it does not name is an error).
@@ -71,6 +73,7 @@ class TwoStageConfig:
     shard_users: int = 10_000
     ranker: str = "lightgbm"
     ranker_params: Mapping[str, Any] = field(default_factory=dict)
+    ranker_sample_rows: int = 1_000_000
     n_jobs: int | None = None
     update_sweeps: int = 3
     seed: int = 0
@@ -82,7 +85,7 @@ class TwoStageConfig:
 
         Target.parse(self.target)
         for name in ("per_source", "max_candidates", "n_windows", "max_train_rows", "shard_users", "n_jobs",
-                     "update_sweeps"):
+                     "update_sweeps", "ranker_sample_rows"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name} must be a positive whole number (or left out to derive it), got {value!r}")

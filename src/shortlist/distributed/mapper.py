@@ -28,9 +28,10 @@ class DaskMapper:
         self.client, self.retries = client, retries
 
     def __call__(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *, step: str,
-                 progress: Progress, n_jobs: int | None = None) -> Iterator[Any]:
+                 progress: Progress, n_jobs: int | None = None, keep: Callable[[Any], Any] | None = None) -> Iterator[Any]:
         """Results in task order, each fetched as soon as its task and every earlier one are done
-        (``n_jobs`` is not used: the workers' own threads run the tasks)."""
+        (``n_jobs`` is not used: the workers' own threads run the tasks). With ``keep``, a result
+        stays on its worker: ``(future, keep(result))`` is yielded, ``keep`` run on that worker."""
         from distributed import as_completed
 
         if not len(tasks):
@@ -41,13 +42,18 @@ class DaskMapper:
             [on_workers] = self.client.scatter([shared], broadcast=True, hash=False)
             futures = [self.client.submit(in_shard, fn, on_workers, task, key=f"{prefix}-{i}", retries=self.retries, pure=False)
                        for i, task in enumerate(tasks)]
+            kept = futures if keep is not None else []
+            if keep is not None:
+                futures = [self.client.submit(keep, f, key=f"{prefix}-{i}-kept", retries=self.retries, pure=False)
+                           for i, f in enumerate(futures)]
             position = {f.key: i for i, f in enumerate(futures)}
             pending = {f.key: f for f in futures}
             del futures
             ready: dict[int, Any] = {}
             nxt = 0
             for future in as_completed(list(pending.values())):
-                ready[position[future.key]] = future.result()
+                at = position[future.key]
+                ready[at] = (kept[at], future.result()) if kept else future.result()
                 del pending[future.key]  # the worker drops the result once no future refers to it
                 progress(step, len(tasks) - len(pending), len(tasks))
                 while nxt in ready:

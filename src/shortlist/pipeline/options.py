@@ -16,8 +16,8 @@ def check_options(ranker: str, ranker_params: Mapping[str, Any], sources: Sequen
     """Unknown ranker parameters, rankers or source names fail now, naming what is valid."""
     from shortlist.retrieval.registry import SOURCES
 
-    if ranker not in ("lightgbm", "xgboost"):
-        raise ConfigError(f"ranker must be 'lightgbm' or 'xgboost', got {ranker!r}")
+    if ranker not in ("lightgbm", "xgboost", "lightgbm-dask"):
+        raise ConfigError(f"ranker must be 'lightgbm', 'xgboost' or 'lightgbm-dask' (on a Dask cluster), got {ranker!r}")
     cls = XGBRanker if ranker == "xgboost" else LGBMRanker
     valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "seed", "categorical")]
     unknown = sorted(set(ranker_params) - set(valid))

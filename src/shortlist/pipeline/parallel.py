@@ -21,6 +21,7 @@ from shortlist.pipeline.progress import Progress, silent
 
 T = TypeVar("T")
 R = TypeVar("R")
+S = TypeVar("S")
 
 
 def default_jobs() -> int:
@@ -64,10 +65,13 @@ class ShardMapper(Protocol):
     """Runs ``fn(shared, task)`` for each task and yields the results in task order, calling
     ``progress(step, done, len(tasks))`` as tasks finish. ``shared`` is read-only and the same for
     every task (a mapper on a cluster sends it to each worker once); ``fn`` is a module-level function.
-    ``n_jobs``: threads this process may use (None: one per core); a cluster's mapper uses its workers."""
+    ``n_jobs``: threads this process may use (None: one per core); a cluster's mapper uses its workers.
+    ``keep`` (a module-level function): each result stays where it was made and ``(handle, keep(result))``
+    is yielded instead, the handle being the result itself in this process or a cluster's future."""
 
     def __call__(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *, step: str,
-                 progress: Progress, n_jobs: int | None = None) -> Iterator[Any]: ...
+                 progress: Progress, n_jobs: int | None = None,
+                 keep: Callable[[Any], Any] | None = None) -> Iterator[Any]: ...
 
 
 _INSIDE = threading.local()  # set while a thread runs a shard: shards mapped from inside it run in turn
@@ -86,11 +90,17 @@ def in_shard(fn: Callable[[Any, Any], R], shared: Any, task: Any) -> R:
 
 
 def in_process(fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *, step: str,
-               progress: Progress, n_jobs: int | None = None) -> Iterator[Any]:
+               progress: Progress, n_jobs: int | None = None, keep: Callable[[Any], Any] | None = None) -> Iterator[Any]:
     """The default mapper: this process, on up to ``n_jobs`` threads (None: one per core) with at most
     that many shards in flight, so memory holds ``n_jobs`` shards, not all of them. The work is numpy,
     scipy, polars and LightGBM, which release the GIL. BLAS runs one thread a call, with one job or
-    many, so a shard's rounding never depends on ``n_jobs``."""
+    many, so a shard's rounding never depends on ``n_jobs``. With ``keep``: ``(result, keep(result))``."""
+    results = _in_process(fn, shared, tasks, step=step, progress=progress, n_jobs=n_jobs)
+    return results if keep is None else ((r, keep(r)) for r in results)
+
+
+def _in_process(fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *, step: str,
+                progress: Progress, n_jobs: int | None) -> Iterator[Any]:
     jobs = 1 if getattr(_INSIDE, "active", False) else max(1, min(len(tasks), n_jobs or default_jobs()))
     if jobs == 1:
         for done, task in enumerate(tasks, 1):
@@ -119,6 +129,19 @@ def map_shards(fn: Callable[[Any, T], R], shared: Any, tasks: Sequence[T], *, st
     :func:`shortlist.distributed.on_cluster`. A shard's result depends on the shard alone, so where
     it runs does not change it."""
     return _MAPPER.get()(fn, shared, tasks, step=step, progress=progress, n_jobs=n_jobs)
+
+
+def map_shards_kept(fn: Callable[[Any, T], R], shared: Any, tasks: Sequence[T], keep: Callable[[R], S], *, step: str,
+                    progress: Progress = silent, n_jobs: int | None = None) -> Iterator[tuple[Any, S]]:
+    """:func:`map_shards` whose results stay where they were made: ``(handle, keep(result))`` for
+    each task, in task order; a handle is the result itself in this process, a Dask future (the
+    result held by the worker that made it) on a cluster. ``keep``: a module-level function."""
+    return _MAPPER.get()(fn, shared, tasks, step=step, progress=progress, n_jobs=n_jobs, keep=keep)
+
+
+def mapper_client() -> Any | None:
+    """The Dask client the current mapper sends shards to (None: shards run in this process)."""
+    return getattr(_MAPPER.get(), "client", None)
 
 
 @contextlib.contextmanager

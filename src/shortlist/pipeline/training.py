@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from shortlist.config import TwoStageConfig
+from shortlist.errors import ConfigError
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.pipeline.labels import LabelWindow
-from shortlist.pipeline.parallel import map_shards, user_shards
+from shortlist.pipeline.parallel import map_shards, map_shards_kept, mapper_client, user_shards
 from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.stage1 import Stage1
 from shortlist.ranking.base import Ranker
@@ -37,12 +38,15 @@ FUSION_USERS = 2_000
 
 @dataclass
 class WindowFrame:
-    """A window's kept training rows: features, graded labels, and the (user, window) group of each."""
+    """A window's kept training rows: features, graded labels, and the (user, window) group of each.
+    With ``ranker = "lightgbm-dask"`` the feature rows stay on the cluster's workers: ``X`` is empty
+    and ``parts`` holds each shard's future and its row count, in the order of ``y`` and ``group``."""
 
     X: np.ndarray
     y: np.ndarray
     group: np.ndarray
     stats: dict[str, Any] = field(default_factory=dict)
+    parts: list[tuple[Any, int]] = field(default_factory=list)
 
 
 def window_users(window: LabelWindow, config: TwoStageConfig, rng: np.random.Generator) -> np.ndarray:
@@ -101,8 +105,15 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
     grades = labels.get_column(LABEL).to_numpy().astype(np.float32)
     order = np.argsort(keys)
     shared = WindowShared(stage, features, keys[order], grades[order], index, config)
-    parts = list(map_shards(shard_rows, shared, user_shards(users, config.shard_users) if len(users) else [],
-                            step=f"training rows of {window.name}", progress=progress, n_jobs=config.n_jobs))
+    shards = user_shards(users, config.shard_users) if len(users) else []
+    step = f"training rows of {window.name}"
+    kept: list[Any] = []
+    if config.ranker == "lightgbm-dask":  # the feature rows stay on the workers; their labels and groups come here
+        require_cluster_for(config.ranker)
+        kept, parts = _unzip(map_shards_kept(shard_rows, shared, shards, without_features, step=step,
+                                             progress=progress, n_jobs=config.n_jobs))
+    else:
+        parts = list(map_shards(shard_rows, shared, shards, step=step, progress=progress, n_jobs=config.n_jobs))
     rows, found = sum(p.rows for p in parts), sum(p.found for p in parts)
     per_source = np.sum([p.per_source for p in parts], axis=0) if parts else np.zeros(len(stage.names), np.int64)
     n_labels = int(np.isin(labels.get_column(USER).to_numpy(), users).sum())
@@ -115,7 +126,28 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
         return WindowFrame(np.zeros((0, len(features.names)), np.float32), np.zeros(0, np.float32),
                            np.zeros(0, np.int64), stats)
     return WindowFrame(np.concatenate([p.X for p in parts]), np.concatenate([p.y for p in parts]),
-                       np.concatenate([p.group for p in parts]), stats)
+                       np.concatenate([p.group for p in parts]), stats,
+                       [(h, len(p.y)) for h, p in zip(kept, parts, strict=True)] if kept else [])
+
+
+def without_features(rows: ShardRows) -> ShardRows:
+    """A shard's rows without their feature matrix (what a cluster's worker sends back when it keeps them)."""
+    return ShardRows(rows.X[:0], rows.y, rows.group, rows.rows, rows.found, rows.per_source)
+
+
+def require_cluster_for(ranker: str) -> None:
+    """:class:`ConfigError` unless shards run on a Dask cluster (``ranker`` trains there)."""
+    if mapper_client() is None:
+        raise ConfigError(f"ranker {ranker!r} trains on a Dask cluster's workers: run with --scheduler (or inside "
+                          "shortlist.distributed.on_cluster), or use ranker = 'lightgbm'")
+
+
+def _unzip(pairs: Iterator[tuple[Any, ShardRows]]) -> tuple[list[Any], list[ShardRows]]:
+    handles, rows = [], []
+    for handle, row in pairs:
+        handles.append(handle)
+        rows.append(row)
+    return handles, rows
 
 
 def shard_rows(shared: WindowShared, shard: np.ndarray) -> ShardRows:
@@ -145,6 +177,11 @@ def train_ranker(frames: list[WindowFrame], names: list[str], categorical: list[
                                "groups_dropped_no_positive": len(np.unique(group_all)) - n_groups}
     if n_groups < MIN_RANKER_GROUPS:
         return None, metrics
+    if config.ranker == "lightgbm-dask":
+        from shortlist.distributed.ranker import train_on_workers
+
+        trained, more = train_on_workers(frames, names, categorical, config, rng, prototype=prototype)
+        return trained, {**metrics, **more}
     valid = _valid_groups(group, config.valid_share, rng)
     ranker: Ranker
     if prototype is not None:

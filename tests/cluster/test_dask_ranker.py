@@ -1,0 +1,63 @@
+"""``ranker = "lightgbm-dask"``: the training rows stay on the workers, LightGBM's Dask ranker trains
+there for the rounds early stopping chose on a gathered sample, and the model saves and loads as a
+LightGBM model. Outside a cluster it is a ConfigError naming the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("lightgbm.dask")
+
+from distributed import LocalCluster
+
+from shortlist.data.synthetic import make_synthetic
+from shortlist.distributed import on_cluster
+from shortlist.errors import ConfigError
+from shortlist.pipeline.two_stage import TwoStageRecommender
+
+OPTIONS = {"target": "days:7", "allow_repeats": True, "sources": ["repurchase", "itemknn", "covisit", "popular"],
+           "shard_users": 60, "ranker_params": {"n_estimators": 60, "min_rounds": 5, "early_stopping_rounds": 10},
+           "ranker_sample_rows": 3000}
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(n_users=600, n_items=150, n_interactions=15000, seed=3)
+
+
+def test_outside_a_cluster_the_dask_ranker_is_a_config_error_naming_the_fix(data):
+    with pytest.raises(ConfigError, match="--scheduler"):
+        TwoStageRecommender(**{**OPTIONS, "ranker": "lightgbm-dask"}).fit(data.interactions)
+
+
+def test_the_dask_ranker_trains_on_every_kept_row_with_the_sample_s_rounds(data, scheduler, tmp_path):
+    one = TwoStageRecommender(**OPTIONS).fit(data.interactions)
+    with on_cluster(scheduler):
+        many = TwoStageRecommender(**{**OPTIONS, "ranker": "lightgbm-dask"}).fit(data.interactions)
+    ranker = many.metrics_["ranker"]
+    # every row of a group with a positive trains (one process holds some back to early-stop on)
+    assert ranker["train_rows"] == one.metrics_["ranker"]["train_rows"] + one.metrics_["ranker"]["valid_rows"]
+    assert ranker["dask_workers"] == 2 and ranker["valid_rows"] == 0
+    sample = many.metrics_["rounds_sample"]
+    assert 0 < sample["rows"] < ranker["train_rows"] and sample["shards"] >= 1
+    assert many.ranker_ is not None and many.ranker_.booster_.current_iteration() == ranker["best_iteration"]
+    assert many.metrics_["window_stats"] == one.metrics_["window_stats"]  # the same candidates and labels
+
+    many.save(tmp_path / "m")
+    loaded = TwoStageRecommender.load(tmp_path / "m")
+    users = data.interactions.users.external(np.arange(50))
+    assert loaded.recommend(users, 10).equals(many.recommend(users, 10))
+
+    # the same kind of ranker as one process's: their top 10s mostly agree (misaligned rows or groups would not)
+    expected = one.recommend(users, 10).group_by("user_id", maintain_order=True).agg("item_id")
+    got = many.recommend(users, 10).group_by("user_id", maintain_order=True).agg("item_id")
+    overlap = [len(set(a) & set(b)) / 10 for a, b in zip(expected["item_id"], got["item_id"], strict=True)]
+    assert np.mean(overlap) >= 0.7
