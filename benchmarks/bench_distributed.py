@@ -1,7 +1,7 @@
 """Distributed benchmark: the same fit and recommendations in one process and on a Dask LocalCluster.
 
     python benchmarks/bench_distributed.py --data DIR [--workers 2] [--batch-users 20000] [--worker-memory 4GB]
-        [--modes single,cluster] [--max-rss-gb 18] [--timeout-min 25]
+        [--modes single,cluster,cluster-dask-ranker] [--max-rss-gb 18] [--timeout-min 25]
 
 ``--data`` is a size's folder cached by ``bench_scale.py`` (``/tmp/shortlist-bench-scale/synthetic-r…``:
 train.parquet, items.parquet, eval_users.parquet, batch_users.parquet, targets.parquet). Each mode
@@ -10,7 +10,8 @@ the process tree): load the files, fit the default ``TwoStageRecommender(target=
 allow_repeats=True)`` with seed 0, and recommend k=10 for the evaluation users and the first
 ``--batch-users`` batch users through the batch path (``map_shards(recommend_part, …)``: the same
 tasks in both modes). ``cluster`` does both inside ``on_cluster("local:N")`` (N worker processes of one
-thread). The table: fit and recommend seconds, the command process's peak RSS, each worker's peak
+thread); ``cluster-dask-ranker`` the same with ``ranker="lightgbm-dask"`` (the training rows stay on
+the workers). The table: fit and recommend seconds, the command process's peak RSS, each worker's peak
 RSS (``ru_maxrss`` read on the worker), the process tree's peak (all processes together), NDCG@10 on
 the evaluation users, and whether the recommendations equal the single process's (lists, and the
 largest score difference).
@@ -53,13 +54,14 @@ def run_mode(mode: str, data: Path, out: Path, workers: int, batch_users: int, w
     t1 = time.perf_counter()
     peaks: dict[str, int] = {}
     cluster: Any = contextlib.nullcontext()
-    if mode == "cluster":
+    if mode.startswith("cluster"):
         from shortlist.distributed import on_cluster
 
         cluster = on_cluster(f"local:{workers}", worker_memory=worker_memory, echo=lambda s: print(s, file=sys.stderr))
     with cluster as client:
         t2 = time.perf_counter()
-        model = TwoStageRecommender(target=PROTOCOL, allow_repeats=True).fit(
+        ranker = "lightgbm-dask" if mode == "cluster-dask-ranker" else "lightgbm"
+        model = TwoStageRecommender(target=PROTOCOL, allow_repeats=True, ranker=ranker).fit(
             ds.interactions, items=ds.items, rng=np.random.default_rng(SEED))
         t3 = time.perf_counter()
         shared = (model, K, item_rules(model, None))
@@ -73,6 +75,7 @@ def run_mode(mode: str, data: Path, out: Path, workers: int, batch_users: int, w
     recs.write_parquet(out / "recs.parquet")
     print(json.dumps({"mode": mode, "load_s": t1 - t0, "cluster_start_s": t2 - t1, "fit_s": t3 - t2,
                       "recommend_s": t4 - t3, "users": len(users), "timings": model.metrics_.get("timings"),
+                      "ranker": {k: v for k, v in (model.metrics_.get("ranker") or {}).items() if k != "valid_curve"},
                       "client_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB,
                       "worker_peaks_gb": {a: p / GB for a, p in sorted(peaks.items())}}, default=str))
 
