@@ -24,3 +24,23 @@ def test_blocked_graph_equals_the_whole_product(monkeypatch, kind):
 def test_blocks_split_rows_by_work():
     assert _blocks(np.array([5, 5, 5, 20, 1, 1]), 10) == [0, 2, 4, 6]
     assert _blocks(np.array([]), 10) == [0] and _blocks(np.array([3.0]), 10) == [0, 1]
+
+
+def test_the_graph_s_blocks_go_through_the_shard_mapper_of_the_caller_s_threads(monkeypatch):
+    """Inside a cluster's mapper the blocks are its tasks, also from the threads the sources fit on."""
+    from shortlist.pipeline.parallel import in_process, map_tasks, use_mapper
+
+    data = make_synthetic(n_users=150, n_items=80, n_interactions=4000, seed=3).interactions
+    whole = CoVisitation(kind="user", neighbours=15).fit(data).sim_
+    monkeypatch.setattr(covisit, "PAIRS_PER_BLOCK", 500)
+    steps: list[tuple[str, int]] = []
+
+    def recording(fn, shared, tasks, **kw):
+        steps.append((kw["step"], len(tasks)))
+        return in_process(fn, shared, tasks, **kw)
+
+    with use_mapper(recording):
+        fitted = map_tasks(lambda kind: CoVisitation(kind=kind, neighbours=15).fit(data), ["user", "session"], n_jobs=2)
+    assert sorted(s for s, _ in steps) == ["covisit co-occurrence", "itemknn co-occurrence"]
+    assert all(n > 1 for _, n in steps)
+    assert (fitted[0].sim_ != whole).nnz == 0

@@ -4,6 +4,7 @@ users mapped through the current shard mapper (in this process, or a cluster's w
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
 import threading
@@ -43,14 +44,17 @@ def one_blas_thread() -> contextlib.AbstractContextManager[Any]:
 
 def map_tasks(fn: Callable[[T], R], tasks: Iterable[T], *, n_jobs: int | None = None) -> list[R]:
     """``[fn(t) for t in tasks]``, on up to ``n_jobs`` threads (None: one per core), results in task
-    order. The work is numpy, scipy and polars, which release the GIL; BLAS runs one thread a call,
-    with one job or many, so a product's rounding never depends on the number of jobs."""
+    order; shards a task maps go through the caller's shard mapper. The work is numpy, scipy and
+    polars, which release the GIL; BLAS runs one thread a call, with one job or many, so a product's
+    rounding never depends on the number of jobs."""
     items = list(tasks)
     jobs = max(1, min(len(items), n_jobs or default_jobs()))
     if jobs == 1:
         return [_one_blas_thread_call(fn, t) for t in items]
     with one_blas_thread(), ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shortlist") as pool:
-        return list(pool.map(partial(_one_blas_thread_call, fn), items))
+        # each task runs in a copy of this context, so shards it maps go through the current mapper
+        futures = [pool.submit(contextvars.copy_context().run, _one_blas_thread_call, fn, t) for t in items]
+        return [f.result() for f in futures]
 
 
 def _one_blas_thread_call(fn: Callable[[T], R], task: T) -> R:

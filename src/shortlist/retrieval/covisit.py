@@ -16,6 +16,7 @@ strength of the row it leads to; the recent items a user is scored from are the 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -25,6 +26,7 @@ import scipy.sparse as sp
 from shortlist.data.containers import Interactions, Items, read_only
 from shortlist.data.events import strongest
 from shortlist.errors import ConfigError
+from shortlist.pipeline.parallel import map_shards
 from shortlist.retrieval.base import (
     State,
     check_k,
@@ -56,6 +58,42 @@ def default_window_days(history: Interactions) -> float:
     """Session window without baskets: 1/100 of the span, between 1 hour and 7 days."""
     first, last = history.time_span()
     return float(min(7.0, max(1.0 / 24, (last - first) / SECONDS_PER_DAY / 100.0)))
+
+
+@dataclass(frozen=True)
+class _GraphInputs:
+    """What every block of the co-occurrence graph reads: (items × groups) membership, the weighted
+    (groups × items) membership, item popularity, and the normalisation's settings."""
+
+    xt: sp.csr_matrix
+    xw: sp.csr_matrix
+    pop: np.ndarray
+    alpha: float
+    neighbours: int
+
+
+def graph_rows(shared: _GraphInputs, block: tuple[int, int]) -> sp.csr_matrix:
+    """Rows ``block`` (lo, hi) of the normalised, cut co-occurrence graph."""
+    lo, hi = block
+    return normalise_rows(shared.xt[lo:hi] @ shared.xw, shared.pop, lo, shared.alpha, shared.neighbours)
+
+
+def normalise_rows(c: sp.csr_matrix, pop: np.ndarray, first_row: int, alpha: float, neighbours: int) -> sp.csr_matrix:
+    """Rows ``first_row..`` of the graph from their counts ``c``: ``c_ij / (pop_i^α · pop_j^(1-α))``
+    (stored as float32) off the diagonal, each row cut to its ``neighbours`` best, columns in
+    ascending order. A row's order does not depend on its own ``pop_i^α``, so only the column
+    factor touches every pair before the cut and the row factor the kept ones after it, and the
+    cut is :func:`sparse_topk_csr` (each row's threshold, then one vectorised selection)."""
+    n_rows = c.shape[0]
+    rows = first_row + np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(c.indptr))
+    data = c.data.astype(np.float32, copy=False) * (pop ** -(1.0 - alpha)).astype(np.float32)[c.indices]
+    data[rows == c.indices] = -np.inf  # an item is not its own neighbour (top-k skips -inf)
+    del rows
+    graph = sparse_topk_csr(sp.csr_matrix((data, c.indices, c.indptr), shape=c.shape), neighbours)
+    del data
+    row_scale = pop[first_row: first_row + n_rows] ** -alpha
+    graph.data = (graph.data.astype(np.float64) * np.repeat(row_scale, np.diff(graph.indptr))).astype(np.float32)
+    return graph
 
 
 class CoVisitation:
@@ -98,7 +136,7 @@ class CoVisitation:
         n_items = history.n_items
         pop = np.asarray(strongest(history).sum(axis=0)).ravel().astype(np.float64) + 1.0
         if self.kind == "transition":
-            self.sim_ = self._normalise(self._transitions(f, n_items), pop, 0)
+            self.sim_ = normalise_rows(self._transitions(f, n_items), pop, 0, self.alpha, self.neighbours)
         else:
             self.sim_ = self._cooccurrence_graph(f, history, pop)
         # item-kNN, co-visitation and transition weigh the same recent items: built once per history
@@ -116,13 +154,17 @@ class CoVisitation:
     def _cooccurrence_graph(self, f: pl.DataFrame, history: Interactions, pop: np.ndarray) -> sp.csr_matrix:
         """The normalised, cut item graph of co-occurrence within groups (users, baskets or
         sessions), computed a block of item rows at a time: a block's product rows are cut to their
-        ``neighbours`` before the next is built, so memory follows the block, not the item pairs."""
+        ``neighbours`` before the next is built, so memory follows the block, not the item pairs.
+        Blocks go through the shard mapper one at a time here, or to a Dask cluster's workers
+        (the groups sent to each worker once); a block's rows do not depend on where it ran."""
         x, xw = self._groups(f, history)
         xt = x.T.tocsr()
         # a row's product work: the sizes of the groups the item is in
         work = np.asarray(xt @ np.diff(x.indptr).astype(np.float64)).ravel()
-        bounds = _blocks(work, PAIRS_PER_BLOCK)
-        parts = [self._normalise(xt[lo:hi] @ xw, pop, lo) for lo, hi in itertools.pairwise(bounds)]
+        blocks = list(itertools.pairwise(_blocks(work, PAIRS_PER_BLOCK)))
+        del x, work
+        shared = _GraphInputs(xt, xw, pop, self.alpha, self.neighbours)
+        parts = list(map_shards(graph_rows, shared, blocks, step=f"{self.name} co-occurrence", n_jobs=1))
         return sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, history.n_items))
 
     def _groups(self, f: pl.DataFrame, history: Interactions) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -162,23 +204,6 @@ class CoVisitation:
         c = (fwd + bwd).tocsr()
         c.sum_duplicates()
         return c
-
-    def _normalise(self, c: sp.csr_matrix, pop: np.ndarray, first_row: int) -> sp.csr_matrix:
-        """Rows ``first_row..`` of the graph from their counts ``c``: ``c_ij / (pop_i^α · pop_j^(1-α))``
-        (stored as float32) off the diagonal, each row cut to its ``neighbours`` best, columns in
-        ascending order. A row's order does not depend on its own ``pop_i^α``, so only the column
-        factor touches every pair before the cut and the row factor the kept ones after it, and the
-        cut is :func:`sparse_topk_csr` (each row's threshold, then one vectorised selection)."""
-        n_rows = c.shape[0]
-        rows = first_row + np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(c.indptr))
-        data = c.data.astype(np.float32, copy=False) * (pop ** -(1.0 - self.alpha)).astype(np.float32)[c.indices]
-        data[rows == c.indices] = -np.inf  # an item is not its own neighbour (top-k skips -inf)
-        del rows
-        graph = sparse_topk_csr(sp.csr_matrix((data, c.indices, c.indptr), shape=c.shape), self.neighbours)
-        del data
-        row_scale = pop[first_row: first_row + n_rows] ** -self.alpha
-        graph.data = (graph.data.astype(np.float64) * np.repeat(row_scale, np.diff(graph.indptr))).astype(np.float32)
-        return graph
 
     def _recent_window(self, history: Interactions) -> tuple[int, float]:
         """``auto``: 20 items decaying 0.85 a step, or — where items arrive in baskets of 5 or more
