@@ -60,14 +60,14 @@ class DaskMapper:
                     yield ready.pop(nxt)
                     nxt += 1
         except Exception as e:
-            if _cluster_failure(e):
+            if cluster_failure(e):
                 raise DistributedError(step, e) from e
             raise
         finally:
             self.client.cancel(list(pending.values()))
 
 
-def _cluster_failure(error: BaseException) -> bool:
+def cluster_failure(error: BaseException) -> bool:
     """Whether ``error`` is the cluster's (a worker lost too often, the scheduler gone), not a shard's own."""
     from concurrent.futures import CancelledError
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shortlist.config import TwoStageConfig
+from shortlist.distributed.mapper import cluster_failure
+from shortlist.errors import DistributedError
 from shortlist.pipeline.parallel import mapper_client
 from shortlist.pipeline.training import WindowFrame, require_cluster_for, train_ranker
 from shortlist.ranking.base import Ranker
@@ -47,11 +49,16 @@ def train_on_workers(frames: list[WindowFrame], names: list[str], categorical: l
     client = mapper_client()
     assert client is not None
     parts = [p for f in frames for p in _parts(f)]
-    local, metrics = _rounds_on_sample(client, parts, names, categorical, config, rng, prototype)
-    if local is None:
-        return None, metrics
-    rounds = int(local.metrics_["best_iteration"])
-    booster, workers = _fit_on_workers(client, parts, names, categorical, local, rounds)
+    try:
+        local, metrics = _rounds_on_sample(client, parts, names, categorical, config, rng, prototype)
+        if local is None:
+            return None, metrics
+        rounds = int(local.metrics_["best_iteration"])
+        booster, workers = _fit_on_workers(client, parts, names, categorical, local, rounds)
+    except Exception as e:
+        if cluster_failure(e):
+            raise DistributedError("ranker training (lightgbm-dask)", e) from e
+        raise
     local.booster_ = booster
     local.metrics_ = {**local.metrics_, "best_iteration": rounds, "train_rows": int(sum(len(p.y) for p in parts)),
                       "valid_rows": 0, "dask_workers": workers}
