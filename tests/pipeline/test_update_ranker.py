@@ -114,3 +114,16 @@ def test_the_window_under_each_target():
     assert sorted(map(tuple, window.labels.select(USER, ITEM).rows())) == [(0, 1)] and counts["rows_after_window"] == 1
     with pytest.raises(UpdateError, match="no time order"):
         update_ranker.new_period_window(old, added, Target.parse("random:0.2"), repeats=True, event_weights={})
+
+
+def test_a_model_whose_ranker_trained_on_a_cluster_refreshes_here(fitted, logs):
+    """lightgbm-dask needs a cluster to fit; outside one, its refresh trains LightGBM in this process."""
+    import copy
+    from dataclasses import replace
+
+    model = copy.deepcopy(fitted)
+    assert model.resolved_ is not None
+    model.resolved_ = replace(model.resolved_, ranker="lightgbm-dask")
+    updated = update_model(model, logs[1], ranker="refresh")
+    assert updated.ranker_ is not None and updated.ranker_ is not model.ranker_
+    assert updated.metrics_["update"]["ranker_refresh"]["ranker"]["train_rows"] > 0

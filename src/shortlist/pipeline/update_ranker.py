@@ -22,6 +22,7 @@ from shortlist.data.containers import Interactions
 from shortlist.data.events import weigh
 from shortlist.errors import UpdateError
 from shortlist.pipeline.labels import LabelWindow, Target, label_window
+from shortlist.pipeline.parallel import mapper_client
 from shortlist.pipeline.training import MIN_RANKER_GROUPS, train_ranker, window_frame, window_users
 from shortlist.ranking.base import Ranker
 from shortlist.schema import SECONDS_PER_DAY, TIMESTAMP, USER
@@ -80,10 +81,14 @@ def new_period_window(old: Interactions, added: Interactions, target: Target, *,
 def refreshed_ranker(model: TwoStageRecommender, joined: Interactions, added: int) -> tuple[Ranker, dict[str, Any]]:
     """``model``'s ranker retrained on the last ``added`` rows of ``joined`` (the model's history
     with the new rows appended) as one label window over the model's fitted stage 1 and features.
-    Too few labelled users to train on is an :class:`UpdateError` naming the fix."""
+    Too few labelled users to train on is an :class:`UpdateError` naming the fix. A model whose
+    ranker trained on a Dask cluster (``lightgbm-dask``) is refreshed by LightGBM in this process
+    outside a cluster: one window's sampled rows fit in it."""
     stage, features, old, _ = model._fitted()
     assert model.resolved_ is not None
     cfg = replace(model.resolved_, n_windows=1)  # one window: the fit's whole row budget is its own
+    if cfg.ranker == "lightgbm-dask" and mapper_client() is None:
+        cfg = replace(cfg, ranker="lightgbm")
     tail = Interactions(joined.frame.tail(added), joined.users, joined.items, has_time=joined.has_time)
     fresh = weigh(tail, cfg.event_weights, source="the new interactions")
     window, counts = new_period_window(weigh(old, cfg.event_weights), fresh, model.target,
