@@ -61,3 +61,20 @@ def test_the_dask_ranker_trains_on_every_kept_row_with_the_sample_s_rounds(data,
     got = many.recommend(users, 10).group_by("user_id", maintain_order=True).agg("item_id")
     overlap = [len(set(a) & set(b)) / 10 for a, b in zip(expected["item_id"], got["item_id"], strict=True)]
     assert np.mean(overlap) >= 0.7
+
+
+def test_fit_with_the_config_s_dask_ranker_on_the_cli(data, scheduler, cli, tmp_path):
+    from shortlist.data.export import export_interactions
+
+    export_interactions(data.interactions).write_parquet(tmp_path / "log.parquet")
+    (tmp_path / "model.toml").write_text('[model]\ntarget = "days:7"\nallow_repeats = true\nranker = "lightgbm-dask"\n'
+                                         'sources = ["repurchase", "itemknn", "popular"]\nshard_users = 100\n'
+                                         'ranker_sample_rows = 2000\n[ranker]\nn_estimators = 20\nmin_rounds = 5\n')
+    args = ["fit", "--interactions", str(tmp_path / "log.parquet"), "--config", str(tmp_path / "model.toml"),
+            "--out", str(tmp_path / "m")]
+    code, _, err = cli(args)
+    assert code != 0 and "--scheduler" in err and not (tmp_path / "m").exists()
+    code, _, err = cli([*args, "--scheduler", scheduler])
+    assert code == 0, err
+    model = TwoStageRecommender.load(tmp_path / "m")
+    assert model.config.ranker == "lightgbm-dask" and model.metrics_["ranker"]["dask_workers"] == 2

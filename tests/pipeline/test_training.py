@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from shortlist.config import TwoStageConfig
-from shortlist.pipeline.training import _sample_rows, _sizes, _uniform, _valid_groups
+from shortlist.pipeline.negatives import sample_rows, uniform_hash
+from shortlist.pipeline.training import _sizes, _valid_groups
 from shortlist.retrieval.union import CandidateUnion
 
 
@@ -19,22 +20,22 @@ def union(users: list[int], items: list[int], ranks: list[int]) -> CandidateUnio
 def test_positives_and_hard_negatives_kept_rest_sampled():
     u = union([1, 1, 1, 1, 1, 2, 2, 3], [10, 11, 12, 13, 14, 10, 11, 12], [1, 2, 3, 4, 5, 1, 2, 1])
     y = np.array([0, 1, 0, 0, 0, 0, 0, 1], np.float32)
-    keep = _sample_rows(u, y, TwoStageConfig(max_negatives=2, hard_negatives=1))
+    keep = sample_rows(u, y, TwoStageConfig(max_negatives=2, hard_negatives=1))
     kept_user1 = [i for i in keep if u.users[i] == 1]
     assert 1 in kept_user1 and 0 in kept_user1 and len(kept_user1) == 3  # positive, hardest, one random
     assert {5, 6} <= set(keep.tolist()) and 7 in keep  # user 2's two negatives, user 3's positive
-    assert len(_sample_rows(u, y, TwoStageConfig(max_negatives=None))) == 8
+    assert len(sample_rows(u, y, TwoStageConfig(max_negatives=None))) == 8
 
 
 def test_a_users_sample_does_not_depend_on_the_other_rows():
     u = union([1] * 6 + [2] * 6, list(range(6)) * 2, list(range(1, 7)) * 2)
     y = np.zeros(12, np.float32)
     cfg = TwoStageConfig(max_negatives=3, hard_negatives=1)
-    together = _sample_rows(u, y, cfg)
-    alone = _sample_rows(u.take(np.arange(6, 12)), y[6:], cfg) + 6
+    together = sample_rows(u, y, cfg)
+    alone = sample_rows(u.take(np.arange(6, 12)), y[6:], cfg) + 6
     assert together[together >= 6].tolist() == alone.tolist()
-    assert ((_uniform(u.users, u.items, 0) >= 0) & (_uniform(u.users, u.items, 0) < 1)).all()
-    assert not np.array_equal(_uniform(u.users, u.items, 0), _uniform(u.users, u.items, 1))
+    assert ((uniform_hash(u.users, u.items, 0) >= 0) & (uniform_hash(u.users, u.items, 0) < 1)).all()
+    assert not np.array_equal(uniform_hash(u.users, u.items, 0), uniform_hash(u.users, u.items, 1))
 
 
 def test_validation_never_splits_a_group_and_sizes_count_runs():

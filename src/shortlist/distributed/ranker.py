@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shortlist.config import TwoStageConfig
-from shortlist.distributed.mapper import cluster_failure
+from shortlist.distributed.mapper import Kept, cluster_failure
 from shortlist.errors import DistributedError
 from shortlist.pipeline.parallel import mapper_client
 from shortlist.pipeline.training import WindowFrame, require_cluster_for, train_ranker
@@ -31,96 +31,106 @@ _LOCAL_ONLY = ("metric", "eval_at", "num_threads")
 
 @dataclass(frozen=True)
 class _Part:
-    """One shard's rows on a worker: its future, and which of its rows train (groups with a positive)."""
+    """One shard's training rows, held by a worker (groups without a positive already dropped there):
+    where they are, and their labels and (user, window) groups, here."""
 
-    handle: Any
-    rows: np.ndarray
+    kept: Kept
     y: np.ndarray
-    sizes: np.ndarray
+    group: np.ndarray
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Sizes of the consecutive query groups (a group's rows are consecutive within a shard)."""
+        return np.diff(np.flatnonzero(np.r_[True, self.group[1:] != self.group[:-1], True]))
 
 
 def train_on_workers(frames: list[WindowFrame], names: list[str], categorical: list[str], config: TwoStageConfig,
                      rng: np.random.Generator, *, prototype: Ranker | None = None) -> tuple[Ranker | None, dict[str, Any]]:
-    """The ranker trained by ``lightgbm.dask.DaskLGBMRanker`` on every kept row of ``frames`` (groups
-    without a positive dropped; a shard never splits a user's group), for the number of rounds that
-    early stopping chose on a sample of about ``config.ranker_sample_rows`` rows. ``None`` when the
-    sample holds too few groups."""
+    """The ranker trained by ``lightgbm.dask.DaskLGBMRanker`` on every kept row of ``frames`` (a
+    shard never splits a user's group), for the number of rounds early stopping chose on a seeded
+    sample of whole shards (about ``config.ranker_sample_rows`` rows) gathered here; the sample's
+    fit is reported under ``rounds_sample``. ``None`` when the sample holds too few groups."""
     require_cluster_for(config.ranker)
     client = mapper_client()
     assert client is not None
     parts = [p for f in frames for p in _parts(f)]
     try:
-        local, metrics = _rounds_on_sample(client, parts, names, categorical, config, rng, prototype)
+        local, sample = _rounds_on_sample(client, parts, names, categorical, config, rng, prototype)
         if local is None:
-            return None, metrics
+            return None, {"rounds_sample": sample}
         rounds = int(local.metrics_["best_iteration"])
         booster, workers = _fit_on_workers(client, parts, names, categorical, local, rounds)
     except Exception as e:
         if cluster_failure(e):
             raise DistributedError("ranker training (lightgbm-dask)", e) from e
         raise
+    chosen_on = {f"sample_{k}": v for k, v in local.metrics_.items() if k.startswith(("train_", "valid_", "ndcg"))}
     local.booster_ = booster
-    local.metrics_ = {**local.metrics_, "best_iteration": rounds, "train_rows": int(sum(len(p.y) for p in parts)),
-                      "valid_rows": 0, "dask_workers": workers}
-    metrics["ranker"] = {**metrics["ranker"], **local.metrics_}
-    return local, metrics
+    local.metrics_ = {"best_iteration": rounds, "train_rows": int(sum(len(p.y) for p in parts)), "valid_rows": 0,
+                      "dask_workers": workers, **chosen_on}
+    return local, {"ranker": local.metrics_, "rounds_sample": sample}
 
 
 def _parts(frame: WindowFrame) -> list[_Part]:
-    """A window's parts, each with the rows of its groups that hold a positive (rows of a group are
-    consecutive within a shard)."""
+    """A window's shards with rows, in order (``frame.y`` and ``frame.group`` are theirs one after another)."""
     out, lo = [], 0
-    for handle, n in frame.parts:
-        y, group = frame.y[lo:lo + n], frame.group[lo:lo + n]
-        rows = np.flatnonzero(np.isin(group, np.unique(group[y > 0])))
+    for kept, n in frame.parts:
+        if n:
+            out.append(_Part(kept, frame.y[lo:lo + n], frame.group[lo:lo + n]))
         lo += n
-        if len(rows):
-            g = group[rows]
-            sizes = np.diff(np.flatnonzero(np.r_[True, g[1:] != g[:-1], True]))
-            out.append(_Part(handle, rows, y[rows], sizes))
     return out
 
 
 def _rounds_on_sample(client: Client, parts: Sequence[_Part], names: list[str], categorical: list[str],
                       config: TwoStageConfig, rng: np.random.Generator,
                       prototype: Ranker | None) -> tuple[LGBMRanker | None, dict[str, Any]]:
-    """The early-stopped LightGBM fit on a seeded sample of whole shards (about
-    ``config.ranker_sample_rows`` rows), gathered to this process."""
+    """The early-stopped LightGBM fit on a seeded sample of whole shards, the fewest whose rows reach
+    ``config.ranker_sample_rows`` (all of them if fewer), gathered to this process; and its metrics."""
     order = rng.permutation(len(parts))
     sizes = np.array([len(parts[i].y) for i in order], np.int64)
-    chosen = np.sort(order[: max(1, int(np.searchsorted(np.cumsum(sizes), config.ranker_sample_rows)) + 1)])
-    gathered = client.gather([parts[i].handle for i in chosen])
+    chosen = np.sort(order[: int(np.searchsorted(np.cumsum(sizes), config.ranker_sample_rows)) + 1])
+    gathered = client.gather([parts[i].kept.future for i in chosen])
     sample = [WindowFrame(rows.X, rows.y, rows.group) for rows in gathered]
     del gathered
     ranker, metrics = train_ranker(sample, names, categorical, replace(config, ranker="lightgbm"), rng,
                                    prototype=prototype)
-    metrics["rounds_sample"] = {"shards": len(chosen), "rows": int(sum(len(f.y) for f in sample))}
     assert ranker is None or isinstance(ranker, LGBMRanker)
-    return ranker, metrics
+    return ranker, {"shards": len(chosen), "rows": int(sum(len(f.y) for f in sample)), **metrics}
 
 
 def _fit_on_workers(client: Client, parts: Sequence[_Part], names: list[str], categorical: list[str],
                     local: LGBMRanker, rounds: int) -> tuple[Any, int]:
-    """``rounds`` of LightGBM's Dask ranker over the parts where they are, with ``local``'s
-    parameters; the booster, and the number of workers that trained."""
+    """``rounds`` of LightGBM's Dask ranker over the parts where they are (features, labels and group
+    sizes each taken on the worker holding the shard), with ``local``'s parameters; the booster, and
+    the number of workers holding rows."""
     import dask.array as da
     import lightgbm as lgb
     from lightgbm.dask import DaskLGBMRanker
 
-    width = len(names)
-    X = da.concatenate([da.from_delayed(client.submit(_take_rows, p.handle, p.rows, pure=False), (len(p.rows), width),
-                                        dtype=np.float32) for p in parts])
-    y = da.from_array(np.concatenate([p.y for p in parts]), chunks=((*(len(p.y) for p in parts),),))
-    group = da.from_array(np.concatenate([p.sizes for p in parts]), chunks=((*(len(p.sizes) for p in parts),),))
+    def chunk(fn: Any, part: _Part, shape: tuple[int, ...], dtype: Any) -> Any:
+        return da.from_delayed(client.submit(fn, part.kept.future, pure=False), shape, dtype=dtype)
+
+    X = da.concatenate([chunk(_features, p, (len(p.y), len(names)), np.float32) for p in parts])
+    y = da.concatenate([chunk(_labels, p, (len(p.y),), np.float32) for p in parts])
+    group = da.concatenate([chunk(_group_sizes, p, (len(p.sizes),), np.int64) for p in parts])
     params = {k: v for k, v in local.params().items() if k not in _LOCAL_ONLY}
     model = DaskLGBMRanker(client=client, n_estimators=rounds, **params)
     with warnings.catch_warnings():  # the wrapper always passes n_jobs; the Dask ranker uses each worker's threads
         warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
         model.fit(X, y, group=group, feature_name=names, categorical_feature=[c for c in categorical if c in names])
-    workers = len(client.scheduler_info()["workers"])
-    return lgb.Booster(model_str=model.booster_.model_to_string()), workers
+    holders = {w for ws in client.who_has([p.kept.future for p in parts]).values() for w in ws}
+    return lgb.Booster(model_str=model.booster_.model_to_string()), len(holders)
 
 
-def _take_rows(rows: Any, at: np.ndarray) -> np.ndarray:
-    """A shard's feature rows ``at`` (run on the worker that holds them)."""
-    return np.ascontiguousarray(rows.X[at], dtype=np.float32)
+def _features(rows: Any) -> np.ndarray:
+    """A kept shard's feature rows (on the worker that holds them; no copy)."""
+    return np.ascontiguousarray(rows.X, dtype=np.float32)
+
+
+def _labels(rows: Any) -> np.ndarray:
+    return np.asarray(rows.y, dtype=np.float32)
+
+
+def _group_sizes(rows: Any) -> np.ndarray:
+    g = rows.group
+    return np.diff(np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])).astype(np.int64)

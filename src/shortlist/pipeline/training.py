@@ -19,6 +19,7 @@ from shortlist.config import TwoStageConfig
 from shortlist.errors import ConfigError
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.pipeline.labels import LabelWindow
+from shortlist.pipeline.negatives import sample_rows
 from shortlist.pipeline.parallel import map_shards, map_shards_kept, mapper_client, user_shards
 from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.stage1 import Stage1
@@ -47,6 +48,7 @@ class WindowFrame:
     group: np.ndarray
     stats: dict[str, Any] = field(default_factory=dict)
     parts: list[tuple[Any, int]] = field(default_factory=list)
+    dropped_groups: int = 0  # groups without a positive the workers dropped before keeping the rows
 
 
 def window_users(window: LabelWindow, config: TwoStageConfig, rng: np.random.Generator) -> np.ndarray:
@@ -94,6 +96,7 @@ class ShardRows:
     rows: int
     found: int
     per_source: np.ndarray
+    dropped_groups: int = 0
 
 
 def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, users: np.ndarray, index: int,
@@ -110,7 +113,7 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
     kept: list[Any] = []
     if config.ranker == "lightgbm-dask":  # the feature rows stay on the workers; their labels and groups come here
         require_cluster_for(config.ranker)
-        kept, parts = _unzip(map_shards_kept(shard_rows, shared, shards, without_features, step=step,
+        kept, parts = _unzip(map_shards_kept(shard_ranker_rows, shared, shards, without_features, step=step,
                                              progress=progress, n_jobs=config.n_jobs))
     else:
         parts = list(map_shards(shard_rows, shared, shards, step=step, progress=progress, n_jobs=config.n_jobs))
@@ -127,12 +130,22 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
                            np.zeros(0, np.int64), stats)
     return WindowFrame(np.concatenate([p.X for p in parts]), np.concatenate([p.y for p in parts]),
                        np.concatenate([p.group for p in parts]), stats,
-                       [(h, len(p.y)) for h, p in zip(kept, parts, strict=True)] if kept else [])
+                       [(h, len(p.y)) for h, p in zip(kept, parts, strict=True)] if kept else [],
+                       sum(p.dropped_groups for p in parts))
+
+
+def shard_ranker_rows(shared: WindowShared, shard: np.ndarray) -> ShardRows:
+    """:func:`shard_rows` less the groups without a positive (the ranker drops them): what a worker
+    keeps of a shard for ``lightgbm-dask``."""
+    rows = shard_rows(shared, shard)
+    keep = np.isin(rows.group, rows.group[rows.y > 0])
+    dropped = len(np.unique(rows.group[~keep]))
+    return ShardRows(rows.X[keep], rows.y[keep], rows.group[keep], rows.rows, rows.found, rows.per_source, dropped)
 
 
 def without_features(rows: ShardRows) -> ShardRows:
     """A shard's rows without their feature matrix (what a cluster's worker sends back when it keeps them)."""
-    return ShardRows(rows.X[:0], rows.y, rows.group, rows.rows, rows.found, rows.per_source)
+    return ShardRows(rows.X[:0], rows.y, rows.group, rows.rows, rows.found, rows.per_source, rows.dropped_groups)
 
 
 def require_cluster_for(ranker: str) -> None:
@@ -157,7 +170,7 @@ def shard_rows(shared: WindowShared, shard: np.ndarray) -> ShardRows:
     per_source = _source_hits(shard, tops, stage.names, shared.keys)
     u = stage.candidates(shard, tops)
     y = _labels_of(u, shared.keys, shared.grades)
-    keep = _sample_rows(u, y, config)
+    keep = sample_rows(u, y, config)
     return ShardRows(shared.features.matrix(u.take(keep)), y[keep], u.users[keep] + (shared.index << 32),
                      len(u), int((y > 0).sum()), per_source)
 
@@ -173,8 +186,8 @@ def train_ranker(frames: list[WindowFrame], names: list[str], categorical: list[
     idx = idx[np.argsort(group_all[idx], kind="stable")]  # rows grouped, in the windows' order within a group
     group = group_all[idx]
     n_groups = len(np.unique(group))
-    metrics: dict[str, Any] = {"groups_kept": n_groups,
-                               "groups_dropped_no_positive": len(np.unique(group_all)) - n_groups}
+    dropped = len(np.unique(group_all)) - n_groups + sum(f.dropped_groups for f in frames)
+    metrics: dict[str, Any] = {"groups_kept": n_groups, "groups_dropped_no_positive": dropped}
     if n_groups < MIN_RANKER_GROUPS:
         return None, metrics
     if config.ranker == "lightgbm-dask":
@@ -239,45 +252,6 @@ def _sorted_lookup(values: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndar
     at = np.minimum(np.searchsorted(sorted_keys, values), max(len(sorted_keys) - 1, 0))
     hit = (sorted_keys[at] == values) if len(sorted_keys) else np.zeros(len(values), bool)
     return hit, at
-
-
-def _sample_rows(u: CandidateUnion, y: np.ndarray, config: TwoStageConfig) -> np.ndarray:
-    """Rows to train on: every positive, each user's ``hard_negatives`` best-ranked negatives, and a
-    random sample of their other negatives, ``max_negatives`` negatives a user in all. The sample
-    hashes (seed, user, item), so a user's rows do not depend on the shard they were built in."""
-    n = len(u)
-    if config.max_negatives is None:
-        return np.arange(n)
-    starts = u.starts()
-    group = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
-    neg = y <= 0
-    hardest = np.lexsort((np.arange(n), u.best_rank(), ~neg, group))  # a user's negatives first, best-ranked first
-    hard_rank = np.empty(n, np.int64)
-    hard_rank[hardest] = _positions(hardest, group)
-    hard = neg & (hard_rank < config.hard_negatives)
-    rest = neg & ~hard
-    shuffled = np.lexsort((_uniform(u.users, u.items, config.seed), ~rest, group))
-    random_rank = np.empty(n, np.int64)
-    random_rank[shuffled] = _positions(shuffled, group)
-    extra = rest & (random_rank < max(config.max_negatives - config.hard_negatives, 0))
-    return np.flatnonzero(~neg | hard | extra)
-
-
-def _uniform(users: np.ndarray, items: np.ndarray, seed: int) -> np.ndarray:
-    """A uniform number in [0, 1) for each (user, item), a fixed function of ``seed`` (splitmix64)."""
-    with np.errstate(over="ignore"):
-        x = (users.astype(np.uint64) << np.uint64(32)) ^ items.astype(np.uint64) ^ np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-
-
-def _positions(order: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """For rows taken in ``order`` (grouped), each one's position within its group."""
-    g = group[order]
-    first = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    return np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
 
 
 def _valid_groups(group: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:

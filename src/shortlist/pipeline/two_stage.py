@@ -35,7 +35,7 @@ from shortlist.pipeline.ranked import Ranked, best_per_user
 from shortlist.pipeline.rules import Rules
 from shortlist.pipeline.shard_tasks import candidates_shard, recommend_shard, shards_of
 from shortlist.pipeline.stage1 import Stage1, prepare_catalogue
-from shortlist.pipeline.training import learn_window_fusion, train_ranker, window_frame, window_users
+from shortlist.pipeline.training import learn_window_fusion, require_cluster_for, train_ranker, window_frame, window_users
 from shortlist.pipeline.widen import rank_widening, widened
 from shortlist.ranking.base import Ranker, ranker_kind
 from shortlist.retrieval.base import CandidateSource, check_k, history_row
@@ -97,6 +97,8 @@ class TwoStageRecommender:
         t0 = time.perf_counter()
         rng = np.random.default_rng(self.config.seed) if rng is None else rng
         raw, history = history, weigh(history, self.config.event_weights)  # strengths: every count reads them
+        if self.config.ranker == "lightgbm-dask":
+            require_cluster_for(self.config.ranker)  # before any source is fitted
         cfg = derive(self.config, history, items)
         assert cfg.n_windows is not None
         windows = iter_label_windows(history, self.target, n_windows=cfg.n_windows, repeats=cfg.allow_repeats,
