@@ -78,3 +78,27 @@ def test_fit_with_the_config_s_dask_ranker_on_the_cli(data, scheduler, cli, tmp_
     assert code == 0, err
     model = TwoStageRecommender.load(tmp_path / "m")
     assert model.config.ranker == "lightgbm-dask" and model.metrics_["ranker"]["dask_workers"] == 2
+
+
+def _times(shared: int, task: int) -> int:
+    return shared * task
+
+
+def _halved(result: int) -> int:
+    return result // 2
+
+
+def test_kept_results_of_a_lost_worker_are_made_again(scheduler):
+    """A kept result holds its step's shared part, so the scheduler can rebuild it on another worker."""
+    from distributed import Client
+
+    from shortlist.distributed.mapper import DaskMapper
+    from shortlist.pipeline.parallel import map_shards_kept, use_mapper
+
+    with Client(scheduler) as client, use_mapper(DaskMapper(client, retries=0)):
+        kept = list(map_shards_kept(_times, 3, [1, 2, 3, 4, 5, 6], _halved, step="times"))
+        assert [s for _, s in kept] == [1, 3, 4, 6, 7, 9]
+        futures = [k.future for k, _ in kept]
+        holders = {w for ws in client.who_has(futures).values() for w in ws}
+        client.restart_workers(workers=sorted(holders)[:1])  # its results and its copy of the shared part are gone
+        assert client.gather(futures) == [3, 6, 9, 12, 15, 18]
