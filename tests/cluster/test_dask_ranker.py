@@ -88,17 +88,21 @@ def _halved(result: int) -> int:
     return result // 2
 
 
-def test_kept_results_of_a_lost_worker_are_made_again(scheduler):
-    """A kept result holds its step's shared part, so the scheduler can rebuild it on another worker."""
+def test_kept_results_of_a_lost_worker_are_a_cluster_failure(scheduler):
+    """The step's shared part is not held for kept results (it can be a worker's largest object), so a
+    lost worker's kept results are gone: fetching them is an error the fit reports as DistributedError."""
     from distributed import Client
 
-    from shortlist.distributed.mapper import DaskMapper
+    from shortlist.distributed.mapper import DaskMapper, cluster_failure
     from shortlist.pipeline.parallel import map_shards_kept, use_mapper
 
     with Client(scheduler) as client, use_mapper(DaskMapper(client, retries=0)):
         kept = list(map_shards_kept(_times, 3, [1, 2, 3, 4, 5, 6], _halved, step="times"))
         assert [s for _, s in kept] == [1, 3, 4, 6, 7, 9]
-        futures = [k.future for k, _ in kept]
-        holders = {w for ws in client.who_has(futures).values() for w in ws}
-        client.restart_workers(workers=sorted(holders)[:1])  # its results and its copy of the shared part are gone
+        futures = [f for f, _ in kept]
         assert client.gather(futures) == [3, 6, 9, 12, 15, 18]
+        holders = {w for ws in client.who_has(futures).values() for w in ws}
+        client.restart_workers(workers=sorted(holders)[:1])
+        with pytest.raises(Exception) as lost:
+            client.gather(futures)
+        assert cluster_failure(lost.value)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shortlist.errors import DistributedError
@@ -20,15 +19,6 @@ from shortlist.pipeline.progress import Progress
 
 if TYPE_CHECKING:
     from distributed import Client, Future
-
-
-@dataclass(frozen=True)
-class Kept:
-    """A shard's result left on a worker: its future, and the future of the step's shared part, held
-    with it so the scheduler can make the result again on another worker if its worker is lost."""
-
-    future: Future
-    shared: Future
 
 
 class DaskMapper:
@@ -41,7 +31,10 @@ class DaskMapper:
                  progress: Progress, n_jobs: int | None = None, keep: Callable[[Any], Any] | None = None) -> Iterator[Any]:
         """Results in task order, each fetched as soon as its task and every earlier one are done
         (``n_jobs`` is not used: the workers' own threads run the tasks). With ``keep``, a result
-        stays on its worker: ``(Kept, keep(result))`` is yielded, ``keep`` run on that worker."""
+        stays on its worker: ``(future, keep(result))`` is yielded, ``keep`` run on that worker. The
+        step's shared part is released once its shards are done (it can be the largest thing a worker
+        holds), so a kept result whose worker is lost cannot be made again: fetching it raises a
+        cancelled-future error, which callers report as a :class:`~shortlist.errors.DistributedError`."""
         from distributed import as_completed
 
         if not len(tasks):
@@ -52,7 +45,7 @@ class DaskMapper:
             [on_workers] = self.client.scatter([shared], broadcast=True, hash=False)
             futures = [self.client.submit(in_shard, fn, on_workers, task, key=f"{prefix}-{i}", retries=self.retries, pure=False)
                        for i, task in enumerate(tasks)]
-            kept = [Kept(f, on_workers) for f in futures] if keep is not None else []
+            kept = futures if keep is not None else []
             if keep is not None:
                 futures = [self.client.submit(keep, f, key=f"{prefix}-{i}-kept", retries=self.retries, pure=False)
                            for i, f in enumerate(futures)]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shortlist.config import TwoStageConfig
-from shortlist.distributed.mapper import Kept, cluster_failure
+from shortlist.distributed.mapper import cluster_failure
 from shortlist.errors import DistributedError
 from shortlist.pipeline.parallel import mapper_client
 from shortlist.pipeline.training import WindowFrame, require_cluster_for, train_ranker
@@ -22,7 +22,7 @@ from shortlist.ranking.base import Ranker
 from shortlist.ranking.lgbm import LGBMRanker
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Future
 
 #: LightGBM parameters the Dask ranker sets itself (threads per worker) or that only the sample's
 #: early stopping reads (its NDCG cut-offs).
@@ -34,7 +34,7 @@ class _Part:
     """One shard's training rows, held by a worker (groups without a positive already dropped there):
     where they are, and their labels and (user, window) groups, here."""
 
-    kept: Kept
+    kept: Future
     y: np.ndarray
     group: np.ndarray
 
@@ -89,7 +89,7 @@ def _rounds_on_sample(client: Client, parts: Sequence[_Part], names: list[str], 
     order = rng.permutation(len(parts))
     sizes = np.array([len(parts[i].y) for i in order], np.int64)
     chosen = np.sort(order[: int(np.searchsorted(np.cumsum(sizes), config.ranker_sample_rows)) + 1])
-    gathered = client.gather([parts[i].kept.future for i in chosen])
+    gathered = client.gather([parts[i].kept for i in chosen])
     sample = [WindowFrame(rows.X, rows.y, rows.group) for rows in gathered]
     del gathered
     ranker, metrics = train_ranker(sample, names, categorical, replace(config, ranker="lightgbm"), rng,
@@ -108,7 +108,7 @@ def _fit_on_workers(client: Client, parts: Sequence[_Part], names: list[str], ca
     from lightgbm.dask import DaskLGBMRanker
 
     def chunk(fn: Any, part: _Part, shape: tuple[int, ...], dtype: Any) -> Any:
-        return da.from_delayed(client.submit(fn, part.kept.future, pure=False), shape, dtype=dtype)
+        return da.from_delayed(client.submit(fn, part.kept, pure=False), shape, dtype=dtype)
 
     X = da.concatenate([chunk(_features, p, (len(p.y), len(names)), np.float32) for p in parts])
     y = da.concatenate([chunk(_labels, p, (len(p.y),), np.float32) for p in parts])
@@ -118,7 +118,7 @@ def _fit_on_workers(client: Client, parts: Sequence[_Part], names: list[str], ca
     with warnings.catch_warnings():  # the wrapper always passes n_jobs; the Dask ranker uses each worker's threads
         warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
         model.fit(X, y, group=group, feature_name=names, categorical_feature=[c for c in categorical if c in names])
-    holders = {w for ws in client.who_has([p.kept.future for p in parts]).values() for w in ws}
+    holders = {w for ws in client.who_has([p.kept for p in parts]).values() for w in ws}
     return lgb.Booster(model_str=model.booster_.model_to_string()), len(holders)
 
 
