@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +43,8 @@ def cluster(cfg: Mapping[str, Any], flag: str | None) -> Iterator[None]:
     from shortlist.distributed import on_cluster
     from shortlist.distributed.cluster import worker_peak_memory
 
+    # Dask sets its own loggers to INFO; the command's log level (SHORTLIST_LOG) governs them too.
+    logging.getLogger("distributed").setLevel(logging.getLogger().getEffectiveLevel())
     settings = cfg["distributed"]
     with on_cluster(scheduler, worker_memory=settings["worker_memory"] or None, retries=settings["retries"],
                     echo=lambda line: console.print(line, style="dim")) as client:

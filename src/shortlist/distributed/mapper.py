@@ -67,7 +67,8 @@ class DaskMapper:
                 raise DistributedError(step, e) from e
             raise
         finally:
-            self.client.cancel(list(pending.values()))
+            if pending:  # a step left early (an error, or its consumer stopped)
+                self.client.cancel(list(pending.values()))
 
 
 def cluster_failure(error: BaseException) -> bool:

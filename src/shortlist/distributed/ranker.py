@@ -64,10 +64,12 @@ def train_on_workers(frames: list[WindowFrame], names: list[str], categorical: l
         if cluster_failure(e):
             raise DistributedError("ranker training (lightgbm-dask)", e) from e
         raise
-    chosen_on = {f"sample_{k}": v for k, v in local.metrics_.items() if k.startswith(("train_", "valid_", "ndcg"))}
+    chosen_on = {f"sample_{k}": v for k, v in local.metrics_.items()
+                 if k.startswith(("train_", "valid_", "ndcg")) and isinstance(v, int | float)}
     local.booster_ = booster
     local.metrics_ = {"best_iteration": rounds, "train_rows": int(sum(len(p.y) for p in parts)), "valid_rows": 0,
-                      "dask_workers": workers, **chosen_on}
+                      "dask_workers": workers, **chosen_on,
+                      "valid_curve": local.metrics_.get("valid_curve", {})}  # the sample's: it chose the rounds
     return local, {"ranker": local.metrics_, "rounds_sample": sample}
 
 
