@@ -7,7 +7,7 @@ import numpy as np
 
 from shortlist.config import TwoStageConfig
 from shortlist.pipeline.negatives import sample_rows, uniform_hash
-from shortlist.pipeline.training import _sizes, _valid_groups
+from shortlist.pipeline.training import _valid_groups, group_sizes
 from shortlist.retrieval.union import CandidateUnion
 
 
@@ -42,7 +42,7 @@ def test_validation_never_splits_a_group_and_sizes_count_runs():
     groups = np.repeat(np.arange(20), 3)
     mask = _valid_groups(groups, 0.25, np.random.default_rng(1))
     assert all(len(set(mask[groups == g])) == 1 for g in range(20)) and mask.sum() == 15
-    assert _sizes(np.array([1, 1, 1, 1, 1, 2, 2, 3])).tolist() == [5, 2, 1] and _sizes(np.zeros(0)).tolist() == []
+    assert group_sizes(np.array([1, 1, 1, 1, 1, 2, 2, 3])).tolist() == [5, 2, 1] and group_sizes(np.zeros(0)).tolist() == []
 
 
 def test_training_rows_are_gathered_across_windows_in_order():

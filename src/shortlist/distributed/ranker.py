@@ -17,7 +17,7 @@ from shortlist.config import TwoStageConfig
 from shortlist.distributed.mapper import cluster_failure
 from shortlist.errors import DistributedError
 from shortlist.pipeline.parallel import mapper_client
-from shortlist.pipeline.training import WindowFrame, require_cluster_for, train_ranker
+from shortlist.pipeline.training import WindowFrame, group_sizes, require_cluster_for, train_ranker
 from shortlist.ranking.base import Ranker
 from shortlist.ranking.lgbm import LGBMRanker
 
@@ -37,11 +37,6 @@ class _Part:
     kept: Future
     y: np.ndarray
     group: np.ndarray
-
-    @property
-    def sizes(self) -> np.ndarray:
-        """Sizes of the consecutive query groups (a group's rows are consecutive within a shard)."""
-        return np.diff(np.flatnonzero(np.r_[True, self.group[1:] != self.group[:-1], True]))
 
 
 def train_on_workers(frames: list[WindowFrame], names: list[str], categorical: list[str], config: TwoStageConfig,
@@ -114,7 +109,7 @@ def _fit_on_workers(client: Client, parts: Sequence[_Part], names: list[str], ca
 
     X = da.concatenate([chunk(_features, p, (len(p.y), len(names)), np.float32) for p in parts])
     y = da.concatenate([chunk(_labels, p, (len(p.y),), np.float32) for p in parts])
-    group = da.concatenate([chunk(_group_sizes, p, (len(p.sizes),), np.int64) for p in parts])
+    group = da.concatenate([chunk(_group_sizes, p, (len(group_sizes(p.group)),), np.int64) for p in parts])
     params = {k: v for k, v in local.params().items() if k not in _LOCAL_ONLY}
     model = DaskLGBMRanker(client=client, n_estimators=rounds, **params)
     with warnings.catch_warnings():  # the wrapper always passes n_jobs; the Dask ranker uses each worker's threads
@@ -134,5 +129,5 @@ def _labels(rows: Any) -> np.ndarray:
 
 
 def _group_sizes(rows: Any) -> np.ndarray:
-    g = rows.group
-    return np.diff(np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])).astype(np.int64)
+    """A kept shard's query group sizes (a group's rows are consecutive within a shard)."""
+    return group_sizes(rows.group).astype(np.int64)

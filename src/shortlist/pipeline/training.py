@@ -203,8 +203,8 @@ def train_ranker(frames: list[WindowFrame], names: list[str], categorical: list[
         ranker = XGBRanker(seed=config.seed, **config.ranker_params)
     else:
         ranker = LGBMRanker(seed=config.seed, categorical=categorical, **config.ranker_params)
-    train = (_gather(frames, idx[~valid]), y_all[idx[~valid]], _sizes(group[~valid]))
-    held = (_gather(frames, idx[valid]), y_all[idx[valid]], _sizes(group[valid])) if valid.any() else None
+    train = (_gather(frames, idx[~valid]), y_all[idx[~valid]], group_sizes(group[~valid]))
+    held = (_gather(frames, idx[valid]), y_all[idx[valid]], group_sizes(group[valid])) if valid.any() else None
     ranker.fit(*train, feature_names=names, valid=held)
     metrics["ranker"] = {**ranker.metrics_, "train_rows": len(train[1]), "valid_rows": 0 if held is None else len(held[1])}
     return ranker, metrics
@@ -263,7 +263,7 @@ def _valid_groups(group: np.ndarray, share: float, rng: np.random.Generator) -> 
     return np.isin(group, rng.choice(uniq, size=n_valid, replace=False))
 
 
-def _sizes(group: np.ndarray) -> np.ndarray:
+def group_sizes(group: np.ndarray) -> np.ndarray:
     """Sizes of consecutive runs of equal (sorted) group ids."""
     if not len(group):
         return np.zeros(0, np.int64)
