@@ -33,8 +33,9 @@ class DaskMapper:
         (``n_jobs`` is not used: the workers' own threads run the tasks). With ``keep``, a result
         stays on its worker: ``(future, keep(result))`` is yielded, ``keep`` run on that worker. The
         step's shared part is released once its shards are done (it can be the largest thing a worker
-        holds), so a kept result whose worker is lost cannot be made again: fetching it raises a
-        cancelled-future error, which callers report as a :class:`~shortlist.errors.DistributedError`."""
+        holds), so a kept result whose worker is lost is made again only while the scheduler still has
+        that part; after, fetching it raises a cancelled-future error, which callers report as a
+        :class:`~shortlist.errors.DistributedError`."""
         from distributed import as_completed
 
         if not len(tasks):
