@@ -18,6 +18,7 @@ from distributed import LocalCluster
 
 from shortlist.data.export import export_interactions
 from shortlist.data.synthetic import make_synthetic
+from shortlist.distributed import on_cluster
 from shortlist.distributed.mapper import DaskMapper
 from shortlist.errors import DistributedError
 from shortlist.pipeline.parallel import map_shards, use_mapper
@@ -147,3 +148,27 @@ def test_evaluate_on_the_cluster_prints_the_same_metrics_as_one_process(data, sc
         return [r[:-2] for r in rows]
 
     assert any(r[0] == "two_stage" for r in metrics(one)) and metrics(one) == metrics(many)
+
+
+
+def _length(shared: np.ndarray, task: int) -> int:
+    return len(shared) + task
+
+
+def test_a_local_cluster_moves_data_past_its_scheduler(monkeypatch):
+    """The local scheduler runs in the command process: a shared part or a result sent through it
+    would be copied there, so they go straight between this process and the workers."""
+    from distributed import Scheduler
+
+    through: list[str] = []
+    for handler in ("scatter", "gather"):
+        original = getattr(Scheduler, handler)
+
+        def spy(self, *args, _name=handler, _original=original, **kwargs):
+            through.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Scheduler, handler, spy)
+    with on_cluster("local:1"):
+        assert list(map_shards(_length, np.zeros(1000), [1, 2], step="lengths")) == [1001, 1002]
+    assert through == []

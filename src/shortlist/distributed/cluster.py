@@ -2,8 +2,10 @@
 
 ``local`` (one worker per core), ``local:N`` (N workers) or ``tcp://HOST:PORT`` / ``tls://HOST:PORT``
 (a running ``dask scheduler``). A local cluster's workers have one thread each, random ports, and
-the dashboard on a free port; it is closed when the block ends. An existing cluster is only
-connected to, never closed.
+the dashboard on a free port; data moves between this process and them directly, never through the
+scheduler; the cluster is closed when the block ends. An existing cluster is only connected to,
+never closed; whether data goes through its scheduler is Dask's setting
+(``distributed.client.direct-to-workers``).
 """
 
 from __future__ import annotations
@@ -96,7 +98,9 @@ def _client(spec: SchedulerSpec, worker_memory: str | None) -> Iterator[Client]:
         return
     cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                            memory_limit=worker_memory or "auto", silence_logs=logging.WARNING)
-    with cluster, Client(cluster) as client:
+    # A local cluster's scheduler runs in this process: data sent through it (Dask's default) would
+    # be copied here on its way to a worker, so shared parts and results go straight to the workers.
+    with cluster, Client(cluster, direct_to_workers=True) as client:
         yield client
 
 
