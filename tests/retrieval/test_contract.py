@@ -205,3 +205,57 @@ def test_warm_history_topk_is_unchanged(warmed, exclude):
         got = warm.topk_for_history(history, 8, timestamps=ts, exclude_seen=exclude)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+
+
+# --- split by user rows (a shard on a worker): the same lists from the shard's rows alone ---------
+@pytest.mark.parametrize("exclude", [True, False])
+def test_split_for_a_shard_lists_what_the_whole_lists(fitted, data, exclude):
+    """The item side plus a shard's user rows (users out of order) answers for them as rows 0..n-1
+    with the lists the whole source gives their ids."""
+    from shortlist.pipeline.user_rows import for_users, item_side, user_rows
+
+    name, src = fitted
+    users = np.array([40, 3, 17, 0, 5, data.n_users - 1])
+    part = for_users(item_side(src), user_rows(src, users))
+    items, scores = src.topk(users, 12, exclude_seen=exclude)
+    got_items, got_scores = part.topk(np.arange(len(users)), 12, exclude_seen=exclude)
+    if name in BLAS_SCORED:
+        np.testing.assert_allclose(got_scores, scores, rtol=1e-5)
+        for r in range(len(users)):
+            assert_same_up_to_rounding(got_items[r], items[r], scores[r])
+    else:
+        np.testing.assert_array_equal(got_items, items)
+        np.testing.assert_array_equal(got_scores, scores)
+
+
+def test_item_side_holds_no_user_rows(fitted, data):
+    """Every user-indexed array is declared in ``USER_ROWS``: none is left in the item side (the
+    user-kNN pool, a sample of users every shard is compared with, is item side by design)."""
+    from shortlist.pipeline.user_rows import item_side
+
+    _, src = fitted
+    assert data.n_users not in (data.n_items, data.n_items + 1)
+    left = [path for path, shape in _arrays(item_side(src), "source")
+            if shape and shape[0] in (data.n_users, data.n_users + 1) and "pool" not in path]
+    assert left == []
+
+
+def _arrays(obj, path, seen=None):
+    """(path, shape) of every array or sparse matrix reachable through the object's attributes."""
+    import scipy.sparse as sp
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray) or sp.issparse(obj):
+        yield path, obj.shape
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _arrays(v, f"{path}[{k!r}]", seen)
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            yield from _arrays(v, f"{path}[{i}]", seen)
+    elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("shortlist"):
+        for k, v in vars(obj).items():
+            yield from _arrays(v, f"{path}.{k}", seen)

@@ -36,6 +36,7 @@ class DaskMapper:
         holds), so a kept result whose worker is lost is made again only while the scheduler still has
         that part; after, fetching it raises a cancelled-future error, which callers report as a
         :class:`~shortlist.errors.DistributedError`."""
+        import dask
         from distributed import as_completed
 
         if not len(tasks):
@@ -44,8 +45,11 @@ class DaskMapper:
         pending: dict[Any, Future] = {}
         try:
             [on_workers] = self.client.scatter([shared], broadcast=True, hash=False)
-            futures = [self.client.submit(in_shard, fn, on_workers, task, key=f"{prefix}-{i}", retries=self.retries, pure=False)
-                       for i, task in enumerate(tasks)]
+            # A task may carry its users' rows (tens of MB): inside the task, so the scheduler can run
+            # it again on another worker if its worker is lost (scattered data would be lost with it).
+            with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"}):
+                futures = [self.client.submit(in_shard, fn, on_workers, task, key=f"{prefix}-{i}",
+                                              retries=self.retries, pure=False) for i, task in enumerate(tasks)]
             kept = futures if keep is not None else []
             if keep is not None:
                 futures = [self.client.submit(keep, f, key=f"{prefix}-{i}-kept", retries=self.retries, pure=False)

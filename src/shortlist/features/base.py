@@ -96,6 +96,25 @@ class SparseCells:
         out[hit] = self.data[pos[hit]]
         return out
 
+    def take_rows(self, users: np.ndarray) -> SparseCells:
+        """The cells of rows ``users`` (row ``users[i]`` becomes row ``i``)."""
+        at, keys = keyed_rows(self.keys, self.shape[1], users)
+        out = object.__new__(SparseCells)
+        out.shape, out.keys, out.data = (len(users), self.shape[1]), keys, self.data[at]
+        return out
+
+
+def keyed_rows(keys: np.ndarray, n_cols: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of sorted ``row * n_cols + col`` keys, the positions of rows ``rows`` (in that order) and their
+    keys renumbered so that row ``rows[i]`` is row ``i`` (still sorted)."""
+    rows = np.asarray(rows, np.int64)
+    lo, hi = np.searchsorted(keys, rows * n_cols), np.searchsorted(keys, (rows + 1) * n_cols)
+    lens = hi - lo
+    starts = np.r_[0, np.cumsum(lens)].astype(np.int64)
+    at = np.repeat(lo - starts[:-1], lens) + np.arange(starts[-1])
+    local = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
+    return at, local * n_cols + keys[at] % max(n_cols, 1)
+
 
 def counts_before(
     keys: np.ndarray, items: np.ndarray, ref: np.ndarray, widths: Sequence[int]

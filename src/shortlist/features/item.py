@@ -37,6 +37,9 @@ ITEM_FEATURES: dict[str, str] = {
 class ItemFeatures:
     """Per-item statistics of a history, plus windowed counts relative to each row's ``ref_ts``."""
 
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("stats_",)
+
     names: ClassVar[list[str]] = list(ITEM_FEATURES)
 
     def __init__(self) -> None:

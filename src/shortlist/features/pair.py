@@ -4,7 +4,7 @@ category affinity, price and popularity relative to the user."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +35,9 @@ class PairFeatures:
     ``similarities`` maps a name to an item × item sparse matrix (e.g. a co-visitation source's);
     one small enough for :data:`DENSE_SIM_CELLS` is densified once and reused by every transform.
     """
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("stats_",)
 
     def __init__(
         self, *, similarities: Mapping[str, sp.csr_matrix] | None = None, last_n: Sequence[int] = (1, 3, 10)

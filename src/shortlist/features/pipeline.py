@@ -4,7 +4,7 @@ label windows, batch recommend and a request."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,6 +36,9 @@ class FeaturePipeline:
     ``fit`` learns statistics from a history; :meth:`matrix` maps a fused
     :class:`~shortlist.retrieval.union.CandidateUnion` to a (rows × :attr:`names`) float32 matrix.
     """
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("builders", "stats_")
 
     def __init__(self, *, sources: Sequence[str], reference: Reference = "user",
                  similarities: Mapping[str, sp.csr_matrix] | None = None,

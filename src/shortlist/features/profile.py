@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from shortlist.features.base import SparseCells
+from shortlist.features.base import SparseCells, keyed_rows
+from shortlist.retrieval.topk import rows_of
 from shortlist.schema import SECONDS_PER_DAY
 
 
@@ -98,6 +99,20 @@ class UserProfiles:
         if n not in self._sorted_recent:
             self._sorted_recent[n] = np.sort(self.recent[:, :n], axis=1)
         return self._sorted_recent[n]
+
+    def take_rows(self, users: np.ndarray) -> UserProfiles:
+        """The profiles of ``users`` (user ``users[i]`` becomes user ``i``)."""
+        users = np.asarray(users, np.int64)
+        if np.any(users >= self.n):
+            raise IndexError(f"users past the {self.n} profiled")
+        at, keys = keyed_rows(self.pair_keys, self.counts.shape[1], users)
+        return UserProfiles(
+            n=len(users), last=self.last[users], static={k: v[users] for k, v in self.static.items()},
+            counts=rows_of(self.counts, users), pair_keys=keys, pair_count=self.pair_count[at],
+            pair_first=self.pair_first[at], pair_last=self.pair_last[at], user_cat=self.user_cat.take_rows(users),
+            total=self.total[users], cat_total=self.cat_total[users], price=self.price[users], pop=self.pop[users],
+            recent=self.recent[users],
+            event_counts=self.event_counts[users] if len(self.event_counts) else self.event_counts)
 
     def pair_positions(self, rows: np.ndarray, items: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions of (rows[i], items[i]) in the pair arrays, and whether each pair exists."""

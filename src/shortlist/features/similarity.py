@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,6 +32,9 @@ class SimilarityFeatures:
     Vectors are compared by cosine whatever metric trained them: the features measure closeness to
     the history, and the source's own score column already carries its trained similarity.
     """
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("profiles_", "user_mean_")
 
     def __init__(self, *, embeddings: Mapping[str, np.ndarray], history_len: int = 50, decay: float = 0.9) -> None:
         self.embeddings = {k: _normalise(np.asarray(v, dtype=np.float32)) for k, v in embeddings.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import polars as pl
@@ -20,7 +21,9 @@ from shortlist.schema import BASKET, CATEGORY, EVENT, ITEM, PRICE, TIMESTAMP, US
 class HistoryStats:
     """Item-level arrays of one history, and the :class:`UserProfiles` of all its users."""
 
-    n_users: int
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("profiles", "rows")
+
     n_items: int
     end_ts: int
     scale: TimeScale
@@ -54,10 +57,14 @@ class HistoryStats:
                                       recent_len=recent_len, events=codes, n_event_types=len(types))
         w = f.get_column(WEIGHT).to_numpy().astype(np.float32)
         weights = None if bool((w == 1.0).all()) else w  # an unweighted log: 1 each, implied
-        return cls(n_users=n_u, n_items=n_i, end_ts=end, scale=TimeScale.of(history),
+        return cls(n_items=n_i, end_ts=end, scale=TimeScale.of(history),
                    item_times=sorted_item_times(history), tables=tables, profiles=profiles,
                    rows=_UserRows.of(u, it, ts, paid, baskets, n_u, weights, codes), event_types=types,
                    event_codes=codes)
+
+    @property
+    def n_users(self) -> int:
+        return self.profiles.n
 
     @property
     def item_price(self) -> np.ndarray:
@@ -105,6 +112,17 @@ class _UserRows:
         indptr = np.r_[0, np.cumsum(np.bincount(u, minlength=n))]
         return cls(indptr, it[order], ts[order], *(None if a is None else a[order]
                                                     for a in (prices, baskets, weights, events)))
+
+    def take_rows(self, users: np.ndarray) -> _UserRows:
+        """The rows of ``users`` (user ``users[i]`` becomes user ``i``)."""
+        lo, lens = self.indptr[users], self.indptr[users + 1] - self.indptr[users]
+        indptr = np.r_[0, np.cumsum(lens)].astype(np.int64)
+        take = np.repeat(lo - indptr[:-1], lens) + np.arange(indptr[-1])
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[take]
+
+        return _UserRows(indptr, self.items[take], self.ts[take], cut(self.prices), cut(self.baskets),
+                         cut(self.weights), cut(self.events))
 
     def history(self, user: int) -> UserHistory:
         if not 0 <= user < len(self.indptr) - 1:

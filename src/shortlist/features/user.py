@@ -30,6 +30,9 @@ USER_FEATURES: dict[str, str] = {
 class UserFeatures:
     """Per-user statistics (from :class:`UserProfiles`), gathered for each candidate row."""
 
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("stats_",)
+
     names: ClassVar[list[str]] = list(USER_FEATURES)
 
     def __init__(self) -> None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +22,7 @@ from shortlist.config import TwoStageConfig
 from shortlist.data.containers import Interactions, Items
 from shortlist.pipeline.artifacts import SharedArrays
 from shortlist.pipeline.parallel import map_tasks
+from shortlist.pipeline.user_rows import splits_users
 from shortlist.retrieval.base import (
     CandidateSource,
     HasItemEmbeddings,
@@ -63,11 +64,17 @@ def _make(name: str, config: TwoStageConfig, prototypes: Mapping[str, CandidateS
 class Stage1:
     """Named, fitted sources and the fusion of their union, ``max_candidates`` a user."""
 
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("sources",)
+
     sources: dict[str, CandidateSource]
     per_source: int
     max_candidates: int
     fusion: Fusion = DEFAULT_FUSION
     fit_seconds: dict[str, float] = field(default_factory=dict)
+    #: Of a stage split for a shard (:func:`~shortlist.pipeline.user_rows.for_users`): the users of its
+    #: rows. A source that does not split its user rows is asked with these ids, the others with rows.
+    user_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # The item priors depend on the fitted sources alone: read once, not on every union.
@@ -108,7 +115,10 @@ class Stage1:
         """Each source's (users × ``depth``, default ``per_source``) top-k. ``failed``: when given, a
         source that raises is left out and named there (a request answers from the others)."""
         k = depth or self.per_source
-        return self._each(lambda s: s.topk(users, k, exclude_seen=exclude_seen), skip, failed)
+        return self._each(lambda s: s.topk(self._ids(s, users), k, exclude_seen=exclude_seen), skip, failed)
+
+    def _ids(self, source: CandidateSource, users: np.ndarray) -> np.ndarray:
+        return users if self.user_ids is None or splits_users(source) else self.user_ids[users]
 
     def topk_for_history(self, items: np.ndarray, *, timestamps: np.ndarray | None, exclude_seen: bool,
                          failed: list[str] | None = None, skip: Sequence[str] = (),

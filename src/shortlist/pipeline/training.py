@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from shortlist.pipeline.negatives import sample_rows
 from shortlist.pipeline.parallel import map_shards, map_shards_kept, mapper_client, user_shards
 from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.stage1 import Stage1
+from shortlist.pipeline.user_rows import ShardsWithRows, UsersWithRows, for_users, item_side
 from shortlist.ranking.base import Ranker
 from shortlist.ranking.lgbm import LGBMRanker
 from shortlist.ranking.xgb import XGBRanker
@@ -75,8 +76,9 @@ def learn_window_fusion(stage: Stage1, window: LabelWindow, users: np.ndarray, *
 
 @dataclass(frozen=True)
 class WindowShared:
-    """What every shard of a window reads (sent once to each worker of a cluster): the window's fitted
-    stage 1 and features, its labels as sorted (user, item) keys with their grades, its number."""
+    """What every shard of a window reads (sent once to each worker of a cluster): the item side of
+    the window's fitted stage 1 and features (a shard brings its users' rows), its labels as sorted
+    (user, item) keys with their grades, its number."""
 
     stage: Stage1
     features: FeaturePipeline
@@ -107,8 +109,9 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
     keys = _keys(labels.get_column(USER).to_numpy(), labels.get_column(ITEM).to_numpy())
     grades = labels.get_column(LABEL).to_numpy().astype(np.float32)
     order = np.argsort(keys)
-    shared = WindowShared(stage, features, keys[order], grades[order], index, config)
-    shards = user_shards(users, config.shard_users) if len(users) else []
+    fitted = (stage, features)
+    shared = WindowShared(*item_side(fitted), keys[order], grades[order], index, config)
+    shards = ShardsWithRows(fitted, user_shards(users, config.shard_users) if len(users) else [])
     step = f"training rows of {window.name}"
     kept: list[Any] = []
     if config.ranker == "lightgbm-dask":  # the feature rows stay on the workers; their labels and groups come here
@@ -134,7 +137,7 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
                        sum(p.dropped_groups for p in parts))
 
 
-def shard_ranker_rows(shared: WindowShared, shard: np.ndarray) -> ShardRows:
+def shard_ranker_rows(shared: WindowShared, shard: UsersWithRows) -> ShardRows:
     """:func:`shard_rows` less the groups without a positive (the ranker drops them): what a worker
     keeps of a shard for ``lightgbm-dask``."""
     rows = shard_rows(shared, shard)
@@ -163,15 +166,20 @@ def _unzip(pairs: Iterator[tuple[Any, ShardRows]]) -> tuple[list[Any], list[Shar
     return handles, rows
 
 
-def shard_rows(shared: WindowShared, shard: np.ndarray) -> ShardRows:
-    """One shard of a window's users: their fused candidates, labelled, sampled, as feature rows."""
-    stage, config = shared.stage, shared.config
-    tops = stage.topk(shard, exclude_seen=not config.allow_repeats)
-    per_source = _source_hits(shard, tops, stage.names, shared.keys)
-    u = stage.candidates(shard, tops)
-    y = _labels_of(u, shared.keys, shared.grades)
-    keep = sample_rows(u, y, config)
-    return ShardRows(shared.features.matrix(u.take(keep)), y[keep], u.users[keep] + (shared.index << 32),
+def shard_rows(shared: WindowShared, shard: UsersWithRows) -> ShardRows:
+    """One shard of a window's users: their fused candidates, labelled, sampled, as feature rows.
+    The stage and features answer for the shard's users as rows ``0..n-1``; labels, sampling and
+    groups read their ids."""
+    stage, features = for_users((shared.stage, shared.features), shard.rows)
+    stage, config, users = replace(stage, user_ids=shard.users), shared.config, shard.users
+    rows = np.arange(len(users))
+    tops = stage.topk(rows, exclude_seen=not config.allow_repeats)
+    per_source = _source_hits(users, tops, stage.names, shared.keys)
+    u = stage.candidates(rows, tops)
+    ids = replace(u, users=users[u.users])
+    y = _labels_of(ids, shared.keys, shared.grades)
+    keep = sample_rows(ids, y, config)
+    return ShardRows(features.matrix(u.take(keep)), y[keep], ids.users[keep] + (shared.index << 32),
                      len(u), int((y > 0).sum()), per_source)
 
 

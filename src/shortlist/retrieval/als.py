@@ -7,7 +7,7 @@ the summed interaction weight (the log's strengths: :mod:`shortlist.data.events`
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -56,6 +56,9 @@ class ALS:
     without history at fit time get no candidates; :meth:`retrieve_for_history` folds a new history
     in by an exact least-squares solve. Uses the GPU when ``implicit`` was built with CUDA.
     """
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("user_factors_", "seen_", "counts_")
 
     metric = "ip"
 

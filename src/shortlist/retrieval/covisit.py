@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -98,6 +98,9 @@ def normalise_rows(c: sp.csr_matrix, pop: np.ndarray, first_row: int, alpha: flo
 
 class CoVisitation:
     """Item–item co-occurrence source (see module docstring for the kinds)."""
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("history_", "seen_")
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -110,6 +110,9 @@ class EASE:
     (``shortlist.config.data_source_params``).
     Users without history (or unknown at fit time) get no candidates.
     """
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("profiles_",)
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -66,6 +66,9 @@ class Popularity:
     ``window_days=None`` is all-time popularity; ``"auto"`` derives a recent window from the data's
     time span; ``half_life_days`` decays older interactions.
     """
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("seen_",)
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -29,6 +29,9 @@ class Repurchase:
     Only meaningful where buying again is normal (``exclude_seen=False``); with exclusion on it
     returns nothing, by definition.
     """
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("scores_",)
 
     def __init__(self, *, half_life_days: float | None = None, name: str = "repurchase") -> None:
         if half_life_days is not None and half_life_days <= 0:

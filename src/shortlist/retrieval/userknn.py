@@ -10,7 +10,7 @@ so their items are weighted ``exp(-ln2 · age / half_life_days)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -42,6 +42,9 @@ class UserKNN:
     span), a number, or ``None`` (no decay). Neighbours come from the ``max_pool`` most recently
     active users (all of them up to that size), which bounds the cost per query on large data.
     """
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("normed_", "recent_", "seen_", "pool_pos_", "graph_")
 
     def __init__(self, *, neighbours: int = 200, half_life_days: float | Literal["auto"] | None = "auto",
                  max_pool: int = 50_000, name: str = "userknn") -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,6 +50,9 @@ class ContentSource:
     sentence-transformer if the ``text`` extra is installed, else TF-IDF + SVD of ``tfidf_dim``),
     ``"tfidf"``, ``"minilm"`` or a local model path; ``cache_dir`` enables the embedding cache.
     """
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("weights_", "seen_")
 
     metric = "cosine"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal, Self, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, get_args
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,6 +59,9 @@ class TwoTower:
     ``device="auto"`` trains on CUDA when available. The same ``rng`` seed gives identical weights
     on CPU.
     """
+
+    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("user_vectors_", "has_history_", "seen_")
 
     def __init__(
         self,

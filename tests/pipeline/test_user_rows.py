@@ -1,0 +1,115 @@
+"""A fitted stage 1 and feature pipeline split into their item side and a shard's user rows (what a
+worker holds for a window's shard) give the same candidates and feature rows as the whole, and the
+item side holds no row of any user. (Each source's own split: tests/retrieval/test_contract.py.)"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from shortlist.data.synthetic import make_synthetic
+from shortlist.pipeline.stage1 import Stage1
+from shortlist.pipeline.two_stage import TwoStageRecommender
+from shortlist.pipeline.user_rows import ShardsWithRows, for_users, item_side, user_rows
+from shortlist.retrieval.als import ALS
+from shortlist.retrieval.popularity import Popularity
+
+
+@pytest.fixture(scope="module")
+def model():
+    ds = make_synthetic(n_users=170, n_items=70, n_interactions=5000, with_events=True, seed=5)
+    return TwoStageRecommender(target="days:7", allow_repeats=False, n_jobs=1,
+                               sources=["repurchase", "itemknn", "covisit", "transition", "ease", "als", "userknn",
+                                        "content", "popular", "popular_recent"],
+                               source_params={"als": {"factors": 8, "iterations": 3},
+                                              "content": {"encoder": "tfidf", "tfidf_dim": 16}},
+                               ranker_params={"n_estimators": 5}).fit(ds.interactions, items=ds.items,
+                                                                      rng=np.random.default_rng(0))
+
+
+def _split(stage, features, users):
+    stage, features = for_users(item_side((stage, features)), user_rows((stage, features), users))
+    return replace(stage, user_ids=users), features
+
+
+def test_a_shard_s_rows_give_the_whole_s_candidates_and_features(model):
+    stage, features = model.stage1_, model.features_
+    users = np.array([90, 4, 133, 0, 57, 12, model.n_users - 1])  # out of order, as a shard may be
+    whole = stage.candidates(users, stage.topk(users, exclude_seen=True))
+    part_stage, part_features = _split(stage, features, users)
+    rows = np.arange(len(users))
+    part = part_stage.candidates(rows, part_stage.topk(rows, exclude_seen=True))
+    assert len(whole) > 100
+    np.testing.assert_array_equal(users[part.users], whole.users)
+    np.testing.assert_array_equal(part.items, whole.items)
+    np.testing.assert_array_equal(part.fused, whole.fused)
+    assert features.event_types  # the per-event features are among those compared
+    np.testing.assert_array_equal(part_features.matrix(part), features.matrix(whole))
+
+
+def test_the_item_side_holds_no_user_rows_and_is_not_the_fitted_objects(model):
+    stage, features = model.stage1_, model.features_
+    n = model.n_users
+    assert n not in (model.history_.n_items, model.history_.n_items + 1)
+    side_stage, side_features = item_side((stage, features))
+    left = [p for p, shape in _arrays((side_stage, side_features), "") if shape and shape[0] in (n, n + 1)
+            and "pool" not in p]  # the user-kNN pool is compared with every shard: item side by design
+    assert left == []
+    assert side_features.stats_.n_users == 0 and features.stats_.n_users == n  # the fitted ones untouched
+    assert side_features.builders[0].stats_ is side_features.stats_  # shared objects stay shared
+
+
+class _GlobalIds:
+    """A source of the user's own that does not declare its user rows: kept whole, asked by user id."""
+
+    name = "mine"
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def topk(self, users, k, *, exclude_seen=True):
+        return self.inner.topk(users, k, exclude_seen=exclude_seen)
+
+
+def test_a_source_without_declared_user_rows_is_kept_whole_and_asked_by_id(model):
+    history = model.history_
+    mine = _GlobalIds(ALS(factors=4, iterations=2).fit(history, rng=np.random.default_rng(1)))
+    stage = Stage1({"mine": mine, "popular": Popularity(name="popular").fit(history)}, per_source=10, max_candidates=15)
+    users = np.array([33, 2, 150])
+    part, _ = _split(stage, None, users)
+    assert part.sources["mine"] is mine
+    got = part.topk(np.arange(3), exclude_seen=True)
+    want = stage.topk(users, exclude_seen=True)
+    for name in ("mine", "popular"):
+        np.testing.assert_array_equal(got[name][0], want[name][0])
+
+
+def test_shards_cut_their_rows_when_asked_and_rows_fit_only_their_object(model):
+    stage = model.stage1_
+    shards = ShardsWithRows(stage, [np.array([1, 2]), np.array([3])])
+    assert len(shards) == 2 and shards[1].users.tolist() == [3] and len(shards[0:2]) == 2
+    with pytest.raises(ValueError, match="not the same object"):
+        for_users(item_side(stage.sources["popular"]), user_rows(stage, np.array([1])))
+
+
+def _arrays(obj, path, seen=None):
+    """(path, shape) of every array or sparse matrix reachable through the object's attributes."""
+    import scipy.sparse as sp
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray) or sp.issparse(obj):
+        yield path, obj.shape
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _arrays(v, f"{path}[{k!r}]", seen)
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            yield from _arrays(v, f"{path}[{i}]", seen)
+    elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("shortlist"):
+        for k, v in vars(obj).items():
+            yield from _arrays(v, f"{path}.{k}", seen)
