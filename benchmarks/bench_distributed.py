@@ -12,8 +12,8 @@ allow_repeats=True)`` with seed 0, and recommend k=10 for the evaluation users a
 tasks in both modes). ``cluster`` does both inside ``on_cluster("local:N")`` (N worker processes of one
 thread); ``cluster-dask-ranker`` the same with ``ranker="lightgbm-dask"`` (the training rows stay on
 the workers). The table: fit and recommend seconds, the command process's peak RSS, each worker's peak
-RSS (``ru_maxrss`` read on the worker), the process tree's peak (all processes together), NDCG@10 on
-the evaluation users, and whether the recommendations equal the single process's (lists, and the
+RSS (``ru_maxrss`` read on the worker; both also as of the fit's end), the process tree's peak (all
+processes together), NDCG@10 on the evaluation users, and whether the recommendations equal the single process's (lists, and the
 largest score difference).
 """
 
@@ -64,6 +64,12 @@ def run_mode(mode: str, data: Path, out: Path, workers: int, batch_users: int, w
         model = TwoStageRecommender(target=PROTOCOL, allow_repeats=True, ranker=ranker).fit(
             ds.interactions, items=ds.items, rng=np.random.default_rng(SEED))
         t3 = time.perf_counter()
+        fit_peaks: dict[str, int] = {}
+        if client is not None:
+            from shortlist.distributed.cluster import worker_peak_memory
+
+            fit_peaks = worker_peak_memory(client)
+        client_fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB
         shared = (model, K, item_rules(model, None))
         parts = map_shards(recommend_part, shared, user_shards(users, model.config.shard_users), step="recommend")
         recs = pl.concat(list(parts))
@@ -77,6 +83,8 @@ def run_mode(mode: str, data: Path, out: Path, workers: int, batch_users: int, w
                       "recommend_s": t4 - t3, "users": len(users), "timings": model.metrics_.get("timings"),
                       "ranker": {k: v for k, v in (model.metrics_.get("ranker") or {}).items() if k != "valid_curve"},
                       "client_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB,
+                      "client_fit_peak_gb": client_fit_peak,
+                      "worker_fit_peaks_gb": {a: p / GB for a, p in sorted(fit_peaks.items())},
                       "worker_peaks_gb": {a: p / GB for a, p in sorted(peaks.items())}}, default=str))
 
 
@@ -129,9 +137,11 @@ def main() -> None:
         row["same"] = compare(pl.read_parquet(args.work_dir / "single" / "recs.parquet"), recs) \
             if mode != "single" and "single" in rows else "-"
         workers = ", ".join(f"{p:.2f}" for p in row.get("worker_peaks_gb", {}).values()) or "-"
+        at_fit = ", ".join(f"{p:.2f}" for p in row.get("worker_fit_peaks_gb", {}).values()) or "-"
         print(f"{mode:>8}: fit {row['fit_s']:.1f} s, recommend {row['users']:,} users {row['recommend_s']:.1f} s, "
               f"cluster start {row['cluster_start_s']:.1f} s; peak GiB: command process {row['client_peak_gb']:.2f}, "
-              f"workers [{workers}], tree {max(r for _, r in result['curve']) if result['curve'] else 0:.2f}; "
+              f"workers [{workers}] (by the fit's end: command process {row['client_fit_peak_gb']:.2f}, "
+              f"workers [{at_fit}]), tree {max(r for _, r in result['curve']) if result['curve'] else 0:.2f}; "
               f"NDCG@10 {row['ndcg']:.4f}; wall {row['wall_s']:.0f} s, cpu {row['cpu_s']:.0f} s, "
               f"load {row['load']:.1f}; {row['same']}", flush=True)
     (args.work_dir / "summary.json").write_text(json.dumps(rows, indent=2, default=str))
