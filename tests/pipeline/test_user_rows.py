@@ -86,6 +86,33 @@ def test_a_source_without_declared_user_rows_is_kept_whole_and_asked_by_id(model
         np.testing.assert_array_equal(got[name][0], want[name][0])
 
 
+def test_a_chain_or_a_subclass_is_kept_whole_and_asked_by_id(model):
+    """A chain may hold an undeclared source, a subclass more state than its base declares: neither
+    is split, and both get user ids (a chain of a user's source gave other users' lists before)."""
+    from shortlist.retrieval.chain import Chain
+    from shortlist.retrieval.repurchase import Repurchase
+
+    class MyALS(ALS):
+        pass
+
+    history = model.history_
+    chain = Chain([_GlobalIds(Repurchase().fit(history)), Popularity().fit(history)], name="chain")
+    sub = MyALS(factors=4, iterations=2, name="sub").fit(history, rng=np.random.default_rng(1))
+    stage = Stage1({"chain": chain, "sub": sub}, per_source=6, max_candidates=10)
+    users = np.array([40, 3, 17])
+    part, _ = _split(stage, None, users)
+    assert part.sources["chain"] is chain and part.sources["sub"] is sub
+    got, want = part.topk(np.arange(3), exclude_seen=False), stage.topk(users, exclude_seen=False)
+    for name in ("chain", "sub"):
+        np.testing.assert_array_equal(got[name][0], want[name][0])
+
+
+def test_a_shard_past_the_fitted_users_is_an_error_not_a_shorter_list(model):
+    shards = ShardsWithRows(model.stage1_, [np.array([1, 2]), np.array([model.n_users + 5]), np.array([3])])
+    with pytest.raises(IndexError):
+        list(shards)
+
+
 def test_shards_cut_their_rows_when_asked_and_rows_fit_only_their_object(model):
     stage = model.stage1_
     shards = ShardsWithRows(stage, [np.array([1, 2]), np.array([3])])

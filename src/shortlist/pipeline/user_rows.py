@@ -4,8 +4,9 @@ users' rows and a worker holds the item side once (not every user's state for ea
 A class whose fitted state is partly indexed by user names those attributes in ``USER_ROWS``. A
 value there is an array or CSR matrix with one row per user, an object with ``take_rows(users)``
 (:class:`TakesRows`), another object with ``USER_ROWS``, None, or a dict, list or tuple of these.
-An object without ``USER_ROWS`` has no user rows to split and is kept whole (a source of the
-user's own making, say). Shared objects stay shared: each is split once.
+An object whose own class does not declare ``USER_ROWS`` is kept whole and must be asked by user
+id (a source of the user's own making, a subclass that may add state, a ``Chain``, whose parts may
+be either). Shared objects stay shared: each is split once.
 
 :func:`item_side` is a copy with no user rows; :func:`user_rows` lists the rows of some users;
 :func:`for_users` puts such a list back into an item side, answering for ``users[i]`` as user ``i``.
@@ -34,8 +35,9 @@ class TakesRows(Protocol):
 
 
 def splits_users(obj: Any) -> bool:
-    """Whether ``obj`` declares its user rows (and so answers for local user ids once split)."""
-    return hasattr(type(obj), "USER_ROWS")
+    """Whether ``obj``'s own class declares its user rows (and so answers for rows once split). A
+    subclass that does not declare them again may hold more: it is kept whole, asked by user id."""
+    return "USER_ROWS" in vars(type(obj))
 
 
 def take_rows(value: Any, users: np.ndarray) -> Any:
@@ -130,6 +132,11 @@ class ShardsWithRows(Sequence[UsersWithRows]):
 
     def __len__(self) -> int:
         return len(self.shards)
+
+    def __iter__(self) -> Iterator[UsersWithRows]:
+        # not Sequence's: that one stops quietly at an IndexError, which a bad shard would raise
+        for i in range(len(self)):
+            yield self[i]
 
     @overload
     def __getitem__(self, i: int) -> UsersWithRows: ...

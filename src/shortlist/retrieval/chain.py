@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -34,9 +34,6 @@ def chain_topk(parts: Sequence[TopK], k: int) -> TopK:
 
 class Chain:
     """A baseline that lists ``sources[0]``'s items, then fills up from ``sources[1]``, and so on."""
-
-    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
-    USER_ROWS: ClassVar[tuple[str, ...]] = ("sources",)
 
     def __init__(self, sources: Sequence[CandidateSource], *, name: str | None = None) -> None:
         if not sources:
