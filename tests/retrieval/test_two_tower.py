@@ -11,6 +11,7 @@ from shortlist.data import Interactions
 from shortlist.data.synthetic import make_synthetic
 from shortlist.errors import ConfigError, DependencyMissingError, NotFittedError
 from shortlist.pipeline.artifacts import load_arrays, save_arrays
+from shortlist.pipeline.user_rows import for_users, item_side, user_rows
 from shortlist.retrieval.two_tower import TwoTower
 from shortlist.retrieval.two_tower.data import Sequences, adhoc_history
 from shortlist.schema import ITEM, RANK, SCORE, USER
@@ -152,6 +153,10 @@ def test_losses_and_options_run(synth, options):
     params, arrays = tt.get_state()
     loaded = TwoTower.from_state(params, arrays)
     assert retrieve_for_history(loaded, np.array([4, 5]), 3).frame.equals(
+        retrieve_for_history(tt, np.array([4, 5]), 3).frame)
+    # a shard's split copy of the loaded source rebuilds the same network (its users: the trained ones)
+    part = for_users(item_side(loaded), user_rows(loaded, np.array([3, 1])))
+    assert retrieve_for_history(part, np.array([4, 5]), 3).frame.equals(
         retrieve_for_history(tt, np.array([4, 5]), 3).frame)
 
 

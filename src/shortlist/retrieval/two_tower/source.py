@@ -197,7 +197,8 @@ class TwoTower:
             torch = import_torch()
             assert self.weights_ is not None and self.user_vectors_ is not None
             assert self.item_vectors_ is not None
-            net = self._build(len(self.item_vectors_), len(self.user_vectors_))
+            users = self.weights_.get("user_emb.weight")  # the trained users, also in a shard's split copy
+            net = self._build(len(self.item_vectors_), 0 if users is None else len(users))
             net.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights_.items()})
             self._net = net.to(self._device(torch)).eval()
         return self._net
