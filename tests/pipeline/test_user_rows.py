@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from reachable import arrays
 from shortlist.data.synthetic import make_synthetic
 from shortlist.pipeline.stage1 import Stage1
 from shortlist.pipeline.two_stage import TwoStageRecommender
@@ -54,7 +55,7 @@ def test_the_item_side_holds_no_user_rows_and_is_not_the_fitted_objects(model):
     n = model.n_users
     assert n not in (model.history_.n_items, model.history_.n_items + 1)
     side_stage, side_features = item_side((stage, features))
-    left = [p for p, shape in _arrays((side_stage, side_features), "") if shape and shape[0] in (n, n + 1)
+    left = [p for p, shape in arrays((side_stage, side_features), "") if shape and shape[0] in (n, n + 1)
             and "pool" not in p]  # the user-kNN pool is compared with every shard: item side by design
     assert left == []
     assert side_features.stats_.n_users == 0 and features.stats_.n_users == n  # the fitted ones untouched
@@ -120,23 +121,3 @@ def test_shards_cut_their_rows_when_asked_and_rows_fit_only_their_object(model):
     with pytest.raises(ValueError, match="not the same object"):
         for_users(item_side(stage.sources["popular"]), user_rows(stage, np.array([1])))
 
-
-def _arrays(obj, path, seen=None):
-    """(path, shape) of every array or sparse matrix reachable through the object's attributes."""
-    import scipy.sparse as sp
-
-    seen = set() if seen is None else seen
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, np.ndarray) or sp.issparse(obj):
-        yield path, obj.shape
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _arrays(v, f"{path}[{k!r}]", seen)
-    elif isinstance(obj, list | tuple):
-        for i, v in enumerate(obj):
-            yield from _arrays(v, f"{path}[{i}]", seen)
-    elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("shortlist"):
-        for k, v in vars(obj).items():
-            yield from _arrays(v, f"{path}.{k}", seen)

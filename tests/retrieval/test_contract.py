@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from listing import retrieve, retrieve_for_history
 
+from reachable import arrays
 from shortlist.data.synthetic import make_synthetic
 from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.registry import load_source, save_source
@@ -235,27 +236,7 @@ def test_item_side_holds_no_user_rows(fitted, data):
 
     _, src = fitted
     assert data.n_users not in (data.n_items, data.n_items + 1)
-    left = [path for path, shape in _arrays(item_side(src), "source")
+    left = [path for path, shape in arrays(item_side(src), "source")
             if shape and shape[0] in (data.n_users, data.n_users + 1) and "pool" not in path]
     assert left == []
 
-
-def _arrays(obj, path, seen=None):
-    """(path, shape) of every array or sparse matrix reachable through the object's attributes."""
-    import scipy.sparse as sp
-
-    seen = set() if seen is None else seen
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, np.ndarray) or sp.issparse(obj):
-        yield path, obj.shape
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _arrays(v, f"{path}[{k!r}]", seen)
-    elif isinstance(obj, list | tuple):
-        for i, v in enumerate(obj):
-            yield from _arrays(v, f"{path}[{i}]", seen)
-    elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("shortlist"):
-        for k, v in vars(obj).items():
-            yield from _arrays(v, f"{path}.{k}", seen)
