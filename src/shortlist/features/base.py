@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from shortlist.data.containers import Interactions, Items
+from shortlist.retrieval.topk import gather_spans
 from shortlist.schema import ITEM, SECONDS_PER_DAY
 
 if TYPE_CHECKING:
@@ -108,10 +109,9 @@ def keyed_rows(keys: np.ndarray, n_cols: int, rows: np.ndarray) -> tuple[np.ndar
     """Of sorted ``row * n_cols + col`` keys, the positions of rows ``rows`` (in that order) and their
     keys renumbered so that row ``rows[i]`` is row ``i`` (still sorted)."""
     rows = np.asarray(rows, np.int64)
-    lo, hi = np.searchsorted(keys, rows * n_cols), np.searchsorted(keys, (rows + 1) * n_cols)
-    lens = hi - lo
-    starts = np.r_[0, np.cumsum(lens)].astype(np.int64)
-    at = np.repeat(lo - starts[:-1], lens) + np.arange(starts[-1])
+    lo = np.searchsorted(keys, rows * n_cols)
+    lens = np.searchsorted(keys, (rows + 1) * n_cols) - lo
+    at = gather_spans(lo, lens)[1]
     local = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
     return at, local * n_cols + keys[at] % max(n_cols, 1)
 

@@ -14,6 +14,7 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.data.events import event_codes
 from shortlist.features.base import TimeScale, sorted_item_times
 from shortlist.features.profile import ItemTables, UserHistory, UserProfiles
+from shortlist.retrieval.topk import gather_spans
 from shortlist.schema import BASKET, CATEGORY, EVENT, ITEM, PRICE, TIMESTAMP, USER, WEIGHT
 
 
@@ -115,9 +116,9 @@ class _UserRows:
 
     def take_rows(self, users: np.ndarray) -> _UserRows:
         """The rows of ``users`` (user ``users[i]`` becomes user ``i``)."""
-        lo, lens = self.indptr[users], self.indptr[users + 1] - self.indptr[users]
-        indptr = np.r_[0, np.cumsum(lens)].astype(np.int64)
-        take = np.repeat(lo - indptr[:-1], lens) + np.arange(indptr[-1])
+        lo = self.indptr[users]
+        indptr, take = gather_spans(lo, self.indptr[users + 1] - lo)
+
         def cut(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else a[take]
 

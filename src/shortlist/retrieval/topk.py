@@ -83,10 +83,16 @@ def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     starts, lens = _row_spans(matrix, users)
     # int32 offsets where the indices are int32 and the rows fit: scipy would convert them otherwise
     small = matrix.indices.dtype == np.int32 and int(lens.sum()) < np.iinfo(np.int32).max
-    out_ptr = np.zeros(len(users) + 1, dtype=np.int32 if small else np.int64)
-    np.cumsum(lens, out=out_ptr[1:])
-    take = np.repeat(starts - out_ptr[:-1], lens) + np.arange(out_ptr[-1])
+    out_ptr, take = gather_spans(starts, lens, np.int32 if small else np.int64)
     return sp.csr_matrix((matrix.data[take], matrix.indices[take], out_ptr), shape=(len(users), matrix.shape[1]))
+
+
+def gather_spans(starts: np.ndarray, lens: np.ndarray, dtype: type = np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """Spans ``starts[i] .. starts[i] + lens[i]`` of some flat arrays laid end to end: the new
+    offsets (``dtype``, one more than the spans) and the positions to take, in span order."""
+    out_ptr: np.ndarray = np.zeros(len(lens) + 1, dtype=dtype)
+    np.cumsum(lens, out=out_ptr[1:])
+    return out_ptr, np.repeat(starts - out_ptr[:-1], lens) + np.arange(out_ptr[-1])
 
 
 def row_lengths(matrix: sp.csr_matrix, users: np.ndarray) -> np.ndarray:
