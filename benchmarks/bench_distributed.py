@@ -8,8 +8,8 @@ train.parquet, items.parquet, eval_users.parquet, batch_users.parquet, targets.p
 runs in its own process under ``bench_scale.guarded`` (``/usr/bin/time -v``, a memory watchdog over
 the process tree): load the files, fit the default ``TwoStageRecommender(target="days:7",
 allow_repeats=True)`` with seed 0, and recommend k=10 for the evaluation users and the first
-``--batch-users`` batch users through the batch path (``map_shards(recommend_part, …)``: the same
-tasks in both modes). ``cluster`` does both inside ``on_cluster("local:N")`` (N worker processes of one
+``--batch-users`` batch users through the batch path (``recommend_batches``: the same tasks in both
+modes, each shard with its users' rows). ``cluster`` does both inside ``on_cluster("local:N")`` (N worker processes of one
 thread); ``cluster-dask-ranker`` the same with ``ranker="lightgbm-dask"`` (the training rows stay on
 the workers). The table: fit and recommend seconds, the command process's peak RSS, each worker's peak
 RSS (``ru_maxrss`` read on the worker; both also as of the fit's end), the process tree's peak (all
@@ -42,9 +42,6 @@ def run_mode(mode: str, data: Path, out: Path, workers: int, batch_users: int, w
     import contextlib
 
     from shortlist.data.loaders.generic import load_dataset, load_user_ids
-    from shortlist.pipeline.batch_export import recommend_part
-    from shortlist.pipeline.item_rules import item_rules
-    from shortlist.pipeline.parallel import map_shards, user_shards
     from shortlist.pipeline.two_stage import TwoStageRecommender
 
     t0 = time.perf_counter()
@@ -70,9 +67,7 @@ def run_mode(mode: str, data: Path, out: Path, workers: int, batch_users: int, w
 
             fit_peaks = worker_peak_memory(client)
         client_fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB
-        shared = (model, K, item_rules(model, None))
-        parts = map_shards(recommend_part, shared, user_shards(users, model.config.shard_users), step="recommend")
-        recs = pl.concat(list(parts))
+        recs = pl.concat(list(model.recommend_batches(users, K)))
         t4 = time.perf_counter()
         if client is not None:
             from shortlist.distributed.cluster import worker_peak_memory

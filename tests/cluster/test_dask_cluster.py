@@ -121,6 +121,23 @@ def test_a_lost_worker_s_shard_runs_again(scheduler, tmp_path):
     assert seen[-1] == (4, 4)
 
 
+def test_only_a_few_shards_are_cut_ahead_of_the_results(scheduler):
+    """Shards are cut (their users' rows copied) as the workers take them, a few per worker thread
+    ahead: a step over many shards does not hold every shard's rows at once."""
+    from distributed import Client
+
+    from shortlist.distributed.mapper import SHARDS_PER_THREAD
+    from shortlist.pipeline.user_rows import Lazy
+
+    cut: list[int] = []
+    tasks = Lazy(lambda i: cut.append(i) or i, list(range(40)))
+    with Client(scheduler) as client, use_mapper(DaskMapper(client, retries=0)):
+        results = map_shards(_double, 2, tasks, step="ahead")
+        assert next(results) == 0
+        assert len(cut) <= SHARDS_PER_THREAD * 2 + 1  # two worker threads
+        assert list(results) == [2 * i for i in range(1, 40)] and cut == list(range(40))
+
+
 def test_a_step_the_cluster_cannot_finish_names_the_step_and_writes_nothing(scheduler, tmp_path):
     from distributed import Client
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import polars as pl
 import pytest
 
 from reachable import arrays
 from shortlist.data.synthetic import make_synthetic
 from shortlist.pipeline.stage1 import Stage1
 from shortlist.pipeline.two_stage import TwoStageRecommender
-from shortlist.pipeline.user_rows import ShardsWithRows, for_users, item_side, user_rows
+from shortlist.pipeline.user_rows import for_users, item_side, shards_with_rows, user_rows
 from shortlist.retrieval.als import ALS
 from shortlist.retrieval.popularity import Popularity
 
@@ -109,15 +110,72 @@ def test_a_chain_or_a_subclass_is_kept_whole_and_asked_by_id(model):
 
 
 def test_a_shard_past_the_fitted_users_is_an_error_not_a_shorter_list(model):
-    shards = ShardsWithRows(model.stage1_, [np.array([1, 2]), np.array([model.n_users + 5]), np.array([3])])
+    shards = shards_with_rows(model.stage1_, [np.array([1, 2]), np.array([model.n_users + 5]), np.array([3])])
     with pytest.raises(IndexError):
         list(shards)
 
 
 def test_shards_cut_their_rows_when_asked_and_rows_fit_only_their_object(model):
     stage = model.stage1_
-    shards = ShardsWithRows(stage, [np.array([1, 2]), np.array([3])])
+    shards = shards_with_rows(stage, [np.array([1, 2]), np.array([3])])
     assert len(shards) == 2 and shards[1].users.tolist() == [3] and len(shards[0:2]) == 2
     with pytest.raises(ValueError, match="not the same object"):
         for_users(item_side(stage.sources["popular"]), user_rows(stage, np.array([1])))
 
+
+
+def _model_items(model):
+    return model.history_.items.ids
+
+
+@pytest.mark.parametrize("repeats", [False, True])
+def test_batches_from_shards_rows_equal_the_whole_models_rank(model, repeats):
+    """``recommend`` and ``candidate_batches`` run each shard from its users' rows (known users among
+    unknown ones, and a shard of unknown users alone), under rules that narrow and widen: the same
+    rows as the whole model's rank path and stage 1 give."""
+    from shortlist.pipeline.item_rules import item_rules
+    from shortlist.pipeline.rules import Rules
+
+    m = replace_config(model, shard_users=3, allow_repeats=repeats)
+    ext = m.history_.users.ids
+    ids = [ext[5], "new-a", ext[0], ext[m.n_users - 1], "new-b", "new-c", ext[90]]
+    rules = Rules(available_items=tuple(_model_items(m)[: len(_model_items(m)) // 3]))
+    got = m.recommend(ids, 6, rules=rules)
+    internal = np.array([5, m.n_users, 0, m.n_users - 1, m.n_users + 1, m.n_users + 2, 90])
+    ranked = m.rank_state().rank(internal, 6, rules=item_rules(m, rules)).to_frame()
+    assert got.get_column("user_id").unique(maintain_order=True).to_list() == ids
+    assert got.get_column("item_id").to_list() == m.history_.items.external(ranked.get_column("item")).to_list()
+    assert got.get_column("score").to_list() == ranked.get_column("score").to_list()
+    cands = pl.concat(list(m.candidate_batches(ids)))
+    stage = m.stage1_
+    whole = stage.candidates(internal, stage.topk(internal, exclude_seen=not repeats)).to_frame()
+    assert cands.height == whole.height > 0
+    assert cands.get_column("fused_score").to_list() == whole.get_column("fused_score").to_list()
+
+
+def replace_config(model, **options):
+    """The fitted ``model`` under other inference options (a shallow copy)."""
+    import copy
+
+    out = copy.copy(model)
+    out.config = model.config.from_json({**model.config.to_json(), **options})
+    return out
+
+
+def test_the_rank_states_item_side_holds_no_user_rows(model):
+    state = model.rank_state()
+    n = model.n_users
+    side = item_side(state)
+    left = [p for p, shape in arrays(side, "") if shape and shape[0] in (n, n + 1) and "pool" not in p]
+    assert left == [] and side.n_users == 0 and side.n_items == state.n_items
+
+
+def test_a_request_shard_asks_undeclared_sources_by_the_users_ids(model):
+    from shortlist.pipeline.shard_tasks import shard_state
+    from shortlist.pipeline.user_rows import with_rows
+
+    state = model.rank_state()
+    users = np.array([model.n_users + 1, 7, model.n_users, 2])
+    shard = with_rows(state, users, state.n_users)
+    part = shard_state(item_side(state), shard)
+    assert part.stage.user_ids[shard.local].tolist() == users.tolist() and part.n_users == 2

@@ -220,9 +220,33 @@ def test_split_for_a_shard_lists_what_the_whole_lists(fitted, data, exclude):
     part = for_users(item_side(src), user_rows(src, users))
     items, scores = src.topk(users, 12, exclude_seen=exclude)
     got_items, got_scores = part.topk(np.arange(len(users)), 12, exclude_seen=exclude)
+    _assert_same_lists(name, (got_items, got_scores), (items, scores))
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_a_split_keeps_unknown_users_unknown(fitted, data, exclude):
+    """A shard's unknown users (ids past the fit's, among known ones) carry no rows and get, at ids
+    past the shard's rows, what the whole source gives an unknown user."""
+    from shortlist.pipeline.user_rows import for_users, item_side, with_rows
+
+    name, src = fitted
+    users = np.array([data.n_users + 7, 40, 3, data.n_users, 17, data.n_users - 1])
+    shard = with_rows(src, users, data.n_users)
+    part = for_users(item_side(src), shard.rows)
+    assert shard.local.tolist() == [4, 0, 1, 5, 2, 3]
+    _assert_same_lists(name, part.topk(shard.local, 12, exclude_seen=exclude),
+                       src.topk(users, 12, exclude_seen=exclude))
+    none_known = with_rows(src, users[[0, 3]], data.n_users)
+    _assert_same_lists(name, for_users(item_side(src), none_known.rows).topk(none_known.local, 12, exclude_seen=exclude),
+                       src.topk(users[[0, 3]], 12, exclude_seen=exclude))
+
+
+def _assert_same_lists(name, got, want):
+    (got_items, got_scores), (items, scores) = got, want
+    assert got_items.shape == items.shape
     if name in BLAS_SCORED:
         np.testing.assert_allclose(got_scores, scores, rtol=1e-5)
-        for r in range(len(users)):
+        for r in range(len(items)):
             assert_same_up_to_rounding(got_items[r], items[r], scores[r])
     else:
         np.testing.assert_array_equal(got_items, items)

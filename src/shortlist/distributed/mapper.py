@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from distributed import Client, Future
 
 
+#: Shards out at a time per worker thread: enough to keep every thread busy while results come back.
+SHARDS_PER_THREAD = 2
+
+
 class DaskMapper:
     """:class:`~shortlist.pipeline.parallel.ShardMapper` over a Dask client's workers."""
 
@@ -30,50 +34,82 @@ class DaskMapper:
     def __call__(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *, step: str,
                  progress: Progress, n_jobs: int | None = None, keep: Callable[[Any], Any] | None = None) -> Iterator[Any]:
         """Results in task order, each fetched as soon as its task and every earlier one are done
-        (``n_jobs`` is not used: the workers' own threads run the tasks). With ``keep``, a result
-        stays on its worker: ``(future, keep(result))`` is yielded, ``keep`` run on that worker. The
-        step's shared part is released once its shards are done (it can be the largest thing a worker
-        holds), so a kept result whose worker is lost is made again only while the scheduler still has
-        that part; after, fetching it raises a cancelled-future error, which callers report as a
-        :class:`~shortlist.errors.DistributedError`."""
-        import dask
+        (``n_jobs`` is not used: the workers' own threads run the tasks). A few shards per worker
+        thread are out at a time, so this process cuts and holds those shards' rows and results, not
+        every shard's. With ``keep``, a result stays on its worker: ``(future, keep(result))`` is
+        yielded, ``keep`` run on that worker. The step's shared part is released once its shards are
+        done (it can be the largest thing a worker holds), so a kept result whose worker is lost is
+        made again only while the scheduler still has that part; after, fetching it raises a
+        cancelled-future error, which callers report as a :class:`~shortlist.errors.DistributedError`."""
         from distributed import as_completed
 
         if not len(tasks):
             return
-        prefix = f"{re.sub(r'[^A-Za-z0-9]+', '-', step).strip('-')}-{uuid.uuid4().hex[:8]}"
-        pending: dict[Any, Future] = {}
+        out = _Outstanding(self.client, fn, tasks, keep, self.retries, step)
         try:
-            [on_workers] = self.client.scatter([shared], broadcast=True, hash=False)
-            # A task may carry its users' rows (tens of MB): inside the task, so the scheduler can run
-            # it again on another worker if its worker is lost (scattered data would be lost with it).
-            with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"}):
-                futures = [self.client.submit(in_shard, fn, on_workers, task, key=f"{prefix}-{i}",
-                                              retries=self.retries, pure=False) for i, task in enumerate(tasks)]
-            kept = futures if keep is not None else []
-            if keep is not None:
-                futures = [self.client.submit(keep, f, key=f"{prefix}-{i}-kept", retries=self.retries, pure=False)
-                           for i, f in enumerate(futures)]
-            position = {f.key: i for i, f in enumerate(futures)}
-            pending = {f.key: f for f in futures}
-            del futures
-            ready: dict[int, Any] = {}
+            [out.shared] = self.client.scatter([shared], broadcast=True, hash=False)
+            done = as_completed()
+            while out.more() and len(out.pending) < out.limit:
+                done.add(out.submit_next())
             nxt = 0
-            for future in as_completed(list(pending.values())):
-                at = position[future.key]
-                ready[at] = (kept[at], future.result()) if kept else future.result()
-                del pending[future.key]  # the worker drops the result once no future refers to it
-                progress(step, len(tasks) - len(pending), len(tasks))
-                while nxt in ready:
-                    yield ready.pop(nxt)
+            for future in done:
+                out.finish(future)
+                progress(step, out.finished, len(tasks))
+                while nxt in out.ready:
+                    yield out.ready.pop(nxt)
                     nxt += 1
+                while out.more() and len(out.pending) + len(out.ready) < out.limit:
+                    done.add(out.submit_next())
         except Exception as e:
             if cluster_failure(e):
                 raise DistributedError(step, e) from e
             raise
         finally:
-            if pending:  # a step left early (an error, or its consumer stopped)
-                self.client.cancel(list(pending.values()))
+            if out.pending:  # a step left early (an error, or its consumer stopped)
+                self.client.cancel(list(out.pending.values()))
+
+
+class _Outstanding:
+    """A step's shards on their way: submitted in task order, at most ``limit`` out (running or
+    done but waiting for an earlier one), results kept by position until yielded."""
+
+    def __init__(self, client: Client, fn: Callable[[Any, Any], Any], tasks: Sequence[Any],
+                 keep: Callable[[Any], Any] | None, retries: int, step: str) -> None:
+        self.client, self.fn, self.tasks, self.keep, self.retries = client, fn, tasks, keep, retries
+        self.prefix = f"{re.sub(r'[^A-Za-z0-9]+', '-', step).strip('-')}-{uuid.uuid4().hex[:8]}"
+        self.limit = SHARDS_PER_THREAD * max(1, sum(client.nthreads().values()))
+        self.shared: Any = None
+        self.submitted = self.finished = 0
+        self.pending: dict[Any, Future] = {}
+        self.position: dict[Any, int] = {}
+        self.kept: dict[int, Future] = {}
+        self.ready: dict[int, Any] = {}
+
+    def more(self) -> bool:
+        return self.submitted < len(self.tasks)
+
+    def submit_next(self) -> Future:
+        import dask
+
+        i = self.submitted
+        # A task carries its users' rows (tens of MB): inside the task, so the scheduler can run it
+        # again on another worker if its worker is lost (scattered data would be lost with it).
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"}):
+            future = self.client.submit(in_shard, self.fn, self.shared, self.tasks[i], key=f"{self.prefix}-{i}",
+                                        retries=self.retries, pure=False)
+        if self.keep is not None:
+            self.kept[i] = future
+            future = self.client.submit(self.keep, future, key=f"{self.prefix}-{i}-kept", retries=self.retries,
+                                        pure=False)
+        self.submitted += 1
+        self.position[future.key], self.pending[future.key] = i, future
+        return future
+
+    def finish(self, future: Future) -> None:
+        at = self.position.pop(future.key)
+        self.ready[at] = (self.kept.pop(at), future.result()) if self.keep is not None else future.result()
+        del self.pending[future.key]  # the worker drops the result once no future refers to it
+        self.finished += 1
 
 
 def cluster_failure(error: BaseException) -> bool:

@@ -19,6 +19,7 @@ from shortlist.features.profile import UserHistory
 from shortlist.features.similarity import DENSE_ITEM_TABLE_CELLS, SIMILARITY_FEATURES, SimilarityFeatures
 from shortlist.features.stats import HistoryStats
 from shortlist.features.user import USER_FEATURES, UserFeatures
+from shortlist.retrieval.topk import rows_or
 from shortlist.retrieval.union import FUSED, CandidateUnion, rank_col, score_col
 from shortlist.schema import N_SOURCES
 
@@ -124,8 +125,7 @@ class FeaturePipeline:
         users = np.asarray(users, dtype=np.int64)
         if self.reference == "global":
             return np.full(len(users), st.end_ts, dtype=np.int64)
-        known = (users >= 0) & (users < st.n_users)
-        return np.where(known, st.user_last[np.where(known, users, 0)], st.end_ts)
+        return rows_or(st.user_last, users, st.end_ts)
 
     def warm(self) -> Self:
         """Build the lookup tables requests use (dense similarity and cosine tables, sorted recent

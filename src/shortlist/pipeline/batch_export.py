@@ -19,8 +19,7 @@ import polars as pl
 from shortlist.errors import ConfigError, OutputPathError
 from shortlist.pipeline.artifacts import library_versions, read_manifest, sha256_file, staged_directory
 from shortlist.pipeline.external import internal_users
-from shortlist.pipeline.item_rules import ItemRules
-from shortlist.pipeline.parallel import map_shards, user_shards
+from shortlist.pipeline.parallel import user_shards
 from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.rules import Rules
 from shortlist.pipeline.two_stage import TwoStageRecommender
@@ -65,7 +64,8 @@ def export_partitioned(model: TwoStageRecommender, model_dir: Path, out_dir: Pat
                        progress: Progress = silent) -> dict[str, Any]:
     """Write ``user_ids``' (``None``: every user the model knows) top-``k`` lists, through the model's
     rank path with ``rules``, as ``users_per_part``-user Parquet parts plus a manifest; returns it.
-    Each part is one task of the current shard mapper (this process, or a cluster's workers)."""
+    Each part is one shard of :meth:`~TwoStageRecommender.recommend_batches`, a task of the current
+    shard mapper (this process, or a cluster's workers)."""
     if users_per_part < 1:
         raise ConfigError(f"--partition-users must be >= 1, got {users_per_part}")
     target = check_export_target(out_dir)
@@ -73,27 +73,18 @@ def export_partitioned(model: TwoStageRecommender, model_dir: Path, out_dir: Pat
     assert fitted is not None
     ext = internal_users(user_ids if user_ids is not None else fitted.users.ids, fitted.users)[0]
     version = model_version(model_dir)
-    from shortlist.pipeline.item_rules import item_rules
-
-    compiled = item_rules(model, rules)  # compiled once: every part applies the same rules
     parts: list[dict[str, Any]] = []
     users = user_shards(ext, users_per_part)
+    frames = model.recommend_batches(ext, k, rules=rules, shard_users=users_per_part, step="exporting",
+                                     progress=progress)
     with staged_directory(target) as tmp:
-        for part, frame in zip(users, map_shards(recommend_part, (model, k, compiled), users, step="exporting",
-                                                 progress=progress, n_jobs=model.config.n_jobs), strict=True):
+        for part, frame in zip(users, frames, strict=True):
             name = f"part-{len(parts):05d}.parquet"
             frame.with_columns(pl.lit(version).alias(MODEL_VERSION)).write_parquet(tmp / name)
             parts.append({"file": name, "users": len(part), "rows": frame.height})
         manifest = _manifest(model_dir, version, k, rules, parts)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
-
-
-def recommend_part(shared: tuple[TwoStageRecommender, int, ItemRules], users: pl.Series) -> pl.DataFrame:
-    """One part of a batch: ``users``' (external ids) top-k rows (``user_id, item_id, rank, score``)."""
-    model, k, rules = shared
-    return pl.concat([b.select(USER_ID, ITEM_ID, RANK, SCORE) for b in model.recommend_batches(users, k, rules=rules)],
-                     how="vertical_relaxed")
 
 
 def _manifest(model_dir: Path, version: str, k: int, rules: Rules | None, parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,4 +96,4 @@ def _manifest(model_dir: Path, version: str, k: int, rules: Rules | None, parts:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": library_versions()}
 
 
-__all__ = ["EXPORT_KIND", "MANIFEST", "check_export_target", "export_partitioned", "model_version", "recommend_part"]
+__all__ = ["EXPORT_KIND", "MANIFEST", "check_export_target", "export_partitioned", "model_version"]

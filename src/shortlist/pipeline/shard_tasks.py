@@ -1,45 +1,66 @@
 """The per-shard tasks of batch recommendation and candidate export: module-level functions of
-(shared model, shard), so :func:`~shortlist.pipeline.parallel.map_shards` can run them on threads or
-send them to a cluster's workers."""
+(shared item side, shard), so :func:`~shortlist.pipeline.parallel.map_shards` can run them on
+threads or send them to a cluster's workers. A shard carries its users' rows of the model's rank
+state (:mod:`shortlist.pipeline.user_rows`); the item side is shared."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import polars as pl
 
+from shortlist.data.ids import IdMap
 from shortlist.pipeline.external import to_external
 from shortlist.pipeline.item_rules import ItemRules
 from shortlist.pipeline.parallel import user_shards
+from shortlist.pipeline.rank_state import RankState
+from shortlist.pipeline.user_rows import Lazy, UsersWithRows, for_users, with_rows
 from shortlist.schema import ITEM, ITEM_ID, USER, USER_ID
 
-if TYPE_CHECKING:
-    from shortlist.pipeline.two_stage import TwoStageRecommender
 
-Shard = tuple[pl.Series, np.ndarray]  # a shard's external ids and their internal ids (past the fit's: unknown)
+@dataclass(frozen=True)
+class RequestShard:
+    """A shard of requested users: their external ids and their rows (users past the fit's are
+    unknown: they carry no row)."""
+
+    ext: pl.Series
+    users: UsersWithRows
 
 
-def shards_of(ext: pl.Series, internal: pl.Series, size: int) -> list[Shard]:
-    """Consecutive shards of ``size`` users (at least one, maybe empty)."""
-    return list(zip(user_shards(ext, size), user_shards(internal.to_numpy().astype(np.int64), size), strict=True))
+def request_shards(state: RankState, ext: pl.Series, internal: pl.Series, size: int) -> Lazy[RequestShard]:
+    """Consecutive shards of ``size`` requested users (at least one, maybe empty), each cut with its
+    users' rows of ``state`` when the mapper takes it."""
+    shards = list(zip(user_shards(ext, size), user_shards(internal.to_numpy().astype(np.int64), size), strict=True))
+    return Lazy(partial(_cut, state), shards)
 
 
-def recommend_shard(shared: tuple[TwoStageRecommender, int, ItemRules], shard: Shard) -> pl.DataFrame:
-    """One shard's ``user_id, item_id, rank, score`` rows in the shard's order (the model's rank path)."""
-    model, k, rules = shared
+def _cut(state: RankState, shard: tuple[pl.Series, np.ndarray]) -> RequestShard:
     ext, internal = shard
-    assert model.history_ is not None
-    ranked = model.rank(internal, k, rules=rules).to_frame()
-    return to_external(ranked, pl.Series(internal), ext, model.history_.items)
+    return RequestShard(ext, with_rows(state, internal, state.n_users))
 
 
-def candidates_shard(model: TwoStageRecommender, shard: Shard) -> pl.DataFrame:
+def shard_state(side: RankState, users: UsersWithRows) -> RankState:
+    """``side`` (the item side) answering for the shard's users as ``users.local``."""
+    state = for_users(side, users.rows)
+    return replace(state, stage=replace(state.stage, user_ids=users.ids))
+
+
+def recommend_shard(shared: tuple[RankState, int, ItemRules, IdMap], shard: RequestShard) -> pl.DataFrame:
+    """One shard's ``user_id, item_id, rank, score`` rows in the shard's order (the rank path)."""
+    side, k, rules, items = shared
+    local = shard.users.local
+    ranked = shard_state(side, shard.users).rank(local, k, rules=rules).to_frame()
+    return to_external(ranked, pl.Series(local), shard.ext, items)
+
+
+def candidates_shard(shared: tuple[RankState, IdMap], shard: RequestShard) -> pl.DataFrame:
     """One shard's fused stage-1 union (``user_id, item_id, n_sources, <source>_score, ...``)."""
-    ext, internal = shard
-    stage = model.stage1_
-    assert stage is not None and model.history_ is not None
-    union = stage.candidates(internal, stage.topk(internal, exclude_seen=not model.allow_repeats)).to_frame()
-    union = union.join(pl.DataFrame({USER: internal, USER_ID: ext}), on=USER, how="inner", maintain_order="left")
-    union = union.with_columns(model.history_.items.external(union.get_column(ITEM)).alias(ITEM_ID))
+    side, items = shared
+    state, local = shard_state(side, shard.users), shard.users.local
+    stage = state.stage
+    union = stage.candidates(local, stage.topk(local, exclude_seen=not state.allow_repeats)).to_frame()
+    union = union.join(pl.DataFrame({USER: local, USER_ID: shard.ext}), on=USER, how="inner", maintain_order="left")
+    union = union.with_columns(items.external(union.get_column(ITEM)).alias(ITEM_ID))
     return union.select(USER_ID, ITEM_ID, pl.exclude(USER, ITEM, USER_ID, ITEM_ID))

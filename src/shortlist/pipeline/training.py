@@ -23,7 +23,7 @@ from shortlist.pipeline.negatives import sample_rows
 from shortlist.pipeline.parallel import map_shards, map_shards_kept, mapper_client, user_shards
 from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.stage1 import Stage1
-from shortlist.pipeline.user_rows import ShardsWithRows, UsersWithRows, for_users, item_side
+from shortlist.pipeline.user_rows import UsersWithRows, for_users, item_side, shards_with_rows
 from shortlist.ranking.base import Ranker
 from shortlist.ranking.lgbm import LGBMRanker
 from shortlist.ranking.xgb import XGBRanker
@@ -111,7 +111,7 @@ def window_frame(stage: Stage1, features: FeaturePipeline, window: LabelWindow, 
     order = np.argsort(keys)
     fitted = (stage, features)
     shared = WindowShared(*item_side(fitted), keys[order], grades[order], index, config)
-    shards = ShardsWithRows(fitted, user_shards(users, config.shard_users) if len(users) else [])
+    shards = shards_with_rows(fitted, user_shards(users, config.shard_users) if len(users) else [])
     step = f"training rows of {window.name}"
     kept: list[Any] = []
     if config.ranker == "lightgbm-dask":  # the feature rows stay on the workers; their labels and groups come here
@@ -171,12 +171,11 @@ def shard_rows(shared: WindowShared, shard: UsersWithRows) -> ShardRows:
     The stage and features answer for the shard's users as rows ``0..n-1``; labels, sampling and
     groups read their ids."""
     stage, features = for_users((shared.stage, shared.features), shard.rows)
-    stage, config, users = replace(stage, user_ids=shard.users), shared.config, shard.users
-    rows = np.arange(len(users))
-    tops = stage.topk(rows, exclude_seen=not config.allow_repeats)
-    per_source = _source_hits(users, tops, stage.names, shared.keys)
-    u = stage.candidates(rows, tops)
-    ids = replace(u, users=users[u.users])
+    stage, config = replace(stage, user_ids=shard.ids), shared.config
+    tops = stage.topk(shard.local, exclude_seen=not config.allow_repeats)
+    per_source = _source_hits(shard.users, tops, stage.names, shared.keys)
+    u = stage.candidates(shard.local, tops)
+    ids = replace(u, users=shard.ids[u.users])
     y = _labels_of(ids, shared.keys, shared.grades)
     keep = sample_rows(ids, y, config)
     return ShardRows(features.matrix(u.take(keep)), y[keep], ids.users[keep] + (shared.index << 32),

@@ -17,7 +17,6 @@ from typing import Any, Self
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from shortlist.config import TwoStageConfig, derive
 from shortlist.data.containers import Interactions, Items
@@ -31,16 +30,16 @@ from shortlist.pipeline.labels import Target, iter_label_windows
 from shortlist.pipeline.options import check_options
 from shortlist.pipeline.parallel import map_shards
 from shortlist.pipeline.progress import Progress, silent
-from shortlist.pipeline.ranked import Ranked, best_per_user
+from shortlist.pipeline.rank_state import RankState
+from shortlist.pipeline.ranked import Ranked
 from shortlist.pipeline.rules import Rules
-from shortlist.pipeline.shard_tasks import candidates_shard, recommend_shard, shards_of
+from shortlist.pipeline.shard_tasks import candidates_shard, recommend_shard, request_shards
 from shortlist.pipeline.stage1 import Stage1, prepare_catalogue
 from shortlist.pipeline.training import learn_window_fusion, require_cluster_for, train_ranker, window_frame, window_users
-from shortlist.pipeline.widen import rank_widening, widened
+from shortlist.pipeline.user_rows import item_side
 from shortlist.ranking.base import Ranker, ranker_kind
-from shortlist.retrieval.base import CandidateSource, check_k, history_row
+from shortlist.retrieval.base import CandidateSource
 from shortlist.retrieval.popularity import Popularity
-from shortlist.retrieval.topk import rows_of
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +157,11 @@ class TwoStageRecommender:
             raise NotFittedError(type(self).__name__)
         return self.stage1_, self.features_, self.history_, self.fallback_
 
+    def rank_state(self) -> RankState:
+        """What the rank path reads of this model (the fitted users' seen items, not the log)."""
+        stage, features, fitted, fallback = self._fitted()
+        return RankState(stage, features, self.ranker_, fallback, fitted.to_csr(binary=True), self.allow_repeats)
+
     def rank(self, users: np.ndarray, k: int, *, history: UserHistory | None = None,
              rules: Rules | ItemRules | None = None, failed: list[str] | None = None) -> Ranked:
         """Each of ``users``' (internal ids; distinct) top-``k`` items: candidates → features → scores
@@ -166,51 +170,7 @@ class TwoStageRecommender:
         or a new id for an anonymous session). ``rules``: business rules (filters, boosts, a cap per
         category, pins: :mod:`shortlist.pipeline.rules`); lists they leave short are ranked again
         from a wider candidate budget. ``failed``: leave out sources that raise, naming them there."""
-        fitted = self._fitted()[2]
-        users = np.asarray(users, dtype=np.int64).reshape(-1)
-        k = check_k(k, fitted.n_items)
-        compiled = item_rules(self, rules)
-        ranked = rank_widening(lambda shard, factor: self._rank(shard, k, history, compiled, factor, failed is not None),
-                               users, k, compiled)
-        if failed is not None:
-            failed.extend(name for name in ranked.failed if name not in failed)
-        return ranked
-
-    def _rank(self, users: np.ndarray, k: int, history: UserHistory | None, rules: ItemRules, factor: int,
-              tolerant: bool) -> Ranked:
-        """One pass of :meth:`rank` over a candidate pool ``factor`` times the usual."""
-        stage, features, fitted, fallback = self._fitted()
-        stage = widened(stage, factor, fitted.n_items)
-        failed: list[str] | None = [] if tolerant else None
-        t0 = time.perf_counter()
-        exclude = not self.allow_repeats
-        if history is None:
-            tops = stage.topk(users, exclude_seen=exclude, failed=failed)
-        else:
-            tops = stage.topk_for_history(history.items, timestamps=history.timestamps, exclude_seen=exclude,
-                                          failed=failed, weights=history.weights)
-        union = stage.candidates(users, tops)
-        if history is None:  # users without a fitted history have nothing to rank: popularity alone
-            union = union.take(np.flatnonzero(union.users < fitted.n_users))
-        t1 = time.perf_counter()
-        X = features.matrix(union, history=history) if self.ranker_ is not None and len(union) else None
-        t2 = time.perf_counter()
-        scores = self.ranker_.predict(X).astype(np.float32) if self.ranker_ is not None and X is not None else \
-            -union.best_rank().astype(np.float32)
-        scores = rules.boost(union.items, scores)
-        lists = best_per_user(union, scores, users, k, keep=rules.keep(union, scores))
-        seen = self._seen(users, history) if exclude else None
-        assert fallback.ranking_ is not None
-        items, top_scores, rows = rules.pin(rules.top_up(lists, fallback.ranking_, fitted.n_items, seen), seen)
-        stages = {"retrieval": t1 - t0, "features": t2 - t1, "ranking": time.perf_counter() - t2}
-        return Ranked(users, items, top_scores, rows, union, X, tuple(failed or ()), stages)
-
-    def _seen(self, users: np.ndarray, history: UserHistory | None) -> sp.csr_matrix:
-        """The seen items of each ranked row: the fitted users' rows, or the one explicit history's."""
-        fitted = self._fitted()[2]
-        if history is not None:
-            return history_row(history.items, fitted.n_items)
-        return rows_of(fitted.to_csr(binary=True), users)
+        return self.rank_state().rank(users, k, rules=item_rules(self, rules), history=history, failed=failed)
 
     # --- recommendations -----------------------------------------------------------------------
     def recommend(self, user_ids: Sequence[str | int] | pl.Series, k: int, *,
@@ -221,24 +181,28 @@ class TwoStageRecommender:
         return pl.concat(list(self.recommend_batches(user_ids, k, rules=rules)), how="vertical_relaxed")
 
     def recommend_batches(self, user_ids: Sequence[str | int] | pl.Series | None, k: int, *,
-                          progress: Progress = silent, rules: Rules | ItemRules | None = None) -> Iterator[pl.DataFrame]:
-        """:meth:`recommend` a shard of users at a time (``None``: every user of the fit), so a caller
-        can stream the rows out: memory follows the shard, not the number of users. Shards run
-        through :func:`~shortlist.pipeline.parallel.map_shards` (``config.n_jobs`` threads)."""
-        fitted = self._fitted()[2]
+                          progress: Progress = silent, rules: Rules | ItemRules | None = None,
+                          shard_users: int | None = None, step: str = "recommending") -> Iterator[pl.DataFrame]:
+        """:meth:`recommend` a shard of users at a time (``None``: every user of the fit; shards of
+        ``shard_users``, by default the config's), so a caller can stream the rows out: memory
+        follows the shard, not the number of users. Shards run through
+        :func:`~shortlist.pipeline.parallel.map_shards` (``config.n_jobs`` threads, or a cluster's
+        workers), each with its users' rows of the rank state and the item side shared."""
+        fitted, state = self._fitted()[2], self.rank_state()
         ext, internal = internal_users(fitted.users.ids if user_ids is None else user_ids, fitted.users)
-        tasks = shards_of(ext, internal, self.config.shard_users)
-        yield from map_shards(recommend_shard, (self, k, item_rules(self, rules)), tasks, step="recommending",
-                              progress=progress, n_jobs=self.config.n_jobs)
+        shared = (item_side(state), k, item_rules(self, rules), fitted.items)
+        shards = request_shards(state, ext, internal, shard_users or self.config.shard_users)
+        yield from map_shards(recommend_shard, shared, shards, step=step, progress=progress, n_jobs=self.config.n_jobs)
 
     def candidate_batches(self, user_ids: Sequence[str | int] | pl.Series, *,
                           progress: Progress = silent) -> Iterator[pl.DataFrame]:
         """Stage 1 alone, a shard at a time: each user's fused candidate union with every source's score
         and rank (``user_id, item_id, n_sources, <source>_score, <source>_rank, ..., fused_score``)."""
-        fitted = self._fitted()[2]
+        fitted, state = self._fitted()[2], self.rank_state()
         ext, internal = internal_users(user_ids, fitted.users)
-        yield from map_shards(candidates_shard, self, shards_of(ext, internal, self.config.shard_users), step="candidates",
-                              progress=progress, n_jobs=self.config.n_jobs)
+        yield from map_shards(candidates_shard, (item_side(state), fitted.items),
+                              request_shards(state, ext, internal, self.config.shard_users),
+                              step="candidates", progress=progress, n_jobs=self.config.n_jobs)
 
     @property
     def n_users(self) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, Self, TypeVar, overload, runtime_checkable
 
 import numpy as np
@@ -24,6 +25,8 @@ import scipy.sparse as sp
 from shortlist.retrieval.topk import rows_of
 
 T = TypeVar("T")
+R = TypeVar("R")
+S = TypeVar("S")
 NO_USERS = np.zeros(0, np.int64)
 
 
@@ -117,35 +120,55 @@ def for_users(side: T, rows: list[Any]) -> T:
 
 @dataclass(frozen=True)
 class UsersWithRows:
-    """A shard of users and an object's rows of them (:func:`user_rows`)."""
+    """A shard of users (``users``, in shard order) and an object's rows of its known ones
+    (:func:`user_rows`). Put back with :func:`for_users`, the object answers for ``ids[j]`` as user
+    ``j``: the known users first (their rows), then the unknown ones (past the rows: still unknown).
+    ``local[i]`` is ``users[i]``'s id there."""
 
     users: np.ndarray
     rows: list[Any]
+    ids: np.ndarray
+    local: np.ndarray
 
 
-class ShardsWithRows(Sequence[UsersWithRows]):
-    """Shards of users, each with ``obj``'s rows of them, cut when asked for: a mapper that takes the
-    shards one at a time holds one shard's rows, not every user's twice."""
+def with_rows(obj: Any, users: np.ndarray, n_users: int | None = None) -> UsersWithRows:
+    """``users`` (distinct) with ``obj``'s rows of them. ``n_users``: ids from it on are unknown to
+    ``obj`` and carry no row; ``None``: every user must be known (:class:`IndexError` otherwise)."""
+    users = np.asarray(users, np.int64)
+    known = np.ones(len(users), bool) if n_users is None else users < n_users
+    order = np.concatenate([np.flatnonzero(known), np.flatnonzero(~known)])
+    local = np.empty(len(users), np.int64)
+    local[order] = np.arange(len(users))
+    return UsersWithRows(users, user_rows(obj, users[known]), users[order], local)
 
-    def __init__(self, obj: Any, shards: Sequence[np.ndarray]) -> None:
-        self.obj, self.shards = obj, shards
+
+class Lazy(Sequence[R]):
+    """``cut(s)`` for each of ``shards``, made when asked for: a mapper that takes the shards one at
+    a time holds one shard's rows, not every user's twice."""
+
+    def __init__(self, cut: Callable[[S], R], shards: Sequence[S]) -> None:
+        self.cut, self.shards = cut, shards
 
     def __len__(self) -> int:
         return len(self.shards)
 
-    def __iter__(self) -> Iterator[UsersWithRows]:
+    def __iter__(self) -> Iterator[R]:
         # not Sequence's: that one stops quietly at an IndexError, which a bad shard would raise
         for i in range(len(self)):
             yield self[i]
 
     @overload
-    def __getitem__(self, i: int) -> UsersWithRows: ...
+    def __getitem__(self, i: int) -> R: ...
 
     @overload
-    def __getitem__(self, i: slice) -> list[UsersWithRows]: ...
+    def __getitem__(self, i: slice) -> list[R]: ...
 
-    def __getitem__(self, i: int | slice) -> UsersWithRows | list[UsersWithRows]:
+    def __getitem__(self, i: int | slice) -> R | list[R]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        users = np.asarray(self.shards[i], np.int64)
-        return UsersWithRows(users, user_rows(self.obj, users))
+        return self.cut(self.shards[i])
+
+
+def shards_with_rows(obj: Any, shards: Sequence[np.ndarray], n_users: int | None = None) -> Lazy[UsersWithRows]:
+    """Shards of users, each cut lazily with ``obj``'s rows of them (:func:`with_rows`)."""
+    return Lazy(partial(with_rows, obj, n_users=n_users), shards)

@@ -87,6 +87,16 @@ def rows_of(matrix: sp.csr_matrix, users: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((matrix.data[take], matrix.indices[take], out_ptr), shape=(len(users), matrix.shape[1]))
 
 
+def rows_or(values: np.ndarray, users: np.ndarray, fill: float | int) -> np.ndarray:
+    """``values[users]`` (one row per user), ``fill`` for users outside it (unknown at fit time, or
+    negative; an array of no users has only those)."""
+    users = np.asarray(users, dtype=np.int64).reshape(-1)
+    inside = (users >= 0) & (users < len(values))
+    out = np.full((len(users), *values.shape[1:]), fill, dtype=values.dtype)
+    out[inside] = values[users[inside]]
+    return out
+
+
 def gather_spans(starts: np.ndarray, lens: np.ndarray, dtype: type = np.int64) -> tuple[np.ndarray, np.ndarray]:
     """Spans ``starts[i] .. starts[i] + lens[i]`` of some flat arrays laid end to end: the new
     offsets (``dtype``, one more than the spans) and the positions to take, in span order."""
@@ -104,9 +114,9 @@ def _row_spans(matrix: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np
     """Each of ``users``' (int64) first stored entry in ``matrix`` and its number of entries (0 for
     users outside it)."""
     inside = (users >= 0) & (users < matrix.shape[0])
-    safe = np.where(inside, users, 0)
-    starts = matrix.indptr[safe]
-    return starts, np.where(inside, matrix.indptr[safe + 1] - starts, 0)
+    starts = matrix.indptr[np.where(inside, users, 0)]
+    ends = matrix.indptr[np.where(inside, users + 1, 0)]  # a matrix without rows has one offset
+    return starts, ends - starts
 
 
 def sparse_topk(

@@ -20,7 +20,7 @@ from shortlist.data.containers import Interactions, Items
 from shortlist.errors import ConfigError
 from shortlist.index._topk import flat_index
 from shortlist.retrieval.base import State, check_k, csr_from_arrays, csr_to_arrays, history_row, require_fitted
-from shortlist.retrieval.topk import product_topk, rows_of
+from shortlist.retrieval.topk import product_topk, rows_of, rows_or
 from shortlist.schema import ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
 _ROWS_PER_CHUNK = 1024  # users per block: bounds the dense (block × users) similarity
@@ -146,8 +146,7 @@ class UserKNN:
         pool positions, padded -1 / -inf."""
         assert self.normed_t_ is not None and self.pool_pos_ is not None
         n_pool = self.normed_t_.shape[1]
-        inside = (users >= 0) & (users < len(self.pool_pos_))
-        pos = np.where(inside, self.pool_pos_[np.where(inside, users, 0)], -1)
+        pos = rows_or(self.pool_pos_, users, -1)
         self_rows = np.flatnonzero(pos >= 0)
         me = sp.csr_matrix((np.ones(len(self_rows), np.float32), (self_rows, pos[self_rows])),
                            shape=(len(users), n_pool))
@@ -160,10 +159,8 @@ class UserKNN:
         assert self.normed_t_ is not None and self.recent_pool_ is not None and self.normed_ is not None
         n_pool = self.normed_t_.shape[1]
         if normed is None and self.graph_ is not None:
-            inside = (users >= 0) & (users < len(self.graph_[0]))
-            safe = np.where(inside, users, 0)
-            nb, sim = self.graph_[0][safe].astype(np.int64), self.graph_[1][safe]
-            nb[~inside] = -1  # users unknown at fit time have no neighbours
+            # users unknown at fit time have no neighbours
+            nb, sim = rows_or(self.graph_[0], users, -1).astype(np.int64), rows_or(self.graph_[1], users, -np.inf)
         else:
             nb, sim = self._neighbours(rows_of(self.normed_, users) if normed is None else normed, users)
         # Each row's neighbours (distinct) by pool position, straight into CSR: the same matrix as
