@@ -138,10 +138,10 @@ def test_batches_from_shards_rows_equal_the_whole_models_rank(model, repeats):
 
     m = replace_config(model, shard_users=3, allow_repeats=repeats)
     ext = m.history_.users.ids
-    ids = [ext[5], "new-a", ext[0], ext[m.n_users - 1], "new-b", "new-c", ext[90]]
+    ids = [ext[5], "new-a", ext[m.n_users - 1], "new-b", "new-c", "new-d", ext[0], ext[90]]  # shards of 3
     rules = Rules(available_items=tuple(_model_items(m)[: len(_model_items(m)) // 3]))
     got = m.recommend(ids, 6, rules=rules)
-    internal = np.array([5, m.n_users, 0, m.n_users - 1, m.n_users + 1, m.n_users + 2, 90])
+    internal = np.array([5, m.n_users, m.n_users - 1, m.n_users + 1, m.n_users + 2, m.n_users + 3, 0, 90])
     ranked = m.rank_state().rank(internal, 6, rules=item_rules(m, rules)).to_frame()
     assert got.get_column("user_id").unique(maintain_order=True).to_list() == ids
     assert got.get_column("item_id").to_list() == m.history_.items.external(ranked.get_column("item")).to_list()

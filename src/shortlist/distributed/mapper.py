@@ -49,7 +49,7 @@ class DaskMapper:
         try:
             [out.shared] = self.client.scatter([shared], broadcast=True, hash=False)
             done = as_completed()
-            while out.more() and len(out.pending) < out.limit:
+            while out.room():
                 done.add(out.submit_next())
             nxt = 0
             for future in done:
@@ -58,7 +58,7 @@ class DaskMapper:
                 while nxt in out.ready:
                     yield out.ready.pop(nxt)
                     nxt += 1
-                while out.more() and len(out.pending) + len(out.ready) < out.limit:
+                while out.room():
                     done.add(out.submit_next())
         except Exception as e:
             if cluster_failure(e):
@@ -70,14 +70,14 @@ class DaskMapper:
 
 
 class _Outstanding:
-    """A step's shards on their way: submitted in task order, at most ``limit`` out (running or
-    done but waiting for an earlier one), results kept by position until yielded."""
+    """A step's shards on their way: submitted in task order while fewer than
+    :data:`SHARDS_PER_THREAD` per worker thread are out and as few results wait for an earlier
+    shard; results kept by position until yielded."""
 
     def __init__(self, client: Client, fn: Callable[[Any, Any], Any], tasks: Sequence[Any],
                  keep: Callable[[Any], Any] | None, retries: int, step: str) -> None:
         self.client, self.fn, self.tasks, self.keep, self.retries = client, fn, tasks, keep, retries
         self.prefix = f"{re.sub(r'[^A-Za-z0-9]+', '-', step).strip('-')}-{uuid.uuid4().hex[:8]}"
-        self.limit = SHARDS_PER_THREAD * max(1, sum(client.nthreads().values()))
         self.shared: Any = None
         self.submitted = self.finished = 0
         self.pending: dict[Any, Future] = {}
@@ -85,8 +85,12 @@ class _Outstanding:
         self.kept: dict[int, Future] = {}
         self.ready: dict[int, Any] = {}
 
-    def more(self) -> bool:
-        return self.submitted < len(self.tasks)
+    def room(self) -> bool:
+        """Whether another shard may go out (the workers are counted each time: they may join late)."""
+        if self.submitted >= len(self.tasks):
+            return False
+        limit = SHARDS_PER_THREAD * max(1, sum(self.client.nthreads().values()))
+        return len(self.pending) < limit and len(self.ready) < limit
 
     def submit_next(self) -> Future:
         import dask

@@ -29,8 +29,9 @@ from shortlist.retrieval.topk import rows_of
 @dataclass(frozen=True)
 class RankState:
     """A fitted model's rank path: its stage 1, features, ranker (None: fusion order), popularity
-    fallback, and ``seen``, a binary (fitted users × items) matrix of what each user has seen. Users
-    from ``n_users`` on are unknown: they get the popular list."""
+    fallback, and ``seen``, a binary (fitted users × items) matrix of what each user has seen (no
+    entries where repeats are allowed: then only its rows are counted). Users from ``n_users`` on
+    are unknown: they get the popular list."""
 
     USER_ROWS: ClassVar[tuple[str, ...]] = ("stage", "features", "fallback", "seen")
 

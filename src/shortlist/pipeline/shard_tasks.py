@@ -47,12 +47,25 @@ def shard_state(side: RankState, users: UsersWithRows) -> RankState:
     return replace(state, stage=replace(state.stage, user_ids=users.ids))
 
 
-def recommend_shard(shared: tuple[RankState, int, ItemRules, IdMap], shard: RequestShard) -> pl.DataFrame:
-    """One shard's ``user_id, item_id, rank, score`` rows in the shard's order (the rank path)."""
-    side, k, rules, items = shared
-    local = shard.users.local
-    ranked = shard_state(side, shard.users).rank(local, k, rules=rules).to_frame()
-    return to_external(ranked, pl.Series(local), shard.ext, items)
+@dataclass(frozen=True)
+class RecommendShared:
+    """What every shard of a batch recommendation reads: the rank state's item side, ``k``, the
+    compiled rules, the item ids, and how many users the rank path takes at a time."""
+
+    side: RankState
+    k: int
+    rules: ItemRules
+    items: IdMap
+    rank_users: int
+
+
+def recommend_shard(shared: RecommendShared, shard: RequestShard) -> pl.DataFrame:
+    """One shard's ``user_id, item_id, rank, score`` rows in the shard's order (the rank path, on
+    ``rank_users`` of them at a time: a large export part costs one such slice's candidates)."""
+    state, local = shard_state(shared.side, shard.users), shard.users.local
+    ranked = [state.rank(part, shared.k, rules=shared.rules).to_frame()
+              for part in user_shards(local, shared.rank_users)]
+    return to_external(pl.concat(ranked), pl.Series(local), shard.ext, shared.items)
 
 
 def candidates_shard(shared: tuple[RankState, IdMap], shard: RequestShard) -> pl.DataFrame:

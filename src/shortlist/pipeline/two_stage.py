@@ -17,9 +17,10 @@ from typing import Any, Self
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from shortlist.config import TwoStageConfig, derive
-from shortlist.data.containers import Interactions, Items
+from shortlist.data.containers import Interactions, Items, read_only
 from shortlist.data.events import weigh
 from shortlist.errors import NotFittedError
 from shortlist.features.pipeline import FeaturePipeline
@@ -33,7 +34,7 @@ from shortlist.pipeline.progress import Progress, silent
 from shortlist.pipeline.rank_state import RankState
 from shortlist.pipeline.ranked import Ranked
 from shortlist.pipeline.rules import Rules
-from shortlist.pipeline.shard_tasks import candidates_shard, recommend_shard, request_shards
+from shortlist.pipeline.shard_tasks import RecommendShared, candidates_shard, recommend_shard, request_shards
 from shortlist.pipeline.stage1 import Stage1, prepare_catalogue
 from shortlist.pipeline.training import learn_window_fusion, require_cluster_for, train_ranker, window_frame, window_users
 from shortlist.pipeline.user_rows import item_side
@@ -158,9 +159,13 @@ class TwoStageRecommender:
         return self.stage1_, self.features_, self.history_, self.fallback_
 
     def rank_state(self) -> RankState:
-        """What the rank path reads of this model (the fitted users' seen items, not the log)."""
+        """What the rank path reads of this model (the fitted users' seen items, not the log; none
+        where repeats are allowed, as nothing is excluded then)."""
         stage, features, fitted, fallback = self._fitted()
-        return RankState(stage, features, self.ranker_, fallback, fitted.to_csr(binary=True), self.allow_repeats)
+        seen = fitted.cached("csr:none", lambda: read_only(sp.csr_matrix((fitted.n_users, fitted.n_items),
+                                                                          dtype=np.float32))) \
+            if self.allow_repeats else fitted.to_csr(binary=True)
+        return RankState(stage, features, self.ranker_, fallback, seen, self.allow_repeats)
 
     def rank(self, users: np.ndarray, k: int, *, history: UserHistory | None = None,
              rules: Rules | ItemRules | None = None, failed: list[str] | None = None) -> Ranked:
@@ -190,7 +195,7 @@ class TwoStageRecommender:
         workers), each with its users' rows of the rank state and the item side shared."""
         fitted, state = self._fitted()[2], self.rank_state()
         ext, internal = internal_users(fitted.users.ids if user_ids is None else user_ids, fitted.users)
-        shared = (item_side(state), k, item_rules(self, rules), fitted.items)
+        shared = RecommendShared(item_side(state), k, item_rules(self, rules), fitted.items, self.config.shard_users)
         shards = request_shards(state, ext, internal, shard_users or self.config.shard_users)
         yield from map_shards(recommend_shard, shared, shards, step=step, progress=progress, n_jobs=self.config.n_jobs)
 
