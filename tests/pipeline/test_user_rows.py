@@ -179,3 +179,19 @@ def test_a_request_shard_asks_undeclared_sources_by_the_users_ids(model):
     shard = with_rows(state, users, state.n_users)
     part = shard_state(item_side(state), shard)
     assert part.stage.user_ids[shard.local].tolist() == users.tolist() and part.n_users == 2
+
+
+def test_a_large_part_is_ranked_shard_users_at_a_time(model, monkeypatch):
+    """An export part of many users costs one ``shard_users`` slice's candidates at a time, with
+    the same lists as shards of that size."""
+    from shortlist.pipeline.rank_state import RankState
+
+    m = replace_config(model, shard_users=4)
+    ids = m.history_.users.ids[:11]
+    sizes: list[int] = []
+    rank = RankState.rank
+    monkeypatch.setattr(RankState, "rank", lambda self, users, *a, **kw: sizes.append(len(users)) or
+                        rank(self, users, *a, **kw))
+    [part] = list(m.recommend_batches(ids, 5, shard_users=11))
+    assert sizes == [4, 4, 3]
+    assert part.equals(pl.concat(list(m.recommend_batches(ids, 5))))
