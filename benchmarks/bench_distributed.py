@@ -12,7 +12,8 @@ allow_repeats=True)`` with seed 0, and recommend k=10 for the evaluation users a
 modes, each shard with its users' rows). ``cluster`` does both inside ``on_cluster("local:N")`` (N worker processes of one
 thread); ``cluster-dask-ranker`` the same with ``ranker="lightgbm-dask"`` (the training rows stay on
 the workers). The table: fit and recommend seconds, the command process's peak RSS, each worker's peak
-RSS (``ru_maxrss`` read on the worker; both also as of the fit's end), the process tree's peak (all
+RSS (``VmHWM``, read in each process: a worker's ``ru_maxrss`` would carry the command's size when the
+cluster started; both also as of the fit's end), the process tree's peak (all
 processes together), NDCG@10 on the evaluation users, and whether the recommendations equal the single process's (lists, and the
 largest score difference).
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -42,6 +42,7 @@ def run_mode(mode: str, data: Path, out: Path, workers: int, batch_users: int, w
     import contextlib
 
     from shortlist.data.loaders.generic import load_dataset, load_user_ids
+    from shortlist.distributed.cluster import peak_rss
     from shortlist.pipeline.two_stage import TwoStageRecommender
 
     t0 = time.perf_counter()
@@ -66,7 +67,7 @@ def run_mode(mode: str, data: Path, out: Path, workers: int, batch_users: int, w
             from shortlist.distributed.cluster import worker_peak_memory
 
             fit_peaks = worker_peak_memory(client)
-        client_fit_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB
+        client_fit_peak = peak_rss() / GB
         recs = pl.concat(list(model.recommend_batches(users, K)))
         t4 = time.perf_counter()
         if client is not None:
@@ -77,7 +78,7 @@ def run_mode(mode: str, data: Path, out: Path, workers: int, batch_users: int, w
     print(json.dumps({"mode": mode, "load_s": t1 - t0, "cluster_start_s": t2 - t1, "fit_s": t3 - t2,
                       "recommend_s": t4 - t3, "users": len(users), "timings": model.metrics_.get("timings"),
                       "ranker": {k: v for k, v in (model.metrics_.get("ranker") or {}).items() if k != "valid_curve"},
-                      "client_peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB,
+                      "client_peak_gb": peak_rss() / GB,
                       "client_fit_peak_gb": client_fit_peak,
                       "worker_fit_peaks_gb": {a: p / GB for a, p in sorted(fit_peaks.items())},
                       "worker_peaks_gb": {a: p / GB for a, p in sorted(peaks.items())}}, default=str))

@@ -114,11 +114,23 @@ def _dashboard(client: Client) -> str | None:
 
 
 def worker_peak_memory(client: Client) -> dict[str, int]:
-    """Each worker process's peak resident bytes so far (``ru_maxrss``), by worker address."""
-    return dict(client.run(_peak_rss))
+    """Each worker process's peak resident bytes so far (:func:`peak_rss`), by worker address."""
+    return dict(client.run(peak_rss))
 
 
-def _peak_rss() -> int:
+def peak_rss() -> int:
+    """This process's own peak resident bytes: Linux's ``VmHWM``, else ``ru_maxrss``. Not
+    ``ru_maxrss`` on Linux: a process started by fork and exec (a local cluster's worker) reports
+    there the larger of its own peak and its parent's resident size when it was started."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
+    import sys
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
