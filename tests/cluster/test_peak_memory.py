@@ -1,5 +1,5 @@
 """A worker's peak memory is its own: a process started by fork and exec (a local cluster's worker)
-reports its parent's resident size as its ``ru_maxrss``, which made every worker look as large as
+reports its parent's peak as its ``ru_maxrss``, which made every worker look as large as
 the command's process when the cluster started."""
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def worker_peak_memory(client: Client) -> dict[str, int]:
 def peak_rss() -> int:
     """This process's own peak resident bytes: Linux's ``VmHWM``, else ``ru_maxrss``. Not
     ``ru_maxrss`` on Linux: a process started by fork and exec (a local cluster's worker) reports
-    there the larger of its own peak and its parent's resident size when it was started."""
+    there the larger of its own peak and its parent's peak when it was started."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
