@@ -196,17 +196,17 @@ class TwoStageRecommender:
         fitted, state = self._fitted()[2], self.rank_state()
         ext, internal = internal_users(fitted.users.ids if user_ids is None else user_ids, fitted.users)
         shared = RecommendShared(item_side(state), k, item_rules(self, rules), fitted.items, self.config.shard_users)
-        shards = request_shards(state, ext, internal, shard_users or self.config.shard_users)
+        shards = request_shards(state, state.n_users, ext, internal, shard_users or self.config.shard_users)
         yield from map_shards(recommend_shard, shared, shards, step=step, progress=progress, n_jobs=self.config.n_jobs)
 
     def candidate_batches(self, user_ids: Sequence[str | int] | pl.Series, *,
                           progress: Progress = silent) -> Iterator[pl.DataFrame]:
         """Stage 1 alone, a shard at a time: each user's fused candidate union with every source's score
         and rank (``user_id, item_id, n_sources, <source>_score, <source>_rank, ..., fused_score``)."""
-        fitted, state = self._fitted()[2], self.rank_state()
+        stage, _, fitted, _ = self._fitted()  # stage 1 alone: its shards carry no feature or seen-item rows
         ext, internal = internal_users(user_ids, fitted.users)
-        yield from map_shards(candidates_shard, (item_side(state), fitted.items),
-                              request_shards(state, ext, internal, self.config.shard_users),
+        yield from map_shards(candidates_shard, (item_side(stage), fitted.items, self.allow_repeats),
+                              request_shards(stage, fitted.n_users, ext, internal, self.config.shard_users),
                               step="candidates", progress=progress, n_jobs=self.config.n_jobs)
 
     @property
