@@ -133,7 +133,8 @@ def test_conversion_features_by_hand():
     assert feats.names == ["user_n_view", "user_n_addtocart", "user_n_transaction", "user_addtocart_per_view",
                            "user_transaction_per_view", "item_n_view", "item_n_addtocart", "item_n_transaction",
                            "item_addtocart_per_view", "item_transaction_per_view"]
-    rows = FeatureRows(stats.profiles, np.array([0, 1, 2, 7]), np.array([0, 1, 2, 0]), np.zeros(4, np.int64))
+    profiles = stats.profiles_for(np.arange(stats.n_users))
+    rows = FeatureRows(profiles, np.array([0, 1, 2, 7]), np.array([0, 1, 2, 0]), np.zeros(4, np.int64))
     out = feats.compute(rows)
     nan = np.nan
     expected = {  # rows: (u0, x), (u1, y), (u2, z), (unknown user, x)

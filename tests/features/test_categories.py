@@ -40,9 +40,8 @@ def test_items_without_category_do_not_crash_the_profiles():
     # bug 1: an interacted item without a category crashed every two-stage fit
     ds = _dataset(["x", None, "y", None])
     p = FeaturePipeline(sources=[]).fit(ds.interactions, items=ds.items)
-    prof = p.stats_.profiles
     a = ds.interactions.users.get("a")
-    assert prof.cat_total[a] == 2.0  # i0 (x) and i2 (y); i1 has no category
+    assert p.stats_.profiles_for(np.array([a])).cat_total[0] == 2.0  # i0 (x) and i2 (y); i1 has no category
     assert _affinity(ds, "a", "i0") == pytest.approx(0.5)
     assert np.isnan(_affinity(ds, "a", "i1"))  # the item has no category
 
@@ -70,6 +69,6 @@ def test_multi_valued_categories_count_in_each_of_their_categories():
     ds = _dataset(["Drama|Crime", "Crime", "Home > Kitchen", None])
     p = FeaturePipeline(sources=[]).fit(ds.interactions, items=ds.items)
     a = ds.interactions.users.get("a")
-    assert p.stats_.profiles.cat_total[a] == 3.0  # i0, i1, i2: each categorised
+    assert p.stats_.profiles_for(np.array([a])).cat_total[0] == 3.0  # i0, i1, i2: each categorised
     assert _affinity(ds, "a", "i0") == pytest.approx(2 / 3)  # Crime: i0 and i1 of a's three
     assert _affinity(ds, "a", "i2") == pytest.approx(1 / 3)

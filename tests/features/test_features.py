@@ -13,7 +13,7 @@ from shortlist.features.item import ItemFeatures
 from shortlist.features.pair import PairFeatures
 from shortlist.features.pipeline import FeaturePipeline
 from shortlist.features.similarity import SimilarityFeatures
-from shortlist.features.stats import HistoryStats, recent_items
+from shortlist.features.stats import HistoryStats
 from shortlist.features.user import UserFeatures
 from shortlist.retrieval.union import CandidateUnion
 from shortlist.schema import SECONDS_PER_DAY
@@ -38,7 +38,8 @@ def features(builder, ds, users, items, ref) -> pl.DataFrame:
     """``builder`` fitted on ``ds`` and computed for (user row, item, reference time) rows."""
     stats = HistoryStats.build(ds.interactions, ds.items)
     builder.fit(stats, ds.interactions, items=ds.items)
-    rows = FeatureRows(stats.profiles, np.array(users, np.int64), np.array(items, np.int64), np.array(ref, np.int64))
+    profiles = stats.profiles_for(np.arange(stats.n_users))
+    rows = FeatureRows(profiles, np.array(users, np.int64), np.array(items, np.int64), np.array(ref, np.int64))
     return pl.DataFrame(builder.compute(rows))
 
 
@@ -109,7 +110,7 @@ def test_pair_features_exact(ds):
 
 def test_recent_items_order(ds):
     stats = HistoryStats.build(ds.interactions, ds.items)
-    assert recent_items(stats, 3).tolist() == [[0, 1, -1], [2, 1, -1]]
+    assert stats.profiles_for(np.arange(stats.n_users)).recent[:, :3].tolist() == [[0, 1, -1], [2, 1, -1]]
 
 
 def test_similarity_features(ds):

@@ -100,3 +100,28 @@ def test_empty_and_session_histories():
     session = p.matrix(c, history=UserHistory(np.array([1, 0, 1]), np.array([10, 20, 30])))
     assert session[:, col["user_n"]].tolist() == [3.0, 3.0] and session[:, col["pair_count"]].tolist() == [1.0, 2.0]
     assert np.isnan(session[0, col["user_n_baskets"]])  # no basket column at fit time
+
+
+def test_a_shards_profiles_equal_its_users_rows_of_the_whole_historys(ds):
+    st = pipeline(ds, "user").stats_
+    whole = st.profiles_for(np.arange(st.n_users))
+    some = np.array([41, 3, 17, 0])  # out of order
+    part = st.profiles_for(some)
+    cut = whole.take_rows(some)
+    for name in ("last", "counts", "pair_keys", "pair_count", "pair_first", "pair_last", "total", "cat_total",
+                 "price", "pop", "recent", "event_counts"):
+        a, b = getattr(part, name), getattr(cut, name)
+        np.testing.assert_array_equal(a.toarray() if sp.issparse(a) else a, b.toarray() if sp.issparse(b) else b)
+    for name, values in whole.static.items():
+        np.testing.assert_array_equal(part.static[name], values[some])
+    np.testing.assert_array_equal(st.last, whole.last)
+    repeaters = np.asarray((whole.counts > 1).sum(axis=0)).ravel()
+    np.testing.assert_array_equal(st.item_repeaters, repeaters)
+    assert repeaters.sum() > 0  # the synthetic log repeats items
+
+
+def test_a_unions_unknown_and_repeated_users_get_their_rows(ds):
+    st = pipeline(ds, "user").stats_
+    profiles, rows = st.profiles_of(np.array([5, 99, 5, 2, -1, 2, 5]))
+    assert profiles.n == 2 and rows.tolist() == [1, -1, 1, 0, -1, 0, 1]
+    np.testing.assert_array_equal(profiles.recent, st.profiles_for(np.array([2, 5])).recent)

@@ -62,7 +62,7 @@ class ItemFeatures:
         first[idx] = per_item.get_column("first").to_numpy()
         rank = np.empty(n, np.float32)
         rank[np.argsort(-users, kind="stable")] = np.arange(1, n + 1)
-        repeaters = np.asarray((stats.profiles.counts > 1).sum(axis=0)).ravel().astype(np.float32)
+        repeaters = stats.item_repeaters
         self.static_ = {
             "item_cnt_all": cnt,
             "item_users_all": users,

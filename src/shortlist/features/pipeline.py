@@ -98,8 +98,8 @@ class FeaturePipeline:
         st = self._stats()
         n = len(union)
         if history is None:
-            profiles, rows = st.profiles, union.users
-            ref = self.reference_times(rows)
+            profiles, rows = st.profiles_of(union.users)
+            ref = self.reference_times(union.users)
         else:
             profiles, rows = st.profile_of(history), np.zeros(n, np.int64)
             ref = np.full(n, int(profiles.last[0]) if self.reference == "user" else st.end_ts, np.int64)
@@ -128,15 +128,12 @@ class FeaturePipeline:
         return rows_or(st.user_last, users, st.end_ts)
 
     def warm(self) -> Self:
-        """Build the lookup tables requests use (dense similarity and cosine tables, sorted recent
-        items) now, so the first request after a fit or load is as fast as the rest."""
-        profiles = self._stats().profiles
+        """Build the lookup tables requests use (dense similarity and cosine tables) now, so the
+        first request after a fit or load is as fast as the rest."""
         pair, sim = self.builders[2], self.builders[3]
         assert isinstance(pair, PairFeatures) and isinstance(sim, SimilarityFeatures)
         for name in pair.similarities:
             pair.table(name)
-        for n in pair.last_n:
-            profiles.recent_sorted(n)
         for name, v in sim.embeddings.items():
             if len(v) ** 2 <= DENSE_ITEM_TABLE_CELLS:
                 sim.table(name, v)

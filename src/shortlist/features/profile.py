@@ -1,8 +1,8 @@
 """Per-user state behind the user and pair features, built from explicit histories.
 
-One code path for training and serving: the fit builds :class:`UserProfiles` for every user of the
-history, and a request builds them for one user's explicit :class:`UserHistory` (their offline
-history plus events that arrived since, or an anonymous session) with the same function. Every
+One code path for training and serving: a shard builds :class:`UserProfiles` for its users from
+their rows of the fitted history, and a request for one user's explicit :class:`UserHistory` (their
+offline history plus events that arrived since, or an anonymous session), with the same function. Every
 per-user value is a function of that user's rows alone, accumulated in row order, so a known
 user's profile built from their own training rows equals their row of the batch profiles bit for
 bit. Item-level statistics (:class:`ItemTables`) always come from the fit.
@@ -10,7 +10,9 @@ bit. Item-level statistics (:class:`ItemTables`) always come from the fit.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +20,8 @@ import scipy.sparse as sp
 from shortlist.features.base import SparseCells, keyed_rows
 from shortlist.retrieval.topk import rows_of
 from shortlist.schema import SECONDS_PER_DAY
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,18 @@ class UserProfiles:
     pop: np.ndarray  # float64 mean item_pop of the user's distinct items
     recent: np.ndarray  # int64 (n × recent_len) distinct items, most recent first, -1 padded
     event_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # float64 (n × event types)
-    _sorted_recent: dict[int, np.ndarray] = field(default_factory=dict)
+    _derived: dict[Hashable, Any] = field(default_factory=dict)
+
+    def derived(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``, once for these profiles: per-user tables that several chunks of a shard's
+        candidate rows read (sorted recent items, mean item vectors)."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return cast(T, self._derived[key])
 
     def recent_sorted(self, n: int) -> np.ndarray:
         """Each user's last ``n`` items in ascending id order (-1 padding first), cached."""
-        if n not in self._sorted_recent:
-            self._sorted_recent[n] = np.sort(self.recent[:, :n], axis=1)
-        return self._sorted_recent[n]
+        return self.derived(("recent_sorted", n), lambda: np.sort(self.recent[:, :n], axis=1))
 
     def take_rows(self, users: np.ndarray) -> UserProfiles:
         """The profiles of ``users`` (user ``users[i]`` becomes user ``i``)."""

@@ -33,20 +33,18 @@ class SimilarityFeatures:
     the history, and the source's own score column already carries its trained similarity.
     """
 
-    #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
-    USER_ROWS: ClassVar[tuple[str, ...]] = ("profiles_", "user_mean_")
+    #: Fitted state indexed by user: none (each shard's profiles bring their users' recent items).
+    USER_ROWS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, embeddings: Mapping[str, np.ndarray], history_len: int = 50, decay: float = 0.9) -> None:
         self.embeddings = {k: _normalise(np.asarray(v, dtype=np.float32)) for k, v in embeddings.items()}
         self.history_len, self.decay = history_len, decay
         self.names = [f"{k}_{f}" for k in self.embeddings for f in SIMILARITY_FEATURES]
-        self.profiles_: UserProfiles | None = None
-        self.user_mean_: dict[str, np.ndarray] | None = None
+        self.fitted_ = False
         self._tables: dict[str, np.ndarray] = {}  # item × item cosine, built on first use
 
     def fit(self, stats: HistoryStats, history: Interactions, *, items: Items | None = None) -> Self:
-        self.profiles_ = stats.profiles
-        self.user_mean_ = self.user_means(stats.profiles)
+        self.fitted_ = True  # the vectors came with the constructor: nothing is learned from the history
         return self
 
     def user_means(self, profiles: UserProfiles) -> dict[str, np.ndarray]:
@@ -68,11 +66,11 @@ class SimilarityFeatures:
         return out
 
     def compute(self, r: FeatureRows) -> dict[str, np.ndarray]:
-        """Features for candidate rows (profile row, item); the fitted profiles' means are cached."""
-        if self.profiles_ is None or self.user_mean_ is None:
+        """Features for candidate rows (profile row, item); the profiles' mean vectors are built once."""
+        if not self.fitted_:
             raise NotFittedError("SimilarityFeatures")
         profiles, u, i = r.profiles, r.rows, r.items
-        means = self.user_mean_ if profiles is self.profiles_ else self.user_means(profiles)
+        means = profiles.derived(("user_means", id(self)), lambda: self.user_means(profiles))
         known = (u >= 0) & (u < profiles.n)
         us = np.where(known, u, 0)
         rec = profiles.recent[:, :10][us]  # (rows × 10) the users' recent items, -1 padded

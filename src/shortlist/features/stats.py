@@ -1,4 +1,8 @@
-"""``HistoryStats``: what every feature builder needs from a history, computed once per fit."""
+"""``HistoryStats``: what every feature builder needs from a history, computed once per fit.
+
+User profiles are not kept for every user: :meth:`HistoryStats.profiles_of` builds them for the
+users a shard or a request asks about, from those users' own rows, so memory follows the shard.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +24,21 @@ from shortlist.schema import BASKET, CATEGORY, EVENT, ITEM, PRICE, TIMESTAMP, US
 
 @dataclass
 class HistoryStats:
-    """Item-level arrays of one history, and the :class:`UserProfiles` of all its users."""
+    """Item-level arrays of one history, and each user's rows and last activity (the rows their
+    :class:`UserProfiles` are built from on demand)."""
 
     #: Fitted state indexed by user (split per shard: :mod:`shortlist.pipeline.user_rows`).
-    USER_ROWS: ClassVar[tuple[str, ...]] = ("profiles", "rows")
+    USER_ROWS: ClassVar[tuple[str, ...]] = ("last", "rows")
 
     n_items: int
     end_ts: int
     scale: TimeScale
     item_times: np.ndarray  # sorted (item, timestamp) keys
     tables: ItemTables
-    profiles: UserProfiles
-    rows: _UserRows  # each user's rows, for :meth:`user_history`
+    item_repeaters: np.ndarray  # float32 per item: users with two or more rows of it
+    last: np.ndarray  # int64 per user: last timestamp (the history's end where a user has none)
+    rows: _UserRows  # each user's rows: their profiles and :meth:`user_history`
+    recent_len: int = 50  # distinct recent items a profile keeps
     event_types: tuple[str, ...] = ()  # the types per-event features count
     event_codes: np.ndarray | None = None  # each row's index in event_types (-1: none)
 
@@ -48,24 +55,43 @@ class HistoryStats:
         it = f.get_column(ITEM).to_numpy().astype(np.int64)
         ts = f.get_column(TIMESTAMP).to_numpy().astype(np.int64)
         price, category, item_cats = _item_attributes(history, items)
-        item_users = np.bincount(np.unique(u * n_i + it) % max(n_i, 1), minlength=n_i) if n_i else np.zeros(0)
+        pairs, per_pair = np.unique(u * n_i + it, return_counts=True)
+        item_users = np.bincount(pairs % max(n_i, 1), minlength=n_i) if n_i else np.zeros(0)
+        repeaters = np.bincount(pairs[per_pair > 1] % max(n_i, 1), minlength=n_i).astype(np.float32)
         tables = ItemTables(n_items=n_i, item_pop=np.log1p(item_users).astype(np.float32), item_price=price,
                             item_category=category, item_cats=item_cats, has_baskets=BASKET in f.columns)
         paid = f.get_column(PRICE).cast(pl.Float64).fill_null(np.nan).to_numpy() if PRICE in f.columns else None
         baskets = (f.get_column(BASKET).cast(pl.Utf8).rank("dense").fill_null(0).to_numpy().astype(np.int64)
                    if BASKET in f.columns else None)
-        profiles = UserProfiles.build(u, it, ts, n=n_u, tables=tables, end_ts=end, prices=paid, baskets=baskets,
-                                      recent_len=recent_len, events=codes, n_event_types=len(types))
         w = f.get_column(WEIGHT).to_numpy().astype(np.float32)
         weights = None if bool((w == 1.0).all()) else w  # an unweighted log: 1 each, implied
-        return cls(n_items=n_i, end_ts=end, scale=TimeScale.of(history),
-                   item_times=sorted_item_times(history), tables=tables, profiles=profiles,
-                   rows=_UserRows.of(u, it, ts, paid, baskets, n_u, weights, codes), event_types=types,
-                   event_codes=codes)
+        rows = _UserRows.of(u, it, ts, paid, baskets, n_u, weights, codes)
+        return cls(n_items=n_i, end_ts=end, scale=TimeScale.of(history), item_times=sorted_item_times(history),
+                   tables=tables, item_repeaters=repeaters, last=rows.last(end), rows=rows, recent_len=recent_len,
+                   event_types=types, event_codes=codes)
 
     @property
     def n_users(self) -> int:
-        return self.profiles.n
+        return len(self.last)
+
+    def profiles_of(self, users: np.ndarray) -> tuple[UserProfiles, np.ndarray]:
+        """The profiles of the distinct known users among ``users`` (rows of a candidate union), and
+        each entry's row in them (-1: a user unknown to the fit). Built from those users' rows alone,
+        so each equals the user's profile in a build over the whole history."""
+        users = np.asarray(users, np.int64)
+        known = (users >= 0) & (users < self.n_users)
+        distinct, at = np.unique(users[known], return_inverse=True)
+        rows = np.full(len(users), -1, np.int64)
+        rows[known] = at
+        return self.profiles_for(distinct), rows
+
+    def profiles_for(self, users: np.ndarray) -> UserProfiles:
+        """The profiles of ``users`` (distinct, known; user ``users[i]`` becomes row ``i``)."""
+        r = self.rows.take_rows(np.asarray(users, np.int64))
+        owner = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(r.indptr))
+        return UserProfiles.build(owner, r.items, r.ts, n=len(users), tables=self.tables, end_ts=self.end_ts,
+                                  prices=r.prices, baskets=r.baskets, recent_len=self.recent_len, events=r.events,
+                                  n_event_types=len(self.event_types))
 
     @property
     def item_price(self) -> np.ndarray:
@@ -81,7 +107,7 @@ class HistoryStats:
 
     @property
     def user_last(self) -> np.ndarray:
-        return self.profiles.last
+        return self.last
 
     def user_history(self, user: int) -> UserHistory:
         """A known user's rows of the fitted history, in history order (empty for an unknown user)."""
@@ -90,7 +116,7 @@ class HistoryStats:
     def profile_of(self, history: UserHistory) -> UserProfiles:
         """The profile of one explicit history, against this fit's item statistics."""
         return UserProfiles.of_history(history, tables=self.tables, end_ts=self.end_ts,
-                                       recent_len=self.profiles.recent.shape[1], n_event_types=len(self.event_types))
+                                       recent_len=self.recent_len, n_event_types=len(self.event_types))
 
 
 @dataclass
@@ -124,6 +150,14 @@ class _UserRows:
 
         return _UserRows(indptr, self.items[take], self.ts[take], cut(self.prices), cut(self.baskets),
                          cut(self.weights), cut(self.events))
+
+    def last(self, end_ts: int) -> np.ndarray:
+        """Each user's last timestamp (``end_ts`` where a user has no rows)."""
+        out = np.full(len(self.indptr) - 1, end_ts, np.int64)
+        has = np.flatnonzero(np.diff(self.indptr) > 0)
+        if len(has):
+            out[has] = np.maximum.reduceat(self.ts, self.indptr[has])
+        return out
 
     def history(self, user: int) -> UserHistory:
         if not 0 <= user < len(self.indptr) - 1:
@@ -167,7 +201,3 @@ def category_membership(sets: Sequence[frozenset[str]], n_items: int) -> sp.csr_
     return sp.csr_matrix((np.ones(len(cols), np.float32), np.asarray(cols, np.int64), indptr),
                          shape=(n_items, len(vocab)))
 
-
-def recent_items(stats: HistoryStats, n: int) -> np.ndarray:
-    """(n_users × n) each user's last ``n`` distinct items, most recent first, padded with -1."""
-    return stats.profiles.recent[:, :n]
