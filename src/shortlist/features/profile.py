@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -75,6 +76,22 @@ class ItemTables:
     @property
     def n_categories(self) -> int:
         return int(self.item_cats.shape[1])
+
+    # Item-side vectors every profile build reads: computed once, not per request.
+    @cached_property
+    def categorised(self) -> np.ndarray:
+        """float64 1 where an item has a category, else 0."""
+        return (self.item_cats.getnnz(axis=1) > 0).astype(np.float64)
+
+    @cached_property
+    def priced(self) -> np.ndarray:
+        """float64 1 where an item's price is known, else 0."""
+        return (~np.isnan(self.item_price)).astype(np.float64)
+
+    @cached_property
+    def price_or_zero(self) -> np.ndarray:
+        """float64 item prices, 0 where unknown."""
+        return np.nan_to_num(self.item_price, nan=0.0)
 
 
 @dataclass
@@ -164,12 +181,9 @@ class UserProfiles:
         pair_n = (stop - start + 1).astype(np.float32)
         first, last = tsorted[start].astype(np.float64), tsorted[stop].astype(np.float64)
 
-        def mat(values: np.ndarray, cols: np.ndarray, n_cols: int) -> sp.csr_matrix:
-            m = sp.csr_matrix((values, (pu, cols)), shape=(n, n_cols))
-            m.sum_duplicates()
-            return m
-
-        counts = mat(pair_n, pi, tables.n_items)
+        # the pairs are distinct and sorted by (user, item): they are the CSR rows as they stand
+        pair_ptr = np.r_[0, np.cumsum(np.bincount(pu, minlength=n))]
+        counts = sp.csr_matrix((pair_n, pi, pair_ptr), shape=(n, tables.n_items))
         user_last = np.full(n, end_ts, dtype=np.int64)
         user_first = np.full(n, end_ts, dtype=np.int64)
         if len(t):
@@ -201,14 +215,12 @@ class UserProfiles:
         # An item counts once in each of its categories; items without one count in none.
         user_cat = (sp.csr_matrix(counts @ tables.item_cats) if tables.n_categories
                     else sp.csr_matrix((n, 1), dtype=np.float32))
-        categorised = (tables.item_cats.getnnz(axis=1) > 0).astype(np.float64)
-        cat_total = np.asarray(counts @ categorised, dtype=np.float64).ravel()
+        cat_total = np.asarray(counts @ tables.categorised, dtype=np.float64).ravel()
         static["user_top_cat_share"], static["user_cat_entropy"] = _category_shape(user_cat, cat_total)
         static = {k: np.where(has, v, np.nan).astype(np.float32) for k, v in static.items()}
-        binary = (counts > 0).astype(np.float32)
-        known_price = (~np.isnan(tables.item_price)).astype(np.float64)
-        priced = binary @ known_price
-        price = (binary @ np.nan_to_num(tables.item_price, nan=0.0)) / np.maximum(priced, 1e-9)
+        binary = sp.csr_matrix((np.ones(len(pi), np.float32), pi, pair_ptr), shape=counts.shape)
+        priced = binary @ tables.priced
+        price = (binary @ tables.price_or_zero) / np.maximum(priced, 1e-9)
         return cls(
             n=n, last=user_last, static=static, counts=counts, pair_keys=ks[start], pair_count=pair_n,
             pair_first=first, pair_last=last, user_cat=SparseCells(user_cat), total=n_rows,
