@@ -125,3 +125,23 @@ def test_a_unions_unknown_and_repeated_users_get_their_rows(ds):
     profiles, rows = st.profiles_of(np.array([5, 99, 5, 2, -1, 2, 5]))
     assert profiles.n == 2 and rows.tolist() == [1, -1, 1, 0, -1, 0, 1]
     np.testing.assert_array_equal(profiles.recent, st.profiles_for(np.array([2, 5])).recent)
+
+
+def test_category_shape_equals_scipys_row_reductions():
+    from shortlist.features.profile import _category_shape
+
+    rng = np.random.default_rng(0)
+    for trial in range(100):
+        n, c = int(rng.integers(1, 40)), int(rng.integers(1, 20))
+        m = sp.random(n, c, density=rng.random(), format="csr", random_state=trial, dtype=np.float32)
+        m.data = np.round(m.data * 20).astype(np.float32) + 1  # counts
+        cat_total = np.asarray(m.sum(axis=1)).ravel().astype(np.float64) + rng.integers(0, 3, n)
+        total = np.asarray(m.sum(axis=1), dtype=np.float64).ravel()
+        p = m.multiply(1.0 / np.maximum(total, 1e-9)[:, None]).tocsr()
+        p.data = -p.data * np.log(np.maximum(p.data, 1e-12))
+        has = total > 0
+        top = np.where(has, m.max(axis=1).toarray().ravel() / np.maximum(cat_total, 1e-9), np.nan)
+        ent = np.where(has, np.asarray(p.sum(axis=1)).ravel(), np.nan)
+        got_top, got_ent = _category_shape(m, cat_total)
+        np.testing.assert_array_equal(got_top, top)  # bit for bit
+        np.testing.assert_array_equal(got_ent, ent)

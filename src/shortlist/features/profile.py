@@ -271,10 +271,16 @@ def _category_shape(m: sp.csr_matrix, cat_total: np.ndarray) -> tuple[np.ndarray
     if m.nnz == 0:
         nan = np.full(m.shape[0], np.nan)
         return nan, nan
-    top = m.max(axis=1).toarray().ravel()
-    p = m.multiply(1.0 / np.maximum(total, 1e-9)[:, None]).tocsr()
-    p.data = -p.data * np.log(np.maximum(p.data, 1e-12))
-    ent = np.asarray(p.sum(axis=1)).ravel()
+    # Over the stored cells of each row, as scipy's row max and row sum reduce them (the cells are
+    # counts, above 0), without building two more sparse matrices: a request profiles one user.
+    sizes = np.diff(m.indptr)
+    filled = sizes > 0
+    starts = m.indptr[:-1][filled]
+    top = np.zeros(m.shape[0], m.dtype)
+    top[filled] = np.maximum.reduceat(m.data, starts)
+    share = m.data * (1.0 / np.maximum(total, 1e-9))[np.repeat(np.arange(m.shape[0]), sizes)]
+    ent = np.zeros(m.shape[0])
+    ent[filled] = np.add.reduceat(-share * np.log(np.maximum(share, 1e-12)), starts)
     has = total > 0
     return np.where(has, top / np.maximum(cat_total, 1e-9), np.nan), np.where(has, ent, np.nan)
 
