@@ -128,7 +128,7 @@ def test_a_unions_unknown_and_repeated_users_get_their_rows(ds):
 
 
 def test_category_shape_equals_scipys_row_reductions():
-    from shortlist.features.profile import _category_shape
+    from shortlist.features.per_user import category_shape
 
     rng = np.random.default_rng(0)
     for trial in range(100):
@@ -142,6 +142,6 @@ def test_category_shape_equals_scipys_row_reductions():
         has = total > 0
         top = np.where(has, m.max(axis=1).toarray().ravel() / np.maximum(cat_total, 1e-9), np.nan)
         ent = np.where(has, np.asarray(p.sum(axis=1)).ravel(), np.nan)
-        got_top, got_ent = _category_shape(m, cat_total)
+        got_top, got_ent = category_shape(m, cat_total)
         np.testing.assert_array_equal(got_top, top)  # bit for bit
         np.testing.assert_array_equal(got_ent, ent)

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from shortlist.features.base import SparseCells, keyed_rows
+from shortlist.features.per_user import category_shape, distinct_per_user, event_counts, recent_items
 from shortlist.retrieval.topk import rows_of
 from shortlist.schema import SECONDS_PER_DAY
 
@@ -203,20 +204,20 @@ class UserProfiles:
         static = {
             "user_n": n_rows,
             "user_n_items": n_items,
-            "user_active_days": _distinct_per_user(u, days, n),
+            "user_active_days": distinct_per_user(u, days, n),
             "user_span_days": (user_last - user_first) / SECONDS_PER_DAY,
             "user_repeat_rate": 1.0 - n_items.astype(np.float32) / np.maximum(n_rows, 1).astype(np.float32),
             "user_price_mean": price_mean,
             "user_price_std": np.where(n_rows > 1, price_std, np.nan),
             "user_item_pop_mean": pop_mean,
-            "user_n_baskets": (_distinct_per_user(u, basket_codes, n) if tables.has_baskets
+            "user_n_baskets": (distinct_per_user(u, basket_codes, n) if tables.has_baskets
                                else np.full(n, np.nan)),
         }
         # An item counts once in each of its categories; items without one count in none.
         user_cat = (sp.csr_matrix(counts @ tables.item_cats) if tables.n_categories
                     else sp.csr_matrix((n, 1), dtype=np.float32))
         cat_total = np.asarray(counts @ tables.categorised, dtype=np.float64).ravel()
-        static["user_top_cat_share"], static["user_cat_entropy"] = _category_shape(user_cat, cat_total)
+        static["user_top_cat_share"], static["user_cat_entropy"] = category_shape(user_cat, cat_total)
         static = {k: np.where(has, v, np.nan).astype(np.float32) for k, v in static.items()}
         binary = sp.csr_matrix((np.ones(len(pi), np.float32), pi, pair_ptr), shape=counts.shape)
         priced = binary @ tables.priced
@@ -227,8 +228,8 @@ class UserProfiles:
             cat_total=cat_total,
             price=np.where(priced > 0, price, np.nan),
             pop=(binary @ tables.item_pop) / np.maximum(n_items, 1e-9).astype(np.float32),
-            recent=_recent(pu, pi, last, n, recent_len),
-            event_counts=_event_counts(u, events, n, n_event_types),
+            recent=recent_items(pu, pi, last, n, recent_len),
+            event_counts=event_counts(u, events, n, n_event_types),
         )
 
     @classmethod
@@ -252,57 +253,3 @@ def _joined(old: np.ndarray | None, new: np.ndarray | None, n_old: int, n_new: i
         return None
     a: np.ndarray = np.full(n_old, fill, dtype) if old is None else np.asarray(old, dtype)
     return np.concatenate([a, np.full(n_new, fill, dtype) if new is None else np.asarray(new, dtype)])
-
-
-def _distinct_per_user(u: np.ndarray, v: np.ndarray, n: int) -> np.ndarray:
-    """Number of distinct values of ``v`` per user."""
-    if not len(u):
-        return np.zeros(n, np.float64)
-    order = np.lexsort((v, u))
-    us, vs = u[order], v[order]
-    new = np.r_[True, (us[1:] != us[:-1]) | (vs[1:] != vs[:-1])]
-    return np.bincount(us[new], minlength=n).astype(np.float64)
-
-
-def _category_shape(m: sp.csr_matrix, cat_total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Share of the user's categorised interactions in their top category, and the entropy (nats)
-    of their distribution over categories (an item in several categories counts in each)."""
-    total = np.asarray(m.sum(axis=1), dtype=np.float64).ravel()
-    if m.nnz == 0:
-        nan = np.full(m.shape[0], np.nan)
-        return nan, nan
-    # Over the stored cells of each row, as scipy's row max and row sum reduce them (the cells are
-    # counts, above 0), without building two more sparse matrices: a request profiles one user.
-    sizes = np.diff(m.indptr)
-    filled = sizes > 0
-    starts = m.indptr[:-1][filled]
-    top = np.zeros(m.shape[0], m.dtype)
-    top[filled] = np.maximum.reduceat(m.data, starts)
-    share = m.data * (1.0 / np.maximum(total, 1e-9))[np.repeat(np.arange(m.shape[0]), sizes)]
-    ent = np.zeros(m.shape[0])
-    ent[filled] = np.add.reduceat(-share * np.log(np.maximum(share, 1e-12)), starts)
-    has = total > 0
-    return np.where(has, top / np.maximum(cat_total, 1e-9), np.nan), np.where(has, ent, np.nan)
-
-
-def _recent(pu: np.ndarray, pi: np.ndarray, last: np.ndarray, n: int, length: int) -> np.ndarray:
-    """(n × length) each user's distinct items by last interaction, newest first (ties: higher id)."""
-    out = np.full((n, length), -1, dtype=np.int64)
-    if not len(pu):
-        return out
-    order = np.lexsort((-pi, -last, pu))
-    su = pu[order]
-    start = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
-    pos = np.arange(len(su)) - np.repeat(start, np.diff(np.r_[start, len(su)]))
-    keep = pos < length
-    out[su[keep], pos[keep]] = pi[order][keep]
-    return out
-
-
-def _event_counts(u: np.ndarray, events: np.ndarray | None, n: int, n_types: int) -> np.ndarray:
-    """(n × n_types) each user's rows per event type (rows of no counted type, or no codes: none)."""
-    if events is None or not n_types:
-        return np.zeros((n, n_types))
-    e = np.asarray(events, np.int64)
-    ok = (e >= 0) & (e < n_types)
-    return np.bincount(u[ok] * n_types + e[ok], minlength=n * n_types).astype(np.float64).reshape(n, n_types)
