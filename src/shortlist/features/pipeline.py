@@ -125,7 +125,7 @@ class FeaturePipeline:
         users = np.asarray(users, dtype=np.int64)
         if self.reference == "global":
             return np.full(len(users), st.end_ts, dtype=np.int64)
-        return rows_or(st.user_last, users, st.end_ts)
+        return rows_or(st.last, users, st.end_ts)
 
     def warm(self) -> Self:
         """Build the lookup tables requests use (dense similarity and cosine tables) now, so the

@@ -105,10 +105,6 @@ class HistoryStats:
     def n_categories(self) -> int:
         return self.tables.n_categories
 
-    @property
-    def user_last(self) -> np.ndarray:
-        return self.last
-
     def user_history(self, user: int) -> UserHistory:
         """A known user's rows of the fitted history, in history order (empty for an unknown user)."""
         return self.rows.history(user)
