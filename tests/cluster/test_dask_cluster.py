@@ -189,3 +189,22 @@ def test_a_local_cluster_moves_data_past_its_scheduler(monkeypatch):
     with on_cluster("local:1"):
         assert list(map_shards(_length, np.zeros(1000), [1, 2], step="lengths")) == [1001, 1002]
     assert through == []
+
+
+@pytest.mark.parametrize("kind", ["user", "session", "transition"])
+def test_co_occurrence_summed_over_partitions_on_the_cluster_equals_one_process(scheduler, monkeypatch, kind):
+    """Each partition's groups stay on a worker and a block's partial counts are summed there, in the
+    same order as in one process: the same graph, bit for bit."""
+    from distributed import Client
+
+    from shortlist.retrieval import cooccurrence
+    from shortlist.retrieval.covisit import CoVisitation
+
+    monkeypatch.setattr(cooccurrence, "ROWS_PER_PARTITION", 700)
+    monkeypatch.setattr(cooccurrence, "PAIRS_PER_BLOCK", 3000)
+    log = make_synthetic(n_users=240, n_items=120, n_interactions=5000, seed=3).interactions
+    one = CoVisitation(kind=kind, neighbours=20).fit(log).sim_
+    with Client(scheduler) as client, use_mapper(DaskMapper(client, retries=0)):
+        many = CoVisitation(kind=kind, neighbours=20).fit(log).sim_
+    for part in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(many, part), getattr(one, part))

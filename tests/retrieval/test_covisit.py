@@ -6,33 +6,28 @@ import numpy as np
 import pytest
 
 from shortlist.data.synthetic import make_synthetic
-from shortlist.retrieval import covisit
-from shortlist.retrieval.covisit import CoVisitation, _blocks
+from shortlist.retrieval import cooccurrence
+from shortlist.retrieval.covisit import CoVisitation
 
 
 @pytest.mark.parametrize("kind", ["user", "session"])
 def test_blocked_graph_equals_the_whole_product(monkeypatch, kind):
     data = make_synthetic(n_users=150, n_items=80, n_interactions=4000, seed=3).interactions
     whole = CoVisitation(kind=kind, neighbours=15).fit(data).sim_
-    monkeypatch.setattr(covisit, "PAIRS_PER_BLOCK", 500)  # many small blocks
+    monkeypatch.setattr(cooccurrence, "PAIRS_PER_BLOCK", 500)  # many small blocks
     blocked = CoVisitation(kind=kind, neighbours=15).fit(data).sim_
     assert blocked.shape == whole.shape and (blocked != whole).nnz == 0
     np.testing.assert_array_equal(blocked.indptr, whole.indptr)
     assert not any(blocked[i, i] for i in range(80))  # an item is never its own neighbour
 
 
-def test_blocks_split_rows_by_work():
-    assert _blocks(np.array([5, 5, 5, 20, 1, 1]), 10) == [0, 2, 4, 6]
-    assert _blocks(np.array([]), 10) == [0] and _blocks(np.array([3.0]), 10) == [0, 1]
-
-
 def test_the_graph_s_blocks_go_through_the_shard_mapper_of_the_caller_s_threads(monkeypatch):
-    """Inside a cluster's mapper the blocks are its tasks, also from the threads the sources fit on."""
+    """Inside a cluster's mapper the partitions and blocks are its tasks, also from the threads the sources fit on."""
     from shortlist.pipeline.parallel import in_process, map_tasks, use_mapper
 
     data = make_synthetic(n_users=150, n_items=80, n_interactions=4000, seed=3).interactions
     whole = CoVisitation(kind="user", neighbours=15).fit(data).sim_
-    monkeypatch.setattr(covisit, "PAIRS_PER_BLOCK", 500)
+    monkeypatch.setattr(cooccurrence, "PAIRS_PER_BLOCK", 500)
     steps: list[tuple[str, int]] = []
 
     def recording(fn, shared, tasks, **kw):
@@ -41,6 +36,7 @@ def test_the_graph_s_blocks_go_through_the_shard_mapper_of_the_caller_s_threads(
 
     with use_mapper(recording):
         fitted = map_tasks(lambda kind: CoVisitation(kind=kind, neighbours=15).fit(data), ["user", "session"], n_jobs=2)
-    assert sorted(s for s, _ in steps) == ["covisit co-occurrence", "itemknn co-occurrence"]
-    assert all(n > 1 for _, n in steps)
+    names = {f"{source} co-occurrence{part}" for source in ("covisit", "itemknn") for part in ("", " groups", " counts")}
+    assert {s for s, _ in steps} == names
+    assert all(n > 1 for s, n in steps if s.endswith("co-occurrence"))  # many blocks
     assert (fitted[0].sim_ != whole).nnz == 0

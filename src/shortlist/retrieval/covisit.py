@@ -15,8 +15,6 @@ strength of the row it leads to; the recent items a user is scored from are the 
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -26,7 +24,6 @@ import scipy.sparse as sp
 from shortlist.data.containers import Interactions, Items, read_only
 from shortlist.data.events import strongest
 from shortlist.errors import ConfigError
-from shortlist.pipeline.parallel import map_shards
 from shortlist.retrieval.base import (
     State,
     check_k,
@@ -35,65 +32,26 @@ from shortlist.retrieval.base import (
     history_row,
     require_fitted,
 )
-from shortlist.retrieval.topk import product_topk, rows_of, sparse_topk_csr
+from shortlist.retrieval.cooccurrence import (
+    GroupKey,
+    Normalise,
+    TransitionKey,
+    UserPartitions,
+    basket_codes,
+    group_graph,
+    normalise_rows,
+    transition_counts,
+)
+from shortlist.retrieval.topk import product_topk, rows_of
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
 Kind = Literal["user", "session", "transition"]
-
-
-#: Product work (pairs) a block of item rows of the co-occurrence graph takes at most.
-PAIRS_PER_BLOCK = 50_000_000
-
-
-def _blocks(work: np.ndarray, budget: float) -> list[int]:
-    """Row bounds of consecutive blocks of about ``budget`` summed ``work`` each (a row's block is
-    where the work before it falls)."""
-    if not len(work):
-        return [0]
-    block = (np.cumsum(work) - work) // budget
-    return [*np.flatnonzero(np.r_[True, block[1:] != block[:-1]]).tolist(), len(work)]
 
 
 def default_window_days(history: Interactions) -> float:
     """Session window without baskets: 1/100 of the span, between 1 hour and 7 days."""
     first, last = history.time_span()
     return float(min(7.0, max(1.0 / 24, (last - first) / SECONDS_PER_DAY / 100.0)))
-
-
-@dataclass(frozen=True)
-class _GraphInputs:
-    """What every block of the co-occurrence graph reads: (items × groups) membership, the weighted
-    (groups × items) membership, item popularity, and the normalisation's settings."""
-
-    xt: sp.csr_matrix
-    xw: sp.csr_matrix
-    pop: np.ndarray
-    alpha: float
-    neighbours: int
-
-
-def graph_rows(shared: _GraphInputs, block: tuple[int, int]) -> sp.csr_matrix:
-    """Rows ``block`` (lo, hi) of the normalised, cut co-occurrence graph."""
-    lo, hi = block
-    return normalise_rows(shared.xt[lo:hi] @ shared.xw, shared.pop, lo, shared.alpha, shared.neighbours)
-
-
-def normalise_rows(c: sp.csr_matrix, pop: np.ndarray, first_row: int, alpha: float, neighbours: int) -> sp.csr_matrix:
-    """Rows ``first_row..`` of the graph from their counts ``c``: ``c_ij / (pop_i^α · pop_j^(1-α))``
-    (stored as float32) off the diagonal, each row cut to its ``neighbours`` best, columns in
-    ascending order. A row's order does not depend on its own ``pop_i^α``, so only the column
-    factor touches every pair before the cut and the row factor the kept ones after it, and the
-    cut is :func:`sparse_topk_csr` (each row's threshold, then one vectorised selection)."""
-    n_rows = c.shape[0]
-    rows = first_row + np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(c.indptr))
-    data = c.data.astype(np.float32, copy=False) * (pop ** -(1.0 - alpha)).astype(np.float32)[c.indices]
-    data[rows == c.indices] = -np.inf  # an item is not its own neighbour (top-k skips -inf)
-    del rows
-    graph = sparse_topk_csr(sp.csr_matrix((data, c.indices, c.indptr), shape=c.shape), neighbours)
-    del data
-    row_scale = pop[first_row: first_row + n_rows] ** -alpha
-    graph.data = (graph.data.astype(np.float64) * np.repeat(row_scale, np.diff(graph.indptr))).astype(np.float32)
-    return graph
 
 
 class CoVisitation:
@@ -139,9 +97,15 @@ class CoVisitation:
         n_items = history.n_items
         pop = np.asarray(strongest(history).sum(axis=0)).ravel().astype(np.float64) + 1.0
         if self.kind == "transition":
-            self.sim_ = normalise_rows(self._transitions(f, n_items), pop, 0, self.alpha, self.neighbours)
+            partitions = UserPartitions(f.select(USER, ITEM, TIMESTAMP, WEIGHT), history.n_users)
+            counts = transition_counts(TransitionKey(n_items, self.reverse_weight), partitions,
+                                       step=f"{self.name} transitions")
+            self.sim_ = normalise_rows(counts, pop, 0, self.alpha, self.neighbours)
         else:
-            self.sim_ = self._cooccurrence_graph(f, history, pop)
+            key = self._group_key(f, history)
+            extra = [basket_codes(f.get_column(BASKET))] if key.by == "basket" else [TIMESTAMP] if key.by == "window" else []
+            self.sim_ = group_graph(key, UserPartitions(f.select(USER, ITEM, WEIGHT, *extra), history.n_users),
+                                    Normalise(pop, self.alpha, self.neighbours), step=f"{self.name} co-occurrence")
         # item-kNN, co-visitation and transition weigh the same recent items: built once per history
         self.history_ = history.cached(("covisit:recent", self.last_n_, self.position_decay_),
                                        lambda: read_only(self._history_weights(f, history.n_users, n_items)))
@@ -154,59 +118,13 @@ class CoVisitation:
         assert self.sim_ is not None
         return self.sim_
 
-    def _cooccurrence_graph(self, f: pl.DataFrame, history: Interactions, pop: np.ndarray) -> sp.csr_matrix:
-        """The normalised, cut item graph of co-occurrence within groups (users, baskets or
-        sessions), computed a block of item rows at a time: a block's product rows are cut to their
-        ``neighbours`` before the next is built, so memory follows the block, not the item pairs.
-        Blocks go through the shard mapper one at a time here, or to a Dask cluster's workers
-        (the groups sent to each worker once); a block's rows do not depend on where it ran."""
-        x, xw = self._groups(f, history)
-        xt = x.T.tocsr()
-        # a row's product work: the sizes of the groups the item is in
-        work = np.asarray(xt @ np.diff(x.indptr).astype(np.float64)).ravel()
-        blocks = list(itertools.pairwise(_blocks(work, PAIRS_PER_BLOCK)))
-        del x, work
-        shared = _GraphInputs(xt, xw, pop, self.alpha, self.neighbours)
-        parts = list(map_shards(graph_rows, shared, blocks, step=f"{self.name} co-occurrence", n_jobs=1))
-        return sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, history.n_items))
-
-    def _groups(self, f: pl.DataFrame, history: Interactions) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """(groups × items) membership (the item's strongest row in the group), and the same
-        weighted 1/log2(1 + group size)."""
+    def _group_key(self, f: pl.DataFrame, history: Interactions) -> GroupKey:
+        """Groups: the user (item-kNN), else the basket where the log has one, else a time window."""
         if self.kind == "user":
-            group = f.get_column(USER).cast(pl.Int64)
-        elif BASKET in f.columns:
-            group = f.get_column(BASKET).cast(pl.Utf8)
-        else:
-            window = int((self.window_days or default_window_days(history)) * SECONDS_PER_DAY)
-            group = f.get_column(USER).cast(pl.Utf8) + ":" + (f.get_column(TIMESTAMP) // window).cast(pl.Utf8)
-        g = (pl.DataFrame({"g": group, ITEM: f.get_column(ITEM), WEIGHT: f.get_column(WEIGHT)})
-             .group_by("g", ITEM, maintain_order=True).agg(pl.col(WEIGHT).max()).filter(pl.col(WEIGHT) > 0))
-        gid = g.get_column("g").rank("dense").cast(pl.Int64).to_numpy() - 1
-        n_groups = int(gid.max()) + 1 if len(gid) else 0
-        x = sp.csr_matrix((g.get_column(WEIGHT).to_numpy().astype(np.float32), (gid, g.get_column(ITEM).to_numpy())),
-                          shape=(n_groups, history.n_items))
-        size = np.diff(x.indptr).astype(np.float64)
-        # Large sessions say little about any one pair: weight 1/log2(1 + size).
-        w = (1.0 / np.log2(1.0 + np.maximum(size, 1.0))).astype(np.float32)
-        xw = sp.csr_matrix((x.data * np.repeat(w, np.diff(x.indptr)), x.indices, x.indptr), shape=x.shape)
-        return x, xw
-
-    def _transitions(self, f: pl.DataFrame, n_items: int) -> sp.csr_matrix:
-        s = f.sort([USER, TIMESTAMP], maintain_order=True)
-        nxt = s.with_columns(
-            pl.col(ITEM).shift(-1).over(USER).alias("_next"),
-            (pl.col(TIMESTAMP).shift(-1).over(USER) - pl.col(TIMESTAMP)).alias("_dt"),
-            pl.col(WEIGHT).shift(-1).over(USER).alias("_w"),
-        ).filter(pl.col("_next").is_not_null() & (pl.col("_next") != pl.col(ITEM)) & (pl.col("_w") > 0))
-        gap_days = nxt.get_column("_dt").to_numpy() / SECONDS_PER_DAY
-        w = (nxt.get_column("_w").to_numpy() / (1.0 + np.log1p(np.maximum(gap_days, 0.0)))).astype(np.float32)
-        a, b = nxt.get_column(ITEM).to_numpy(), nxt.get_column("_next").to_numpy()
-        fwd = sp.csr_matrix((w, (a, b)), shape=(n_items, n_items))
-        bwd = sp.csr_matrix((w * self.reverse_weight, (b, a)), shape=(n_items, n_items))
-        c = (fwd + bwd).tocsr()
-        c.sum_duplicates()
-        return c
+            return GroupKey("user", history.n_items)
+        if BASKET in f.columns:
+            return GroupKey("basket", history.n_items)
+        return GroupKey("window", history.n_items, int((self.window_days or default_window_days(history)) * SECONDS_PER_DAY))
 
     def _recent_window(self, history: Interactions) -> tuple[int, float]:
         """``auto``: 20 items decaying 0.85 a step, or — where items arrive in baskets of 5 or more
