@@ -124,11 +124,13 @@ def block_counts(_: None, task: tuple[tuple[sp.csr_matrix, sp.csr_matrix], tuple
 
 
 def block_graph(norm: Normalise, task: tuple[tuple[int, int], list[sp.csr_matrix]]) -> sp.csr_matrix:
-    """Rows ``lo..hi`` of the normalised, cut graph from the partitions' counts, summed in partition order."""
+    """Rows ``lo..hi`` of the normalised, cut graph from the partitions' counts, summed in partition
+    order; each partition's counts are taken out of the list as they are added, so memory holds the
+    running sum and the counts not yet added."""
     (lo, hi), partials = task
-    counts = partials[0] if partials else sp.csr_matrix((hi - lo, len(norm.pop)), dtype=np.float32)
-    for more in partials[1:]:
-        counts = sp.csr_matrix(counts + more)
+    counts = partials.pop(0) if partials else sp.csr_matrix((hi - lo, len(norm.pop)), dtype=np.float32)
+    while partials:
+        counts = sp.csr_matrix(counts + partials.pop(0))
     return normalise_rows(counts, norm.pop, lo, norm.alpha, norm.neighbours)
 
 
