@@ -208,3 +208,27 @@ def test_co_occurrence_summed_over_partitions_on_the_cluster_equals_one_process(
         many = CoVisitation(kind=kind, neighbours=20).fit(log).sim_
     for part in ("indptr", "indices", "data"):
         np.testing.assert_array_equal(getattr(many, part), getattr(one, part))
+
+
+def _add(shared: int, task: tuple[int, list[int]]) -> int:
+    return shared + task[0] + sum(task[1])
+
+
+def _raise(shared: object, task: int) -> int:
+    raise ValueError(f"broken shard {task}")
+
+
+def test_pending_shards_feed_another_step_s_tasks_and_their_errors_reach_it(scheduler):
+    """Futures submitted without waiting are resolved inside the tasks that take them; a pending
+    shard's error ends the step that reads it."""
+    from distributed import Client
+
+    from shortlist.pipeline.parallel import map_shards_pending
+
+    with Client(scheduler) as client, use_mapper(DaskMapper(client, retries=0)):
+        pending = map_shards_pending(_double, 5, [1, 2, 3], step="pending")
+        assert all(type(p).__name__ == "Future" for p in pending)
+        assert list(map_shards(_add, 100, [(1, pending), (2, pending[:1])], step="sum")) == [100 + 1 + 30, 100 + 2 + 5]
+        broken = map_shards_pending(_raise, None, [7], step="broken")
+        with pytest.raises(ValueError, match="broken shard 7"):
+            list(map_shards(_add, 0, [(0, broken)], step="reads broken"))

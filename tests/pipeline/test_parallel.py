@@ -106,3 +106,11 @@ def test_shards_and_tasks_run_with_one_blas_thread_whatever_n_jobs():
             assert threads and set(threads) == {1}
         for threads in map_tasks(lambda t: blas_threads(None, t), [0, 1, 2], n_jobs=jobs):
             assert threads and set(threads) == {1}
+
+
+def test_pending_shards_in_this_process_are_their_results_made_in_turn():
+    from shortlist.pipeline.parallel import map_shards_pending
+
+    gauge = Gauge()
+    assert map_shards_pending(slow_square, gauge, [3, 1, 2], step="pending") == [9, 1, 4]
+    assert gauge.most == 1 and gauge.threads == {threading.get_ident()}

@@ -36,7 +36,7 @@ def test_the_graph_s_blocks_go_through_the_shard_mapper_of_the_caller_s_threads(
 
     with use_mapper(recording):
         fitted = map_tasks(lambda kind: CoVisitation(kind=kind, neighbours=15).fit(data), ["user", "session"], n_jobs=2)
-    names = {f"{source} co-occurrence{part}" for source in ("covisit", "itemknn") for part in ("", " groups", " counts")}
+    names = {f"{source} co-occurrence{part}" for source in ("covisit", "itemknn") for part in ("", " groups")}
     assert {s for s, _ in steps} == names
     assert all(n > 1 for s, n in steps if s.endswith("co-occurrence"))  # many blocks
     assert (fitted[0].sim_ != whole).nnz == 0

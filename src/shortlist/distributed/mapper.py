@@ -69,6 +69,19 @@ class DaskMapper:
                 self.client.cancel(list(out.pending.values()))
 
 
+    def submit(self, fn: Callable[[Any, Any], Any], shared: Any, tasks: Sequence[Any], *, step: str) -> list[Future]:
+        """Futures of ``fn(shared, t)``, submitted without waiting (``shared`` goes with each task:
+        keep it small); each runs again up to ``retries`` times."""
+        prefix = _key_prefix(step)
+        return [self.client.submit(in_shard, fn, shared, t, key=f"{prefix}-{i}", retries=self.retries, pure=False)
+                for i, t in enumerate(tasks)]
+
+
+def _key_prefix(step: str) -> str:
+    """Unique task keys a step's tasks are named after (readable on the dashboard)."""
+    return f"{re.sub(r'[^A-Za-z0-9]+', '-', step).strip('-')}-{uuid.uuid4().hex[:8]}"
+
+
 class _Outstanding:
     """A step's shards on their way: submitted in task order while fewer than
     :data:`SHARDS_PER_THREAD` per worker thread are out and as few results wait for an earlier
@@ -77,7 +90,7 @@ class _Outstanding:
     def __init__(self, client: Client, fn: Callable[[Any, Any], Any], tasks: Sequence[Any],
                  keep: Callable[[Any], Any] | None, retries: int, step: str) -> None:
         self.client, self.fn, self.tasks, self.keep, self.retries = client, fn, tasks, keep, retries
-        self.prefix = f"{re.sub(r'[^A-Za-z0-9]+', '-', step).strip('-')}-{uuid.uuid4().hex[:8]}"
+        self.prefix = _key_prefix(step)
         self.shared: Any = None
         self.submitted = self.finished = 0
         self.pending: dict[Any, Future] = {}

@@ -143,6 +143,17 @@ def map_shards_kept(fn: Callable[[Any, T], R], shared: Any, tasks: Sequence[T], 
     return _MAPPER.get()(fn, shared, tasks, step=step, progress=progress, n_jobs=n_jobs, keep=keep)
 
 
+def map_shards_pending(fn: Callable[[Any, T], R], shared: Any, tasks: Sequence[T], *, step: str) -> list[Any]:
+    """A handle of ``fn(shared, t)`` for each of ``tasks``, for another step's tasks to take as
+    inputs: in this process the results themselves, made now one after another; on a cluster its
+    futures, submitted and not waited for, so the caller goes on while they run where their inputs
+    are. A failure shows where a handle is used. ``fn``: a module-level function."""
+    submit = getattr(_MAPPER.get(), "submit", None)
+    if submit is None:
+        return [in_shard(fn, shared, t) for t in tasks]
+    return list(submit(fn, shared, tasks, step=step))
+
+
 def mapper_client() -> Any | None:
     """The Dask client the current mapper sends shards to (None: shards run in this process)."""
     return getattr(_MAPPER.get(), "client", None)

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from shortlist.pipeline.parallel import map_shards, map_shards_kept
+from shortlist.pipeline.parallel import map_shards, map_shards_kept, map_shards_pending
 from shortlist.retrieval.topk import sparse_topk_csr
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
@@ -136,8 +136,8 @@ def block_graph(norm: Normalise, task: tuple[tuple[int, int], list[sp.csr_matrix
 
 class _BlockTasks(Sequence[tuple[tuple[int, int], list[Any]]]):
     """Block ``b``'s task: its item rows and each partition's counts of them, counted (where the
-    partition's groups are) when the mapper asks for the task, so partial counts exist for the few
-    blocks in flight only."""
+    partition's groups are) from when the mapper asks for the task, so partial counts exist for the
+    few blocks in flight only; on a cluster the next blocks' counts run while a block is summed."""
 
     def __init__(self, blocks: list[tuple[int, int]], groups: list[Any], step: str) -> None:
         self.blocks, self.groups, self.step = blocks, groups, step
@@ -154,12 +154,7 @@ class _BlockTasks(Sequence[tuple[tuple[int, int], list[Any]]]):
         if isinstance(b, slice):
             return [self[j] for j in range(*b.indices(len(self)))]
         block = self.blocks[b]
-        tasks = [(g, block) for g in self.groups]
-        return block, [h for h, _ in map_shards_kept(block_counts, None, tasks, _nnz, step=self.step, n_jobs=1)]
-
-
-def _nnz(counts: sp.csr_matrix) -> int:
-    return int(counts.nnz)
+        return block, map_shards_pending(block_counts, None, [(g, block) for g in self.groups], step=self.step)
 
 
 def group_graph(key: GroupKey, partitions: UserPartitions, norm: Normalise, *, step: str) -> sp.csr_matrix:
