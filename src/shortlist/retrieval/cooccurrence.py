@@ -160,8 +160,8 @@ class _BlockTasks(Sequence[tuple[tuple[int, int], list[Any]]]):
 def group_graph(key: GroupKey, partitions: UserPartitions, norm: Normalise, *, step: str) -> sp.csr_matrix:
     """The normalised, cut graph of co-occurrence within groups: each partition's groups built (and,
     on a cluster, kept) where its task runs; then a block of item rows at a time, each partition's
-    counts of the block summed and cut to ``neighbours`` before the next block, so memory follows
-    the block, not the item pairs."""
+    counts of the block summed and cut to ``neighbours`` (in one process before the next block, on
+    a cluster a few blocks at a time), so memory follows the blocks in flight, not the item pairs."""
     kept = list(map_shards_kept(partition_groups, key, partitions, item_work, step=f"{step} groups", n_jobs=1))
     work = np.zeros(key.n_items)
     for _, w in kept:
