@@ -14,7 +14,7 @@ from shortlist.data.containers import Interactions
 from shortlist.data.ids import IdMap
 from shortlist.data.synthetic import make_synthetic
 from shortlist.retrieval import cooccurrence
-from shortlist.retrieval.cooccurrence import UserPartitions, bounds
+from shortlist.retrieval.cooccurrence import bounds, user_partitions
 from shortlist.retrieval.covisit import CoVisitation
 from shortlist.schema import BASKET, USER
 
@@ -30,7 +30,7 @@ def test_bounds_split_by_work():
 
 
 def test_partitions_are_consecutive_user_ranges_holding_every_row_once(log):
-    parts = UserPartitions(log.frame, log.n_users, rows=500)
+    parts = user_partitions(log.frame, log.n_users, rows=500)
     assert len(parts) == pytest.approx(len(log) / 500, abs=1)
     users = [p.get_column(USER).unique().sort().to_list() for p in parts]
     assert sum(len(p) for p in parts) == len(log)
@@ -39,7 +39,7 @@ def test_partitions_are_consecutive_user_ranges_holding_every_row_once(log):
     assert parts[-1].equals(parts[len(parts) - 1]) and len(parts[1:3]) == 2
     with pytest.raises(IndexError):
         parts[len(parts)]
-    empty = UserPartitions(log.frame.clear(), 0)
+    empty = user_partitions(log.frame.clear(), 0)
     assert len(empty) == 1 and len(empty[0]) == 0
 
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from functools import partial
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
 from shortlist.pipeline.parallel import map_shards, map_shards_kept, map_shards_pending
+from shortlist.pipeline.user_rows import Lazy
 from shortlist.retrieval.topk import sparse_topk_csr
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
 
@@ -58,29 +60,17 @@ class Normalise:
     neighbours: int
 
 
-class UserPartitions(Sequence[pl.DataFrame]):
-    """The rows of ``frame`` cut into consecutive user ranges (``bounds``), each cut when asked for,
-    so a mapper sending them out holds a few at a time, not a copy of the log."""
+def user_partitions(frame: pl.DataFrame, n_users: int, rows: int = 0) -> Lazy[pl.DataFrame]:
+    """The rows of ``frame`` cut into consecutive user ranges of about ``rows`` rows (default
+    :data:`ROWS_PER_PARTITION`; at least one range), each cut when asked for, so a mapper sending
+    them out holds a few at a time, not a copy of the log."""
+    counts = np.bincount(frame.get_column(USER).to_numpy(), minlength=n_users)
+    ranges = list(itertools.pairwise(bounds(counts, rows or ROWS_PER_PARTITION) if n_users else [0, 0]))
+    return Lazy(partial(_rows_of_users, frame), ranges)
 
-    def __init__(self, frame: pl.DataFrame, n_users: int, rows: int = 0) -> None:
-        counts = np.bincount(frame.get_column(USER).to_numpy(), minlength=n_users)
-        self.frame, self.bounds = frame, bounds(counts, rows or ROWS_PER_PARTITION) if n_users else [0, 0]
 
-    def __len__(self) -> int:
-        return len(self.bounds) - 1
-
-    @overload
-    def __getitem__(self, i: int) -> pl.DataFrame: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[pl.DataFrame]: ...
-
-    def __getitem__(self, i: int | slice) -> pl.DataFrame | Sequence[pl.DataFrame]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"partition {i} of {len(self)}")
-        lo, hi = self.bounds[i % len(self)], self.bounds[i % len(self) + 1]
-        return self.frame.filter(pl.col(USER).is_between(lo, hi, closed="left"))
+def _rows_of_users(frame: pl.DataFrame, users: tuple[int, int]) -> pl.DataFrame:
+    return frame.filter(pl.col(USER).is_between(users[0], users[1], closed="left"))
 
 
 # --- groups: (user, basket or session) co-occurrence ----------------------------------------------
@@ -134,30 +124,14 @@ def block_graph(norm: Normalise, task: tuple[tuple[int, int], list[sp.csr_matrix
     return normalise_rows(counts, norm.pop, lo, norm.alpha, norm.neighbours)
 
 
-class _BlockTasks(Sequence[tuple[tuple[int, int], list[Any]]]):
-    """Block ``b``'s task: its item rows and each partition's counts of them, counted (where the
+def _block_task(groups: list[Any], step: str, block: tuple[int, int]) -> tuple[tuple[int, int], list[Any]]:
+    """Block ``block``'s task: its item rows and each partition's counts of them, counted (where the
     partition's groups are) from when the mapper asks for the task, so partial counts exist for the
     few blocks in flight only; on a cluster the next blocks' counts run while a block is summed."""
-
-    def __init__(self, blocks: list[tuple[int, int]], groups: list[Any], step: str) -> None:
-        self.blocks, self.groups, self.step = blocks, groups, step
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    @overload
-    def __getitem__(self, b: int) -> tuple[tuple[int, int], list[Any]]: ...
-    @overload
-    def __getitem__(self, b: slice) -> Sequence[tuple[tuple[int, int], list[Any]]]: ...
-
-    def __getitem__(self, b: int | slice) -> Any:
-        if isinstance(b, slice):
-            return [self[j] for j in range(*b.indices(len(self)))]
-        block = self.blocks[b]
-        return block, map_shards_pending(block_counts, None, [(g, block) for g in self.groups], step=self.step)
+    return block, map_shards_pending(block_counts, None, [(g, block) for g in groups], step=step)
 
 
-def group_graph(key: GroupKey, partitions: UserPartitions, norm: Normalise, *, step: str) -> sp.csr_matrix:
+def group_graph(key: GroupKey, partitions: Sequence[pl.DataFrame], norm: Normalise, *, step: str) -> sp.csr_matrix:
     """The normalised, cut graph of co-occurrence within groups: each partition's groups built (and,
     on a cluster, kept) where its task runs; then a block of item rows at a time, each partition's
     counts of the block summed and cut to ``neighbours`` (in one process before the next block, on
@@ -167,7 +141,7 @@ def group_graph(key: GroupKey, partitions: UserPartitions, norm: Normalise, *, s
     for _, w in kept:
         work += w
     blocks = list(itertools.pairwise(bounds(work, PAIRS_PER_BLOCK)))
-    tasks = _BlockTasks(blocks, [h for h, _ in kept], f"{step} counts")
+    tasks = Lazy(partial(_block_task, [h for h, _ in kept], f"{step} counts"), blocks)
     parts = list(map_shards(block_graph, norm, tasks, step=step, n_jobs=1))
     return sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, key.n_items))
 
@@ -200,7 +174,7 @@ def partition_transitions(key: TransitionKey, rows: pl.DataFrame) -> sp.csr_matr
     return c
 
 
-def transition_counts(key: TransitionKey, partitions: UserPartitions, *, step: str) -> sp.csr_matrix:
+def transition_counts(key: TransitionKey, partitions: Sequence[pl.DataFrame], *, step: str) -> sp.csr_matrix:
     """(item × next item) counts of the whole log: the partitions' counts summed in partition order."""
     total: sp.csr_matrix | None = None
     for counts in map_shards(partition_transitions, key, partitions, step=step, n_jobs=1):

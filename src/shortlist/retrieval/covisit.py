@@ -36,11 +36,11 @@ from shortlist.retrieval.cooccurrence import (
     GroupKey,
     Normalise,
     TransitionKey,
-    UserPartitions,
     basket_codes,
     group_graph,
     normalise_rows,
     transition_counts,
+    user_partitions,
 )
 from shortlist.retrieval.topk import product_topk, rows_of
 from shortlist.schema import BASKET, ITEM, SECONDS_PER_DAY, TIMESTAMP, USER, WEIGHT
@@ -97,14 +97,14 @@ class CoVisitation:
         n_items = history.n_items
         pop = np.asarray(strongest(history).sum(axis=0)).ravel().astype(np.float64) + 1.0
         if self.kind == "transition":
-            partitions = UserPartitions(f.select(USER, ITEM, TIMESTAMP, WEIGHT), history.n_users)
+            partitions = user_partitions(f.select(USER, ITEM, TIMESTAMP, WEIGHT), history.n_users)
             counts = transition_counts(TransitionKey(n_items, self.reverse_weight), partitions,
                                        step=f"{self.name} transitions")
             self.sim_ = normalise_rows(counts, pop, 0, self.alpha, self.neighbours)
         else:
             key = self._group_key(f, history)
             extra = [basket_codes(f.get_column(BASKET))] if key.by == "basket" else [TIMESTAMP] if key.by == "window" else []
-            self.sim_ = group_graph(key, UserPartitions(f.select(USER, ITEM, WEIGHT, *extra), history.n_users),
+            self.sim_ = group_graph(key, user_partitions(f.select(USER, ITEM, WEIGHT, *extra), history.n_users),
                                     Normalise(pop, self.alpha, self.neighbours), step=f"{self.name} co-occurrence")
         # item-kNN, co-visitation and transition weigh the same recent items: built once per history
         self.history_ = history.cached(("covisit:recent", self.last_n_, self.position_decay_),
